@@ -1,0 +1,10 @@
+//! odysseus's engine: the pure deployment state machine (`machine`), the sled event
+//! journal it is recorded in (`journal`), and the async runtime that drives executors
+//! (`runtime`).
+
+pub mod ids;
+pub mod journal;
+pub mod machine;
+pub mod runtime;
+
+pub use ids::{DeploymentId, Operator, Timestamp};

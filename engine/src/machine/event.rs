@@ -1,0 +1,143 @@
+//! The facts a deployment's log is made of. Each is past tense: something that was
+//! decided or observed. The runtime stamps every fact with the time it was appended.
+
+use serde::{Deserialize, Serialize};
+
+use super::plan::{Plan, StepName};
+use crate::ids::{DeploymentId, Operator, Timestamp};
+
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Event {
+    pub at: Timestamp,
+    pub fact: Fact,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct DeploymentStarted {
+    pub id: DeploymentId,
+    pub service: String,
+    /// The image repository, without the tag.
+    pub image: String,
+    /// The tag being deployed, e.g. `v2`.
+    pub version: String,
+    /// A digest of the config the plan was built from (secret values are not part of it).
+    pub config_digest: String,
+    pub plan: Plan,
+    pub operator: Operator,
+    /// The fencing token of the lock this deployment runs under.
+    pub lock_token: u64,
+}
+
+/// What an executor saw when a step finished, kept for the audit trail.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum Observation {
+    /// The step had nothing further to report.
+    Done,
+    /// A container the step created or adopted.
+    Container { id: String },
+    /// How a drain ended: `remaining` > 0 means the drain timeout cut it short.
+    Drained { waited_ms: u64, remaining: u32 },
+    /// How many things the step acted on (containers stopped, stale upstreams removed).
+    Count { n: u32 },
+}
+
+/// Who must react to a failed step.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum FailureKind {
+    /// A transient problem: the same step may be tried again.
+    Retryable,
+    /// Trying again will not help (e.g. the new container never became healthy).
+    Permanent,
+    /// The step may or may not have taken effect (a timeout, a lost connection): the
+    /// world must be observed before anything is redone.
+    OutcomeUnknown,
+}
+
+/// How a deployment that did not complete ended this run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum FailedOutcome {
+    /// Fleet policy `halt`: finished targets stay new, the rest old. Resumable.
+    Halted,
+    /// Fleet policy `rollback`: every target is back on the old version. Final.
+    RolledBack,
+    /// A target's own undo failed past its retries; it needs `--abort` again (or a
+    /// person) once the host answers. Resumable.
+    RollbackIncomplete,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum Fact {
+    DeploymentStarted(Box<DeploymentStarted>),
+    /// Written (and flushed) before the effect runs.
+    StepStarted { target: u32, step: StepName, attempt: u32, key: String },
+    StepSucceeded { target: u32, step: StepName, attempt: u32, observed: Observation },
+    StepFailed { target: u32, step: StepName, attempt: u32, kind: FailureKind, reason: String },
+    /// After a restart, what the world showed about a step whose outcome was in doubt:
+    /// `Some` means it had taken effect, `None` that it had not.
+    StepObserved { target: u32, step: StepName, attempt: u32, done: Option<Observation> },
+    TargetCompleted { target: u32 },
+    /// The target's own steps will now be undone, newest first.
+    TargetRollbackStarted { target: u32, reason: String },
+    TargetRolledBack { target: u32 },
+    TargetRollbackFailed { target: u32, reason: String },
+    DeploymentCompleted,
+    DeploymentFailed { outcome: FailedOutcome, reason: String },
+    AbortRequested { by: Operator },
+    DeploymentAborted,
+    Resumed { by: Operator, lock_token: u64 },
+    LockTakenOver { from: Operator, by: Operator, lock_token: u64 },
+}
+
+impl Fact {
+    /// A stable name per kind, used in the journal envelope, in `replay` and in JSON.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Fact::DeploymentStarted(_) => "deployment-started",
+            Fact::StepStarted { .. } => "step-started",
+            Fact::StepSucceeded { .. } => "step-succeeded",
+            Fact::StepFailed { .. } => "step-failed",
+            Fact::StepObserved { .. } => "step-observed",
+            Fact::TargetCompleted { .. } => "target-completed",
+            Fact::TargetRollbackStarted { .. } => "target-rollback-started",
+            Fact::TargetRolledBack { .. } => "target-rolled-back",
+            Fact::TargetRollbackFailed { .. } => "target-rollback-failed",
+            Fact::DeploymentCompleted => "deployment-completed",
+            Fact::DeploymentFailed { .. } => "deployment-failed",
+            Fact::AbortRequested { .. } => "abort-requested",
+            Fact::DeploymentAborted => "deployment-aborted",
+            Fact::Resumed { .. } => "resumed",
+            Fact::LockTakenOver { .. } => "lock-taken-over",
+        }
+    }
+
+    /// The target a fact is about, if any.
+    pub fn target(&self) -> Option<u32> {
+        match self {
+            Fact::StepStarted { target, .. }
+            | Fact::StepSucceeded { target, .. }
+            | Fact::StepFailed { target, .. }
+            | Fact::StepObserved { target, .. }
+            | Fact::TargetCompleted { target }
+            | Fact::TargetRollbackStarted { target, .. }
+            | Fact::TargetRolledBack { target }
+            | Fact::TargetRollbackFailed { target, .. } => Some(*target),
+            _ => None,
+        }
+    }
+
+    /// True for facts after which nothing more can happen to the deployment, so the
+    /// service no longer has it as its unfinished deployment.
+    pub fn closes_deployment(&self) -> bool {
+        matches!(
+            self,
+            Fact::DeploymentCompleted
+                | Fact::DeploymentAborted
+                | Fact::DeploymentFailed { outcome: FailedOutcome::RolledBack, .. }
+        )
+    }
+
+    /// True when the fact announces a side effect that is about to run.
+    pub fn announces_effect(&self) -> bool {
+        matches!(self, Fact::StepStarted { .. })
+    }
+}

@@ -1,0 +1,48 @@
+//! The boundary between the engine and the world. Real executors (Docker, Caddy, SSH)
+//! and the simulator implement the same contract:
+//!
+//! - `execute` is idempotent under the effect's key: redoing a step adopts what exists
+//!   (the container named `new_container`, an upstream already present) instead of
+//!   creating a twin;
+//! - `observe` answers from the world itself, never from memory, whether the step has
+//!   taken effect;
+//! - every error says whether trying again can help, and whether the step may have
+//!   happened anyway.
+
+use std::future::Future;
+
+use crate::machine::{Effect, Observation, RoleKind};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecError {
+    /// A transient problem; the step may be tried again.
+    #[error("{0}")]
+    Retryable(String),
+    /// Trying again will not help.
+    #[error("{0}")]
+    Permanent(String),
+    /// The step may or may not have taken effect: observe before redoing it.
+    #[error("{0}")]
+    OutcomeUnknown(String),
+}
+
+/// What runs on a host for a role before a deployment starts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Survey {
+    /// Running containers of the service and role: the ones a deployment replaces.
+    pub containers: Vec<String>,
+    /// Their version, from their labels.
+    pub version: Option<String>,
+}
+
+pub trait Executor {
+    fn execute(&self, effect: &Effect) -> impl Future<Output = Result<Observation, ExecError>>;
+    fn observe(&self, effect: &Effect) -> impl Future<Output = Result<Option<Observation>, ExecError>>;
+    fn survey(
+        &self,
+        service: &str,
+        role: &str,
+        kind: RoleKind,
+        host: &str,
+    ) -> impl Future<Output = Result<Survey, ExecError>>;
+}

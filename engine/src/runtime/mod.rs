@@ -1,0 +1,31 @@
+//! The async runtime: folds the log, asks the machine what to do, writes the intent,
+//! has an executor perform it, writes the outcome, and repeats.
+
+mod clock;
+mod driver;
+mod executor;
+mod planning;
+
+pub use clock::{Clock, SystemClock};
+pub use driver::{EventLog, Runtime};
+pub use executor::{ExecError, Executor, Survey};
+pub use planning::{plan_deployment, TargetSpec};
+
+use crate::{journal, machine};
+
+/// Who must react: `Journal` the operator (disk, corruption, lost lock); `Machine` us
+/// (the log and the code disagree); `Interrupted` the user, who resumes or aborts;
+/// `Survey` the operator (a host did not answer before anything started).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Journal(#[from] journal::Error),
+    #[error(transparent)]
+    Machine(#[from] machine::Error),
+    #[error("interrupted: {0}")]
+    Interrupted(String),
+    #[error("could not survey {role}@{host}: {error}")]
+    Survey { role: String, host: String, error: ExecError },
+    #[error("deployment {0} cannot be resumed: it is {1}")]
+    NotResumable(crate::DeploymentId, &'static str),
+}

@@ -1,0 +1,39 @@
+//! Building a plan: the config says which roles go to which hosts; a survey of every
+//! host says what each target replaces.
+
+use super::{Error, Executor};
+use crate::machine::{FailurePolicy, Plan, RetryPolicy, RoleKind, Target, Timeouts};
+
+/// One (role, host) pair as the config describes it.
+#[derive(Debug, Clone)]
+pub struct TargetSpec {
+    pub role: String,
+    pub host: String,
+    pub kind: RoleKind,
+    pub timeouts: Timeouts,
+}
+
+pub async fn plan_deployment<E: Executor>(
+    executor: &E,
+    service: &str,
+    specs: &[TargetSpec],
+    batch_size: u32,
+    on_failure: FailurePolicy,
+    retry: RetryPolicy,
+) -> Result<Plan, Error> {
+    let mut targets = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let survey = executor.survey(service, &spec.role, spec.kind, &spec.host).await.map_err(|error| {
+            Error::Survey { role: spec.role.clone(), host: spec.host.clone(), error }
+        })?;
+        targets.push(Target {
+            role: spec.role.clone(),
+            host: spec.host.clone(),
+            kind: spec.kind,
+            old_containers: survey.containers,
+            old_version: survey.version,
+            timeouts: spec.timeouts,
+        });
+    }
+    Ok(Plan { targets, batch_size: batch_size.max(1), on_failure, retry })
+}
