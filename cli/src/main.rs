@@ -1,1 +1,78 @@
-fn main() {}
+//! The `odysseus` binary: argument parsing, dispatch, and turning every outcome into a
+//! message and a documented exit code.
+
+mod commands;
+mod exit;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use exit::{Exit, UsageError};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "odysseus",
+    version,
+    about = "Zero-downtime deploys of Docker containers behind Caddy, with a write-ahead event log",
+    long_about = "odysseus moves a service to a new image on every server, one host (or batch) at a time: \
+start the new container beside the old, wait until it is healthy, route it through Caddy, \
+take the old one out, drain its connections, stop it. Every step is written to an event \
+journal before it runs, so an interrupted deploy resumes or rolls back exactly.",
+    after_help = "Exit codes: 0 done; 1 deployment failed or rolled back; 2 bad usage or config; \
+3 blocked or interrupted (the message names the next command); 70 internal error."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a deployment against a simulated fleet, with injected failures and crashes,
+    /// and check every safety invariant.
+    Simulate(commands::simulate::SimulateArgs),
+}
+
+fn main() -> ExitCode {
+    // A panic is a bug: say so in one line, without a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!("odysseus: internal error{location}: {}", panic_message(info));
+        eprintln!("odysseus: this is a bug; the journal is intact. Please report it.");
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { Exit::Usage as u8 } else { Exit::Ok as u8 });
+        }
+    };
+    let result = std::panic::catch_unwind(|| match cli.command {
+        Command::Simulate(args) => commands::simulate::run(args),
+    });
+    let code = match result {
+        Ok(Ok(code)) => code,
+        Ok(Err(error)) => {
+            eprintln!("odysseus: {error:#}");
+            if error.downcast_ref::<UsageError>().is_some() {
+                Exit::Usage
+            } else {
+                Exit::Failed
+            }
+        }
+        Err(_) => Exit::Internal,
+    };
+    ExitCode::from(code as u8)
+}
+
+fn panic_message(info: &std::panic::PanicHookInfo<'_>) -> String {
+    if let Some(s) = info.payload().downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = info.payload().downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".to_string()
+    }
+}

@@ -65,6 +65,16 @@ pub enum FailedOutcome {
     RollbackIncomplete,
 }
 
+impl FailedOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailedOutcome::Halted => "halted",
+            FailedOutcome::RolledBack => "rolled-back",
+            FailedOutcome::RollbackIncomplete => "rollback-incomplete",
+        }
+    }
+}
+
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum Fact {
     DeploymentStarted(Box<DeploymentStarted>),

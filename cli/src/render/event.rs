@@ -1,0 +1,137 @@
+//! One event, as a line of text or a JSON object.
+
+use odysseus_engine::machine::{DeploymentStarted, Event, Fact, FailureKind, Observation};
+use serde_json::{json, Value};
+
+/// The (role, host) a target index names in the plan.
+fn target_of(started: Option<&DeploymentStarted>, target: u32) -> (Option<String>, Option<String>) {
+    match started.and_then(|s| s.plan.targets.get(target as usize)) {
+        Some(t) => (Some(t.role.clone()), Some(t.host.clone())),
+        None => (None, None),
+    }
+}
+
+fn observation(o: &Observation) -> String {
+    match o {
+        Observation::Done => "done".to_string(),
+        Observation::Container { id } => format!("container {id}"),
+        Observation::Drained { waited_ms, remaining: 0 } => format!("drained in {waited_ms} ms"),
+        Observation::Drained { waited_ms, remaining } => {
+            format!("drain timeout after {waited_ms} ms, {remaining} connection(s) left")
+        }
+        Observation::Count { n } => format!("{n} affected"),
+    }
+}
+
+fn failure_kind(k: FailureKind) -> &'static str {
+    match k {
+        FailureKind::Retryable => "retryable",
+        FailureKind::Permanent => "permanent",
+        FailureKind::OutcomeUnknown => "outcome-unknown",
+    }
+}
+
+/// The outcome word and a human detail for a fact.
+fn outcome_and_detail(fact: &Fact) -> (Option<&'static str>, String) {
+    match fact {
+        Fact::DeploymentStarted(s) => (
+            None,
+            format!(
+                "{}:{} by {} ({} target(s), batch {}, on_failure {})",
+                s.image,
+                s.version,
+                s.operator,
+                s.plan.targets.len(),
+                s.plan.batch_size,
+                s.plan.on_failure.as_str()
+            ),
+        ),
+        Fact::StepStarted { key, .. } => (Some("started"), format!("key {key}")),
+        Fact::StepSucceeded { observed, .. } => (Some("succeeded"), observation(observed)),
+        Fact::StepFailed { kind, reason, .. } => (Some("failed"), format!("{}: {reason}", failure_kind(*kind))),
+        Fact::StepObserved { done: Some(o), .. } => (Some("observed-done"), observation(o)),
+        Fact::StepObserved { done: None, .. } => (Some("observed-not-done"), "will run again".to_string()),
+        Fact::TargetCompleted { .. } => (Some("completed"), String::new()),
+        Fact::TargetRollbackStarted { reason, .. } => (Some("rolling-back"), reason.clone()),
+        Fact::TargetRolledBack { .. } => (Some("rolled-back"), String::new()),
+        Fact::TargetRollbackFailed { reason, .. } => (Some("rollback-failed"), reason.clone()),
+        Fact::DeploymentCompleted => (Some("completed"), String::new()),
+        Fact::DeploymentFailed { outcome, reason } => (Some("failed"), format!("{}: {reason}", outcome.as_str())),
+        Fact::AbortRequested { by } => (None, format!("by {by}")),
+        Fact::DeploymentAborted => (Some("aborted"), String::new()),
+        Fact::Resumed { by, lock_token } => (None, format!("by {by}, lock token {lock_token}")),
+        Fact::LockTakenOver { from, by, lock_token } => {
+            (None, format!("from {from} (process gone) by {by}, lock token {lock_token}"))
+        }
+    }
+}
+
+fn step_and_attempt(fact: &Fact) -> (Option<&'static str>, Option<u32>) {
+    match fact {
+        Fact::StepStarted { step, attempt, .. }
+        | Fact::StepSucceeded { step, attempt, .. }
+        | Fact::StepFailed { step, attempt, .. }
+        | Fact::StepObserved { step, attempt, .. } => (Some(step.as_str()), Some(*attempt)),
+        _ => (None, None),
+    }
+}
+
+/// `#12  +3.250s  web@host2  drain-old  #1  succeeded  drained in 750 ms`
+pub fn text_line(seq: u64, event: &Event, started: Option<&DeploymentStarted>, t0: u64) -> String {
+    let elapsed = event.at.0.saturating_sub(t0);
+    let (role, host) = event.fact.target().map_or((None, None), |t| target_of(started, t));
+    let place = match (role, host) {
+        (Some(r), Some(h)) => format!("{r}@{h}"),
+        _ => "-".to_string(),
+    };
+    let (step, attempt) = step_and_attempt(&event.fact);
+    let what = match (step, attempt) {
+        (Some(s), Some(a)) => format!("{s} #{a}"),
+        _ => event.fact.kind_name().to_string(),
+    };
+    let (outcome, detail) = outcome_and_detail(&event.fact);
+    let mut line = format!("#{seq:<4} +{:>4}.{:03}s  {place:<16} {what:<26}", elapsed / 1000, elapsed % 1000);
+    if let Some(o) = outcome.filter(|_| step.is_some()) {
+        line.push_str(&format!(" {o:<18}"));
+    }
+    if !detail.is_empty() {
+        line.push(' ');
+        line.push_str(&detail);
+    }
+    line.trim_end().to_string()
+}
+
+/// The stable JSON shape of one event.
+pub fn json(seq: u64, event: &Event, started: Option<&DeploymentStarted>) -> Value {
+    let (role, host) = event.fact.target().map_or((None, None), |t| target_of(started, t));
+    let (step, attempt) = step_and_attempt(&event.fact);
+    let (outcome, detail) = outcome_and_detail(&event.fact);
+    let mut v = json!({
+        "seq": seq,
+        "time": event.at.to_string(),
+        "kind": event.fact.kind_name(),
+    });
+    let obj = v.as_object_mut().expect("an object");
+    if let Some(t) = event.fact.target() {
+        obj.insert("target".into(), json!(t));
+    }
+    if let Some(h) = host {
+        obj.insert("host".into(), json!(h));
+    }
+    if let Some(r) = role {
+        obj.insert("role".into(), json!(r));
+    }
+    if let Some(s) = step {
+        obj.insert("step".into(), json!(s));
+    }
+    if let Some(a) = attempt {
+        obj.insert("attempt".into(), json!(a));
+    }
+    if let Some(o) = outcome {
+        obj.insert("outcome".into(), json!(o));
+    }
+    if !detail.is_empty() {
+        obj.insert("detail".into(), json!(detail));
+    }
+    v
+}

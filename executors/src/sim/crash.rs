@@ -1,0 +1,78 @@
+//! A journal wrapper that makes the simulated process die at chosen appends, the way
+//! kill -9 would: either just before a record reaches the disk or just after.
+
+use std::cell::{Cell, RefCell};
+
+use odysseus_engine::journal::Journal;
+use odysseus_engine::machine::Event;
+use odysseus_engine::runtime::{Error, EventLog};
+use odysseus_engine::DeploymentId;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// Die right after the n-th append (1-based, counted over the whole run) is durable.
+    AfterAppend(u64),
+    /// Die right before the n-th append is written: if it reports an effect's outcome,
+    /// the effect happened and the log does not know.
+    BeforeAppend(u64),
+}
+
+/// Shared across the simulated process's incarnations: the append counter and the
+/// crash points not yet reached.
+#[derive(Default)]
+pub struct CrashSchedule {
+    pub appends: Cell<u64>,
+    pub pending: RefCell<Vec<CrashPoint>>,
+    /// Sequence numbers (per deployment) after which a crash happened, for the timeline.
+    pub crashed_after_seq: RefCell<Vec<(u64, CrashPoint)>>,
+}
+
+impl CrashSchedule {
+    pub fn new(points: Vec<CrashPoint>) -> Self {
+        CrashSchedule { pending: RefCell::new(points), ..Default::default() }
+    }
+
+    fn take(&self, point: CrashPoint) -> bool {
+        let mut pending = self.pending.borrow_mut();
+        match pending.iter().position(|p| *p == point) {
+            Some(i) => {
+                pending.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+pub struct CrashingLog<'a> {
+    pub journal: &'a Journal,
+    pub schedule: &'a CrashSchedule,
+}
+
+impl EventLog for CrashingLog<'_> {
+    fn append(&self, deployment: DeploymentId, expected_seq: u64, event: &Event) -> Result<u64, Error> {
+        let n = self.schedule.appends.get() + 1;
+        if self.schedule.take(CrashPoint::BeforeAppend(n)) {
+            let seq = expected_seq.checked_sub(1);
+            if let Some(seq) = seq {
+                self.schedule.crashed_after_seq.borrow_mut().push((seq, CrashPoint::BeforeAppend(n)));
+            }
+            return Err(Error::Interrupted(format!("simulated crash before append {n}")));
+        }
+        let seq = self.journal.append(deployment, expected_seq, event)?;
+        self.schedule.appends.set(n);
+        if self.schedule.take(CrashPoint::AfterAppend(n)) {
+            self.schedule.crashed_after_seq.borrow_mut().push((seq, CrashPoint::AfterAppend(n)));
+            return Err(Error::Interrupted(format!("simulated crash after append {n}")));
+        }
+        Ok(seq)
+    }
+
+    fn load(&self, deployment: DeploymentId) -> Result<Vec<Event>, Error> {
+        Ok(self.journal.load(deployment)?)
+    }
+
+    fn check_fence(&self, service: &str, token: u64) -> Result<(), Error> {
+        Ok(self.journal.check_fence(service, token)?)
+    }
+}

@@ -1,0 +1,360 @@
+//! One simulated deployment from v1 to v2, end to end: build the world, plan, drive the
+//! runtime against a real sled journal, crash and resume at the scheduled points, then
+//! check the world against every invariant.
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::rc::Rc;
+
+use odysseus_engine::journal::{self, Acquired, Journal};
+use odysseus_engine::machine::{
+    DeploymentStarted, DeploymentState, Event, FailurePolicy, Phase, RetryPolicy, RoleKind, TargetStatus, Timeouts,
+};
+use odysseus_engine::runtime::{self, plan_deployment, Runtime, TargetSpec};
+use odysseus_engine::{DeploymentId, Operator};
+
+use super::crash::{CrashPoint, CrashSchedule, CrashingLog};
+use super::executor::{SimClock, SimExecutor, SIM_EPOCH_MS};
+use super::faults::{Fault, FaultPlan};
+use super::world::{ContainerState, World};
+
+pub const OLD_VERSION: &str = "v1";
+pub const NEW_VERSION: &str = "v2";
+
+#[derive(Clone, Debug)]
+pub struct RoleSetup {
+    pub name: String,
+    pub kind: RoleKind,
+    /// Indexes into `Scenario::hosts`.
+    pub hosts: Vec<usize>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub seed: u64,
+    pub service: String,
+    pub hosts: Vec<String>,
+    /// Per host: true when nothing runs there yet (a first deploy).
+    pub first_deploy: Vec<bool>,
+    pub roles: Vec<RoleSetup>,
+    pub faults: Vec<Fault>,
+    pub crashes: Vec<CrashPoint>,
+    pub on_failure: FailurePolicy,
+    pub batch_size: u32,
+    pub retry: RetryPolicy,
+    pub timeouts: Timeouts,
+    /// After the run, let faults stop and `--resume` a halted deployment or `--abort`
+    /// one whose rollback failed: liveness once faults stop.
+    pub settle: bool,
+}
+
+impl Scenario {
+    /// `hosts` hosts named host1..hostN, every role on every host, v1 serving everywhere.
+    pub fn simple(seed: u64, hosts: usize, roles: &[(&str, RoleKind)]) -> Self {
+        Scenario {
+            seed,
+            service: "app".to_string(),
+            hosts: (1..=hosts).map(|i| format!("host{i}")).collect(),
+            first_deploy: vec![false; hosts],
+            roles: roles
+                .iter()
+                .map(|(name, kind)| RoleSetup { name: name.to_string(), kind: *kind, hosts: (0..hosts).collect() })
+                .collect(),
+            faults: Vec::new(),
+            crashes: Vec::new(),
+            on_failure: FailurePolicy::Halt,
+            batch_size: 1,
+            retry: RetryPolicy::default(),
+            timeouts: Timeouts { boot_ms: 10_000, drain_ms: 5_000, stop_ms: 5_000, op_ms: 5_000 },
+            settle: false,
+        }
+    }
+
+    pub fn deployment_id(&self) -> DeploymentId {
+        DeploymentId { millis: SIM_EPOCH_MS, nonce: (self.seed ^ (self.seed >> 32)) as u32 }
+    }
+
+    /// Targets host by host; on one host, roles in config order.
+    fn target_specs(&self) -> Vec<TargetSpec> {
+        let mut specs = Vec::new();
+        for (h, host) in self.hosts.iter().enumerate() {
+            for role in &self.roles {
+                if role.hosts.contains(&h) {
+                    specs.push(TargetSpec {
+                        role: role.name.clone(),
+                        host: host.clone(),
+                        kind: role.kind,
+                        timeouts: self.timeouts,
+                    });
+                }
+            }
+        }
+        specs
+    }
+}
+
+/// What one target runs at the end, read off the world.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetReport {
+    pub host: String,
+    pub role: String,
+    pub status: TargetStatus,
+    /// The version(s) of the role's running containers: `v1`, `v2`, `none` or `v1+v2`.
+    pub version: String,
+}
+
+pub struct Outcome {
+    pub deployment: DeploymentId,
+    /// The deployment's log as the journal holds it.
+    pub events: Vec<Event>,
+    pub records: Vec<Vec<u8>>,
+    /// After which sequence numbers the process crashed.
+    pub crashes: Vec<(u64, CrashPoint)>,
+    /// The state as the last live runtime held it.
+    pub live: DeploymentState,
+    /// The state folded again from the journal.
+    pub folded: DeploymentState,
+    pub targets: Vec<TargetReport>,
+    /// Safety violations seen during the run and convergence problems at its end.
+    pub violations: Vec<String>,
+    /// Errors that ended the run other than the scheduled crashes.
+    pub errors: Vec<String>,
+}
+
+impl Outcome {
+    pub fn invariants_held(&self) -> bool {
+        self.violations.is_empty() && self.errors.is_empty()
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.live.phase
+    }
+}
+
+/// Runs the scenario with its journal in `dir` (which must be empty or absent).
+pub fn run(scenario: &Scenario, dir: &Path) -> Outcome {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a current-thread runtime builds");
+    rt.block_on(run_async(scenario, dir))
+}
+
+enum Mode {
+    Drive,
+    Resume,
+    Abort,
+}
+
+async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
+    let clock = SimClock::new();
+    let mut world = World::new(&scenario.service, scenario.seed, FaultPlan::new(scenario.faults.clone()));
+    for (h, host) in scenario.hosts.iter().enumerate() {
+        world.add_host(host);
+        if !scenario.first_deploy.get(h).copied().unwrap_or(false) {
+            for role in scenario.roles.iter().filter(|r| r.hosts.contains(&h)) {
+                world.seed_container(host, &role.name, role.kind == RoleKind::Web, OLD_VERSION);
+            }
+        }
+    }
+    let world = Rc::new(RefCell::new(world));
+    let executor = SimExecutor::new(world.clone(), clock.clone());
+    let schedule = CrashSchedule::new(scenario.crashes.clone());
+    let id = scenario.deployment_id();
+    let mut errors = Vec::new();
+    let mut live = DeploymentState::default();
+    let mut incarnation: u32 = 0;
+    let mut mode = Mode::Drive;
+    let max_incarnations = scenario.crashes.len() as u32 + 3;
+
+    while incarnation < max_incarnations {
+        let journal = match Journal::open(dir) {
+            Ok(j) => j,
+            Err(e) => {
+                errors.push(format!("journal did not open: {e}"));
+                break;
+            }
+        };
+        let operator = Operator { user: "sim".into(), hostname: "simulator".into(), pid: 4000 + incarnation };
+        let me = operator.pid;
+        // Earlier incarnations are dead processes: their lock is taken over.
+        let lock = match journal.acquire_lock(&scenario.service, &operator, incarnation as u64, odysseus_engine::Timestamp(0), Some(id), &|l: &journal::LockRecord| l.owner.pid == me) {
+            Ok(lock) => lock,
+            Err(e) => {
+                errors.push(format!("lock: {e}"));
+                break;
+            }
+        };
+        let log = CrashingLog { journal: &journal, schedule: &schedule };
+        let live_cell = RefCell::new(live.clone());
+        let mut runtime = Runtime::new(&log, &executor, &clock).on_event(|_, _, state| {
+            *live_cell.borrow_mut() = state.clone();
+        });
+        let unfinished = journal.unfinished(&scenario.service).unwrap_or(None);
+        let exists = journal.raw_records(id).is_ok();
+        let result = match (&mode, unfinished, exists) {
+            (Mode::Abort, Some(d), _) => runtime.abort(d, operator.clone(), &lock).await,
+            (_, Some(d), _) => runtime.resume(d, operator.clone(), &lock).await,
+            (Mode::Drive, None, false) => start(scenario, &executor, &mut runtime, operator.clone(), &lock, id).await,
+            _ => {
+                drop(runtime);
+                let _ = journal.release_lock(&scenario.service, lock.token());
+                break;
+            }
+        };
+        drop(runtime);
+        live = live_cell.into_inner();
+        incarnation += 1;
+        match result {
+            Err(runtime::Error::Interrupted(_)) => continue, // the process died; a new one resumes
+            Err(e) => {
+                errors.push(e.to_string());
+                break;
+            }
+            Ok(state) => {
+                live = state;
+                let _ = journal.release_lock(&scenario.service, lock.token());
+                if scenario.settle && matches!(mode, Mode::Drive) && live.phase.is_suspended() {
+                    world.borrow_mut().faults.clear();
+                    mode = if live.phase == Phase::Halted { Mode::Resume } else { Mode::Abort };
+                    continue;
+                }
+                break;
+            }
+        }
+    }
+
+    let journal = Journal::open(dir);
+    let (events, records) = match &journal {
+        Ok(j) => (
+            j.load(id).unwrap_or_default(),
+            j.raw_records(id).map(|r| r.into_iter().map(|r| r.bytes).collect()).unwrap_or_default(),
+        ),
+        Err(e) => {
+            errors.push(format!("journal did not reopen: {e}"));
+            (Vec::new(), Vec::new())
+        }
+    };
+    drop(journal);
+    let folded = DeploymentState::fold(&events).unwrap_or_else(|e| {
+        errors.push(format!("the journal does not fold: {e}"));
+        DeploymentState::default()
+    });
+    if folded != live {
+        errors.push("folding the journal does not reproduce the live state".to_string());
+    }
+    let world = world.borrow();
+    let mut violations = world.violations.clone();
+    let targets = check_end_state(scenario, &world, &folded, id, &mut violations);
+    let crashes = schedule.crashed_after_seq.borrow().clone();
+    Outcome { deployment: id, events, records, crashes, live, folded, targets, violations, errors }
+}
+
+async fn start<L: runtime::EventLog>(
+    scenario: &Scenario,
+    executor: &SimExecutor,
+    runtime: &mut Runtime<'_, L, SimExecutor, SimClock>,
+    operator: Operator,
+    lock: &Acquired,
+    id: DeploymentId,
+) -> Result<DeploymentState, runtime::Error> {
+    let plan = plan_deployment(
+        executor,
+        &scenario.service,
+        &scenario.target_specs(),
+        scenario.batch_size,
+        scenario.on_failure,
+        scenario.retry,
+    )
+    .await?;
+    let started = DeploymentStarted {
+        id,
+        service: scenario.service.clone(),
+        image: format!("registry.example/{}", scenario.service),
+        version: NEW_VERSION.to_string(),
+        config_digest: format!("sim-{:016x}", scenario.seed),
+        plan,
+        operator,
+        lock_token: lock.token(),
+    };
+    runtime.start(started, lock).await
+}
+
+/// Convergence: each target runs exactly what its final status says, nothing the
+/// deployment created is left running unrouted, no upstream points at a dead container.
+fn check_end_state(
+    scenario: &Scenario,
+    world: &World,
+    state: &DeploymentState,
+    id: DeploymentId,
+    violations: &mut Vec<String>,
+) -> Vec<TargetReport> {
+    let mut reports = Vec::new();
+    if !(state.phase.is_final() || state.phase == Phase::Halted) {
+        violations.push(format!("the deployment ended {}, not in a terminal state", state.phase.as_str()));
+    }
+    let Some(started) = state.started() else {
+        return reports;
+    };
+    for (i, target) in started.plan.targets.iter().enumerate() {
+        let status = state.targets[i].status;
+        let host = &world.hosts[&target.host];
+        let running: Vec<_> = host
+            .containers
+            .iter()
+            .filter(|c| c.role == target.role && c.state == ContainerState::Running)
+            .collect();
+        let mut versions: Vec<&str> = running.iter().map(|c| c.version.as_str()).collect();
+        versions.sort();
+        versions.dedup();
+        let version = if versions.is_empty() { "none".to_string() } else { versions.join("+") };
+        let label = target.label();
+        let web = target.kind == RoleKind::Web;
+        let new_name = odysseus_engine::machine::new_container_name(&scenario.service, &target.role, id);
+        let routed: Vec<&String> = host
+            .upstreams
+            .iter()
+            .filter(|u| host.container(u).is_some_and(|c| c.role == target.role))
+            .collect();
+        match status {
+            TargetStatus::Completed => {
+                if running.len() != 1 || running[0].name != new_name {
+                    violations.push(format!("{label} completed but runs {} container(s) of version {version}", running.len()));
+                }
+                if web && routed != vec![&new_name] {
+                    violations.push(format!("{label} completed but routes {routed:?}"));
+                }
+            }
+            TargetStatus::Pending | TargetStatus::RolledBack => {
+                if host.container(&new_name).is_some() {
+                    violations.push(format!("{label} is back on the old version but {new_name} still exists"));
+                }
+                for old in &target.old_containers {
+                    let ok = host.container(old).is_some_and(|c| c.state == ContainerState::Running);
+                    if !ok {
+                        violations.push(format!("{label} is back on the old version but {old} is not running"));
+                    }
+                    if web && !host.upstreams.contains(old) {
+                        violations.push(format!("{label} is back on the old version but {old} is not routed"));
+                    }
+                }
+            }
+            other => violations.push(format!("{label} ended {}", other.as_str())),
+        }
+        reports.push(TargetReport { host: target.host.clone(), role: target.role.clone(), status, version });
+    }
+    for (name, host) in &world.hosts {
+        for upstream in &host.upstreams {
+            if !host.container(upstream).is_some_and(|c| c.state == ContainerState::Running) {
+                violations.push(format!("{name}: upstream {upstream} points at a container that is not running"));
+            }
+        }
+        for c in &host.containers {
+            if c.deployment == Some(id) && c.web && c.state == ContainerState::Running && !host.upstreams.contains(&c.name) {
+                violations.push(format!("{name}: {} was created by the deployment and runs unrouted", c.name));
+            }
+        }
+    }
+    reports
+}
