@@ -23,6 +23,8 @@ use crate::ids::DeploymentId;
 /// `Locked` and `Unfinished` tell the user what to do instead.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("the journal in {} is in use by another odysseus process", dir.display())]
+    Busy { dir: std::path::PathBuf },
     #[error("journal storage error: {0}")]
     Storage(#[from] sled::Error),
     #[error("journal record {deployment}#{seq} is corrupt: {detail}")]

@@ -18,6 +18,10 @@ use super::{Acquired, Error, LockRecord};
 use crate::ids::{DeploymentId, Operator, Timestamp};
 use crate::machine::{Event, Fact};
 
+/// The fencing counter lives in the locks tree under a key no service name can have
+/// (service names never contain NUL).
+const FENCE_KEY: &[u8] = b"\0fencing-counter";
+
 pub struct Journal {
     db: sled::Db,
     events: sled::Tree,
@@ -59,12 +63,38 @@ fn decode_head(bytes: &[u8]) -> (u64, String) {
     (next, service)
 }
 
+/// sled 0.34 releases its directory lock from a background thread after the `Db` is
+/// dropped, so reopening at once can fail with `WouldBlock` for a few milliseconds
+/// (spacejam/sled#1234). Retry briefly; a journal really held by another process stays
+/// held far longer than this budget and is reported as `Busy`.
+fn open_with_lock_retry(dir: &Path) -> Result<sled::Db, Error> {
+    let mut wait = std::time::Duration::from_millis(5);
+    let mut waited = std::time::Duration::ZERO;
+    loop {
+        // No background flusher: every append flushes itself, and a journal that is
+        // dropped at any instant (a crash) must lose nothing that was acknowledged.
+        match sled::Config::new().path(dir).flush_every_ms(None).open() {
+            Ok(db) => return Ok(db),
+            // sled reports the failed flock as an `Other` error with this text.
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock") =>
+            {
+                if waited >= std::time::Duration::from_millis(1500) {
+                    return Err(Error::Busy { dir: dir.to_path_buf() });
+                }
+                std::thread::sleep(wait);
+                waited += wait;
+                wait = (wait * 2).min(std::time::Duration::from_millis(100));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 impl Journal {
     /// Opens (or creates) the journal in `dir`.
     pub fn open(dir: &Path) -> Result<Journal, Error> {
-        // No background flusher: every append flushes itself, and a journal that is
-        // dropped at any instant (a crash) must lose nothing that was acknowledged.
-        let db = sled::Config::new().path(dir).flush_every_ms(None).open()?;
+        let db = open_with_lock_retry(dir)?;
         Ok(Journal {
             events: db.open_tree("events")?,
             heads: db.open_tree("heads")?,
@@ -250,7 +280,7 @@ impl Journal {
                     Some(holder)
                 }
             };
-            let token = self.db.generate_id()? + 1;
+            let token = self.next_fencing_token()?;
             let record = LockRecord { owner: owner.clone(), process_start, since: now, token, deployment };
             let swapped = self.locks.compare_and_swap(service.as_bytes(), current, Some(encode_lock(&record)))?;
             if swapped.is_ok() {
@@ -262,6 +292,15 @@ impl Journal {
             }
             // Someone changed the lock between our read and our swap: look again.
         }
+    }
+
+    /// Fencing tokens only ever grow, across services and restarts.
+    fn next_fencing_token(&self) -> Result<u64, Error> {
+        let bumped = self.locks.update_and_fetch(FENCE_KEY, |old| {
+            let old = old.and_then(|b| b.try_into().ok()).map_or(0, u64::from_be_bytes);
+            Some((old + 1).to_be_bytes().to_vec())
+        })?;
+        Ok(bumped.and_then(|b| b.as_ref().try_into().ok()).map_or(1, u64::from_be_bytes))
     }
 
     /// Records which deployment the lock now covers (known only after the lock is taken).

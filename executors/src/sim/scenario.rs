@@ -198,7 +198,12 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
             (_, Some(d), _) => runtime.resume(d, operator.clone(), &lock).await,
             (Mode::Drive, None, false) => start(scenario, &executor, &mut runtime, operator.clone(), &lock, id).await,
             _ => {
+                // The last process died after the deployment's final event: nothing is
+                // left to do, and what it knew is what the journal says.
                 drop(runtime);
+                if let Ok(events) = journal.load(id) {
+                    live = DeploymentState::fold(&events).unwrap_or_default();
+                }
                 let _ = journal.release_lock(&scenario.service, lock.token());
                 break;
             }
