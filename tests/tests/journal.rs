@@ -1,0 +1,263 @@
+//! The sled journal at its boundary: appends with expected sequence numbers, the
+//! unfinished-deployment pointer, corruption and gaps reported with deployment and
+//! sequence, the deploy lock with takeover and fencing, and durability under SIGKILL.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use odysseus_engine::journal::{self, Acquired, Journal, LockRecord};
+use odysseus_engine::machine::{
+    DeploymentStarted, Event, Fact, FailurePolicy, Plan, RetryPolicy, RoleKind, Target, Timeouts,
+};
+use odysseus_engine::{DeploymentId, Operator, Timestamp};
+use support::ScratchDir;
+
+fn operator(pid: u32) -> Operator {
+    Operator { user: "ops".into(), hostname: "deployer".into(), pid }
+}
+
+fn started(id: DeploymentId, service: &str) -> Event {
+    let plan = Plan {
+        targets: vec![Target {
+            role: "web".into(),
+            host: "local".into(),
+            kind: RoleKind::Web,
+            old_containers: vec!["app-web-old".into()],
+            old_version: Some("v1".into()),
+            timeouts: Timeouts::default(),
+        }],
+        batch_size: 1,
+        on_failure: FailurePolicy::Halt,
+        retry: RetryPolicy::default(),
+    };
+    Event {
+        at: Timestamp(1_000),
+        fact: Fact::DeploymentStarted(Box::new(DeploymentStarted {
+            id,
+            service: service.into(),
+            image: "example/app".into(),
+            version: "v2".into(),
+            config_digest: "digest".into(),
+            plan,
+            operator: operator(1),
+            lock_token: 1,
+        })),
+    }
+}
+
+fn id(n: u32) -> DeploymentId {
+    DeploymentId { millis: 1_700_000_000_000 + n as u64, nonce: n }
+}
+
+fn completed() -> Event {
+    Event { at: Timestamp(2_000), fact: Fact::DeploymentCompleted }
+}
+
+#[test]
+fn append_with_a_stale_sequence_number_conflicts_with_expected_and_actual() {
+    let dir = ScratchDir::new("conflict");
+    let j = Journal::open(dir.path()).unwrap();
+    assert_eq!(j.append(id(1), 0, &started(id(1), "app")).unwrap(), 0);
+    match j.append(id(1), 0, &completed()) {
+        Err(journal::Error::Conflict { expected: 0, actual: 1 }) => {}
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    match j.append(id(1), 5, &completed()) {
+        Err(journal::Error::Conflict { expected: 5, actual: 1 }) => {}
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    // The first event of a deployment must be its start.
+    assert!(matches!(j.append(id(2), 0, &completed()), Err(journal::Error::NotAStart)));
+}
+
+#[test]
+fn a_service_has_one_unfinished_deployment_and_the_index_lists_newest_first() {
+    let dir = ScratchDir::new("unfinished");
+    let j = Journal::open(dir.path()).unwrap();
+    j.append(id(1), 0, &started(id(1), "app")).unwrap();
+    assert_eq!(j.unfinished("app").unwrap(), Some(id(1)));
+    match j.append(id(2), 0, &started(id(2), "app")) {
+        Err(journal::Error::Unfinished { service, deployment }) => {
+            assert_eq!(service, "app");
+            assert_eq!(deployment, id(1));
+        }
+        other => panic!("expected the unfinished deployment to be named, got {other:?}"),
+    }
+    // Another service is independent.
+    j.append(id(3), 0, &started(id(3), "other")).unwrap();
+    j.append(id(1), 1, &completed()).unwrap();
+    assert_eq!(j.unfinished("app").unwrap(), None);
+    j.append(id(2), 0, &started(id(2), "app")).unwrap();
+    assert_eq!(j.deployments("app").unwrap(), vec![id(2), id(1)]);
+    assert_eq!(j.deployments("other").unwrap(), vec![id(3)]);
+    drop(j);
+    // Everything survives a reopen.
+    let j = Journal::open(dir.path()).unwrap();
+    assert_eq!(j.load(id(1)).unwrap(), vec![started(id(1), "app"), completed()]);
+    assert_eq!(j.unfinished("app").unwrap(), Some(id(2)));
+}
+
+#[test]
+fn a_corrupt_record_is_reported_with_its_deployment_and_sequence() {
+    let dir = ScratchDir::new("corrupt");
+    let j = Journal::open(dir.path()).unwrap();
+    j.append(id(1), 0, &started(id(1), "app")).unwrap();
+    j.append(id(1), 1, &completed()).unwrap();
+    let mut bytes = j.raw_records(id(1)).unwrap()[1].bytes.clone();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    j.overwrite_raw_record(id(1), 1, &bytes).unwrap();
+    for result in [j.load(id(1)).map(|_| ()), j.verify(id(1)).map(|_| ())] {
+        match result {
+            Err(journal::Error::Corrupt { deployment, seq: 1, detail: journal::RecordError::Checksum { .. } }) => {
+                assert_eq!(deployment, id(1))
+            }
+            other => panic!("expected corruption at #1, got {other:?}"),
+        }
+    }
+    // A torn (truncated) record is caught too.
+    j.overwrite_raw_record(id(1), 1, &bytes[..bytes.len() - 3]).unwrap();
+    let err = j.load(id(1)).unwrap_err();
+    assert!(err.to_string().contains(&format!("{}#1", id(1))), "{err}");
+}
+
+#[test]
+fn a_missing_record_is_a_gap_not_a_shorter_history() {
+    let dir = ScratchDir::new("gap");
+    let j = Journal::open(dir.path()).unwrap();
+    j.append(id(1), 0, &started(id(1), "app")).unwrap();
+    j.append(id(1), 1, &Event { at: Timestamp(3), fact: Fact::AbortRequested { by: operator(2) } }).unwrap();
+    j.append(id(1), 2, &Event { at: Timestamp(4), fact: Fact::DeploymentAborted }).unwrap();
+    j.remove_raw_record(id(1), 1).unwrap();
+    match j.load(id(1)) {
+        Err(journal::Error::Gap { expected: 1, found: 2, .. }) => {}
+        other => panic!("expected a gap, got {other:?}"),
+    }
+    j.remove_raw_record(id(1), 2).unwrap();
+    match j.load(id(1)) {
+        Err(journal::Error::HeadMismatch { head: 3, found: 1, .. }) => {}
+        other => panic!("expected a head mismatch, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_lock_names_a_live_holder_is_taken_over_from_a_dead_one_and_fences_the_loser() {
+    let dir = ScratchDir::new("lock");
+    let j = Journal::open(dir.path()).unwrap();
+    let alive_pids = [1u32];
+    let alive = |l: &LockRecord| alive_pids.contains(&l.owner.pid);
+    let first = j.acquire_lock("app", &operator(1), 11, Timestamp(5), None, &alive).unwrap();
+    assert!(matches!(first, Acquired::Fresh { .. }));
+    j.check_fence("app", first.token()).unwrap();
+
+    // A second operator is refused and told who holds it.
+    match j.acquire_lock("app", &operator(2), 22, Timestamp(6), None, &alive) {
+        Err(e @ journal::Error::Locked { .. }) => assert!(e.to_string().contains("ops@deployer (pid 1)"), "{e}"),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+
+    // Once pid 1 is gone, pid 2 takes the lock over with a greater token...
+    let dead = |_: &LockRecord| false;
+    let second = j.acquire_lock("app", &operator(2), 22, Timestamp(7), None, &dead).unwrap();
+    match &second {
+        Acquired::TakenOver { token, previous } => {
+            assert!(*token > first.token());
+            assert_eq!(previous.owner.pid, 1);
+        }
+        other => panic!("expected a takeover, got {other:?}"),
+    }
+    // ...and the old holder can no longer pass the fence.
+    assert!(matches!(j.check_fence("app", first.token()), Err(journal::Error::LockLost { .. })));
+    // Releasing with a stale token leaves the new holder alone.
+    j.release_lock("app", first.token()).unwrap();
+    assert_eq!(j.lock_holder("app").unwrap().unwrap().owner.pid, 2);
+    j.release_lock("app", second.token()).unwrap();
+    assert_eq!(j.lock_holder("app").unwrap(), None);
+    drop(j);
+    assert!(Journal::open(dir.path()).unwrap().lock_holder("app").unwrap().is_none());
+}
+
+#[test]
+fn a_journal_held_open_by_another_process_is_reported_busy() {
+    let dir = ScratchDir::new("busy");
+    let mut child = spawn_child("hold", dir.path());
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // The test harness prints its own lines first.
+    assert!(lines.by_ref().map_while(Result::ok).any(|l| l.ends_with("open")));
+    let err = Journal::open(dir.path()).err().expect("the journal is held by the child");
+    assert!(matches!(err, journal::Error::Busy { .. }), "{err}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// sled's own crash test, for our journal: a child process appends as fast as it can and
+/// reports every acknowledged append; it is killed with SIGKILL at a random moment.
+/// Every acknowledged record must be there after reopening, and the log must verify.
+#[test]
+fn every_acknowledged_append_survives_sigkill() {
+    for round in 0..4u32 {
+        let dir = ScratchDir::new("sigkill");
+        let mut child = spawn_child("append", dir.path());
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let stop_after = 20 + (round * 37) % 90;
+        let mut acked = 0u64;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(n) = line.strip_prefix("acked ") {
+                acked = n.parse().unwrap();
+                if acked >= stop_after as u64 {
+                    break;
+                }
+            }
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let records = j.verify(id(9)).unwrap();
+        assert!(records >= acked, "round {round}: {acked} acknowledged, {records} on disk");
+        let events = j.load(id(9)).unwrap();
+        assert_eq!(events.len() as u64, records);
+    }
+}
+
+fn spawn_child(mode: &str, dir: &std::path::Path) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_process_entry_point", "--nocapture", "--test-threads=1"])
+        .env("ODYSSEUS_JOURNAL_CHILD", mode)
+        .env("ODYSSEUS_JOURNAL_DIR", dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Not a test of its own: the body of the child processes above. Without the
+/// environment variables it checks that the child modes are refused when misspelled.
+#[test]
+fn child_process_entry_point() {
+    let Ok(mode) = std::env::var("ODYSSEUS_JOURNAL_CHILD") else {
+        assert!(std::env::var("ODYSSEUS_JOURNAL_DIR").is_err());
+        return;
+    };
+    let dir = std::path::PathBuf::from(std::env::var("ODYSSEUS_JOURNAL_DIR").unwrap());
+    let j = Journal::open(&dir).unwrap();
+    match mode.as_str() {
+        "hold" => {
+            println!("open");
+            std::io::Write::flush(&mut std::io::stdout()).unwrap();
+            std::thread::sleep(std::time::Duration::from_secs(60));
+        }
+        "append" => {
+            j.append(id(9), 0, &started(id(9), "app")).unwrap();
+            println!("acked 1");
+            for seq in 1..100_000u64 {
+                let fact = Fact::Resumed { by: operator(seq as u32), lock_token: seq };
+                j.append(id(9), seq, &Event { at: Timestamp(seq), fact }).unwrap();
+                println!("acked {}", seq + 1);
+            }
+        }
+        other => panic!("unknown child mode {other}"),
+    }
+}
