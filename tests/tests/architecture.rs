@@ -1,0 +1,33 @@
+//! Architecture invariants that the compiler cannot check, checked on the sources.
+
+use std::path::Path;
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The state machine is pure: no async runtime, no storage, no clock, no IO, no logging.
+#[test]
+fn the_state_machine_does_no_io() {
+    let machine = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/src/machine");
+    let mut files = Vec::new();
+    rust_files(&machine, &mut files);
+    assert!(files.len() >= 5, "machine sources not found in {}", machine.display());
+    let forbidden = [
+        "tokio", "sled", "std::fs", "std::net", "std::io", "std::time", "SystemTime", "Instant", "tracing",
+        "std::thread", "std::process", "println!", "eprintln!", "async ",
+    ];
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for word in forbidden {
+            assert!(!text.contains(word), "{} mentions `{word}`: the machine must stay pure", file.display());
+        }
+    }
+}
