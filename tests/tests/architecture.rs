@@ -25,7 +25,13 @@ fn the_state_machine_does_no_io() {
         "std::thread", "std::process", "println!", "eprintln!", "async ",
     ];
     for file in files {
-        let text = std::fs::read_to_string(&file).unwrap();
+        // Comments may name what is absent; code may not use it.
+        let text: String = std::fs::read_to_string(&file)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
         for word in forbidden {
             assert!(!text.contains(word), "{} mentions `{word}`: the machine must stay pure", file.display());
         }
