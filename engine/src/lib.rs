@@ -2,6 +2,8 @@
 //! journal it is recorded in (`journal`), and the async runtime that drives executors
 //! (`runtime`).
 
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ids;
 pub mod journal;
 pub mod machine;
