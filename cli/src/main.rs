@@ -2,6 +2,7 @@
 //! message and a documented exit code.
 
 mod commands;
+mod config;
 mod exit;
 mod render;
 

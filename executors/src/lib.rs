@@ -1,4 +1,5 @@
 //! Executors perform the engine's effects. `sim` is an in-memory world for property
 //! tests and `odysseus simulate`; it obeys the same contract as the real executors.
 
+pub mod docker;
 pub mod sim;

@@ -1,0 +1,470 @@
+//! Loading and validating deploy.yml. Every problem is reported at once, each with the
+//! file and, where the parser knows it, the line and column.
+
+mod raw;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use odysseus_engine::machine::{FailurePolicy, RoleKind, Timeouts};
+use odysseus_executors::docker::spec::{CmdCheck, ExpectStatus, HttpCheck, ProxySpec, Resources, RoleSpec, ServiceSpec};
+
+use raw::{RawConfig, Scalar, StringOrList};
+
+/// A validated deploy.yml.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub service: String,
+    /// Repository, without a tag.
+    pub image: String,
+    /// A tag written in `image:` itself, used when `--image` is not given.
+    pub default_tag: Option<String>,
+    pub roles: Vec<Role>,
+    pub spec: ServiceSpec,
+    pub batch_size: BatchSize,
+    pub on_failure: FailurePolicy,
+    /// A digest of the file's bytes (secret values are never in the file).
+    pub digest: String,
+    /// Keys present in the file that this version accepts but does not act on yet.
+    pub not_yet_supported: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Role {
+    pub name: String,
+    pub kind: RoleKind,
+    pub hosts: Vec<String>,
+    pub timeouts: Timeouts,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchSize {
+    Hosts(u32),
+    Percent(u32),
+}
+
+impl BatchSize {
+    pub fn hosts(self, total: usize) -> u32 {
+        match self {
+            BatchSize::Hosts(n) => n.max(1),
+            BatchSize::Percent(p) => ((total as u64 * u64::from(p)).div_ceil(100) as u32).max(1),
+        }
+    }
+}
+
+/// Every problem found in a config file.
+#[derive(Debug)]
+pub struct ConfigErrors {
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        writeln!(f, "{} problem{} in the config:", n, if n == 1 { "" } else { "s" })?;
+        for p in &self.problems {
+            writeln!(f, "  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+fn fnv64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
+/// The closest known key to a mistyped one, when it is close enough to be a typo.
+fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1];
+            for (j, cb) in b.iter().enumerate() {
+                cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+    candidates
+        .iter()
+        .map(|c| (distance(word, c), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min()
+        .map(|(_, c)| c)
+}
+
+/// Turns a parser error into `file:line:column: message`, adding "did you mean …?" for
+/// an unknown key.
+fn parse_problem(path: &Path, e: &serde_saphyr::Error) -> String {
+    let message = e.without_snippet().to_string();
+    let message = message.lines().next().unwrap_or("").to_string();
+    let location = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
+    let mut out = format!("{}{location}: {message}", path.display());
+    if let Some(rest) = message.split("unknown field `").nth(1) {
+        let unknown = rest.split('`').next().unwrap_or("");
+        let expected: Vec<&str> = message
+            .split("expected ")
+            .nth(1)
+            .unwrap_or("")
+            .split(|c: char| c == '`' || c == ',' || c == ' ')
+            .filter(|w| !w.is_empty() && *w != "one" && *w != "of" && *w != "or")
+            .collect();
+        if let Some(suggestion) = closest(unknown, &expected) {
+            out.push_str(&format!(" (did you mean `{suggestion}`?)"));
+        }
+    }
+    out
+}
+
+fn valid_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// `4g`, `512m`, `1024k`, `1073741824` → bytes.
+fn parse_bytes(s: &str) -> Option<i64> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.strip_suffix('b').unwrap_or(&s);
+    let (digits, unit) = match s.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => (&s[..i], &s[i..]),
+        None => (s, ""),
+    };
+    let value: f64 = digits.trim().parse().ok()?;
+    let factor = match unit {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let bytes = value * factor;
+    (bytes >= 1.0 && bytes < i64::MAX as f64).then_some(bytes as i64)
+}
+
+fn parse_expect(s: &str) -> Option<ExpectStatus> {
+    let s = s.trim();
+    if let Some(class) = s.strip_suffix("xx").and_then(|d| d.parse::<u8>().ok()).filter(|d| (1..=5).contains(d)) {
+        return Some(ExpectStatus::Class(class));
+    }
+    s.parse::<u16>().ok().filter(|c| (100..600).contains(c)).map(ExpectStatus::Exact)
+}
+
+/// Loads deploy.yml, resolving `env.secret` names from `secrets` (the process
+/// environment, in practice).
+pub fn load(path: &Path, secrets: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    let shown = path.display().to_string();
+    let one = |p: String| ConfigErrors { problems: vec![p] };
+    let bytes = std::fs::read(path).map_err(|e| one(format!("{shown}: cannot read: {e}")))?;
+    let text = String::from_utf8(bytes.clone()).map_err(|_| one(format!("{shown}: not UTF-8 text")))?;
+    if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        return Err(one(format!("{shown}: the file is empty; a deploy.yml needs at least `service`, `image` and `servers`")));
+    }
+    let raw: RawConfig = serde_saphyr::from_str(&text).map_err(|e| one(parse_problem(path, &e)))?;
+    validate(path, raw, &bytes, secrets)
+}
+
+fn validate(path: &Path, raw: RawConfig, bytes: &[u8], secrets: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    let shown = path.display().to_string();
+    let mut problems: Vec<String> = Vec::new();
+    fn push(problems: &mut Vec<String>, shown: &str, key: &str, msg: String) {
+        problems.push(format!("{shown}: {key}: {msg}"));
+    }
+
+    if !valid_name(&raw.service) {
+        push(&mut problems, &shown, "service", format!("`{}` must be lowercase letters, digits, - and _, starting with a letter or digit", raw.service));
+    }
+    let (image, default_tag) = match raw.image.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo.to_string(), Some(tag.to_string())),
+        _ => (raw.image.clone(), None),
+    };
+    if image.trim().is_empty() {
+        push(&mut problems, &shown, "image", "must name an image repository".into());
+    }
+    if raw.servers.is_empty() {
+        push(&mut problems, &shown, "servers", "needs at least one role (e.g. `web:` with `hosts:`)".into());
+    }
+    if raw.dependencies.is_some() && raw.accessories.is_some() {
+        push(&mut problems, &shown, "accessories", "`dependencies` and its older name `accessories` cannot both be present; keep `dependencies`".into());
+    }
+
+    let proxy = raw.proxy.as_ref().map(|p| {
+        let healthcheck = p.healthcheck.as_ref().map(|h| HttpCheck {
+            path: h.path.clone().unwrap_or_else(|| "/".into()),
+            interval_s: h.interval.unwrap_or(10),
+            timeout_s: h.timeout.unwrap_or(5),
+            expect: match &h.expect_status {
+                None => ExpectStatus::Any2xx,
+                Some(Scalar(s)) => parse_expect(s).unwrap_or(ExpectStatus::Any2xx),
+            },
+        });
+        ProxySpec {
+            hosts: p.hosts.clone().unwrap_or_default(),
+            app_port: p.app_port.unwrap_or(0),
+            ssl: p.ssl.unwrap_or(true),
+            ssl_email: p.ssl_email.clone(),
+            healthcheck,
+            image: p.image.clone().unwrap_or_else(|| "caddy:2-alpine".into()),
+            http_port: p.http_port.unwrap_or(80),
+            https_port: p.https_port.unwrap_or(443),
+        }
+    });
+    if let Some(p) = &raw.proxy {
+        if p.app_port.is_none() {
+            push(&mut problems, &shown, "proxy.app_port", "is required when `proxy` is present".into());
+        }
+        if let Some(Scalar(s)) = p.healthcheck.as_ref().and_then(|h| h.expect_status.as_ref()) {
+            if parse_expect(s).is_none() {
+                push(&mut problems, &shown, "proxy.healthcheck.expect_status", format!("`{s}` is neither a status code nor 2xx/3xx"));
+            }
+        }
+        if let Some(path) = p.healthcheck.as_ref().and_then(|h| h.path.as_ref()) {
+            if !path.starts_with('/') {
+                push(&mut problems, &shown, "proxy.healthcheck.path", format!("`{path}` must start with /"));
+            }
+        }
+    }
+
+    let mut roles = Vec::new();
+    let mut role_specs = Vec::new();
+    for (name, r) in &raw.servers {
+        let key = format!("servers.{name}");
+        if !valid_name(name) {
+            push(&mut problems, &shown, &key, "role names are lowercase letters, digits, - and _".into());
+        }
+        let kind = if name == "web" { RoleKind::Web } else { RoleKind::Job };
+        if kind == RoleKind::Web && raw.proxy.as_ref().and_then(|p| p.app_port).is_none() && raw.proxy.is_none() {
+            push(&mut problems, &shown, &key, "the web role is proxied through Caddy and needs `proxy.app_port`".into());
+        }
+        let d = r.deploy.as_ref();
+        let positive = |v: Option<u64>, field: &str, default: u64, problems: &mut Vec<String>| -> u64 {
+            match v {
+                Some(0) => {
+                    problems.push(format!("{shown}: {key}.deploy.{field}: must be a positive number of seconds"));
+                    default
+                }
+                Some(s) => s,
+                None => default,
+            }
+        };
+        let stop_default = if kind == RoleKind::Job { 30 } else { 10 };
+        let timeouts = Timeouts {
+            drain_ms: positive(d.and_then(|d| d.drain_timeout), "drain_timeout", 30, &mut problems) * 1000,
+            stop_ms: positive(d.and_then(|d| d.stop_timeout), "stop_timeout", stop_default, &mut problems) * 1000,
+            boot_ms: positive(d.and_then(|d| d.boot_timeout), "boot_timeout", 60, &mut problems) * 1000,
+            op_ms: 30_000,
+        };
+        let mut seen = Vec::new();
+        for host in &r.hosts {
+            if host.trim().is_empty() {
+                push(&mut problems, &shown, &format!("{key}.{}", "hosts"), "a host is empty".into());
+            } else if seen.contains(&host) {
+                push(&mut problems, &shown, &format!("{key}.{}", "hosts"), format!("{host} is listed twice"));
+            }
+            seen.push(host);
+        }
+        let mut resources = Resources::default();
+        if let Some(o) = &r.options {
+            if let Some(Scalar(m)) = &o.memory {
+                resources.memory = parse_bytes(m).or_else(|| {
+                    push(&mut problems, &shown, &format!("{key}.{}", "options.memory"), format!("`{m}` is not a size like 512m or 4g"));
+                    None
+                });
+            }
+            if let Some(Scalar(m)) = &o.memory_reservation {
+                resources.memory_reservation = parse_bytes(m).or_else(|| {
+                    push(&mut problems, &shown, &format!("{key}.{}", "options.memory_reservation"), format!("`{m}` is not a size like 512m or 4g"));
+                    None
+                });
+            }
+            if let Some(Scalar(c)) = &o.cpus {
+                match c.parse::<f64>() {
+                    Ok(n) if n > 0.0 => resources.nano_cpus = Some((n * 1e9) as i64),
+                    _ => push(&mut problems, &shown, &format!("{key}.{}", "options.cpus"), format!("`{c}` is not a positive number of CPUs")),
+                }
+            }
+            resources.cpu_shares = o.cpu_shares;
+        }
+        let volumes = r
+            .volumes
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| match v.split_once(':') {
+                // A named volume (no path) is namespaced by the service.
+                Some((source, rest)) if !source.starts_with('/') && !source.starts_with('.') && !source.starts_with('~') => {
+                    format!("{}-{source}:{rest}", raw.service)
+                }
+                _ => v,
+            })
+            .collect();
+        let cmd = r.cmd.as_ref().map(|c| match c {
+            StringOrList::One(s) => vec!["/bin/sh".to_string(), "-c".to_string(), s.clone()],
+            StringOrList::Many(v) => v.clone(),
+        });
+        let healthcheck = r.healthcheck.as_ref().map(|h| CmdCheck {
+            cmd: h.cmd.clone(),
+            interval_s: h.interval.unwrap_or(30),
+            timeout_s: h.timeout.unwrap_or(10),
+            retries: h.retries.unwrap_or(3),
+        });
+        roles.push(Role { name: name.clone(), kind, hosts: r.hosts.clone(), timeouts });
+        role_specs.push(RoleSpec { name: name.clone(), web: kind == RoleKind::Web, cmd, volumes, resources, healthcheck });
+    }
+
+    let mut env = BTreeMap::new();
+    if let Some(e) = &raw.env {
+        for (k, Scalar(v)) in e.clear.iter().flatten() {
+            env.insert(k.clone(), v.clone());
+        }
+        for name in e.secret.iter().flatten() {
+            match secrets(name) {
+                Some(value) => {
+                    env.insert(name.clone(), value);
+                }
+                None => problems.push(format!(
+                    "{shown}: env.secret: {name} is not set; export it in the environment that runs odysseus"
+                )),
+            }
+        }
+    }
+
+    let on_failure = match raw.on_failure.as_deref() {
+        None | Some("halt") => FailurePolicy::Halt,
+        Some("rollback") => FailurePolicy::Rollback,
+        Some(other) => {
+            problems.push(format!("{shown}: on_failure: `{other}` must be halt or rollback"));
+            FailurePolicy::Halt
+        }
+    };
+    let batch_size = match raw.batch_size.as_ref().map(|s| s.0.trim().to_string()) {
+        None => BatchSize::Hosts(1),
+        Some(s) => match s.strip_suffix('%').map(|p| p.trim().parse::<u32>()) {
+            Some(Ok(p)) if (1..=100).contains(&p) => BatchSize::Percent(p),
+            Some(_) => {
+                problems.push(format!("{shown}: batch_size: `{s}` must be a number of hosts or a percentage 1%-100%"));
+                BatchSize::Hosts(1)
+            }
+            None => match s.parse::<u32>() {
+                Ok(n) if n >= 1 => BatchSize::Hosts(n),
+                _ => {
+                    problems.push(format!("{shown}: batch_size: `{s}` must be a number of hosts or a percentage 1%-100%"));
+                    BatchSize::Hosts(1)
+                }
+            },
+        },
+    };
+
+    let mut not_yet_supported = Vec::new();
+    for (present, key) in [
+        (raw.retain_versions.is_some(), "retain_versions"),
+        (raw.secrets_file.is_some(), "secrets_file"),
+        (raw.ssh.is_some(), "ssh"),
+        (raw.dependencies.is_some(), "dependencies"),
+        (raw.accessories.is_some(), "accessories"),
+        (raw.builder.is_some(), "builder"),
+        (raw.registry.is_some(), "registry"),
+    ] {
+        if present {
+            not_yet_supported.push(key);
+        }
+    }
+
+    if !problems.is_empty() {
+        return Err(ConfigErrors { problems });
+    }
+    Ok(Config {
+        path: path.to_path_buf(),
+        service: raw.service.clone(),
+        image,
+        default_tag,
+        roles,
+        spec: ServiceSpec {
+            service: raw.service,
+            roles: role_specs,
+            proxy,
+            env,
+            network_subnet: raw.network.and_then(|n| n.subnet),
+        },
+        batch_size,
+        on_failure,
+        digest: format!("fnv64:{:016x}", fnv64(bytes)),
+        not_yet_supported,
+    })
+}
+
+impl Config {
+    /// Every host, in the order they first appear.
+    pub fn hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = Vec::new();
+        for role in &self.roles {
+            for host in &role.hosts {
+                if !hosts.contains(host) {
+                    hosts.push(host.clone());
+                }
+            }
+        }
+        hosts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> Result<Config, ConfigErrors> {
+        let dir = std::env::temp_dir().join(format!("odysseus-config-test-{}-{}", std::process::id(), fnv64(text.as_bytes())));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("deploy.yml");
+        std::fs::write(&path, text).unwrap();
+        let result = load(&path, &|name| (name == "DATABASE_URL").then(|| "postgres://x".to_string()));
+        let _ = std::fs::remove_dir_all(&dir);
+        result
+    }
+
+    #[test]
+    fn a_typical_file_validates_with_defaults() {
+        let c = load_str(
+            "service: myapp\nimage: registry/myapp\nservers:\n  web:\n    hosts: [local]\n  jobs:\n    hosts: [local]\n    cmd: bin/jobs\nproxy:\n  app_port: 3000\n  healthcheck:\n    path: /health\n    expect_status: 2xx\nenv:\n  clear: { RAILS_ENV: production, PORT: 3000 }\n  secret: [DATABASE_URL]\n",
+        )
+        .unwrap();
+        assert_eq!(c.roles.len(), 2);
+        assert_eq!(c.roles[0].timeouts.drain_ms, 30_000);
+        assert_eq!(c.roles[1].timeouts.stop_ms, 30_000);
+        assert_eq!(c.spec.env["PORT"], "3000");
+        assert_eq!(c.spec.env["DATABASE_URL"], "postgres://x");
+        assert_eq!(c.spec.proxy.as_ref().unwrap().healthcheck.as_ref().unwrap().expect, ExpectStatus::Class(2));
+    }
+
+    #[test]
+    fn a_typo_names_its_line_and_the_closest_key() {
+        let err = load_str("service: myapp\nimage: x\nretain_version: 3\nservers:\n  web:\n    hosts: [local]\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("deploy.yml:3:"), "{text}");
+        assert!(text.contains("did you mean `retain_versions`?"), "{text}");
+    }
+
+    #[test]
+    fn an_empty_file_and_missing_secrets_are_clear_errors() {
+        assert!(load_str("\n# nothing\n").unwrap_err().to_string().contains("the file is empty"));
+        let err = load_str("service: a\nimage: b\nservers:\n  jobs:\n    hosts: [local]\nenv:\n  secret: [NOPE]\n").unwrap_err();
+        assert!(err.to_string().contains("NOPE is not set"), "{err}");
+    }
+
+    #[test]
+    fn sizes_and_statuses_parse() {
+        assert_eq!(parse_bytes("4g"), Some(4 * 1024 * 1024 * 1024));
+        assert_eq!(parse_bytes("512m"), Some(512 * 1024 * 1024));
+        assert_eq!(parse_bytes("lots"), None);
+        assert_eq!(parse_expect("200"), Some(ExpectStatus::Exact(200)));
+        assert_eq!(parse_expect("3xx"), Some(ExpectStatus::Class(3)));
+        assert_eq!(BatchSize::Percent(25).hosts(10), 3);
+    }
+}

@@ -1,0 +1,172 @@
+//! deploy.yml as written, key for key. Every struct denies unknown keys, so a typo is an
+//! error with its line and column instead of a silently ignored setting.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub service: String,
+    pub image: String,
+    pub retain_versions: Option<u32>,
+    pub secrets_file: Option<String>,
+    #[serde(deserialize_with = "ordered_map")]
+    pub servers: Vec<(String, RawRole)>,
+    pub proxy: Option<RawProxy>,
+    pub env: Option<RawEnv>,
+    pub ssh: Option<RawSsh>,
+    pub dependencies: Option<IgnoredAny>,
+    pub accessories: Option<IgnoredAny>,
+    pub builder: Option<IgnoredAny>,
+    pub registry: Option<IgnoredAny>,
+    /// Ours: how many hosts deploy at once: a number or a percentage ("25%").
+    pub batch_size: Option<Scalar>,
+    /// Ours: `halt` (default) or `rollback`.
+    pub on_failure: Option<String>,
+    /// Ours: the Docker network `odysseus` (its subnet).
+    pub network: Option<RawNetwork>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawRole {
+    pub hosts: Vec<String>,
+    pub cmd: Option<StringOrList>,
+    pub volumes: Option<Vec<String>>,
+    pub options: Option<RawOptions>,
+    pub healthcheck: Option<RawRoleHealth>,
+    pub deploy: Option<RawRoleDeploy>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(untagged)]
+pub enum StringOrList {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawOptions {
+    pub memory: Option<Scalar>,
+    pub memory_reservation: Option<Scalar>,
+    pub cpus: Option<Scalar>,
+    pub cpu_shares: Option<i64>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoleHealth {
+    pub cmd: String,
+    pub interval: Option<u64>,
+    pub timeout: Option<u64>,
+    pub retries: Option<u32>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoleDeploy {
+    pub drain_timeout: Option<u64>,
+    pub stop_timeout: Option<u64>,
+    pub boot_timeout: Option<u64>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct RawProxy {
+    pub hosts: Option<Vec<String>>,
+    pub app_port: Option<u16>,
+    pub ssl: Option<bool>,
+    pub ssl_email: Option<String>,
+    pub healthcheck: Option<RawProxyHealth>,
+    pub image: Option<String>,
+    pub http_port: Option<u16>,
+    pub https_port: Option<u16>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawProxyHealth {
+    pub path: Option<String>,
+    pub interval: Option<u64>,
+    pub timeout: Option<u64>,
+    pub expect_status: Option<Scalar>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnv {
+    pub clear: Option<BTreeMap<String, Scalar>>,
+    pub secret: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawSsh {
+    pub user: Option<String>,
+    pub keys: Option<Vec<String>>,
+    pub port: Option<u16>,
+    pub known_hosts: Option<String>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetwork {
+    pub subnet: Option<String>,
+}
+
+/// A YAML scalar that may be written as a number, a boolean or a string (`memory: 4g`,
+/// `cpus: 2`, `expect_status: "2xx"`, `RAILS_ENV: production`, `PORT: 3000`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A mapping kept in the order it was written (roles deploy in config order).
+fn ordered_map<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, RawRole)>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Vec<(String, RawRole)>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a mapping of role names to roles")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some((k, v)) = map.next_entry::<String, RawRole>()? {
+                out.push((k, v));
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(V)
+}

@@ -1,0 +1,297 @@
+//! Caddy through its admin API: odysseus keeps its own HTTP server (`odysseus`) and one
+//! route per service, addressed by `@id`, never by array index. Upstream lists are
+//! changed by read-modify-write guarded with the ETag Caddy returns (If-Match), so two
+//! writers cannot silently undo each other.
+
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use odysseus_engine::runtime::ExecError;
+use serde_json::{json, Value};
+
+use super::engine::{Engine, NewContainer};
+use super::spec::{ProxySpec, Resources};
+
+pub const CADDY_CONTAINER: &str = "odysseus-caddy";
+pub const SERVER: &str = "odysseus";
+/// Caddy rejects admin requests whose Host is not one of its own addresses; tunnelled
+/// requests must still say this.
+pub const ADMIN_HOST: &str = "127.0.0.1:2019";
+const BOOTSTRAP_PATH: &str = "/etc/caddy/odysseus.json";
+
+pub fn route_id(service: &str) -> String {
+    format!("odysseus-route-{service}")
+}
+
+pub fn proxy_id(service: &str) -> String {
+    format!("odysseus-proxy-{service}")
+}
+
+/// The first config a new Caddy runs: the admin API on all interfaces of its container
+/// (published on the host's loopback only) and odysseus's own server. Caddy 2.6 ignores
+/// CADDY_ADMIN, so the address must be in the config.
+pub fn bootstrap_config(proxy: &ProxySpec) -> Value {
+    json!({
+        "admin": {"listen": "0.0.0.0:2019", "origins": ["127.0.0.1:2019", "localhost:2019", "[::1]:2019"]},
+        "apps": {"http": {"servers": {SERVER: server_config(proxy)}}}
+    })
+}
+
+fn server_config(proxy: &ProxySpec) -> Value {
+    if proxy.ssl {
+        json!({"listen": [":443", ":80"], "routes": []})
+    } else {
+        json!({"listen": [":80"], "routes": [], "automatic_https": {"disable": true}})
+    }
+}
+
+/// The route of one service: host matcher (none = any host), one reverse proxy whose
+/// upstreams odysseus edits, Caddy's active health check from `proxy.healthcheck`.
+pub fn route_config(service: &str, proxy: &ProxySpec, upstreams: &[String]) -> Value {
+    let mut handler = json!({
+        "@id": proxy_id(service),
+        "handler": "reverse_proxy",
+        "upstreams": upstreams.iter().map(|u| json!({"dial": u})).collect::<Vec<_>>(),
+        // A dead upstream is retried on another one instead of answering 502 at once.
+        "load_balancing": {"try_duration": "5s", "try_interval": "250ms"},
+    });
+    if let Some(hc) = &proxy.healthcheck {
+        let mut active = json!({
+            "uri": hc.path,
+            "interval": format!("{}s", hc.interval_s.max(1)),
+            "timeout": format!("{}s", hc.timeout_s.max(1)),
+        });
+        if let super::spec::ExpectStatus::Exact(code) = hc.expect {
+            active["expect_status"] = json!(code);
+        } else if let super::spec::ExpectStatus::Class(class) = hc.expect {
+            active["expect_status"] = json!(u16::from(class));
+        }
+        handler["health_checks"] = json!({"active": active});
+    }
+    let mut route = json!({"@id": route_id(service), "handle": [handler], "terminal": true});
+    if !proxy.hosts.is_empty() {
+        route["match"] = json!([{"host": proxy.hosts}]);
+    }
+    route
+}
+
+/// The TLS automation policy written for `proxy.ssl` with hosts.
+pub fn tls_policy(proxy: &ProxySpec) -> Value {
+    let mut issuer = json!({"module": "acme"});
+    if let Some(email) = &proxy.ssl_email {
+        issuer["email"] = json!(email);
+    }
+    json!({"subjects": proxy.hosts, "issuers": [issuer]})
+}
+
+pub struct CaddyAdmin {
+    http: reqwest::Client,
+    base: String,
+}
+
+struct Reply {
+    status: u16,
+    body: Vec<u8>,
+    etag: Option<String>,
+}
+
+impl CaddyAdmin {
+    /// `base` is where the admin API is reachable from here, e.g. `http://127.0.0.1:2019`.
+    pub fn new(base: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .no_proxy()
+            .build()
+            .expect("a plain HTTP client builds");
+        CaddyAdmin { http, base: base.trim_end_matches('/').to_string() }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>, if_match: Option<&str>) -> Result<Reply, ExecError> {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .header("Host", ADMIN_HOST)
+            .header("Content-Type", "application/json");
+        if let Some(tag) = if_match {
+            request = request.header("If-Match", tag);
+        }
+        if let Some(body) = body {
+            request = request.body(body.to_string());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ExecError::OutcomeUnknown(format!("Caddy admin API {method} {path}: {e}")))?;
+        let status = response.status().as_u16();
+        let header_etag = response.headers().get("etag").and_then(|v| v.to_str().ok()).map(str::to_string);
+        // Caddy 2.6 sends the ETag as a trailer of the chunked body.
+        let collected = http::Response::<reqwest::Body>::from(response)
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ExecError::OutcomeUnknown(format!("Caddy admin API {method} {path}: {e}")))?;
+        let trailer_etag = collected.trailers().and_then(|t| t.get("etag")).and_then(|v| v.to_str().ok()).map(str::to_string);
+        Ok(Reply { status, body: collected.to_bytes().to_vec(), etag: header_etag.or(trailer_etag) })
+    }
+
+    fn failed(what: &str, reply: &Reply) -> ExecError {
+        let body = String::from_utf8_lossy(&reply.body);
+        let err = format!("Caddy admin API {what}: HTTP {} {}", reply.status, body.trim());
+        if reply.status >= 500 {
+            ExecError::Retryable(err)
+        } else {
+            ExecError::Permanent(err)
+        }
+    }
+
+    pub async fn ready(&self) -> bool {
+        matches!(self.call(reqwest::Method::GET, "/config/", None, None).await, Ok(r) if r.status == 200)
+    }
+
+    async fn get(&self, path: &str) -> Result<Option<(Value, Option<String>)>, ExecError> {
+        let reply = self.call(reqwest::Method::GET, path, None, None).await?;
+        match reply.status {
+            200 => {
+                let value: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+                Ok((!value.is_null()).then_some((value, reply.etag)))
+            }
+            // An unknown @id is a 404 (2.6 says 500 "unknown object ID" on some paths).
+            404 => Ok(None),
+            500 if String::from_utf8_lossy(&reply.body).contains("unknown object ID") => Ok(None),
+            _ => Err(Self::failed(&format!("GET {path}"), &reply)),
+        }
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: &Value, if_match: Option<&str>) -> Result<u16, ExecError> {
+        let reply = self.call(method.clone(), path, Some(body), if_match).await?;
+        match reply.status {
+            200..=299 => Ok(reply.status),
+            412 => Ok(412),
+            _ => Err(Self::failed(&format!("{method} {path}"), &reply)),
+        }
+    }
+
+    /// Makes sure odysseus's server and the service's route exist (never assumes a
+    /// Caddyfile's `srv0`), and writes the TLS policy when `proxy.ssl` is on.
+    pub async fn ensure_route(&self, service: &str, proxy: &ProxySpec) -> Result<(), ExecError> {
+        if self.get("/config/apps/http").await?.is_none() {
+            let http = json!({"servers": {SERVER: server_config(proxy)}});
+            self.send(reqwest::Method::PUT, "/config/apps/http", &http, None).await?;
+        } else if self.get(&format!("/config/apps/http/servers/{SERVER}")).await?.is_none() {
+            self.send(reqwest::Method::PUT, &format!("/config/apps/http/servers/{SERVER}"), &server_config(proxy), None).await?;
+        }
+        if self.get(&format!("/id/{}", route_id(service))).await?.is_none() {
+            let route = route_config(service, proxy, &[]);
+            self.send(reqwest::Method::POST, &format!("/config/apps/http/servers/{SERVER}/routes"), &route, None).await?;
+        }
+        if proxy.ssl && !proxy.hosts.is_empty() {
+            self.ensure_tls_policy(proxy).await?;
+        }
+        Ok(())
+    }
+
+    async fn ensure_tls_policy(&self, proxy: &ProxySpec) -> Result<(), ExecError> {
+        let policy = tls_policy(proxy);
+        match self.get("/config/apps/tls/automation/policies").await? {
+            Some((Value::Array(existing), _)) if existing.contains(&policy) => Ok(()),
+            Some(_) => {
+                self.send(reqwest::Method::POST, "/config/apps/tls/automation/policies", &policy, None).await?;
+                Ok(())
+            }
+            None => {
+                let tls = json!({"automation": {"policies": [policy]}});
+                if self.get("/config/apps/tls").await?.is_none() {
+                    self.send(reqwest::Method::PUT, "/config/apps/tls", &tls, None).await?;
+                } else {
+                    self.send(reqwest::Method::PUT, "/config/apps/tls/automation", &tls["automation"], None).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The service's upstream dial addresses; `None` when it has no route yet.
+    pub async fn upstreams(&self, service: &str) -> Result<Option<Vec<String>>, ExecError> {
+        Ok(self.get(&format!("/id/{}/upstreams", proxy_id(service))).await?.map(|(v, _)| dials(&v)))
+    }
+
+    /// Read-modify-write of the upstream list under If-Match; retried on 412. Returns
+    /// the list before and after the edit.
+    pub async fn edit_upstreams(
+        &self,
+        service: &str,
+        edit: impl Fn(&mut Vec<String>),
+    ) -> Result<(Vec<String>, Vec<String>), ExecError> {
+        let path = format!("/id/{}/upstreams", proxy_id(service));
+        for _ in 0..10 {
+            let Some((value, etag)) = self.get(&path).await? else {
+                return Err(ExecError::Retryable(format!("Caddy has no route for {service}")));
+            };
+            let before = dials(&value);
+            let mut after = before.clone();
+            edit(&mut after);
+            if after == before {
+                return Ok((before, after));
+            }
+            let body = Value::Array(after.iter().map(|d| json!({"dial": d})).collect());
+            if self.send(reqwest::Method::PATCH, &path, &body, etag.as_deref()).await? != 412 {
+                return Ok((before, after));
+            }
+        }
+        Err(ExecError::Retryable("the Caddy route kept changing under us (412 ten times)".into()))
+    }
+}
+
+fn dials(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|list| list.iter().filter_map(|u| u.get("dial").and_then(Value::as_str).map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// Finds the host's Caddy by name (a second one could bind the same ports silently) and
+/// starts one if there is none. Its config survives restarts: `--resume` with /config on
+/// a volume.
+pub async fn ensure_caddy(engine: &Engine, admin: &CaddyAdmin, proxy: &ProxySpec, subnet: Option<&str>) -> Result<(), ExecError> {
+    engine.ensure_network(subnet).await?;
+    match engine.inspect(CADDY_CONTAINER).await? {
+        Some(c) if c.running => {}
+        Some(_) => engine.start(CADDY_CONTAINER).await?,
+        None => {
+            engine.ensure_image(&proxy.image).await?;
+            let labels = [("odysseus.proxy", "caddy")].into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let resources = Resources::default();
+            engine
+                .create(NewContainer {
+                    name: CADDY_CONTAINER,
+                    image: &proxy.image,
+                    cmd: Some(
+                        ["/usr/bin/caddy", "run", "--resume", "--config", BOOTSTRAP_PATH].map(str::to_string).to_vec(),
+                    ),
+                    env: vec!["XDG_CONFIG_HOME=/config".into(), "XDG_DATA_HOME=/data".into()],
+                    labels,
+                    binds: vec!["odysseus-caddy-config:/config".into(), "odysseus-caddy-data:/data".into()],
+                    resources: &resources,
+                    healthcheck: None,
+                    publish: vec![
+                        (80, "0.0.0.0".into(), proxy.http_port),
+                        (443, "0.0.0.0".into(), proxy.https_port),
+                        (2019, "127.0.0.1".into(), 2019),
+                    ],
+                    aliases: vec![],
+                })
+                .await?;
+            let config = serde_json::to_vec_pretty(&bootstrap_config(proxy)).expect("JSON");
+            engine.upload_file(CADDY_CONTAINER, BOOTSTRAP_PATH, &config).await?;
+            engine.start(CADDY_CONTAINER).await?;
+        }
+    }
+    for _ in 0..100 {
+        if admin.ready().await {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let logs = engine.last_logs(CADDY_CONTAINER, 20).await;
+    Err(ExecError::Retryable(format!("Caddy's admin API did not answer within 10 s; its last lines:\n{logs}")))
+}

@@ -1,0 +1,274 @@
+//! A Docker engine, through bollard. Every question is answered by the engine itself.
+
+use std::collections::HashMap;
+
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HealthConfig, HostConfig, Ipam, IpamConfig,
+    NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions, StopContainerOptions,
+    UploadToContainerOptions,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+use odysseus_engine::runtime::ExecError;
+
+pub const NETWORK: &str = "odysseus";
+
+pub struct Engine {
+    docker: Docker,
+    pub host: String,
+}
+
+/// What odysseus needs to know about a container.
+#[derive(Clone, Debug)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    pub running: bool,
+    pub pid: Option<i64>,
+    /// `None` when the container has no health check.
+    pub health: Option<String>,
+    pub ip: Option<String>,
+    pub labels: HashMap<String, String>,
+}
+
+fn transient(what: &str, e: bollard::errors::Error) -> ExecError {
+    ExecError::Retryable(format!("{what}: {e}"))
+}
+
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+}
+
+/// Options for the container odysseus creates.
+pub struct NewContainer<'a> {
+    pub name: &'a str,
+    pub image: &'a str,
+    pub cmd: Option<Vec<String>>,
+    pub env: Vec<String>,
+    pub labels: HashMap<String, String>,
+    pub binds: Vec<String>,
+    pub resources: &'a super::spec::Resources,
+    pub healthcheck: Option<HealthConfig>,
+    /// (container port, host address, host port) to publish.
+    pub publish: Vec<(u16, String, u16)>,
+    pub aliases: Vec<String>,
+}
+
+impl Engine {
+    /// Connects to a unix socket and negotiates the API version first: bollard's default
+    /// version is newer than the engines we meet (20.10 speaks 1.41).
+    pub async fn connect(host: &str, socket: &str) -> Result<Engine, ExecError> {
+        let docker = Docker::connect_with_unix(socket, 120, bollard::API_DEFAULT_VERSION)
+            .map_err(|e| ExecError::Permanent(format!("cannot reach the Docker engine at {socket}: {e}")))?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| ExecError::Permanent(format!("the Docker engine at {socket} does not answer: {e}")))?;
+        Ok(Engine { docker, host: host.to_string() })
+    }
+
+    pub async fn ensure_network(&self, subnet: Option<&str>) -> Result<(), ExecError> {
+        match self.docker.inspect_network(NETWORK, None).await {
+            Ok(_) => return Ok(()),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(transient("inspecting network odysseus", e)),
+        }
+        let ipam = subnet.map(|s| Ipam {
+            config: Some(vec![IpamConfig { subnet: Some(s.to_string()), ..Default::default() }]),
+            ..Default::default()
+        });
+        let request = NetworkCreateRequest {
+            name: NETWORK.to_string(),
+            driver: Some("bridge".into()),
+            ipam,
+            labels: Some(HashMap::from([("odysseus.managed".to_string(), "true".to_string())])),
+            ..Default::default()
+        };
+        match self.docker.create_network(request).await {
+            Ok(_) => Ok(()),
+            // Created by a concurrent call between our inspect and create.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+            Err(e) => Err(ExecError::Retryable(format!("creating network odysseus: {e}"))),
+        }
+    }
+
+    pub async fn image_present(&self, image: &str) -> Result<bool, ExecError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(transient("inspecting image", e)),
+        }
+    }
+
+    /// Uses an image already on the engine as it is; pulls it only when missing.
+    pub async fn ensure_image(&self, image: &str) -> Result<(), ExecError> {
+        if self.image_present(image).await? {
+            return Ok(());
+        }
+        let (from_image, tag) = match image.rsplit_once(':') {
+            Some((repo, tag)) if !tag.contains('/') => (repo.to_string(), tag.to_string()),
+            _ => (image.to_string(), "latest".to_string()),
+        };
+        let options = bollard::query_parameters::CreateImageOptions {
+            from_image: Some(from_image),
+            tag: Some(tag),
+            ..Default::default()
+        };
+        let mut pull = self.docker.create_image(Some(options), None, None);
+        while let Some(item) = pull.next().await {
+            if let Err(e) = item {
+                return Err(ExecError::Permanent(format!(
+                    "image {image} is not on {} and could not be pulled ({e}); build it there or push it with `odysseus deploy --push-image`",
+                    self.host
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn inspect(&self, name: &str) -> Result<Option<ContainerInfo>, ExecError> {
+        match self.docker.inspect_container(name, None).await {
+            Ok(c) => Ok(Some(info(c))),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(transient("inspecting container", e)),
+        }
+    }
+
+    /// Containers carrying all these labels (running or not), with their names.
+    pub async fn list(&self, labels: &[(&str, &str)], all: bool) -> Result<Vec<(String, String, HashMap<String, String>)>, ExecError> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+        )]);
+        let options = ListContainersOptions { all, filters: Some(filters), ..Default::default() };
+        let list = self.docker.list_containers(Some(options)).await.map_err(|e| transient("listing containers", e))?;
+        Ok(list
+            .into_iter()
+            .map(|c| {
+                let name = c.names.unwrap_or_default().first().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default();
+                (c.id.unwrap_or_default(), name, c.labels.unwrap_or_default())
+            })
+            .collect())
+    }
+
+    pub async fn create(&self, c: NewContainer<'_>) -> Result<String, ExecError> {
+        let port_bindings: HashMap<String, Option<Vec<PortBinding>>> = c
+            .publish
+            .iter()
+            .map(|(port, ip, host_port)| {
+                (
+                    format!("{port}/tcp"),
+                    Some(vec![PortBinding { host_ip: Some(ip.clone()), host_port: Some(host_port.to_string()) }]),
+                )
+            })
+            .collect();
+        let exposed: Vec<String> = c.publish.iter().map(|(port, _, _)| format!("{port}/tcp")).collect();
+        let host_config = HostConfig {
+            binds: (!c.binds.is_empty()).then(|| c.binds.clone()),
+            restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::UNLESS_STOPPED), maximum_retry_count: None }),
+            memory: c.resources.memory,
+            memory_reservation: c.resources.memory_reservation,
+            nano_cpus: c.resources.nano_cpus,
+            cpu_shares: c.resources.cpu_shares,
+            port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+            network_mode: Some(NETWORK.to_string()),
+            ..Default::default()
+        };
+        let endpoint = EndpointSettings { aliases: Some(c.aliases.clone()), ..Default::default() };
+        let body = ContainerCreateBody {
+            image: Some(c.image.to_string()),
+            cmd: c.cmd.clone(),
+            env: Some(c.env.clone()),
+            labels: Some(c.labels.clone()),
+            healthcheck: c.healthcheck.clone(),
+            exposed_ports: (!exposed.is_empty()).then_some(exposed),
+            host_config: Some(host_config),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(NETWORK.to_string(), endpoint)])),
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptions { name: Some(c.name.to_string()), ..Default::default() };
+        match self.docker.create_container(Some(options), body).await {
+            Ok(r) => Ok(r.id),
+            // A container of this name exists already: the caller adopts it.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {
+                let existing = self.inspect(c.name).await?;
+                existing.map(|e| e.id).ok_or_else(|| ExecError::Retryable(format!("{} vanished while being created", c.name)))
+            }
+            Err(e) => Err(ExecError::Permanent(format!("creating {}: {e}", c.name))),
+        }
+    }
+
+    pub async fn upload_file(&self, container: &str, path: &str, contents: &[u8]) -> Result<(), ExecError> {
+        let tar = super::tar::single_file(path, contents, 0o644);
+        let options = UploadToContainerOptions { path: "/".to_string(), ..Default::default() };
+        self.docker
+            .upload_to_container(container, Some(options), bollard::body_full(tar.into()))
+            .await
+            .map_err(|e| transient("placing a file in the container", e))
+    }
+
+    pub async fn start(&self, name: &str) -> Result<(), ExecError> {
+        match self.docker.start_container(name, None).await {
+            Ok(()) => Ok(()),
+            // 304: already running.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+            Err(e) => Err(ExecError::Retryable(format!("starting {name}: {e}"))),
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after `stop_secs`: Docker's stop does exactly that.
+    pub async fn stop(&self, name: &str, stop_secs: u64) -> Result<(), ExecError> {
+        let options = StopContainerOptions { t: Some(stop_secs.min(i32::MAX as u64) as i32), signal: None };
+        match self.docker.stop_container(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 304 | 404, .. }) => Ok(()),
+            Err(e) => Err(ExecError::OutcomeUnknown(format!("stopping {name}: {e}"))),
+        }
+    }
+
+    pub async fn remove(&self, name: &str) -> Result<(), ExecError> {
+        let options = RemoveContainerOptions { force: true, v: false, link: false };
+        match self.docker.remove_container(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            // 409: removal already in progress.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+            Err(e) => Err(ExecError::OutcomeUnknown(format!("removing {name}: {e}"))),
+        }
+    }
+
+    /// The last lines the container printed, for failure reports.
+    pub async fn last_logs(&self, name: &str, lines: usize) -> String {
+        let options = LogsOptions { stdout: true, stderr: true, tail: lines.to_string(), ..Default::default() };
+        let mut stream = self.docker.logs(name, Some(options));
+        let mut out = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            out.push_str(&chunk.to_string());
+        }
+        out
+    }
+}
+
+fn info(c: ContainerInspectResponse) -> ContainerInfo {
+    let state = c.state.unwrap_or_default();
+    let health = state.health.and_then(|h| h.status).map(|s| s.to_string()).filter(|s| !s.is_empty() && s != "none");
+    let ip = c
+        .network_settings
+        .and_then(|n| n.networks)
+        .and_then(|nets| nets.get(NETWORK).and_then(|n| n.ip_address.clone()))
+        .filter(|ip| !ip.is_empty());
+    ContainerInfo {
+        id: c.id.unwrap_or_default(),
+        name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
+        running: state.running.unwrap_or(false),
+        pid: state.pid.filter(|p| *p > 0),
+        health,
+        ip,
+        labels: c.config.and_then(|c| c.labels).unwrap_or_default(),
+    }
+}

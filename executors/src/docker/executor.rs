@@ -1,0 +1,398 @@
+//! The Docker executor: performs the engine's effects on Docker engines and their Caddy,
+//! with the same idempotency and observe contract as the simulator.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use bollard::models::HealthConfig;
+use odysseus_engine::machine::{Effect, Observation, RoleKind, StepName};
+use odysseus_engine::runtime::{Clock, ExecError, Executor, Survey, SystemClock};
+
+use super::caddy::{ensure_caddy, CaddyAdmin};
+use super::engine::{Engine, NewContainer};
+use super::probe::{established_connections, http_ok, tcp_ok};
+use super::spec::{RoleSpec, ServiceSpec};
+
+const POLL: Duration = Duration::from_millis(200);
+/// A job role without a Docker health check is healthy once it has kept running this long.
+const JOB_SETTLE: Duration = Duration::from_secs(2);
+
+pub struct HostHandle {
+    pub engine: Engine,
+    pub admin: CaddyAdmin,
+}
+
+pub struct DockerExecutor {
+    spec: ServiceSpec,
+    hosts: BTreeMap<String, HostHandle>,
+    http: reqwest::Client,
+}
+
+/// Where the local engine listens: DOCKER_HOST (unix:// only) or the default socket.
+pub fn local_socket() -> Result<String, ExecError> {
+    match std::env::var("DOCKER_HOST") {
+        Ok(h) if h.starts_with("unix://") => Ok(h.trim_start_matches("unix://").to_string()),
+        Ok(h) if !h.is_empty() => {
+            Err(ExecError::Permanent(format!("DOCKER_HOST={h}: only unix sockets are supported for the local engine")))
+        }
+        _ => Ok("/var/run/docker.sock".to_string()),
+    }
+}
+
+impl DockerExecutor {
+    /// Connects to every host of the config. Only `local` (this machine's engine) is
+    /// reachable today; SSH hosts come with the SSH executor.
+    pub async fn connect(spec: ServiceSpec, hosts: &[String]) -> Result<Self, ExecError> {
+        let mut handles = BTreeMap::new();
+        for host in hosts {
+            if host != "local" {
+                return Err(ExecError::Permanent(format!(
+                    "host {host}: deploying over SSH is not supported yet; only `local` (this machine's Docker engine) is"
+                )));
+            }
+            let engine = Engine::connect(host, &local_socket()?).await?;
+            handles.insert(host.clone(), HostHandle { engine, admin: CaddyAdmin::new("http://127.0.0.1:2019") });
+        }
+        let http = reqwest::Client::builder().no_proxy().build().expect("a plain HTTP client builds");
+        Ok(DockerExecutor { spec, hosts: handles, http })
+    }
+
+    pub fn spec(&self) -> &ServiceSpec {
+        &self.spec
+    }
+
+    pub fn host(&self, host: &str) -> Result<&HostHandle, ExecError> {
+        self.hosts.get(host).ok_or_else(|| ExecError::Permanent(format!("unknown host {host}")))
+    }
+
+    fn role(&self, role: &str) -> Result<&RoleSpec, ExecError> {
+        self.spec.role(role).ok_or_else(|| ExecError::Permanent(format!("role {role} is not in the config")))
+    }
+
+    fn app_port(&self) -> Result<u16, ExecError> {
+        self.spec.proxy.as_ref().map(|p| p.app_port).ok_or_else(|| ExecError::Permanent("the web role needs proxy.app_port".into()))
+    }
+
+    fn dial(&self, container: &str) -> Result<String, ExecError> {
+        Ok(format!("{container}:{}", self.app_port()?))
+    }
+
+    async fn start_new(&self, e: &Effect) -> Result<Observation, ExecError> {
+        let h = self.host(&e.host)?;
+        let role = self.role(&e.role)?;
+        h.engine.ensure_network(self.spec.network_subnet.as_deref()).await?;
+        if let Some(existing) = h.engine.inspect(&e.new_container).await? {
+            // Adopt: a redo after a crash finds the container it created.
+            if !existing.running {
+                h.engine.start(&e.new_container).await?;
+            }
+            return Ok(Observation::Container { id: existing.id });
+        }
+        let image = e.image_ref();
+        h.engine.ensure_image(&image).await?;
+        let labels: HashMap<String, String> = [
+            ("odysseus.service", e.service.clone()),
+            ("odysseus.role", e.role.clone()),
+            ("odysseus.version", e.version.clone()),
+            ("odysseus.deployment", e.deployment.to_string()),
+            ("odysseus.deployed_at", SystemClock.now().to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let env: Vec<String> = self.spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let healthcheck = role.healthcheck.as_ref().map(|hc| HealthConfig {
+            test: Some(vec!["CMD-SHELL".into(), hc.cmd.clone()]),
+            interval: Some(secs_ns(hc.interval_s)),
+            timeout: Some(secs_ns(hc.timeout_s)),
+            retries: Some(i64::from(hc.retries)),
+            ..Default::default()
+        });
+        let id = h
+            .engine
+            .create(NewContainer {
+                name: &e.new_container,
+                image: &image,
+                cmd: role.cmd.clone(),
+                env,
+                labels,
+                binds: role.volumes.clone(),
+                resources: &role.resources,
+                healthcheck,
+                publish: vec![],
+                aliases: vec![],
+            })
+            .await?;
+        h.engine.start(&e.new_container).await?;
+        Ok(Observation::Container { id })
+    }
+
+    /// One look: is this container healthy right now, by the checks that apply to it?
+    async fn healthy_now(&self, host: &str, name: &str, kind: RoleKind, running_since: Option<Instant>) -> Result<bool, ExecError> {
+        let h = self.host(host)?;
+        let Some(info) = h.engine.inspect(name).await? else { return Ok(false) };
+        if !info.running {
+            return Ok(false);
+        }
+        if let Some(health) = &info.health {
+            if health != "healthy" {
+                return Ok(false);
+            }
+        }
+        match kind {
+            RoleKind::Web => {
+                let Some(ip) = info.ip.as_deref() else { return Ok(false) };
+                let port = self.app_port()?;
+                match self.spec.proxy.as_ref().and_then(|p| p.healthcheck.as_ref()) {
+                    Some(hc) => Ok(http_ok(&self.http, ip, port, &hc.path, &hc.expect).await),
+                    None if info.health.is_some() => Ok(true),
+                    None => Ok(tcp_ok(ip, port).await),
+                }
+            }
+            RoleKind::Job if info.health.is_some() => Ok(true),
+            RoleKind::Job => Ok(running_since.is_none_or(|t| t.elapsed() >= JOB_SETTLE)),
+        }
+    }
+
+    /// Waits for health, bounded by `boot_ms`. On failure the error carries the
+    /// container's last log lines.
+    async fn await_healthy(&self, host: &str, name: &str, kind: RoleKind, boot_ms: u64) -> Result<(), ExecError> {
+        let h = self.host(host)?;
+        let started = Instant::now();
+        let mut running_since = None;
+        loop {
+            let info = h.engine.inspect(name).await?;
+            match &info {
+                None => return Err(ExecError::Permanent(format!("container {name} does not exist"))),
+                Some(i) if !i.running => {
+                    let logs = h.engine.last_logs(name, 20).await;
+                    return Err(ExecError::Permanent(format!("{name} exited before becoming healthy; its last lines:\n{logs}")));
+                }
+                Some(_) => {
+                    running_since.get_or_insert_with(Instant::now);
+                }
+            }
+            if self.healthy_now(host, name, kind, running_since).await? {
+                return Ok(());
+            }
+            if started.elapsed() >= Duration::from_millis(boot_ms) {
+                let logs = h.engine.last_logs(name, 20).await;
+                return Err(ExecError::Permanent(format!(
+                    "{name} did not become healthy within {} s (boot_timeout); its last lines:\n{}",
+                    boot_ms / 1000,
+                    if logs.trim().is_empty() { "(no output)".to_string() } else { logs }
+                )));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn ensure_route(&self, host: &str) -> Result<&HostHandle, ExecError> {
+        let h = self.host(host)?;
+        let proxy = self.spec.proxy.as_ref().ok_or_else(|| ExecError::Permanent("the web role needs a proxy section".into()))?;
+        ensure_caddy(&h.engine, &h.admin, proxy, self.spec.network_subnet.as_deref()).await?;
+        h.admin.ensure_route(&self.spec.service, proxy).await?;
+        Ok(h)
+    }
+
+    /// Waits until the containers serve no established connection, capped by `drain_ms`.
+    async fn drain(&self, host: &str, names: &[String], drain_ms: u64) -> Result<(u64, u32), ExecError> {
+        let h = self.host(host)?;
+        let port = self.app_port()?;
+        let started = Instant::now();
+        loop {
+            let mut remaining = 0;
+            for name in names {
+                if let Some(info) = h.engine.inspect(name).await? {
+                    if let (true, Some(pid)) = (info.running, info.pid) {
+                        remaining += established_connections(pid, port)?;
+                    }
+                }
+            }
+            let waited = started.elapsed().as_millis() as u64;
+            if remaining == 0 || waited >= drain_ms {
+                return Ok((waited, remaining));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn perform(&self, e: &Effect) -> Result<Observation, ExecError> {
+        let web = e.kind == RoleKind::Web;
+        let service = &self.spec.service;
+        match e.step {
+            StepName::StartNew => self.start_new(e).await,
+            StepName::AwaitHealthy => {
+                self.await_healthy(&e.host, &e.new_container, e.kind, e.timeouts.boot_ms).await?;
+                Ok(Observation::Done)
+            }
+            StepName::AddUpstream => {
+                if web {
+                    // Never route what is not healthy, even when redone after a crash.
+                    if !self.healthy_now(&e.host, &e.new_container, e.kind, None).await? {
+                        return Err(ExecError::Permanent(format!("{} is not healthy: not routing it", e.new_container)));
+                    }
+                    let h = self.ensure_route(&e.host).await?;
+                    let dial = self.dial(&e.new_container)?;
+                    h.admin.edit_upstreams(service, |u| if !u.contains(&dial) { u.push(dial.clone()) }).await?;
+                }
+                Ok(Observation::Done)
+            }
+            StepName::RemoveOldUpstream => {
+                let h = self.ensure_route(&e.host).await?;
+                let olds: Vec<String> = e.old_containers.iter().map(|o| self.dial(o)).collect::<Result<_, _>>()?;
+                let (before, after) = h.admin.edit_upstreams(service, |u| u.retain(|d| !olds.contains(d))).await?;
+                Ok(Observation::Count { n: (before.len() - after.len()) as u32 })
+            }
+            StepName::DrainOld => {
+                let (waited_ms, remaining) = self.drain(&e.host, &e.old_containers, e.timeouts.drain_ms).await?;
+                Ok(Observation::Drained { waited_ms, remaining })
+            }
+            StepName::StopOld => {
+                let h = self.host(&e.host)?;
+                let mut n = 0;
+                for old in &e.old_containers {
+                    if h.engine.inspect(old).await?.is_some_and(|c| c.running) {
+                        h.engine.stop(old, e.timeouts.stop_ms / 1000).await?;
+                        n += 1;
+                    }
+                }
+                Ok(Observation::Count { n })
+            }
+            StepName::CleanStaleUpstreams => {
+                let h = self.ensure_route(&e.host).await?;
+                let current = h.admin.upstreams(service).await?.unwrap_or_default();
+                let mut stale = Vec::new();
+                for dial in current {
+                    let name = dial.rsplit_once(':').map_or(dial.as_str(), |(n, _)| n);
+                    if !h.engine.inspect(name).await?.is_some_and(|c| c.running) {
+                        stale.push(dial.clone());
+                    }
+                }
+                if !stale.is_empty() {
+                    h.admin.edit_upstreams(service, |u| u.retain(|d| !stale.contains(d))).await?;
+                }
+                Ok(Observation::Count { n: stale.len() as u32 })
+            }
+            StepName::RestoreOldUpstream => {
+                let h = self.host(&e.host)?;
+                for old in &e.old_containers {
+                    match h.engine.inspect(old).await? {
+                        None => return Err(ExecError::Permanent(format!("old container {old} no longer exists; it cannot be restored"))),
+                        Some(c) if !c.running => h.engine.start(old).await?,
+                        Some(_) => {}
+                    }
+                }
+                for old in &e.old_containers {
+                    self.await_healthy(&e.host, old, e.kind, e.timeouts.boot_ms).await.map_err(|err| match err {
+                        ExecError::Permanent(m) => ExecError::Retryable(m),
+                        other => other,
+                    })?;
+                }
+                if web {
+                    let h = self.ensure_route(&e.host).await?;
+                    let dials: Vec<String> = e.old_containers.iter().map(|o| self.dial(o)).collect::<Result<_, _>>()?;
+                    h.admin.edit_upstreams(service, |u| dials.iter().for_each(|d| if !u.contains(d) { u.push(d.clone()) })).await?;
+                }
+                Ok(Observation::Done)
+            }
+            StepName::RemoveNew => {
+                let h = self.host(&e.host)?;
+                if web {
+                    let h = self.ensure_route(&e.host).await?;
+                    let dial = self.dial(&e.new_container)?;
+                    h.admin.edit_upstreams(service, |u| u.retain(|d| *d != dial)).await?;
+                    self.drain(&e.host, std::slice::from_ref(&e.new_container), e.timeouts.drain_ms).await?;
+                }
+                if h.engine.inspect(&e.new_container).await?.is_some_and(|c| c.running) {
+                    h.engine.stop(&e.new_container, e.timeouts.stop_ms / 1000).await?;
+                }
+                h.engine.remove(&e.new_container).await?;
+                Ok(Observation::Done)
+            }
+        }
+    }
+
+    async fn look(&self, e: &Effect) -> Result<Option<Observation>, ExecError> {
+        let h = self.host(&e.host)?;
+        let web = e.kind == RoleKind::Web;
+        let routed = || async {
+            if !web {
+                return Ok::<Vec<String>, ExecError>(Vec::new());
+            }
+            Ok(h.admin.upstreams(&self.spec.service).await?.unwrap_or_default())
+        };
+        let done = match e.step {
+            StepName::StartNew => {
+                return Ok(h.engine.inspect(&e.new_container).await?.filter(|c| c.running).map(|c| Observation::Container { id: c.id }))
+            }
+            StepName::AwaitHealthy => self.healthy_now(&e.host, &e.new_container, e.kind, None).await?,
+            StepName::AddUpstream => !web || routed().await?.contains(&self.dial(&e.new_container)?),
+            StepName::RemoveOldUpstream => {
+                let upstreams = routed().await?;
+                e.old_containers.iter().map(|o| self.dial(o)).collect::<Result<Vec<_>, _>>()?.iter().all(|d| !upstreams.contains(d))
+            }
+            StepName::DrainOld => self.drain(&e.host, &e.old_containers, 0).await?.1 == 0,
+            StepName::StopOld => {
+                let mut all_stopped = true;
+                for old in &e.old_containers {
+                    all_stopped &= !h.engine.inspect(old).await?.is_some_and(|c| c.running);
+                }
+                all_stopped
+            }
+            StepName::CleanStaleUpstreams => {
+                let mut clean = true;
+                for dial in routed().await? {
+                    let name = dial.rsplit_once(':').map_or(dial.as_str(), |(n, _)| n);
+                    clean &= h.engine.inspect(name).await?.is_some_and(|c| c.running);
+                }
+                clean
+            }
+            StepName::RestoreOldUpstream => {
+                let upstreams = routed().await?;
+                let mut ok = true;
+                for old in &e.old_containers {
+                    ok &= self.healthy_now(&e.host, old, e.kind, None).await?;
+                    ok &= !web || upstreams.contains(&self.dial(old)?);
+                }
+                ok
+            }
+            StepName::RemoveNew => {
+                h.engine.inspect(&e.new_container).await?.is_none() && !routed().await?.contains(&self.dial(&e.new_container)?)
+            }
+        };
+        Ok(done.then_some(match e.step {
+            StepName::RemoveOldUpstream | StepName::StopOld | StepName::CleanStaleUpstreams => Observation::Count { n: 0 },
+            StepName::DrainOld => Observation::Drained { waited_ms: 0, remaining: 0 },
+            _ => Observation::Done,
+        }))
+    }
+}
+
+fn secs_ns(s: u64) -> i64 {
+    (s.max(1) * 1_000_000_000).min(i64::MAX as u64) as i64
+}
+
+impl Executor for DockerExecutor {
+    async fn execute(&self, effect: &Effect) -> Result<Observation, ExecError> {
+        self.perform(effect).await
+    }
+
+    async fn observe(&self, effect: &Effect) -> Result<Option<Observation>, ExecError> {
+        self.look(effect).await
+    }
+
+    async fn survey(&self, service: &str, role: &str, _kind: RoleKind, host: &str) -> Result<Survey, ExecError> {
+        let h = self.host(host)?;
+        let list = h.engine.list(&[("odysseus.service", service), ("odysseus.role", role)], false).await?;
+        let mut containers: Vec<(String, String)> = list
+            .into_iter()
+            .map(|(_, name, labels)| (name, labels.get("odysseus.version").cloned().unwrap_or_default()))
+            .collect();
+        containers.sort();
+        Ok(Survey {
+            version: containers.first().map(|(_, v)| v.clone()).filter(|v| !v.is_empty()),
+            containers: containers.into_iter().map(|(n, _)| n).collect(),
+        })
+    }
+}

@@ -1,0 +1,9 @@
+//! The real executors: a Docker engine (bollard) and the Caddy admin API (reqwest).
+
+pub mod caddy;
+pub mod engine;
+mod executor;
+pub use executor::{local_socket, DockerExecutor, HostHandle};
+pub mod probe;
+pub mod spec;
+mod tar;

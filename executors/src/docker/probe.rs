@@ -1,0 +1,72 @@
+//! Looking at a container from the executor's side: is it healthy, and how many
+//! connections does it still serve?
+
+use std::time::Duration;
+
+use odysseus_engine::runtime::ExecError;
+
+use super::spec::ExpectStatus;
+
+/// One HTTP GET of `path` on the container; true when the status is expected.
+pub async fn http_ok(client: &reqwest::Client, ip: &str, port: u16, path: &str, expect: &ExpectStatus) -> bool {
+    let url = format!("http://{ip}:{port}{path}");
+    match client.get(url).timeout(Duration::from_secs(2)).send().await {
+        Ok(r) => expect.accepts(r.status().as_u16()),
+        Err(_) => false,
+    }
+}
+
+pub async fn tcp_ok(ip: &str, port: u16) -> bool {
+    let connect = tokio::net::TcpStream::connect((ip, port));
+    matches!(tokio::time::timeout(Duration::from_secs(2), connect).await, Ok(Ok(_)))
+}
+
+/// Established TCP connections on `port` inside the network namespace of process
+/// `pid`, from /proc/PID/net/tcp and tcp6. Caddy's own upstream list forgets a removed
+/// upstream at once, so only the container's kernel can tell when draining is done.
+pub fn established_connections(pid: i64, port: u16) -> Result<u32, ExecError> {
+    let mut count = 0;
+    let mut read_any = false;
+    for table in ["tcp", "tcp6"] {
+        let path = format!("/proc/{pid}/net/{table}");
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        read_any = true;
+        count += count_established(&text, port);
+    }
+    if read_any {
+        Ok(count)
+    } else {
+        Err(ExecError::Retryable(format!("cannot read /proc/{pid}/net/tcp")))
+    }
+}
+
+/// Counts rows whose local port is `port` and state is 01 (ESTABLISHED).
+pub fn count_established(table: &str, port: u16) -> u32 {
+    let wanted = format!("{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let mut fields = line.split_whitespace();
+            let local = fields.nth(1).unwrap_or("");
+            let state = fields.nth(1).unwrap_or("");
+            local.rsplit(':').next() == Some(wanted.as_str()) && state == "01"
+        })
+        .count() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_only_established_connections_on_the_port() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:0BB8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0
+   1: 020012C6:0BB8 030012C6:9C40 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1
+   2: 020012C6:0BB8 030012C6:9C42 06 00000000:00000000 00:00000000 00000000     0        0 0 3 0 0 0 0 0 0
+   3: 020012C6:9C44 030012C6:0BB8 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1";
+        assert_eq!(count_established(table, 3000), 1);
+        assert_eq!(count_established(table, 80), 0);
+    }
+}

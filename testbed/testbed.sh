@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# The project's test bed: real dockerd, real Caddy, demo images built without a registry.
+#
+#   testbed.sh up        install what is missing, start the local dockerd, build images
+#   testbed.sh install   apt packages only
+#   testbed.sh dockerd   start the local dockerd (idempotent)
+#   testbed.sh images    build the demo, bad and Caddy images (idempotent)
+#   testbed.sh down      stop the dockerd this script started and everything it runs
+#   testbed.sh reset     down, then up
+#
+# Addresses (see shared TESTBED.md): Docker networks live in 198.18.0.0/15 only, with an
+# unreachable route as a backstop so a mistaken address fails locally. Never 172.17/16,
+# never the uplink or registry ranges.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+STATE=/run/odysseus-testbed
+DOCKER_SOCK=/var/run/docker.sock
+log() { printf 'testbed: %s\n' "$*" >&2; }
+
+install_packages() {
+    local missing=()
+    command -v dockerd >/dev/null || missing+=(docker.io)
+    command -v caddy >/dev/null || missing+=(caddy)
+    command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+    command -v ssh >/dev/null || missing+=(openssh-client)
+    [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -c '^httpd$' >/dev/null || missing+=(busybox-static)
+    command -v tini >/dev/null || missing+=(tini)
+    command -v ip >/dev/null || missing+=(iproute2)
+    command -v iptables >/dev/null || missing+=(iptables)
+    command -v curl >/dev/null || missing+=(curl)
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+safety_routes() {
+    # A mistaken address in these ranges fails here instead of leaving the machine.
+    ip route replace unreachable 198.18.0.0/15 metric 4242 2>/dev/null || true
+    ip route replace unreachable 198.51.100.0/24 metric 4242 2>/dev/null || true
+}
+
+docker_ready() { docker -H "unix://$DOCKER_SOCK" version >/dev/null 2>&1; }
+
+start_dockerd() {
+    if docker_ready; then
+        return 0
+    fi
+    mkdir -p "$STATE"
+    safety_routes
+    log "starting dockerd"
+    # The default bridge moves off 172.17/16 into the safe range.
+    nohup dockerd \
+        --host "unix://$DOCKER_SOCK" \
+        --bip 198.18.0.1/24 \
+        --default-address-pool base=198.19.0.0/16,size=24 \
+        --pidfile "$STATE/dockerd.pid" \
+        >"$STATE/dockerd.log" 2>&1 &
+    for _ in $(seq 1 100); do
+        docker_ready && { log "dockerd is up"; return 0; }
+        sleep 0.2
+    done
+    log "dockerd did not start; its log:"
+    tail -n 30 "$STATE/dockerd.log" >&2
+    return 1
+}
+
+# A rootfs with static busybox, laid out for `FROM scratch`.
+busybox_rootfs() {
+    local root="$1"
+    mkdir -p "$root/bin" "$root/www/cgi-bin" "$root/tmp"
+    cp /bin/busybox "$root/bin/busybox"
+    for applet in sh httpd sleep cat echo kill wget ps grep seq sed; do
+        ln -sf busybox "$root/bin/$applet"
+    done
+}
+
+build_demo() {
+    local version="$1" work
+    work="$(mktemp -d)"
+    busybox_rootfs "$work/rootfs"
+    cp "$HERE/images/demo/serve.sh" "$work/rootfs/bin/serve"
+    cp "$HERE/images/demo/slow.cgi" "$work/rootfs/www/cgi-bin/slow"
+    chmod +x "$work/rootfs/bin/serve" "$work/rootfs/www/cgi-bin/slow"
+    echo "$version" >"$work/rootfs/www/index.html"
+    echo "ok" >"$work/rootfs/www/health"
+    cp "$HERE/images/demo/Dockerfile" "$work/Dockerfile"
+    DOCKER_BUILDKIT=0 docker build -q -t "odysseus-demo:$version" "$work" >/dev/null
+    rm -rf "$work"
+}
+
+build_bad() {
+    local work
+    work="$(mktemp -d)"
+    busybox_rootfs "$work/rootfs"
+    cp "$HERE/images/bad/Dockerfile" "$work/Dockerfile"
+    DOCKER_BUILDKIT=0 docker build -q -t "odysseus-bad:latest" "$work" >/dev/null
+    rm -rf "$work"
+}
+
+build_caddy() {
+    local work lib
+    work="$(mktemp -d)"
+    mkdir -p "$work/rootfs/usr/bin" "$work/rootfs/config" "$work/rootfs/data" "$work/rootfs/etc/caddy"
+    cp /usr/bin/caddy "$work/rootfs/usr/bin/caddy"
+    # Debian's caddy is dynamically linked: bring the loader and the libraries it lists.
+    for lib in $(ldd /usr/bin/caddy | grep -o '/[^ ]*'); do
+        mkdir -p "$work/rootfs$(dirname "$lib")"
+        cp -L "$lib" "$work/rootfs$lib"
+    done
+    printf '{}\n' >"$work/rootfs/etc/caddy/empty.json"
+    cp "$HERE/images/caddy/Dockerfile" "$work/Dockerfile"
+    DOCKER_BUILDKIT=0 docker build -q -t "odysseus-testbed/caddy:2.6" "$work" >/dev/null
+    rm -rf "$work"
+}
+
+image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+
+build_images() {
+    for v in v1 v2 v3; do
+        image_exists "odysseus-demo:$v" || { log "building odysseus-demo:$v"; build_demo "$v"; }
+    done
+    image_exists odysseus-bad:latest || { log "building odysseus-bad:latest"; build_bad; }
+    image_exists odysseus-testbed/caddy:2.6 || { log "building odysseus-testbed/caddy:2.6"; build_caddy; }
+}
+
+stop_dockerd() {
+    if docker_ready; then
+        # Only what odysseus and its tests made: containers labelled or named by us.
+        local ids
+        ids=$(docker ps -aq --filter label=odysseus.service; docker ps -aq --filter name=odysseus-caddy)
+        [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1 || true
+    fi
+    if [ -f "$STATE/dockerd.pid" ]; then
+        local pid
+        pid=$(cat "$STATE/dockerd.pid")
+        if kill -0 "$pid" 2>/dev/null; then
+            log "stopping dockerd (pid $pid)"
+            kill "$pid"
+            for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        fi
+    fi
+}
+
+case "${1:-up}" in
+    install) install_packages ;;
+    dockerd) start_dockerd ;;
+    images) start_dockerd; build_images ;;
+    up) install_packages; start_dockerd; build_images ;;
+    down) stop_dockerd ;;
+    reset) stop_dockerd; install_packages; start_dockerd; build_images ;;
+    *) echo "usage: $0 up|down|reset|install|dockerd|images" >&2; exit 2 ;;
+esac
