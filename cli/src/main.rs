@@ -3,6 +3,7 @@
 
 mod commands;
 mod config;
+mod progress;
 mod exit;
 mod render;
 
@@ -11,6 +12,17 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use exit::{Exit, UsageError};
+
+/// Options every command takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// The deploy.yml to use.
+    #[arg(short = 'c', long = "config", global = true, default_value = "deploy.yml", value_name = "FILE")]
+    pub config: std::path::PathBuf,
+    /// Where the journal lives (default: `.odysseus/` beside deploy.yml).
+    #[arg(long, global = true, env = "ODYSSEUS_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<std::path::PathBuf>,
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -25,12 +37,16 @@ journal before it runs, so an interrupted deploy resumes or rolls back exactly."
 3 blocked or interrupted (the message names the next command); 70 internal error."
 )]
 struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Deploy a new image tag to every host of the config, with zero downtime.
+    Deploy(commands::deploy::DeployArgs),
     /// Run a deployment against a simulated fleet, with injected failures and crashes,
     /// and check every safety invariant.
     Simulate(commands::simulate::SimulateArgs),
@@ -50,7 +66,9 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { Exit::Usage as u8 } else { Exit::Ok as u8 });
         }
     };
+    let global = cli.global;
     let result = std::panic::catch_unwind(|| match cli.command {
+        Command::Deploy(args) => commands::deploy::run(&global, args),
         Command::Simulate(args) => commands::simulate::run(args),
     });
     let code = match result {

@@ -1,1 +1,2 @@
+pub mod deploy;
 pub mod simulate;

@@ -1,0 +1,286 @@
+//! `odysseus deploy`: move the service to a new image tag, host by host, through Caddy,
+//! with every step journaled before it runs.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use odysseus_engine::journal::{self, local_hostname, process_alive, process_start_ticks, Acquired, Journal};
+use odysseus_engine::machine::{DeploymentStarted, DeploymentState, Event, Phase, RetryPolicy};
+use odysseus_engine::runtime::{self, plan_deployment, Clock, Runtime, SystemClock, TargetSpec};
+use odysseus_engine::{DeploymentId, Operator};
+use odysseus_executors::docker::DockerExecutor;
+
+use crate::config::{self, Config};
+use crate::exit::{Exit, UsageError};
+use crate::progress::Progress;
+use crate::GlobalArgs;
+
+#[derive(Args, Debug)]
+#[command(after_help = "\
+If a deployment of the service is unfinished (interrupted, halted, or its rollback failed):
+  --resume continues it, --abort rolls it back; a plain deploy of the same image resumes it
+  and says so; a plain deploy of another image is refused and names the unfinished one.
+
+Exit codes: 0 deployed (or aborted as asked); 1 the deployment failed or was rolled back;
+2 bad usage or config; 3 blocked or interrupted (the message names the next command).")]
+pub struct DeployArgs {
+    /// The tag to deploy: the image is `<image>:<TAG>`.
+    #[arg(long, value_name = "TAG")]
+    image: Option<String>,
+    /// Continue the unfinished deployment.
+    #[arg(long, conflicts_with = "abort")]
+    resume: bool,
+    /// Roll back the unfinished deployment.
+    #[arg(long)]
+    abort: bool,
+}
+
+fn operator() -> Operator {
+    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+    Operator { user, hostname: local_hostname(), pid: std::process::id() }
+}
+
+fn new_deployment_id(now_millis: u64) -> DeploymentId {
+    let mut nonce = [0u8; 4];
+    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut nonce));
+    let nonce = match random {
+        Ok(()) => u32::from_le_bytes(nonce),
+        Err(_) => std::process::id() ^ (now_millis as u32).rotate_left(13),
+    };
+    DeploymentId { millis: now_millis, nonce }
+}
+
+/// The state dir: --state-dir, else ODYSSEUS_STATE_DIR, else `.odysseus/` beside deploy.yml.
+pub fn state_dir(global: &GlobalArgs) -> PathBuf {
+    if let Some(dir) = &global.state_dir {
+        return dir.clone();
+    }
+    let config_dir = global.config.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    config_dir.join(".odysseus")
+}
+
+/// The command a person runs next, with the same config and state dir.
+fn next_command(global: &GlobalArgs, flag: &str) -> String {
+    let mut cmd = format!("odysseus deploy -c {}", global.config.display());
+    if let Some(dir) = &global.state_dir {
+        cmd.push_str(&format!(" --state-dir {}", dir.display()));
+    }
+    cmd.push(' ');
+    cmd.push_str(flag);
+    cmd
+}
+
+fn what_next(global: &GlobalArgs) -> String {
+    format!("To continue: {}\nTo roll back: {}", next_command(global, "--resume"), next_command(global, "--abort"))
+}
+
+pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<Exit> {
+    let config = config::load(&global.config, &|name| std::env::var(name).ok()).map_err(|e| UsageError(e.to_string()))?;
+    for key in &config.not_yet_supported {
+        eprintln!("warning: `{key}` in {} is accepted but not acted on yet", config.path.display());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+    runtime.block_on(deploy(global, args, config))
+}
+
+enum Mode {
+    Start(String),
+    Resume(DeploymentId, &'static str),
+    Abort(DeploymentId),
+}
+
+async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow::Result<Exit> {
+    let dir = state_dir(global);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating the state dir {}", dir.display()))?;
+    let journal = Journal::open(&dir.join("journal")).map_err(|e| match e {
+        journal::Error::Busy { .. } => anyhow::anyhow!(UsageError(format!(
+            "{e}; wait for it to finish (or stop it) and run the command again"
+        ))),
+        other => anyhow::anyhow!(other),
+    })?;
+    let service = config.service.clone();
+    let clock = SystemClock;
+    let me = operator();
+    let my_start = process_start_ticks(me.pid).unwrap_or(0);
+
+    // Decide what this run does before touching anything.
+    let unfinished = journal.unfinished(&service)?;
+    let mode = match (unfinished, args.resume, args.abort) {
+        (Some(id), _, true) => Mode::Abort(id),
+        (Some(id), true, _) => Mode::Resume(id, "resuming"),
+        (Some(id), false, false) => {
+            let state = DeploymentState::fold(&journal.load(id)?)?;
+            let started = state.started().context("the unfinished deployment has no start event")?;
+            let wanted = args.image.clone().or(config.default_tag.clone());
+            if wanted.is_none() || wanted.as_deref() == Some(started.version.as_str()) {
+                Mode::Resume(id, "an unfinished deployment of the same image exists: resuming it")
+            } else {
+                eprintln!(
+                    "odysseus: deployment {id} of {}:{} is unfinished ({}); refusing to start {}:{}.\n{}",
+                    started.image,
+                    started.version,
+                    state.phase.as_str(),
+                    config.image,
+                    wanted.unwrap_or_default(),
+                    what_next(global)
+                );
+                return Ok(Exit::Blocked);
+            }
+        }
+        (None, true, _) | (None, _, true) => {
+            return Err(UsageError(format!("service {service} has no unfinished deployment to resume or abort")).into());
+        }
+        (None, false, false) => match args.image.clone().or(config.default_tag.clone()) {
+            Some(tag) => Mode::Start(tag),
+            None => return Err(UsageError("which version? pass --image TAG (the image is `<image>:<TAG>`)".into()).into()),
+        },
+    };
+
+    let lock = match journal.acquire_lock(&service, &me, my_start, clock.now(), None, &process_alive) {
+        Ok(lock) => lock,
+        Err(journal::Error::Locked { holder, .. }) => {
+            eprintln!(
+                "odysseus: {service} is being deployed by {} since {}{}; try again when it is done",
+                holder.owner,
+                holder.since,
+                holder.deployment.map(|d| format!(" (deployment {d})")).unwrap_or_default()
+            );
+            return Ok(Exit::Blocked);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let result = drive(global, &config, &journal, &clock, &me, &lock, mode).await;
+    journal.release_lock(&service, lock.token())?;
+    result
+}
+
+async fn drive(
+    global: &GlobalArgs,
+    config: &Config,
+    journal: &Journal,
+    clock: &SystemClock,
+    me: &Operator,
+    lock: &Acquired,
+    mode: Mode,
+) -> anyhow::Result<Exit> {
+    let hosts = config.hosts();
+    let executor = match DockerExecutor::connect(config.spec.clone(), &hosts).await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("odysseus: {e}\nNothing was changed.");
+            return Ok(Exit::Blocked);
+        }
+    };
+    let progress = RefCell::new(Progress::new());
+    let mut runtime = Runtime::new(journal, &executor, clock).on_event(|seq, event: &Event, state| {
+        progress.borrow_mut().event(seq, event, state);
+    });
+    let aborting = matches!(mode, Mode::Abort(_));
+    let outcome = match mode {
+        Mode::Start(tag) => {
+            let specs: Vec<TargetSpec> = hosts
+                .iter()
+                .flat_map(|host| {
+                    config.roles.iter().filter(|r| r.hosts.contains(host)).map(|r| TargetSpec {
+                        role: r.name.clone(),
+                        host: host.clone(),
+                        kind: r.kind,
+                        timeouts: r.timeouts,
+                    })
+                })
+                .collect();
+            let batch = config.batch_size.hosts(hosts.len());
+            let plan = match plan_deployment(&executor, &config.service, &specs, batch, config.on_failure, RetryPolicy::default()).await {
+                Ok(plan) => plan,
+                Err(e) => {
+                    eprintln!("odysseus: {e}\nNothing was changed.");
+                    return Ok(Exit::Blocked);
+                }
+            };
+            let now = clock.now();
+            let id = new_deployment_id(now.0);
+            journal.set_lock_deployment(&config.service, lock.token(), id)?;
+            let started = DeploymentStarted {
+                id,
+                service: config.service.clone(),
+                image: config.image.clone(),
+                version: tag,
+                config_digest: config.digest.clone(),
+                plan,
+                operator: me.clone(),
+                lock_token: lock.token(),
+            };
+            eprintln!(
+                "Deploying {}:{} (deployment {id}); journal in {}",
+                started.image,
+                started.version,
+                state_dir(global).display()
+            );
+            runtime.start(started, lock).await
+        }
+        Mode::Resume(id, why) => {
+            eprintln!("Deployment {id}: {why}");
+            journal.set_lock_deployment(&config.service, lock.token(), id)?;
+            runtime.resume(id, me.clone(), lock).await
+        }
+        Mode::Abort(id) => {
+            eprintln!("Deployment {id}: rolling back every target it touched");
+            journal.set_lock_deployment(&config.service, lock.token(), id)?;
+            runtime.abort(id, me.clone(), lock).await
+        }
+    };
+    drop(runtime);
+    let state = match outcome {
+        Ok(state) => state,
+        Err(runtime::Error::NotResumable(id, phase)) => {
+            return Err(UsageError(format!("deployment {id} is {phase}: there is nothing to resume")).into());
+        }
+        Err(e @ runtime::Error::Machine(_)) => {
+            eprintln!("odysseus: {e}\nThis is a bug in odysseus; the journal is intact.\n{}", what_next(global));
+            return Ok(Exit::Internal);
+        }
+        Err(e) => {
+            eprintln!("odysseus: the deployment was interrupted: {e}\n{}", what_next(global));
+            return Ok(Exit::Blocked);
+        }
+    };
+    print_summary(global, &state);
+    Ok(match state.phase {
+        Phase::Completed => Exit::Ok,
+        Phase::Aborted if aborting => Exit::Ok,
+        _ => Exit::Failed,
+    })
+}
+
+fn print_summary(global: &GlobalArgs, state: &DeploymentState) {
+    let Some(started) = state.started() else { return };
+    let seconds = state.last_at.millis_since(state.started_at) as f64 / 1000.0;
+    let mut out = String::new();
+    let verdict = match state.phase {
+        Phase::Completed => format!("Deployed {}:{}", started.image, started.version),
+        Phase::Halted => "Deployment halted: a target failed; finished targets stay on the new version".to_string(),
+        Phase::RolledBack => "Deployment failed and was rolled back everywhere".to_string(),
+        Phase::Aborted => "Deployment aborted: every target is back on the old version".to_string(),
+        Phase::RollbackIncomplete => "Deployment failed and a rollback did not finish".to_string(),
+        other => format!("Deployment is {}", other.as_str()),
+    };
+    out.push_str(&format!("{verdict} (deployment {}, {seconds:.1}s)\n", started.id));
+    for (t, target) in state.targets.iter().zip(&started.plan.targets) {
+        let version = match t.serving() {
+            odysseus_engine::machine::Serving::New => started.version.clone(),
+            odysseus_engine::machine::Serving::Old => target.old_version.clone().unwrap_or_else(|| "(none)".into()),
+            odysseus_engine::machine::Serving::InTransition => "(in transition)".into(),
+        };
+        out.push_str(&format!("  {:<20} {:<10} {}\n", target.host, target.role, version));
+    }
+    if let Some(reason) = &state.failure {
+        out.push_str(&format!("Reason: {reason}\n"));
+    }
+    if state.phase.is_suspended() {
+        out.push_str(&what_next(global));
+        out.push('\n');
+    }
+    let _ = crate::exit::print_stdout(&out);
+}
