@@ -182,7 +182,16 @@ impl CaddyAdmin {
         }
         if self.get(&format!("/id/{}", route_id(service))).await?.is_none() {
             let route = route_config(service, proxy, &[]);
-            self.send(reqwest::Method::POST, &format!("/config/apps/http/servers/{SERVER}/routes"), &route, None).await?;
+            let routes = format!("/config/apps/http/servers/{SERVER}/routes");
+            let has_routes = matches!(self.get(&routes).await?, Some((Value::Array(list), _)) if !list.is_empty());
+            if proxy.hosts.is_empty() || !has_routes {
+                // A route for any host goes last, so it never shadows another service's
+                // (and Caddy 2.6 cannot insert at index 0 of an empty list).
+                self.send(reqwest::Method::POST, &routes, &route, None).await?;
+            } else {
+                // PUT on an index inserts there: host-specific routes go first.
+                self.send(reqwest::Method::PUT, &format!("{routes}/0"), &route, None).await?;
+            }
         }
         if proxy.ssl && !proxy.hosts.is_empty() {
             self.ensure_tls_policy(proxy).await?;
@@ -259,17 +268,17 @@ pub async fn ensure_caddy(engine: &Engine, admin: &CaddyAdmin, proxy: &ProxySpec
         Some(_) => engine.start(CADDY_CONTAINER).await?,
         None => {
             engine.ensure_image(&proxy.image).await?;
-            let labels = [("odysseus.proxy", "caddy")].into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let labels: std::collections::HashMap<String, String> =
+                [("odysseus.proxy".to_string(), "caddy".to_string())].into_iter().collect();
             let resources = Resources::default();
-            engine
-                .create(NewContainer {
+            let new_caddy = |sysctls: Vec<(String, String)>| NewContainer {
                     name: CADDY_CONTAINER,
                     image: &proxy.image,
                     cmd: Some(
                         ["/usr/bin/caddy", "run", "--resume", "--config", BOOTSTRAP_PATH].map(str::to_string).to_vec(),
                     ),
                     env: vec!["XDG_CONFIG_HOME=/config".into(), "XDG_DATA_HOME=/data".into()],
-                    labels,
+                    labels: labels.clone(),
                     binds: vec!["odysseus-caddy-config:/config".into(), "odysseus-caddy-data:/data".into()],
                     resources: &resources,
                     healthcheck: None,
@@ -279,8 +288,21 @@ pub async fn ensure_caddy(engine: &Engine, admin: &CaddyAdmin, proxy: &ProxySpec
                         (2019, "127.0.0.1".into(), 2019),
                     ],
                     aliases: vec![],
-                })
-                .await?;
+                    sysctls,
+                };
+            // Caddy binds its listeners with SO_REUSEPORT and opens new sockets on every
+            // config change; connections waiting in the old socket's accept queue are
+            // reset when it closes. tcp_migrate_req (Linux 5.14+) moves them to the new
+            // socket instead: without it, every upstream change can drop a request.
+            let migrate = vec![("net.ipv4.tcp_migrate_req".to_string(), "1".to_string())];
+            match engine.create(new_caddy(migrate)).await {
+                Ok(_) => {}
+                Err(ExecError::Permanent(e)) if e.contains("sysctl") || e.contains("tcp_migrate_req") => {
+                    tracing::warn!(error = %e, "kernel lacks net.ipv4.tcp_migrate_req; Caddy config changes may reset connections");
+                    engine.create(new_caddy(vec![])).await?;
+                }
+                Err(e) => return Err(e),
+            }
             let config = serde_json::to_vec_pretty(&bootstrap_config(proxy)).expect("JSON");
             engine.upload_file(CADDY_CONTAINER, BOOTSTRAP_PATH, &config).await?;
             engine.start(CADDY_CONTAINER).await?;

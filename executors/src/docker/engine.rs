@@ -55,6 +55,8 @@ pub struct NewContainer<'a> {
     /// (container port, host address, host port) to publish.
     pub publish: Vec<(u16, String, u16)>,
     pub aliases: Vec<String>,
+    /// Namespaced kernel settings for the container's network namespace.
+    pub sysctls: Vec<(String, String)>,
 }
 
 impl Engine {
@@ -175,6 +177,7 @@ impl Engine {
             cpu_shares: c.resources.cpu_shares,
             port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
             network_mode: Some(NETWORK.to_string()),
+            sysctls: (!c.sysctls.is_empty()).then(|| c.sysctls.iter().cloned().collect()),
             ..Default::default()
         };
         let endpoint = EndpointSettings { aliases: Some(c.aliases.clone()), ..Default::default() };

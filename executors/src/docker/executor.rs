@@ -121,6 +121,7 @@ impl DockerExecutor {
                 healthcheck,
                 publish: vec![],
                 aliases: vec![],
+                sysctls: vec![],
             })
             .await?;
         h.engine.start(&e.new_container).await?;
@@ -239,7 +240,10 @@ impl DockerExecutor {
                 Ok(Observation::Done)
             }
             StepName::RemoveOldUpstream => {
-                let h = self.ensure_route(&e.host).await?;
+                let h = self.host(&e.host)?;
+                if h.admin.upstreams(service).await?.is_none() {
+                    return Ok(Observation::Count { n: 0 });
+                }
                 let olds: Vec<String> = e.old_containers.iter().map(|o| self.dial(o)).collect::<Result<_, _>>()?;
                 let (before, after) = h.admin.edit_upstreams(service, |u| u.retain(|d| !olds.contains(d))).await?;
                 Ok(Observation::Count { n: (before.len() - after.len()) as u32 })
@@ -298,8 +302,9 @@ impl DockerExecutor {
             }
             StepName::RemoveNew => {
                 let h = self.host(&e.host)?;
-                if web {
-                    let h = self.ensure_route(&e.host).await?;
+                // Undo must not depend on creating anything: with no route there is
+                // nothing to unroute.
+                if web && h.admin.upstreams(service).await?.is_some() {
                     let dial = self.dial(&e.new_container)?;
                     h.admin.edit_upstreams(service, |u| u.retain(|d| *d != dial)).await?;
                     self.drain(&e.host, std::slice::from_ref(&e.new_container), e.timeouts.drain_ms).await?;

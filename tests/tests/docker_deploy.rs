@@ -1,0 +1,194 @@
+//! `odysseus deploy` against the real Docker engine and a real Caddy (no mocks): zero
+//! failed requests across many deploys, measured draining, failed health checks, SIGKILL
+//! at many instants followed by --resume, --abort, and Caddy restarts.
+
+#[path = "support/real.rs"]
+mod real;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use real::{assert_exit, docker, require_docker, serial, stderr, App, Load};
+
+/// Exactly one running container, of `version`, routed alone; no other container left.
+fn assert_converged(app: &App, version: &str) {
+    let running = app.running();
+    assert_eq!(running.len(), 1, "running containers: {running:?}");
+    assert_eq!(running[0].1, version, "running: {running:?}");
+    assert_eq!(app.upstreams(), vec![format!("{}:3000", running[0].0)], "Caddy upstreams");
+    let (status, body) = app.get("/").unwrap();
+    assert_eq!((status, body.trim()), (200, version));
+}
+
+#[test]
+fn ten_deploys_under_load_fail_no_request() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("zd", "odysseus-demo", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    let load = Load::start(&app.host_header, 4, 20_000, Duration::from_secs(120));
+    for i in 0..10 {
+        let version = if i % 2 == 0 { "v2" } else { "v1" };
+        assert_exit(&app.deploy(&["--image", version]), 0, &format!("deploy #{i} of {version}"));
+        assert_converged(&app, version);
+    }
+    let report = load.finish();
+    assert_eq!(report.failures(), 0, "non-2xx {:?}, errors {:?}", report.non_2xx, &report.errors[..report.errors.len().min(5)]);
+    assert!(report.ok > 100, "only {} requests got through", report.ok);
+    assert!(report.saw("v1") && report.saw("v2"), "versions seen: {:?}", report.versions);
+}
+
+#[test]
+fn a_slow_request_in_flight_when_the_old_upstream_goes_completes() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("drain", "odysseus-demo", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    let host = app.host_header.clone();
+    let slow = std::thread::spawn(move || {
+        real::http_get_raw(&format!("127.0.0.1:{}", real::HTTP_PORT), "/cgi-bin/slow?s=3", &host)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let out = app.deploy(&["--image", "v2"]);
+    assert_exit(&out, 0, "deploy during a slow request");
+    let (status, body) = slow.join().unwrap().expect("the slow request got an answer");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("v1"), "the slow request was served by v1: {body}");
+    // The drain waited for it, rather than stopping the old container at once.
+    assert!(stderr(&out).contains("drain-old ok"), "{}", stderr(&out));
+    assert_converged(&app, "v2");
+}
+
+#[test]
+fn a_container_that_never_becomes_healthy_leaves_the_old_one_serving() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("badhealth", "odysseus-demo", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    let load = Load::start(&app.host_header, 2, 5_000, Duration::from_secs(60));
+    // The bad image starts and never answers: boot_timeout 15 s, then rollback.
+    app.write_config("odysseus-bad", "");
+    let out = app.deploy(&["--image", "latest"]);
+    assert_exit(&out, 1, "deploying the bad image");
+    assert!(stderr(&out).contains("did not become healthy"), "{}", stderr(&out));
+    let report = load.finish();
+    assert_eq!(report.failures(), 0, "non-2xx {:?}, errors {:?}", report.non_2xx, report.errors);
+    assert_converged(&app, "v1");
+    assert!(!app.all_containers().iter().any(|c| docker(&["inspect", "-f", "{{.Config.Image}}", c]).contains("bad")));
+}
+
+/// Kills `odysseus deploy` with SIGKILL after `after_lines` progress lines (plus a
+/// delay), then runs `--resume` (or `--abort`) and returns its output.
+fn kill_then(app: &App, version: &str, after_lines: usize, delay_ms: u64, then: &str) -> std::process::Output {
+    let mut child = app.deploy_cmd(&["--image", version]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // Line 1 is the "Deploying …" banner; each later line is a step outcome.
+    for _ in 0..after_lines {
+        if lines.next().is_none() {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(delay_ms));
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+    drop(lines);
+    app.deploy(&[then])
+}
+
+#[test]
+fn sigkill_at_many_instants_then_resume_converges_with_no_failed_request() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("crash", "odysseus-demo", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    let load = Load::start(&app.host_header, 3, 50_000, Duration::from_secs(300));
+    let mut version = "v1";
+    // (progress lines before the kill, extra delay): spread over every step.
+    let instants = [(0, 0), (1, 0), (1, 150), (2, 0), (2, 5), (3, 0), (4, 0), (5, 0), (6, 0), (7, 0), (8, 0), (1, 300)];
+    for (i, (after, delay)) in instants.into_iter().enumerate() {
+        version = if version == "v1" { "v2" } else { "v1" };
+        let out = kill_then(&app, version, after, delay, "--resume");
+        let code = out.status.code();
+        // Killed before the start was journaled: nothing to resume, so deploy again.
+        if code == Some(2) && stderr(&out).contains("no unfinished deployment") {
+            let running = app.running();
+            if running.len() == 1 && running[0].1 == version {
+                continue;
+            }
+            assert_exit(&app.deploy(&["--image", version]), 0, &format!("kill #{i}: redeploy"));
+        } else {
+            assert_exit(&out, 0, &format!("kill #{i} after {after} lines + {delay} ms, then --resume"));
+        }
+        assert_converged(&app, version);
+        // No orphans: besides the running one, only stopped old versions remain.
+        for name in app.all_containers() {
+            let state = docker(&["inspect", "-f", "{{.State.Running}}", &name]);
+            assert!(state.trim() == "false" || app.running().iter().any(|(n, _)| *n == name), "orphan {name}");
+        }
+    }
+    let report = load.finish();
+    assert_eq!(report.failures(), 0, "non-2xx {:?}, errors {:?}", report.non_2xx, &report.errors[..report.errors.len().min(5)]);
+}
+
+#[test]
+fn abort_after_the_new_upstream_was_added_returns_exactly_to_v1() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("abort", "odysseus-demo", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    let load = Load::start(&app.host_header, 2, 10_000, Duration::from_secs(60));
+    let mut child = app.deploy_cmd(&["--image", "v2"]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines {
+        if line.unwrap().contains("add-upstream ok") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let out = app.deploy(&["--abort"]);
+    assert_exit(&out, 0, "--abort");
+    assert!(stderr(&out).contains("rolled back"), "{}", stderr(&out));
+    let report = load.finish();
+    assert_eq!(report.failures(), 0, "non-2xx {:?}, errors {:?}", report.non_2xx, report.errors);
+    assert_converged(&app, "v1");
+    assert!(!app.all_containers().iter().any(|c| docker(&["inspect", "-f", "{{index .Config.Labels \"odysseus.version\"}}", c]).trim() == "v2"));
+}
+
+#[test]
+fn caddy_restarted_between_deploys_keeps_its_routes() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("restart", "odysseus-demo", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    docker(&["restart", "odysseus-caddy"]);
+    let mut answered = None;
+    for _ in 0..50 {
+        if let Ok(r) = app.get("/") {
+            answered = Some(r);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(answered.map(|(s, b)| (s, b.trim().to_string())), Some((200, "v1".to_string())));
+    assert_exit(&app.deploy(&["--image", "v2"]), 0, "deploy after the restart");
+    assert_converged(&app, "v2");
+}
+
+#[test]
+fn a_plain_deploy_of_another_image_is_refused_while_one_is_unfinished() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("refuse", "odysseus-demo", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    let out = kill_then(&app, "v2", 3, 0, "--image=v3");
+    assert_exit(&out, 3, "deploying v3 over an unfinished v2");
+    let err = stderr(&out);
+    assert!(err.contains("unfinished") && err.contains("--resume") && err.contains("--abort"), "{err}");
+    // The same image resumes and says so.
+    let out = app.deploy(&["--image", "v2"]);
+    assert_exit(&out, 0, "plain deploy of the same image");
+    assert!(stderr(&out).contains("resuming"), "{}", stderr(&out));
+    assert_converged(&app, "v2");
+}

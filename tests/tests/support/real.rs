@@ -1,0 +1,280 @@
+//! Helpers for tests against the real Docker engine and Caddy: the odysseus binary, a
+//! deploy.yml per test, a bounded load generator, and queries of the engine.
+//!
+//! These tests need the test bed (`testbed/testbed.sh up`, which the README's test
+//! command runs). Without a Docker engine they fail loudly: they never skip.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Caddy's published HTTP port on this machine during the tests.
+pub const HTTP_PORT: u16 = 18080;
+
+/// Real-component tests share one Docker engine and one Caddy: run them one at a time.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn require_docker() {
+    let ok = Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]).output().is_ok_and(|o| o.status.success());
+    assert!(ok, "no Docker engine answers: run `bash testbed/testbed.sh up` (the README's test command does)");
+    for image in ["odysseus-demo:v1", "odysseus-demo:v2", "odysseus-bad:latest", "odysseus-testbed/caddy:2.6"] {
+        let present = Command::new("docker").args(["image", "inspect", image]).output().is_ok_and(|o| o.status.success());
+        assert!(present, "image {image} is missing: run `bash testbed/testbed.sh up`");
+    }
+}
+
+/// The built `odysseus` binary beside this test binary.
+pub fn odysseus_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("odysseus");
+    assert!(bin.exists(), "{} is missing: run `cargo build -p odysseus` first (scripts/test.sh does)", bin.display());
+    bin
+}
+
+/// A service of its own for one test: its deploy.yml, state dir and Host header.
+pub struct App {
+    pub service: String,
+    pub dir: PathBuf,
+    pub host_header: String,
+}
+
+impl App {
+    pub fn new(service: &str, image: &str, extra: &str) -> App {
+        let dir = std::env::temp_dir().join(format!("odysseus-it-{service}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let app = App { service: service.to_string(), dir, host_header: format!("{service}.test") };
+        app.write_config(image, extra);
+        app.remove_containers();
+        app
+    }
+
+    pub fn write_config(&self, image: &str, extra: &str) {
+        let yaml = format!(
+            "service: {service}
+image: {image}
+servers:
+  web:
+    hosts: [local]
+    deploy:
+      drain_timeout: 10
+      boot_timeout: 15
+      stop_timeout: 10
+proxy:
+  app_port: 3000
+  hosts: [{host}]
+  ssl: false
+  image: odysseus-testbed/caddy:2.6
+  http_port: {HTTP_PORT}
+  healthcheck:
+    path: /health
+    interval: 1
+{extra}",
+            service = self.service,
+            host = self.host_header,
+        );
+        std::fs::write(self.config(), yaml).unwrap();
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("deploy.yml")
+    }
+
+    pub fn deploy_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(odysseus_bin());
+        cmd.arg("deploy").arg("-c").arg(self.config()).args(args);
+        cmd.env_remove("ODYSSEUS_STATE_DIR");
+        cmd
+    }
+
+    pub fn deploy(&self, args: &[&str]) -> Output {
+        self.deploy_cmd(args).output().unwrap()
+    }
+
+    /// Running containers of the service: (name, version).
+    pub fn running(&self) -> Vec<(String, String)> {
+        let out = docker(&[
+            "ps",
+            "--filter",
+            &format!("label=odysseus.service={}", self.service),
+            "--format",
+            "{{.Names}} {{.Label \"odysseus.version\"}}",
+        ]);
+        let mut list: Vec<(String, String)> = out
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(n, v)| (n.to_string(), v.to_string())))
+            .collect();
+        list.sort();
+        list
+    }
+
+    /// All containers of the service, running or not.
+    pub fn all_containers(&self) -> Vec<String> {
+        docker(&["ps", "-a", "--filter", &format!("label=odysseus.service={}", self.service), "--format", "{{.Names}}"])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The dial addresses in the service's Caddy route.
+    pub fn upstreams(&self) -> Vec<String> {
+        let body = http_get_raw("127.0.0.1:2019", &format!("/id/odysseus-proxy-{}/upstreams", self.service), "127.0.0.1:2019")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        let mut dials: Vec<String> =
+            body.split("\"dial\":\"").skip(1).filter_map(|s| s.split('"').next()).map(str::to_string).collect();
+        dials.sort();
+        dials
+    }
+
+    pub fn get(&self, path: &str) -> Result<(u16, String), String> {
+        http_get_raw(&format!("127.0.0.1:{HTTP_PORT}"), path, &self.host_header)
+    }
+
+    pub fn remove_containers(&self) {
+        let names = self.all_containers();
+        if !names.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(names.iter().map(String::as_str));
+            docker(&args);
+        }
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.remove_containers();
+        // Leave no route behind for the next test to find stale.
+        let _ = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-X", "DELETE", "-H", "Host: 127.0.0.1:2019"])
+            .arg(format!("http://127.0.0.1:2019/id/odysseus-route-{}", self.service))
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// One HTTP/1.1 GET with `Connection: close`; the status and body, or why it failed.
+pub fn http_get_raw(addr: &str, path: &str, host: &str) -> Result<(u16, String), String> {
+    let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(20))).ok();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").map_err(|e| format!("write: {e}"))?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no status line in {:?}", text.chars().take(80).collect::<String>()))?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    // Chunked bodies carry the size line; the version text is still inside.
+    Ok((status, body))
+}
+
+/// What the load generator saw.
+#[derive(Debug, Default, Clone)]
+pub struct LoadReport {
+    pub ok: u64,
+    pub non_2xx: Vec<u16>,
+    pub errors: Vec<String>,
+    pub versions: Vec<String>,
+    pub latencies_ms: Vec<u64>,
+}
+
+impl LoadReport {
+    pub fn failures(&self) -> usize {
+        self.non_2xx.len() + self.errors.len()
+    }
+    pub fn saw(&self, version: &str) -> bool {
+        self.versions.iter().any(|v| v == version)
+    }
+}
+
+/// A bounded load generator: `workers` threads send GET / through Caddy until stopped,
+/// at most `max_requests` in all and never past `max_time`. Aimed only at loopback.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    handles: Vec<std::thread::JoinHandle<LoadReport>>,
+}
+
+impl Load {
+    pub fn start(host_header: &str, workers: usize, max_requests: u64, max_time: Duration) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let per_worker = max_requests / workers as u64;
+        let handles = (0..workers)
+            .map(|_| {
+                let stop = stop.clone();
+                let host = host_header.to_string();
+                std::thread::spawn(move || {
+                    let deadline = Instant::now() + max_time;
+                    let mut report = LoadReport::default();
+                    let mut sent = 0;
+                    while !stop.load(Ordering::Relaxed) && sent < per_worker && Instant::now() < deadline {
+                        sent += 1;
+                        let t0 = Instant::now();
+                        match http_get_raw(&format!("127.0.0.1:{HTTP_PORT}"), "/", &host) {
+                            Ok((status, body)) if (200..300).contains(&status) => {
+                                report.ok += 1;
+                                let v = body.lines().find(|l| l.starts_with('v')).unwrap_or("").trim().to_string();
+                                if !report.versions.contains(&v) {
+                                    report.versions.push(v);
+                                }
+                            }
+                            Ok((status, _)) => report.non_2xx.push(status),
+                            Err(e) => report.errors.push(e),
+                        }
+                        report.latencies_ms.push(t0.elapsed().as_millis() as u64);
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    report
+                })
+            })
+            .collect();
+        Load { stop, handles }
+    }
+
+    pub fn finish(self) -> LoadReport {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut total = LoadReport::default();
+        for h in self.handles {
+            let r = h.join().unwrap();
+            total.ok += r.ok;
+            total.non_2xx.extend(r.non_2xx);
+            total.errors.extend(r.errors);
+            for v in r.versions {
+                if !total.versions.contains(&v) {
+                    total.versions.push(v);
+                }
+            }
+            total.latencies_ms.extend(r.latencies_ms);
+        }
+        total
+    }
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn assert_exit(o: &Output, code: i32, what: &str) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "{what}: exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        stderr(o)
+    );
+}
