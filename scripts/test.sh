@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine (as root) or a developer's checkout.
-# This is the command README.md names and .ci/run calls.
+# This is the command README.md names and .ci/run calls. It installs and starts what the
+# tests need (docker.io, caddy, … and a local dockerd) through the project's test bed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,8 +10,14 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 2
 fi
 
-# The test bed (dockerd, Caddy, sshd, fake servers) is set up here once the tests that
-# need it exist; today's suite needs only Rust.
+echo "== test bed: packages, dockerd, images"
+bash testbed/testbed.sh up
+bash testbed/testbed.sh clean
+
+echo "== build"
+cargo build --workspace --locked --bins
 
 echo "== cargo test --workspace"
 cargo test --workspace --locked
+
+bash testbed/testbed.sh clean

@@ -5,6 +5,7 @@
 #   testbed.sh install   apt packages only
 #   testbed.sh dockerd   start the local dockerd (idempotent)
 #   testbed.sh images    build the demo, bad and Caddy images (idempotent)
+#   testbed.sh clean     remove every container odysseus deployed locally (and Caddy's volumes)
 #   testbed.sh down      stop the dockerd this script started and everything it runs
 #   testbed.sh reset     down, then up
 #
@@ -51,6 +52,12 @@ start_dockerd() {
     fi
     mkdir -p "$STATE"
     safety_routes
+    # After a kill, stale pid files make dockerd wait on a containerd that is gone.
+    for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid "$STATE/dockerd.pid"; do
+        if [ -f "$pidfile" ] && ! kill -0 "$(cat "$pidfile" 2>/dev/null)" 2>/dev/null; then
+            rm -f "$pidfile"
+        fi
+    done
     log "starting dockerd"
     # The default bridge moves off 172.17/16 into the safe range.
     nohup dockerd \
@@ -127,6 +134,16 @@ build_images() {
     image_exists odysseus-testbed/caddy:2.6 || { log "building odysseus-testbed/caddy:2.6"; build_caddy; }
 }
 
+# Removes what odysseus deployed on the local engine (apps, Caddy, its volumes): the
+# tests start from a clean engine.
+clean_apps() {
+    docker_ready || return 0
+    local ids
+    ids=$(docker ps -aq --filter label=odysseus.service; docker ps -aq --filter name='^odysseus-caddy$')
+    [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1 || true
+    docker volume rm odysseus-caddy-config odysseus-caddy-data >/dev/null 2>&1 || true
+}
+
 stop_dockerd() {
     if docker_ready; then
         # Only what odysseus and its tests made: containers labelled or named by us.
@@ -147,10 +164,11 @@ stop_dockerd() {
 
 case "${1:-up}" in
     install) install_packages ;;
+    clean) clean_apps ;;
     dockerd) start_dockerd ;;
     images) start_dockerd; build_images ;;
     up) install_packages; start_dockerd; build_images ;;
     down) stop_dockerd ;;
     reset) stop_dockerd; install_packages; start_dockerd; build_images ;;
-    *) echo "usage: $0 up|down|reset|install|dockerd|images" >&2; exit 2 ;;
+    *) echo "usage: $0 up|down|reset|clean|install|dockerd|images" >&2; exit 2 ;;
 esac

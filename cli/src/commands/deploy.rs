@@ -173,6 +173,16 @@ async fn drive(
             return Ok(Exit::Blocked);
         }
     };
+    let web_hosts: Vec<String> = config
+        .roles
+        .iter()
+        .filter(|r| r.kind == odysseus_engine::machine::RoleKind::Web)
+        .flat_map(|r| r.hosts.clone())
+        .collect();
+    if let Err(e) = executor.preflight(&web_hosts).await {
+        eprintln!("odysseus: {e}\nNothing was changed.");
+        return Ok(Exit::Blocked);
+    }
     let progress = RefCell::new(Progress::new());
     let mut runtime = Runtime::new(journal, &executor, clock).on_event(|seq, event: &Event, state| {
         progress.borrow_mut().event(seq, event, state);

@@ -258,6 +258,24 @@ fn dials(value: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Refuses an existing Caddy whose published ports are not the config's: it would
+/// silently serve on other ports than the user asked for.
+pub async fn check_existing_caddy(engine: &Engine, proxy: &ProxySpec) -> Result<(), ExecError> {
+    let Some(caddy) = engine.inspect(CADDY_CONTAINER).await? else { return Ok(()) };
+    for (container_port, wanted, key) in [(80, proxy.http_port, "proxy.http_port"), (443, proxy.https_port, "proxy.https_port")] {
+        if let Some((_, actual)) = caddy.published.iter().find(|(p, _)| *p == container_port) {
+            if *actual != wanted {
+                return Err(ExecError::Permanent(format!(
+                    "the {CADDY_CONTAINER} container on {} publishes port {container_port} on {actual}, but {key} is {wanted}; \
+                     change {key} to {actual}, or remove that Caddy (`docker rm -f {CADDY_CONTAINER}`) so odysseus recreates it",
+                    engine.host
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Finds the host's Caddy by name (a second one could bind the same ports silently) and
 /// starts one if there is none. Its config survives restarts: `--resume` with /config on
 /// a volume.

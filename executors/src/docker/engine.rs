@@ -32,6 +32,8 @@ pub struct ContainerInfo {
     pub health: Option<String>,
     pub ip: Option<String>,
     pub labels: HashMap<String, String>,
+    /// Published ports: (container port, host port).
+    pub published: Vec<(u16, u16)>,
 }
 
 fn transient(what: &str, e: bollard::errors::Error) -> ExecError {
@@ -259,6 +261,21 @@ impl Engine {
 
 fn info(c: ContainerInspectResponse) -> ContainerInfo {
     let state = c.state.unwrap_or_default();
+    let published = c
+        .host_config
+        .as_ref()
+        .and_then(|h| h.port_bindings.as_ref())
+        .map(|bindings| {
+            bindings
+                .iter()
+                .filter_map(|(port, b)| {
+                    let container_port = port.split('/').next()?.parse().ok()?;
+                    let host_port = b.as_ref()?.first()?.host_port.as_ref()?.parse().ok()?;
+                    Some((container_port, host_port))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let health = state.health.and_then(|h| h.status).map(|s| s.to_string()).filter(|s| !s.is_empty() && s != "none");
     let ip = c
         .network_settings
@@ -273,5 +290,6 @@ fn info(c: ContainerInspectResponse) -> ContainerInfo {
         health,
         ip,
         labels: c.config.and_then(|c| c.labels).unwrap_or_default(),
+        published,
     }
 }

@@ -57,6 +57,16 @@ impl DockerExecutor {
         Ok(DockerExecutor { spec, hosts: handles, http })
     }
 
+    /// Checks, before anything changes, that every host can take the deployment.
+    pub async fn preflight(&self, web_hosts: &[String]) -> Result<(), ExecError> {
+        if let Some(proxy) = &self.spec.proxy {
+            for host in web_hosts {
+                super::caddy::check_existing_caddy(&self.host(host)?.engine, proxy).await?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn spec(&self) -> &ServiceSpec {
         &self.spec
     }
