@@ -192,3 +192,88 @@ fn a_plain_deploy_of_another_image_is_refused_while_one_is_unfinished() {
     assert!(stderr(&out).contains("resuming"), "{}", stderr(&out));
     assert_converged(&app, "v2");
 }
+
+#[test]
+fn env_secrets_volumes_limits_and_labels_reach_the_engine_and_secrets_stay_out_of_the_journal() {
+    let _serial = serial();
+    require_docker();
+    let extra = "env:
+  clear:
+    MODE: demo
+    PORT: 3000
+  secret: [ODYSSEUS_IT_SECRET]
+";
+    let app = App::new("settings", "odysseus-demo", extra);
+    // Named volumes and limits go on the role.
+    let config = std::fs::read_to_string(app.config()).unwrap().replace(
+        "    deploy:\n",
+        "    volumes: [\"data:/data\"]\n    options: { memory: 64m, cpus: 0.5 }\n    deploy:\n",
+    );
+    std::fs::write(app.config(), config).unwrap();
+    let secret = "s3cr3t-value-that-must-not-leak";
+    let out = app.deploy_cmd(&["--image", "v1"]).env("ODYSSEUS_IT_SECRET", secret).output().unwrap();
+    assert_exit(&out, 0, "deploy with settings");
+    let name = &app.running()[0].0;
+    let env = docker(&["inspect", "-f", "{{json .Config.Env}}", name]);
+    assert!(env.contains("\"MODE=demo\"") && env.contains("\"PORT=3000\""), "{env}");
+    assert!(env.contains(&format!("ODYSSEUS_IT_SECRET={secret}")), "the secret reaches the container through the API");
+    assert_eq!(docker(&["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.RestartPolicy.Name}}", name]).trim(), "67108864 500000000 unless-stopped");
+    assert!(docker(&["inspect", "-f", "{{json .Mounts}}", name]).contains("\"Name\":\"settings-data\""));
+    let labels = docker(&["inspect", "-f", "{{json .Config.Labels}}", name]);
+    for key in ["odysseus.service", "odysseus.role", "odysseus.version", "odysseus.deployment", "odysseus.deployed_at"] {
+        assert!(labels.contains(key), "{key} missing from {labels}");
+    }
+    // Nothing in the state dir (the journal) holds the secret's value.
+    let mut stack = vec![app.dir.join(".odysseus")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{} holds the secret", path.display());
+            }
+        }
+    }
+    docker(&["volume", "rm", "-f", "settings-data"]);
+}
+
+#[test]
+fn a_role_health_command_becomes_the_docker_health_check_and_gates_traffic() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("dockerhealth", "odysseus-demo", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    let with_check = |cmd: &str| {
+        app.write_config("odysseus-demo", "");
+        let config = std::fs::read_to_string(app.config()).unwrap().replace(
+            "    deploy:\n",
+            &format!("    healthcheck:\n      cmd: \"{cmd}\"\n      interval: 1\n      timeout: 1\n      retries: 1\n    deploy:\n"),
+        );
+        std::fs::write(app.config(), config).unwrap();
+    };
+    with_check("exit 1");
+    let out = app.deploy(&["--image", "v2"]);
+    assert_exit(&out, 1, "a health command that always fails");
+    assert_converged(&app, "v1");
+    with_check("wget -q -O /dev/null http://127.0.0.1:3000/health");
+    assert_exit(&app.deploy(&["--image", "v2"]), 0, "a health command that passes");
+    let name = &app.running()[0].0;
+    assert_eq!(docker(&["inspect", "-f", "{{.State.Health.Status}}", name]).trim(), "healthy");
+    assert_converged(&app, "v2");
+}
+
+#[test]
+fn an_existing_caddy_with_other_ports_is_refused_before_anything_changes() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("ports", "odysseus-demo", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    let config = std::fs::read_to_string(app.config()).unwrap().replace(&format!("http_port: {}", real::HTTP_PORT), "http_port: 18081");
+    std::fs::write(app.config(), config).unwrap();
+    let out = app.deploy(&["--image", "v2"]);
+    assert_exit(&out, 3, "a config whose http_port differs from the running Caddy");
+    assert!(stderr(&out).contains("Nothing was changed") && stderr(&out).contains("18080"), "{}", stderr(&out));
+    assert_converged(&app, "v1");
+}

@@ -335,3 +335,50 @@ pub async fn ensure_caddy(engine: &Engine, admin: &CaddyAdmin, proxy: &ProxySpec
     let logs = engine.last_logs(CADDY_CONTAINER, 20).await;
     Err(ExecError::Retryable(format!("Caddy's admin API did not answer within 10 s; its last lines:\n{logs}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::spec::{ExpectStatus, HttpCheck};
+
+    fn proxy(ssl: bool, hosts: &[&str]) -> ProxySpec {
+        ProxySpec {
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            app_port: 3000,
+            ssl,
+            ssl_email: Some("ops@example.com".into()),
+            healthcheck: Some(HttpCheck { path: "/up".into(), interval_s: 10, timeout_s: 5, expect: ExpectStatus::Exact(200) }),
+            image: "caddy:2-alpine".into(),
+            http_port: 80,
+            https_port: 443,
+        }
+    }
+
+    #[test]
+    fn the_route_has_ids_a_host_matcher_and_caddys_active_health_check() {
+        let route = route_config("app", &proxy(false, &["app.example.com"]), &["app-web-1:3000".into()]);
+        assert_eq!(route["@id"], "odysseus-route-app");
+        assert_eq!(route["match"][0]["host"][0], "app.example.com");
+        let handler = &route["handle"][0];
+        assert_eq!(handler["@id"], "odysseus-proxy-app");
+        assert_eq!(handler["upstreams"][0]["dial"], "app-web-1:3000");
+        assert_eq!(handler["health_checks"]["active"]["uri"], "/up");
+        assert_eq!(handler["health_checks"]["active"]["expect_status"], 200);
+        // No hosts: the route matches any host.
+        assert!(route_config("app", &proxy(false, &[]), &[]).get("match").is_none());
+    }
+
+    #[test]
+    fn ssl_writes_an_acme_policy_for_the_hosts_and_listens_on_443() {
+        let p = proxy(true, &["app.example.com", "www.example.com"]);
+        let policy = tls_policy(&p);
+        assert_eq!(policy["subjects"], json!(["app.example.com", "www.example.com"]));
+        assert_eq!(policy["issuers"][0]["module"], "acme");
+        assert_eq!(policy["issuers"][0]["email"], "ops@example.com");
+        let config = bootstrap_config(&p);
+        assert_eq!(config["apps"]["http"]["servers"][SERVER]["listen"], json!([":443", ":80"]));
+        assert_eq!(config["admin"]["listen"], "0.0.0.0:2019");
+        let plain = bootstrap_config(&proxy(false, &[]));
+        assert_eq!(plain["apps"]["http"]["servers"][SERVER]["automatic_https"]["disable"], true);
+    }
+}
