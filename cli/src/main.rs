@@ -4,6 +4,7 @@
 mod commands;
 mod config;
 mod progress;
+mod state;
 mod exit;
 mod render;
 
@@ -47,6 +48,10 @@ struct Cli {
 enum Command {
     /// Deploy a new image tag to every host of the config, with zero downtime.
     Deploy(commands::deploy::DeployArgs),
+    /// Show the audit trail of a deployment, from the journal.
+    Replay(commands::replay::ReplayArgs),
+    /// List the deployments of the service, newest first.
+    History(commands::replay::HistoryArgs),
     /// Run a deployment against a simulated fleet, with injected failures and crashes,
     /// and check every safety invariant.
     Simulate(commands::simulate::SimulateArgs),
@@ -69,6 +74,8 @@ fn main() -> ExitCode {
     let global = cli.global;
     let result = std::panic::catch_unwind(|| match cli.command {
         Command::Deploy(args) => commands::deploy::run(&global, args),
+        Command::Replay(args) => commands::replay::replay(&global, args),
+        Command::History(args) => commands::replay::history(&global, args),
         Command::Simulate(args) => commands::simulate::run(args),
     });
     let code = match result {

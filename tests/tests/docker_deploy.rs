@@ -277,3 +277,51 @@ fn an_existing_caddy_with_other_ports_is_refused_before_anything_changes() {
     assert!(stderr(&out).contains("Nothing was changed") && stderr(&out).contains("18080"), "{}", stderr(&out));
     assert_converged(&app, "v1");
 }
+
+#[test]
+fn replay_after_an_interrupted_and_resumed_deploy_shows_both_sides() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("replay", "odysseus-demo", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    assert_exit(&kill_then(&app, "v2", 3, 0, "--resume"), 0, "kill, then --resume");
+    let replay = |args: &[&str]| {
+        std::process::Command::new(real::odysseus_bin())
+            .arg("replay")
+            .arg("-c")
+            .arg(app.config())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = replay(&["latest", "--json", "--verify"]);
+    assert_exit(&out, 0, "replay --json --verify");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["deployment"]["version"], "v2");
+    assert_eq!(doc["deployment"]["status"], "completed");
+    let events = doc["events"].as_array().unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    // The interruption shows as the dead process's lock taken over, then the resume.
+    let takeover = kinds.iter().position(|k| *k == "lock-taken-over").expect("a lock takeover");
+    let resumed = kinds.iter().position(|k| *k == "resumed").expect("a resume");
+    assert!(takeover < resumed);
+    // Every step of the web sequence succeeded (or was found done), some before the kill.
+    for step in ["start-new", "await-healthy", "add-upstream", "remove-old-upstream", "drain-old", "stop-old", "clean-stale-upstreams"] {
+        let done = events.iter().any(|e| {
+            e["step"] == step && (e["kind"] == "step-succeeded" || (e["kind"] == "step-observed" && e["outcome"] == "observed-done"))
+        });
+        assert!(done, "{step} never finished in {kinds:?}");
+    }
+    assert!(events.iter().take(resumed).any(|e| e["kind"] == "step-succeeded"), "steps before the interruption");
+    for (seq, e) in events.iter().enumerate() {
+        assert_eq!(e["seq"], seq as u64);
+        assert!(e["time"].as_str().unwrap().ends_with('Z'));
+    }
+    let text = replay(&[]);
+    assert_exit(&text, 0, "replay");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("resumed") && text.contains("lock-taken-over") && text.contains("completed"), "{text}");
+    let history = std::process::Command::new(real::odysseus_bin()).arg("history").arg("-c").arg(app.config()).output().unwrap();
+    assert_exit(&history, 0, "history");
+    assert_eq!(String::from_utf8_lossy(&history.stdout).lines().count(), 2);
+}

@@ -2,7 +2,6 @@
 //! with every step journaled before it runs.
 
 use std::cell::RefCell;
-use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
@@ -15,6 +14,7 @@ use odysseus_executors::docker::DockerExecutor;
 use crate::config::{self, Config};
 use crate::exit::{Exit, UsageError};
 use crate::progress::Progress;
+use crate::state::{open_journal, state_dir};
 use crate::GlobalArgs;
 
 #[derive(Args, Debug)]
@@ -38,8 +38,26 @@ pub struct DeployArgs {
 }
 
 fn operator() -> Operator {
-    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(user_from_passwd)
+        .unwrap_or_else(|| "unknown".into());
     Operator { user, hostname: local_hostname(), pid: std::process::id() }
+}
+
+/// The login name of this process's real uid, from /proc and /etc/passwd (cron and
+/// CI environments often have no USER).
+fn user_from_passwd() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().next()?.to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)? == uid).then(|| name.to_string())
+    })
 }
 
 fn new_deployment_id(now_millis: u64) -> DeploymentId {
@@ -50,15 +68,6 @@ fn new_deployment_id(now_millis: u64) -> DeploymentId {
         Err(_) => std::process::id() ^ (now_millis as u32).rotate_left(13),
     };
     DeploymentId { millis: now_millis, nonce }
-}
-
-/// The state dir: --state-dir, else ODYSSEUS_STATE_DIR, else `.odysseus/` beside deploy.yml.
-pub fn state_dir(global: &GlobalArgs) -> PathBuf {
-    if let Some(dir) = &global.state_dir {
-        return dir.clone();
-    }
-    let config_dir = global.config.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    config_dir.join(".odysseus")
 }
 
 /// The command a person runs next, with the same config and state dir.
@@ -92,14 +101,7 @@ enum Mode {
 }
 
 async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow::Result<Exit> {
-    let dir = state_dir(global);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating the state dir {}", dir.display()))?;
-    let journal = Journal::open(&dir.join("journal")).map_err(|e| match e {
-        journal::Error::Busy { .. } => anyhow::anyhow!(UsageError(format!(
-            "{e}; wait for it to finish (or stop it) and run the command again"
-        ))),
-        other => anyhow::anyhow!(other),
-    })?;
+    let journal = open_journal(global, true)?;
     let service = config.service.clone();
     let clock = SystemClock;
     let me = operator();
@@ -257,6 +259,7 @@ async fn drive(
         }
     };
     print_summary(global, &state);
+
     Ok(match state.phase {
         Phase::Completed => Exit::Ok,
         Phase::Aborted if aborting => Exit::Ok,
@@ -288,6 +291,7 @@ fn print_summary(global: &GlobalArgs, state: &DeploymentState) {
     if let Some(reason) = &state.failure {
         out.push_str(&format!("Reason: {reason}\n"));
     }
+    out.push_str(&format!("The full record: odysseus replay {} -c {}\n", started.id, global.config.display()));
     if state.phase.is_suspended() {
         out.push_str(&what_next(global));
         out.push('\n');

@@ -1,2 +1,3 @@
 pub mod deploy;
+pub mod replay;
 pub mod simulate;

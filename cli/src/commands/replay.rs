@@ -1,0 +1,196 @@
+//! `odysseus replay` and `odysseus history`: the audit trail, read from the journal.
+
+use clap::Args;
+use odysseus_engine::journal::Journal;
+use odysseus_engine::machine::{DeploymentState, Event};
+use odysseus_engine::DeploymentId;
+use serde_json::{json, Value};
+
+use crate::exit::{print_stdout, Exit, UsageError};
+use crate::render;
+use crate::state::open_journal;
+use crate::GlobalArgs;
+
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Shows every event of a deployment in order: time, host, role, step, attempt, outcome and
+duration; who deployed which image from which config digest; resumes and lock takeovers.
+
+Exit codes: 0 shown (and verified); 1 --verify found a corrupt or missing record (the
+message names the deployment and sequence number); 2 bad usage.")]
+pub struct ReplayArgs {
+    /// A deployment id (or a unique prefix of one), or `latest`.
+    #[arg(default_value = "latest")]
+    deployment: String,
+    /// One JSON document: `deployment` and `events`.
+    #[arg(long)]
+    json: bool,
+    /// Check every record's checksum and the sequence of every deployment of the service.
+    #[arg(long)]
+    verify: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Exit codes: 0 shown; 2 bad usage.")]
+pub struct HistoryArgs {
+    /// One JSON document: a list of deployments, newest first.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The service named by deploy.yml; only its `service:` key is needed here.
+fn service_name(global: &GlobalArgs) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(&global.config)
+        .map_err(|e| UsageError(format!("{}: cannot read: {e}", global.config.display())))?;
+    let value: Value = serde_saphyr::from_str(&text)
+        .map_err(|e| UsageError(format!("{}: {}", global.config.display(), e.without_snippet())))?;
+    value
+        .get("service")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| UsageError(format!("{}: no `service:` key", global.config.display())).into())
+}
+
+fn resolve(journal: &Journal, service: &str, wanted: &str) -> anyhow::Result<DeploymentId> {
+    let ids = journal.deployments(service)?;
+    if wanted == "latest" {
+        return ids.first().copied().ok_or_else(|| UsageError(format!("service {service} has no deployment yet")).into());
+    }
+    let matches: Vec<_> = ids.iter().filter(|id| id.to_string().starts_with(wanted)).collect();
+    match matches.as_slice() {
+        [one] => Ok(**one),
+        [] => Err(UsageError(format!("no deployment of {service} starts with `{wanted}` (see `odysseus history`)")).into()),
+        _ => Err(UsageError(format!("`{wanted}` names {} deployments; give more digits", matches.len())).into()),
+    }
+}
+
+fn summary_json(state: &DeploymentState) -> Value {
+    match state.started() {
+        Some(s) => json!({
+            "id": s.id.to_string(),
+            "service": s.service,
+            "image": s.image,
+            "version": s.version,
+            "status": state.phase.as_str(),
+            "config_digest": s.config_digest,
+            "operator": s.operator.to_string(),
+            "started_at": state.started_at.to_string(),
+            "duration_ms": state.last_at.millis_since(state.started_at),
+        }),
+        None => Value::Null,
+    }
+}
+
+pub fn replay(global: &GlobalArgs, args: ReplayArgs) -> anyhow::Result<Exit> {
+    let service = service_name(global)?;
+    let journal = open_journal(global, false)?;
+    if args.verify {
+        let mut total = 0;
+        for id in journal.deployments(&service)? {
+            match journal.verify(id) {
+                Ok(n) => total += n,
+                Err(e) => {
+                    eprintln!("odysseus: {e}");
+                    return Ok(Exit::Failed);
+                }
+            }
+        }
+        eprintln!("verified {total} record(s) of every deployment of {service}: checksums and sequence intact");
+    }
+    let id = resolve(&journal, &service, &args.deployment)?;
+    let events = journal.load(id)?;
+    let state = DeploymentState::fold(&events)?;
+    let started = state.started();
+    let mut out = String::new();
+    if args.json {
+        let durations = step_durations(&events);
+        let events: Vec<Value> = events
+            .iter()
+            .enumerate()
+            .map(|(seq, e)| {
+                let mut v = render::event::json(seq as u64, e, started);
+                if let Some(ms) = durations[seq] {
+                    v["duration_ms"] = json!(ms);
+                }
+                v
+            })
+            .collect();
+        out = serde_json::to_string_pretty(&json!({"deployment": summary_json(&state), "events": events}))?;
+        out.push('\n');
+    } else if let Some(s) = started {
+        out.push_str(&format!(
+            "deployment {} of {}: {}:{} — {}\nstarted {} by {}, config {}\n",
+            s.id, s.service, s.image, s.version, state.phase.as_str(), state.started_at, s.operator, s.config_digest
+        ));
+        let t0 = state.started_at.0;
+        let durations = step_durations(&events);
+        for (seq, event) in events.iter().enumerate() {
+            out.push_str(&render::event::text_line(seq as u64, event, started, t0));
+            if let Some(ms) = durations[seq] {
+                out.push_str(&format!(" ({:.2}s)", ms as f64 / 1000.0));
+            }
+            out.push('\n');
+        }
+    }
+    print_stdout(&out)?;
+    Ok(Exit::Ok)
+}
+
+/// For each event, the duration of the step it ends (time since its step-started).
+fn step_durations(events: &[Event]) -> Vec<Option<u64>> {
+    use odysseus_engine::machine::Fact;
+    let mut started = std::collections::HashMap::new();
+    events
+        .iter()
+        .map(|e| match &e.fact {
+            Fact::StepStarted { target, step, attempt, .. } => {
+                started.insert((*target, *step, *attempt), e.at);
+                None
+            }
+            Fact::StepSucceeded { target, step, attempt, .. }
+            | Fact::StepFailed { target, step, attempt, .. }
+            | Fact::StepObserved { target, step, attempt, .. } => {
+                started.get(&(*target, *step, *attempt)).map(|t0| e.at.millis_since(*t0))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn history(global: &GlobalArgs, args: HistoryArgs) -> anyhow::Result<Exit> {
+    let service = service_name(global)?;
+    let journal = open_journal(global, false)?;
+    let mut rows = Vec::new();
+    for id in journal.deployments(&service)? {
+        let state = match journal.load(id).map_err(anyhow::Error::from).and_then(|e| Ok(DeploymentState::fold(&e)?)) {
+            Ok(s) => s,
+            Err(e) => {
+                rows.push(json!({"id": id.to_string(), "status": "unreadable", "error": e.to_string()}));
+                continue;
+            }
+        };
+        rows.push(summary_json(&state));
+    }
+    let out = if args.json {
+        serde_json::to_string_pretty(&rows)? + "\n"
+    } else {
+        let mut out = String::new();
+        for r in &rows {
+            out.push_str(&format!(
+                "{}  {:<24} {:<20} {:<20} {:>8.1}s  {}\n",
+                r["id"].as_str().unwrap_or(""),
+                r["started_at"].as_str().unwrap_or(""),
+                format!("{}:{}", r["image"].as_str().unwrap_or("?"), r["version"].as_str().unwrap_or("?")),
+                r["status"].as_str().unwrap_or(""),
+                r["duration_ms"].as_u64().unwrap_or(0) as f64 / 1000.0,
+                r["operator"].as_str().unwrap_or(""),
+            ));
+        }
+        if out.is_empty() {
+            out = format!("no deployment of {service} yet\n");
+        }
+        out
+    };
+    print_stdout(&out)?;
+    Ok(Exit::Ok)
+}
