@@ -18,6 +18,10 @@ echo "== build"
 cargo build --workspace --locked --bins
 
 echo "== cargo test --workspace"
-cargo test --workspace --locked
+status=0
+cargo test --workspace --locked || status=$?
 
+# Stop what the tests started: deployed containers and the fake servers.
 bash testbed/testbed.sh clean
+bash testbed/servers.sh down
+exit $status

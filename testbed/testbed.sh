@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The project's test bed: real dockerd, real Caddy, demo images built without a registry.
 #
-#   testbed.sh up        install what is missing, start the local dockerd, build images
+#   testbed.sh up        install what is missing, start the local dockerd, build images,
+#                        start the fake servers (ODYSSEUS_TESTBED_SERVERS, default 3)
 #   testbed.sh install   apt packages only
 #   testbed.sh dockerd   start the local dockerd (idempotent)
 #   testbed.sh images    build the demo, bad and Caddy images (idempotent)
 #   testbed.sh clean     remove every container odysseus deployed locally (and Caddy's volumes)
 #   testbed.sh down      stop the dockerd this script started and everything it runs
 #   testbed.sh reset     down, then up
+#   testbed.sh kill|stop|freeze|thaw|cut|uncut|start sN   faults on one fake server
+#   (the fake servers themselves: testbed/servers.sh, which documents their facts)
 #
 # Addresses (see shared TESTBED.md): Docker networks live in 198.18.0.0/15 only, with an
 # unreachable route as a backstop so a mistaken address fails locally. Never 172.17/16,
@@ -167,8 +170,12 @@ case "${1:-up}" in
     clean) clean_apps ;;
     dockerd) start_dockerd ;;
     images) start_dockerd; build_images ;;
-    up) install_packages; start_dockerd; build_images ;;
-    down) stop_dockerd ;;
-    reset) stop_dockerd; install_packages; start_dockerd; build_images ;;
+    up) install_packages; start_dockerd; build_images; bash "$HERE/servers.sh" up "${ODYSSEUS_TESTBED_SERVERS:-3}" ;;
+    down) bash "$HERE/servers.sh" down; stop_dockerd ;;
+    reset)
+        bash "$HERE/servers.sh" down; stop_dockerd
+        install_packages; start_dockerd; build_images; bash "$HERE/servers.sh" up "${ODYSSEUS_TESTBED_SERVERS:-3}"
+        ;;
+    kill|stop|freeze|thaw|cut|uncut|start) bash "$HERE/servers.sh" "$1" "$2" ;;
     *) echo "usage: $0 up|down|reset|clean|install|dockerd|images" >&2; exit 2 ;;
 esac
