@@ -325,3 +325,31 @@ fn replay_after_an_interrupted_and_resumed_deploy_shows_both_sides() {
     assert_exit(&history, 0, "history");
     assert_eq!(String::from_utf8_lossy(&history.stdout).lines().count(), 2);
 }
+
+#[test]
+fn a_job_role_is_replaced_only_after_its_new_worker_runs() {
+    let _serial = serial();
+    require_docker();
+    let jobs = "
+";
+    let app = App::new("jobs", "odysseus-demo", jobs);
+    let config = std::fs::read_to_string(app.config()).unwrap().replace(
+        "proxy:\n",
+        "  jobs:\n    hosts: [local]\n    cmd: \"while true; do sleep 1; done\"\n    deploy:\n      stop_timeout: 2\nproxy:\n",
+    );
+    std::fs::write(app.config(), config).unwrap();
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy of web and jobs");
+    let out = app.deploy(&["--image", "v2"]);
+    assert_exit(&out, 0, "second deploy");
+    let err = stderr(&out);
+    // Config order: web first, then jobs; the old worker stops after the new one is healthy.
+    let web_done = err.find("[web@local] done").expect("web finished");
+    let job_healthy = err.find("[jobs@local] await-healthy ok").expect("the new worker became healthy");
+    let job_stop = err.find("[jobs@local] stop-old ok").expect("the old worker stopped");
+    assert!(web_done < job_healthy && job_healthy < job_stop, "{err}");
+    let running = app.running();
+    assert_eq!(running.len(), 2, "{running:?}");
+    assert!(running.iter().all(|(_, v)| v == "v2"), "{running:?}");
+    let worker = running.iter().find(|(n, _)| n.starts_with("jobs-jobs-")).expect("a jobs container");
+    assert_eq!(docker(&["inspect", "-f", "{{index .Config.Labels \"odysseus.role\"}}", &worker.0]).trim(), "jobs");
+}
