@@ -168,7 +168,7 @@ async fn drive(
     mode: Mode,
 ) -> anyhow::Result<Exit> {
     let hosts = config.hosts();
-    let executor = match DockerExecutor::connect(config.spec.clone(), &hosts).await {
+    let executor = match DockerExecutor::connect(config.spec.clone(), &hosts, &config.ssh, config.ssh_port).await {
         Ok(e) => e,
         Err(e) => {
             eprintln!("odysseus: {e}\nNothing was changed.");

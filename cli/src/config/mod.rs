@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use odysseus_engine::machine::{FailurePolicy, RoleKind, Timeouts};
 use odysseus_executors::docker::spec::{CmdCheck, ExpectStatus, HttpCheck, ProxySpec, Resources, RoleSpec, ServiceSpec};
+use odysseus_executors::ssh::SshSettings;
 
 use raw::{RawConfig, Scalar, StringOrList};
 
@@ -25,6 +26,9 @@ pub struct Config {
     pub spec: ServiceSpec,
     pub batch_size: BatchSize,
     pub on_failure: FailurePolicy,
+    /// How remote hosts are reached.
+    pub ssh: SshSettings,
+    pub ssh_port: u16,
     /// A digest of the file's bytes (secret values are never in the file).
     pub digest: String,
     /// Keys present in the file that this version accepts but does not act on yet.
@@ -366,7 +370,6 @@ fn validate(path: &Path, raw: RawConfig, bytes: &[u8], secrets: &dyn Fn(&str) ->
     for (present, key) in [
         (raw.retain_versions.is_some(), "retain_versions"),
         (raw.secrets_file.is_some(), "secrets_file"),
-        (raw.ssh.is_some(), "ssh"),
         (raw.dependencies.is_some(), "dependencies"),
         (raw.accessories.is_some(), "accessories"),
         (raw.builder.is_some(), "builder"),
@@ -377,10 +380,35 @@ fn validate(path: &Path, raw: RawConfig, bytes: &[u8], secrets: &dyn Fn(&str) ->
         }
     }
 
+    let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let home = std::env::var("HOME").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("/root"));
+    let resolve = |p: &str| -> PathBuf {
+        if let Some(rest) = p.strip_prefix("~/") {
+            home.join(rest)
+        } else if Path::new(p).is_absolute() {
+            PathBuf::from(p)
+        } else {
+            base.join(p)
+        }
+    };
+    let raw_ssh = raw.ssh.unwrap_or_default();
+    let keys: Vec<PathBuf> = match &raw_ssh.keys {
+        Some(keys) => keys.iter().map(|k| resolve(k)).collect(),
+        None => ["~/.ssh/id_ed25519", "~/.ssh/id_rsa"].iter().map(|k| resolve(k)).filter(|k| k.exists()).collect(),
+    };
+    let ssh = SshSettings {
+        user: raw_ssh.user.clone().unwrap_or_else(|| "root".into()),
+        keys,
+        known_hosts: resolve(raw_ssh.known_hosts.as_deref().unwrap_or("~/.ssh/known_hosts")),
+        connect_timeout: std::time::Duration::from_secs(10),
+    };
+
     if !problems.is_empty() {
         return Err(ConfigErrors { problems });
     }
     Ok(Config {
+        ssh,
+        ssh_port: raw_ssh.port.unwrap_or(22),
         path: path.to_path_buf(),
         service: raw.service.clone(),
         image,

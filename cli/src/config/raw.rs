@@ -104,10 +104,8 @@ pub struct RawEnv {
     pub secret: Option<Vec<String>>,
 }
 
-/// Read so the schema is complete; the SSH executor will act on it.
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
 pub struct RawSsh {
     pub user: Option<String>,
     pub keys: Option<Vec<String>>,

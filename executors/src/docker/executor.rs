@@ -2,6 +2,8 @@
 //! with the same idempotency and observe contract as the simulator.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bollard::models::HealthConfig;
@@ -10,22 +12,88 @@ use odysseus_engine::runtime::{Clock, ExecError, Executor, Survey, SystemClock};
 
 use super::caddy::{ensure_caddy, CaddyAdmin};
 use super::engine::{Engine, NewContainer};
-use super::probe::{established_connections, http_ok, tcp_ok};
-use super::spec::{RoleSpec, ServiceSpec};
+use super::probe::{accepts, count_established, established_connections, http_status};
+use super::spec::{ExpectStatus, RoleSpec, ServiceSpec};
+use crate::ssh::{exec as ssh_exec, forward_tcp, forward_unix, open_tcp, Connection, SshSettings, SshTarget};
 
 const POLL: Duration = Duration::from_millis(200);
 /// A job role without a Docker health check is healthy once it has kept running this long.
 const JOB_SETTLE: Duration = Duration::from_secs(2);
 
+/// How odysseus reaches a host: this machine's engine, or a server over SSH.
+pub enum Access {
+    Local,
+    Ssh { conn: Arc<Connection>, socket_dir: PathBuf },
+}
+
 pub struct HostHandle {
     pub engine: Engine,
     pub admin: CaddyAdmin,
+    pub access: Access,
+}
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl HostHandle {
+    /// A TCP connection to `ip:port` as seen from the host (through SSH: from the server).
+    async fn tcp_ok(&self, ip: &str, port: u16) -> bool {
+        match &self.access {
+            Access::Local => {
+                matches!(tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect((ip, port))).await, Ok(Ok(_)))
+            }
+            Access::Ssh { conn, .. } => match conn.session().await {
+                Ok(session) => tokio::time::timeout(PROBE_TIMEOUT, open_tcp(&session, ip, port)).await.is_ok_and(|r| r.is_ok()),
+                Err(_) => false,
+            },
+        }
+    }
+
+    /// An HTTP GET of `path` on `ip:port`, from the host's side.
+    async fn http_ok(&self, ip: &str, port: u16, path: &str, expect: &ExpectStatus) -> bool {
+        let host = format!("{ip}:{port}");
+        let status = match &self.access {
+            Access::Local => match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect((ip, port))).await {
+                Ok(Ok(stream)) => http_status(stream, &host, path).await,
+                _ => None,
+            },
+            Access::Ssh { conn, .. } => match conn.session().await {
+                Ok(session) => match tokio::time::timeout(PROBE_TIMEOUT, open_tcp(&session, ip, port)).await {
+                    Ok(Ok(stream)) => http_status(stream, &host, path).await,
+                    _ => None,
+                },
+                Err(_) => None,
+            },
+        };
+        accepts(status, expect)
+    }
+
+    /// Established connections on `port` in the network namespace of process `pid`.
+    async fn established(&self, pid: i64, port: u16) -> Result<u32, ExecError> {
+        match &self.access {
+            Access::Local => established_connections(pid, port),
+            Access::Ssh { conn, .. } => {
+                let session = conn.session().await?;
+                let command = format!("cat /proc/{pid}/net/tcp /proc/{pid}/net/tcp6 2>/dev/null");
+                let (_, out) = ssh_exec(&session, &command, Duration::from_secs(10)).await?;
+                Ok(count_established(&String::from_utf8_lossy(&out), port))
+            }
+        }
+    }
+}
+
+impl Drop for DockerExecutor {
+    fn drop(&mut self) {
+        for h in self.hosts.values() {
+            if let Access::Ssh { socket_dir, .. } = &h.access {
+                let _ = std::fs::remove_dir_all(socket_dir);
+            }
+        }
+    }
 }
 
 pub struct DockerExecutor {
     spec: ServiceSpec,
     hosts: BTreeMap<String, HostHandle>,
-    http: reqwest::Client,
 }
 
 /// Where the local engine listens: DOCKER_HOST (unix:// only) or the default socket.
@@ -40,21 +108,29 @@ pub fn local_socket() -> Result<String, ExecError> {
 }
 
 impl DockerExecutor {
-    /// Connects to every host of the config. Only `local` (this machine's engine) is
-    /// reachable today; SSH hosts come with the SSH executor.
-    pub async fn connect(spec: ServiceSpec, hosts: &[String]) -> Result<Self, ExecError> {
+    /// Connects to every host of the config: `local` is this machine's engine; any other
+    /// host (`name` or `name:port`) is reached over SSH, one connection for the deploy.
+    pub async fn connect(spec: ServiceSpec, hosts: &[String], ssh: &SshSettings, default_port: u16) -> Result<Self, ExecError> {
         let mut handles = BTreeMap::new();
         for host in hosts {
-            if host != "local" {
-                return Err(ExecError::Permanent(format!(
-                    "host {host}: deploying over SSH is not supported yet; only `local` (this machine's Docker engine) is"
-                )));
-            }
-            let engine = Engine::connect(host, &local_socket()?).await?;
-            handles.insert(host.clone(), HostHandle { engine, admin: CaddyAdmin::new("http://127.0.0.1:2019") });
+            let handle = if host == "local" {
+                let engine = Engine::connect(host, &local_socket()?).await?;
+                HostHandle { engine, admin: CaddyAdmin::new("http://127.0.0.1:2019"), access: Access::Local }
+            } else {
+                let target = parse_host(host, default_port)?;
+                let conn = Connection::open(target, ssh.clone()).await.map_err(|e| match e {
+                    ExecError::Retryable(m) => ExecError::Retryable(format!("{host} is unreachable: {m}")),
+                    other => other,
+                })?;
+                let socket_dir = std::env::temp_dir().join(format!("odysseus-{}-{}", std::process::id(), sanitize(host)));
+                let local = forward_unix(conn.clone(), &socket_dir, "/var/run/docker.sock").await?;
+                let admin_port = forward_tcp(conn.clone(), "127.0.0.1", 2019).await?;
+                let engine = Engine::connect(host, &local.to_string_lossy()).await?;
+                HostHandle { engine, admin: CaddyAdmin::new(&format!("http://127.0.0.1:{admin_port}")), access: Access::Ssh { conn, socket_dir } }
+            };
+            handles.insert(host.clone(), handle);
         }
-        let http = reqwest::Client::builder().no_proxy().build().expect("a plain HTTP client builds");
-        Ok(DockerExecutor { spec, hosts: handles, http })
+        Ok(DockerExecutor { spec, hosts: handles })
     }
 
     /// Checks, before anything changes, that every host can take the deployment.
@@ -155,9 +231,9 @@ impl DockerExecutor {
                 let Some(ip) = info.ip.as_deref() else { return Ok(false) };
                 let port = self.app_port()?;
                 match self.spec.proxy.as_ref().and_then(|p| p.healthcheck.as_ref()) {
-                    Some(hc) => Ok(http_ok(&self.http, ip, port, &hc.path, &hc.expect).await),
+                    Some(hc) => Ok(h.http_ok(ip, port, &hc.path, &hc.expect).await),
                     None if info.health.is_some() => Ok(true),
-                    None => Ok(tcp_ok(ip, port).await),
+                    None => Ok(h.tcp_ok(ip, port).await),
                 }
             }
             RoleKind::Job if info.health.is_some() => Ok(true),
@@ -216,7 +292,7 @@ impl DockerExecutor {
             for name in names {
                 if let Some(info) = h.engine.inspect(name).await? {
                     if let (true, Some(pid)) = (info.running, info.pid) {
-                        remaining += established_connections(pid, port)?;
+                        remaining += h.established(pid, port).await?;
                     }
                 }
             }
@@ -382,6 +458,29 @@ impl DockerExecutor {
             _ => Observation::Done,
         }))
     }
+}
+
+/// `name` or `name:port`; `[v6addr]:port` too.
+pub fn parse_host(host: &str, default_port: u16) -> Result<SshTarget, ExecError> {
+    let bad = || ExecError::Permanent(format!("host `{host}`: expected NAME or NAME:PORT"));
+    if let Some(rest) = host.strip_prefix('[') {
+        let (addr, after) = rest.split_once(']').ok_or_else(bad)?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| bad())?,
+            None if after.is_empty() => default_port,
+            None => return Err(bad()),
+        };
+        return Ok(SshTarget { host: addr.to_string(), port });
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') => Ok(SshTarget { host: name.to_string(), port: port.parse().map_err(|_| bad())? }),
+        Some(_) => Ok(SshTarget { host: host.to_string(), port: default_port }),
+        None => Ok(SshTarget { host: host.to_string(), port: default_port }),
+    }
+}
+
+fn sanitize(host: &str) -> String {
+    host.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
 }
 
 fn secs_ns(s: u64) -> i64 {

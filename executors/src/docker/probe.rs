@@ -5,20 +5,33 @@ use std::time::Duration;
 
 use odysseus_engine::runtime::ExecError;
 
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
 use super::spec::ExpectStatus;
 
-/// One HTTP GET of `path` on the container; true when the status is expected.
-pub async fn http_ok(client: &reqwest::Client, ip: &str, port: u16, path: &str, expect: &ExpectStatus) -> bool {
-    let url = format!("http://{ip}:{port}{path}");
-    match client.get(url).timeout(Duration::from_secs(2)).send().await {
-        Ok(r) => expect.accepts(r.status().as_u16()),
-        Err(_) => false,
-    }
+/// One HTTP/1.1 GET of `path` over an open stream (a local TCP connection or an SSH
+/// channel opened on the server's side); the status code, if one came within 2 s.
+pub async fn http_status<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, host: &str, path: &str) -> Option<u16> {
+    let exchange = async {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: odysseus\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut head = Vec::new();
+        let mut buf = [0u8; 256];
+        while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 4096 {
+            let n = stream.read(&mut buf).await.ok()?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let line = String::from_utf8_lossy(&head);
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    tokio::time::timeout(Duration::from_secs(2), exchange).await.ok().flatten()
 }
 
-pub async fn tcp_ok(ip: &str, port: u16) -> bool {
-    let connect = tokio::net::TcpStream::connect((ip, port));
-    matches!(tokio::time::timeout(Duration::from_secs(2), connect).await, Ok(Ok(_)))
+pub fn accepts(status: Option<u16>, expect: &ExpectStatus) -> bool {
+    status.is_some_and(|s| expect.accepts(s))
 }
 
 /// Established TCP connections on `port` inside the network namespace of process

@@ -1,0 +1,9 @@
+//! Remote hosts over SSH (russh, never a shelled-out `ssh`): one connection per host for
+//! the whole deploy, host keys checked strictly against known_hosts, and the same Docker
+//! and Caddy code as `local` through forwarded sockets.
+
+mod connect;
+mod forward;
+
+pub use connect::{connect, exec, Connection, Session, SshSettings, SshTarget};
+pub use forward::{forward_tcp, forward_unix, open_tcp};
