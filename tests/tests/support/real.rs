@@ -211,12 +211,18 @@ pub struct Load {
 
 impl Load {
     pub fn start(host_header: &str, workers: usize, max_requests: u64, max_time: Duration) -> Load {
+        Load::start_at(&format!("127.0.0.1:{HTTP_PORT}"), host_header, workers, max_requests, max_time)
+    }
+
+    /// The same, aimed at `addr` (loopback or a test-bed server on 198.51.100.0/24).
+    pub fn start_at(addr: &str, host_header: &str, workers: usize, max_requests: u64, max_time: Duration) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let per_worker = max_requests / workers as u64;
         let handles = (0..workers)
             .map(|_| {
                 let stop = stop.clone();
                 let host = host_header.to_string();
+                let addr = addr.to_string();
                 std::thread::spawn(move || {
                     let deadline = Instant::now() + max_time;
                     let mut report = LoadReport::default();
@@ -224,7 +230,7 @@ impl Load {
                     while !stop.load(Ordering::Relaxed) && sent < per_worker && Instant::now() < deadline {
                         sent += 1;
                         let t0 = Instant::now();
-                        match http_get_raw(&format!("127.0.0.1:{HTTP_PORT}"), "/", &host) {
+                        match http_get_raw(&addr, "/", &host) {
                             Ok((status, body)) if (200..300).contains(&status) => {
                                 report.ok += 1;
                                 let v = body.lines().find(|l| l.starts_with('v')).unwrap_or("").trim().to_string();

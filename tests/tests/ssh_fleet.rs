@@ -1,0 +1,268 @@
+//! Multi-host deploys over SSH on the test bed's fake servers (own sshd, own dockerd,
+//! own Caddy each): rolling under load, strict host keys, a host killed mid-deploy, and
+//! fleet rollback. The servers are reached only at 198.51.100.0/24, the test LAN.
+
+#[path = "support/real.rs"]
+mod real;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use real::{assert_exit, require_docker, serial, stderr, Load};
+
+const BASE: &str = "/var/lib/odysseus-testbed";
+const HOSTS: [&str; 3] = ["198.51.100.11", "198.51.100.12", "198.51.100.13"];
+
+fn servers(args: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testbed/servers.sh");
+    let out = Command::new("bash").arg(script).args(args).output().unwrap();
+    assert!(out.status.success(), "servers.sh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn server_docker(n: usize, args: &[&str]) -> String {
+    let out = Command::new("docker").arg("-H").arg(format!("unix://{BASE}/s{n}/run/docker.sock")).args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Three servers up, with the images the tests deploy (there is no registry).
+fn fleet_up() {
+    require_docker();
+    servers(&["up", "3"]);
+    for n in 1..=3 {
+        if server_docker(n, &["images", "-q", "odysseus-testbed/caddy:2.6"]).trim().is_empty() {
+            let load = Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "docker save odysseus-demo:v1 odysseus-demo:v2 odysseus-bad:latest odysseus-testbed/caddy:2.6 | docker -H unix://{BASE}/s{n}/run/docker.sock load -q"
+                ))
+                .output()
+                .unwrap();
+            assert!(load.status.success(), "{}", String::from_utf8_lossy(&load.stderr));
+        }
+    }
+}
+
+struct FleetApp {
+    service: String,
+    dir: PathBuf,
+}
+
+impl FleetApp {
+    fn new(service: &str, extra: &str) -> FleetApp {
+        let dir = std::env::temp_dir().join(format!("odysseus-fleet-{service}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let app = FleetApp { service: service.into(), dir };
+        app.remove_containers();
+        app.write(&format!("{BASE}/known_hosts"), extra);
+        app
+    }
+
+    fn write(&self, known_hosts: &str, extra: &str) {
+        let yaml = format!(
+            "service: {s}
+image: odysseus-demo
+servers:
+  web:
+    hosts: [{hosts}]
+    deploy:
+      boot_timeout: 10
+      drain_timeout: 5
+      stop_timeout: 5
+proxy:
+  app_port: 3000
+  hosts: [{s}.test]
+  ssl: false
+  http_port: 80
+  image: odysseus-testbed/caddy:2.6
+  healthcheck:
+    path: /health
+    interval: 1
+ssh:
+  keys: [{BASE}/id_ed25519]
+  known_hosts: {known_hosts}
+{extra}",
+            s = self.service,
+            hosts = HOSTS.join(", ")
+        );
+        std::fs::write(self.dir.join("deploy.yml"), yaml).unwrap();
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(real::odysseus_bin());
+        cmd.arg("deploy").arg("-c").arg(self.dir.join("deploy.yml")).args(args);
+        cmd
+    }
+
+    fn deploy(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn host_header(&self) -> String {
+        format!("{}.test", self.service)
+    }
+
+    /// What each server answers for the service.
+    fn versions(&self) -> Vec<String> {
+        HOSTS
+            .iter()
+            .map(|h| real::http_get_raw(&format!("{h}:80"), "/", &self.host_header()).map(|(_, b)| b.trim().to_string()).unwrap_or_else(|e| e))
+            .collect()
+    }
+
+    fn running_versions(&self, n: usize) -> Vec<String> {
+        let out = server_docker(n, &["ps", "--filter", &format!("label=odysseus.service={}", self.service), "--format", "{{.Label \"odysseus.version\"}}"]);
+        let mut v: Vec<String> = out.lines().map(str::to_string).collect();
+        v.sort();
+        v
+    }
+
+    fn load(&self) -> Vec<Load> {
+        HOSTS.iter().map(|h| Load::start_at(&format!("{h}:80"), &self.host_header(), 2, 20_000, Duration::from_secs(120))).collect()
+    }
+
+    fn remove_containers(&self) {
+        for n in 1..=3 {
+            let ids = server_docker(n, &["ps", "-aq", "--filter", &format!("label=odysseus.service={}", self.service)]);
+            let ids: Vec<&str> = ids.lines().collect();
+            if !ids.is_empty() {
+                let mut args = vec!["rm", "-f"];
+                args.extend(ids);
+                server_docker(n, &args);
+            }
+        }
+    }
+}
+
+impl Drop for FleetApp {
+    fn drop(&mut self) {
+        self.remove_containers();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn assert_no_failures(loads: Vec<Load>, what: &str) {
+    for (i, load) in loads.into_iter().enumerate() {
+        let r = load.finish();
+        assert_eq!(r.failures(), 0, "{what}: host {} non-2xx {:?} errors {:?}", i + 1, r.non_2xx, &r.errors[..r.errors.len().min(3)]);
+        assert!(r.ok > 10, "{what}: host {} served only {} requests", i + 1, r.ok);
+    }
+}
+
+#[test]
+fn a_three_host_rolling_deploy_under_load_fails_no_request() {
+    let _serial = serial();
+    fleet_up();
+    let app = FleetApp::new("roll", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy on 3 hosts");
+    assert_eq!(app.versions(), vec!["v1"; 3]);
+    let loads = app.load();
+    let out = app.deploy(&["--image", "v2"]);
+    assert_exit(&out, 0, "rolling deploy of v2");
+    assert_no_failures(loads, "rolling deploy");
+    assert_eq!(app.versions(), vec!["v2"; 3]);
+    // One host at a time: each host is done before the next one starts.
+    let err = stderr(&out);
+    for pair in HOSTS.windows(2) {
+        let done = err.find(&format!("[web@{}] done", pair[0])).unwrap();
+        let next = err.find(&format!("[web@{}] start-new", pair[1])).unwrap();
+        assert!(done < next, "{err}");
+    }
+    for n in 1..=3 {
+        assert_eq!(app.running_versions(n), vec!["v2"], "server s{n}");
+    }
+}
+
+#[test]
+fn unknown_and_changed_host_keys_are_refused_before_any_side_effect() {
+    let _serial = serial();
+    fleet_up();
+    let app = FleetApp::new("hostkeys", "");
+    let empty = app.dir.join("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+    app.write(&empty.to_string_lossy(), "");
+    let out = app.deploy(&["--image", "v1"]);
+    assert_exit(&out, 3, "unknown host key");
+    let err = stderr(&out);
+    assert!(err.contains("unknown") && err.contains("SHA256:") && err.contains("empty_known_hosts"), "{err}");
+    assert!(err.contains("Nothing was changed"), "{err}");
+
+    // s2's key recorded under s1's address: a changed key.
+    let real_hosts = std::fs::read_to_string(format!("{BASE}/known_hosts")).unwrap();
+    let s2_key = real_hosts.lines().find(|l| l.starts_with("198.51.100.12 ")).unwrap().split_once(' ').unwrap().1.to_string();
+    let wrong = app.dir.join("wrong_known_hosts");
+    std::fs::write(&wrong, format!("198.51.100.11 {s2_key}\n")).unwrap();
+    app.write(&wrong.to_string_lossy(), "");
+    let out = app.deploy(&["--image", "v1"]);
+    assert_exit(&out, 3, "changed host key");
+    assert!(stderr(&out).contains("CHANGED"), "{}", stderr(&out));
+    for n in 1..=3 {
+        assert!(app.running_versions(n).is_empty(), "s{n} got a container despite the refusal");
+    }
+}
+
+#[test]
+fn a_host_killed_mid_deploy_stops_the_rollout_and_resume_converges_after_it_returns() {
+    let _serial = serial();
+    fleet_up();
+    let app = FleetApp::new("powercut", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    let mut child = app.cmd(&["--image", "v2"]).stderr(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if line.contains("[web@198.51.100.12] start-new ok") {
+            servers(&["kill", "s2"]);
+            break;
+        }
+    }
+    let loads: Vec<Load> = [HOSTS[0], HOSTS[2]]
+        .iter()
+        .map(|h| Load::start_at(&format!("{h}:80"), &app.host_header(), 2, 10_000, Duration::from_secs(120)))
+        .collect();
+    seen.extend(lines.map_while(Result::ok));
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "the deploy fails when a host dies: {seen:#?}");
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    assert!(stdout.contains("198.51.100.12") && stdout.contains("--resume"), "{stdout}");
+    // Host 3 was never touched; host 1 finished before host 2 started.
+    let versions = app.versions();
+    assert_eq!((versions[0].as_str(), versions[2].as_str()), ("v2", "v1"), "{versions:?}");
+
+    servers(&["start", "s2"]);
+    let out = app.deploy(&["--resume"]);
+    assert_exit(&out, 0, "--resume after the host came back");
+    assert_no_failures(loads, "hosts 1 and 3 while host 2 was down and during the resume");
+    assert_eq!(app.versions(), vec!["v2"; 3]);
+    for n in 1..=3 {
+        assert_eq!(app.running_versions(n), vec!["v2"], "server s{n}");
+    }
+}
+
+#[test]
+fn on_failure_rollback_with_a_bad_image_on_host_2_returns_every_host_to_v1() {
+    let _serial = serial();
+    fleet_up();
+    // v9 is a good image on hosts 1 and 3 and the never-healthy one on host 2.
+    for n in 1..=3 {
+        let source = if n == 2 { "odysseus-bad:latest" } else { "odysseus-demo:v2" };
+        server_docker(n, &["tag", source, "odysseus-demo:v9"]);
+    }
+    let app = FleetApp::new("fleetback", "on_failure: rollback\n");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    let loads = app.load();
+    let out = app.deploy(&["--image", "v9"]);
+    assert_exit(&out, 1, "a deploy whose host 2 never becomes healthy");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("rolled back everywhere"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_no_failures(loads, "fleet rollback");
+    assert_eq!(app.versions(), vec!["v1"; 3]);
+    for n in 1..=3 {
+        assert_eq!(app.running_versions(n), vec!["v1"], "server s{n}");
+        server_docker(n, &["rmi", "odysseus-demo:v9"]);
+    }
+}
