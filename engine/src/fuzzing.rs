@@ -78,7 +78,7 @@ fn next_fact(input: &mut Bytes) -> Option<Fact> {
     }
     let target = input.small(4);
     let attempt = input.small(5);
-    Some(match input.small(15) {
+    Some(match input.small(16) {
         0 => {
             let targets = (0..input.small(4))
                 .map(|_| Target {
@@ -129,6 +129,7 @@ fn next_fact(input: &mut Bytes) -> Option<Fact> {
         11 => Fact::AbortRequested { by: operator(input) },
         12 => Fact::DeploymentAborted,
         13 => Fact::Resumed { by: operator(input), lock_token: u64::from(input.byte()) },
+        14 => Fact::Interrupted { by: operator(input), signal: input.text() },
         _ => Fact::LockTakenOver { from: operator(input), by: operator(input), lock_token: u64::from(input.byte()) },
     })
 }

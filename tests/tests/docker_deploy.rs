@@ -353,3 +353,43 @@ fn a_job_role_is_replaced_only_after_its_new_worker_runs() {
     let worker = running.iter().find(|(n, _)| n.starts_with("jobs-jobs-")).expect("a jobs container");
     assert_eq!(docker(&["inspect", "-f", "{{index .Config.Labels \"odysseus.role\"}}", &worker.0]).trim(), "jobs");
 }
+
+#[test]
+fn sigint_mid_deploy_records_the_interruption_releases_the_lock_and_resume_converges() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("sigint", "odysseus-demo", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    let load = Load::start(&app.host_header, 2, 10_000, Duration::from_secs(60));
+    // A slow request keeps the drain busy long enough to interrupt it.
+    let host = app.host_header.clone();
+    let slow = std::thread::spawn(move || real::http_get_raw(&format!("127.0.0.1:{}", real::HTTP_PORT), "/cgi-bin/slow?s=4", &host));
+    std::thread::sleep(Duration::from_millis(300));
+    let mut child = app.deploy_cmd(&["--image", "v2"]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("remove-old-upstream ok") {
+            break;
+        }
+    }
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "{rest:#?}");
+    let text = rest.join("\n");
+    assert!(text.contains("interrupted by SIGINT") && text.contains("--resume") && text.contains("--abort"), "{text}");
+    // The lock was released: the resume takes it fresh, with no takeover.
+    let out = app.deploy(&["--resume"]);
+    assert_exit(&out, 0, "--resume after SIGINT");
+    assert!(!stderr(&out).contains("took over"), "{}", stderr(&out));
+    let replay = std::process::Command::new(real::odysseus_bin()).args(["replay", "--json", "-c"]).arg(app.config()).output().unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&replay.stdout).unwrap();
+    let kinds: Vec<&str> = doc["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    let interrupted = kinds.iter().position(|k| *k == "interrupted").expect("the interruption is in the journal");
+    assert!(kinds[interrupted + 1..].contains(&"resumed") && !kinds.contains(&"lock-taken-over"), "{kinds:?}");
+    let (status, _) = slow.join().unwrap().unwrap();
+    assert_eq!(status, 200);
+    let report = load.finish();
+    assert_eq!(report.failures(), 0, "non-2xx {:?}, errors {:?}", report.non_2xx, report.errors);
+    assert_converged(&app, "v2");
+}

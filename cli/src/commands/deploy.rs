@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use anyhow::Context;
 use clap::Args;
 use odysseus_engine::journal::{self, local_hostname, process_alive, process_start_ticks, Acquired, Journal};
-use odysseus_engine::machine::{DeploymentStarted, DeploymentState, Event, Phase, RetryPolicy};
+use odysseus_engine::machine::{DeploymentStarted, DeploymentState, Event, Fact, Phase, RetryPolicy};
 use odysseus_engine::runtime::{self, plan_deployment, Clock, Runtime, SystemClock, TargetSpec};
 use odysseus_engine::{DeploymentId, Operator};
 use odysseus_executors::docker::DockerExecutor;
@@ -190,57 +190,75 @@ async fn drive(
         progress.borrow_mut().event(seq, event, state);
     });
     let aborting = matches!(mode, Mode::Abort(_));
-    let outcome = match mode {
-        Mode::Start(tag) => {
-            let specs: Vec<TargetSpec> = hosts
-                .iter()
-                .flat_map(|host| {
-                    config.roles.iter().filter(|r| r.hosts.contains(host)).map(|r| TargetSpec {
-                        role: r.name.clone(),
-                        host: host.clone(),
-                        kind: r.kind,
-                        timeouts: r.timeouts,
+    // Known before anything runs, so an interruption can be recorded against it.
+    let id = match &mode {
+        Mode::Start(_) => new_deployment_id(clock.now().0),
+        Mode::Resume(id, _) | Mode::Abort(id) => *id,
+    };
+    let run = async {
+        match mode {
+            Mode::Start(tag) => {
+                let specs: Vec<TargetSpec> = hosts
+                    .iter()
+                    .flat_map(|host| {
+                        config.roles.iter().filter(|r| r.hosts.contains(host)).map(|r| TargetSpec {
+                            role: r.name.clone(),
+                            host: host.clone(),
+                            kind: r.kind,
+                            timeouts: r.timeouts,
+                        })
                     })
-                })
-                .collect();
-            let batch = config.batch_size.hosts(hosts.len());
-            let plan = match plan_deployment(&executor, &config.service, &specs, batch, config.on_failure, RetryPolicy::default()).await {
-                Ok(plan) => plan,
-                Err(e) => {
-                    eprintln!("odysseus: {e}\nNothing was changed.");
-                    return Ok(Exit::Blocked);
-                }
-            };
-            let now = clock.now();
-            let id = new_deployment_id(now.0);
-            journal.set_lock_deployment(&config.service, lock.token(), id)?;
-            let started = DeploymentStarted {
-                id,
-                service: config.service.clone(),
-                image: config.image.clone(),
-                version: tag,
-                config_digest: config.digest.clone(),
-                plan,
-                operator: me.clone(),
-                lock_token: lock.token(),
-            };
-            eprintln!(
-                "Deploying {}:{} (deployment {id}); journal in {}",
-                started.image,
-                started.version,
-                state_dir(global).display()
-            );
-            runtime.start(started, lock).await
+                    .collect();
+                let batch = config.batch_size.hosts(hosts.len());
+                let plan = plan_deployment(&executor, &config.service, &specs, batch, config.on_failure, RetryPolicy::default())
+                    .await
+                    .map_err(|e| Err::<anyhow::Error, _>(e))?;
+                journal.set_lock_deployment(&config.service, lock.token(), id).map_err(|e| Ok(e.into()))?;
+                let started = DeploymentStarted {
+                    id,
+                    service: config.service.clone(),
+                    image: config.image.clone(),
+                    version: tag,
+                    config_digest: config.digest.clone(),
+                    plan,
+                    operator: me.clone(),
+                    lock_token: lock.token(),
+                };
+                eprintln!(
+                    "Deploying {}:{} (deployment {id}); journal in {}",
+                    started.image,
+                    started.version,
+                    state_dir(global).display()
+                );
+                Ok(runtime.start(started, lock).await)
+            }
+            Mode::Resume(id, why) => {
+                eprintln!("Deployment {id}: {why}");
+                journal.set_lock_deployment(&config.service, lock.token(), id).map_err(|e| Ok(e.into()))?;
+                Ok(runtime.resume(id, me.clone(), lock).await)
+            }
+            Mode::Abort(id) => {
+                eprintln!("Deployment {id}: rolling back every target it touched");
+                journal.set_lock_deployment(&config.service, lock.token(), id).map_err(|e| Ok(e.into()))?;
+                Ok(runtime.abort(id, me.clone(), lock).await)
+            }
         }
-        Mode::Resume(id, why) => {
-            eprintln!("Deployment {id}: {why}");
-            journal.set_lock_deployment(&config.service, lock.token(), id)?;
-            runtime.resume(id, me.clone(), lock).await
+    };
+    // Ctrl-C or SIGTERM: abandon the current step (its intent is in the journal, and
+    // whoever resumes observes it), record the interruption, release the lock.
+    let outcome: Result<Result<DeploymentState, runtime::Error>, Result<anyhow::Error, runtime::Error>> = tokio::select! {
+        outcome = run => outcome,
+        signal = stop_signal() => {
+            drop(runtime);
+            return interrupted(global, journal, me, id, &signal);
         }
-        Mode::Abort(id) => {
-            eprintln!("Deployment {id}: rolling back every target it touched");
-            journal.set_lock_deployment(&config.service, lock.token(), id)?;
-            runtime.abort(id, me.clone(), lock).await
+    };
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(Ok(e)) => return Err(e),
+        Err(Err(e)) => {
+            eprintln!("odysseus: {e}\nNothing was changed.");
+            return Ok(Exit::Blocked);
         }
     };
     drop(runtime);
@@ -265,6 +283,33 @@ async fn drive(
         Phase::Aborted if aborting => Exit::Ok,
         _ => Exit::Failed,
     })
+}
+
+/// Waits for Ctrl-C or SIGTERM and names it.
+async fn stop_signal() -> String {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT".to_string(),
+        _ = term.recv() => "SIGTERM".to_string(),
+    }
+}
+
+fn interrupted(global: &GlobalArgs, journal: &Journal, me: &Operator, id: DeploymentId, signal: &str) -> anyhow::Result<Exit> {
+    if let Ok(events) = journal.load(id) {
+        let state = DeploymentState::fold(&events)?;
+        if !state.phase.is_final() {
+            let event = Event { at: SystemClock.now(), fact: Fact::Interrupted { by: me.clone(), signal: signal.to_string() } };
+            journal.append(id, state.next_seq, &event)?;
+        }
+    }
+    eprintln!(
+        "odysseus: interrupted by {signal}; the step in progress was abandoned and the journal records where it stopped.\n{}",
+        what_next(global)
+    );
+    Ok(Exit::Blocked)
 }
 
 fn print_summary(global: &GlobalArgs, state: &DeploymentState) {

@@ -60,6 +60,7 @@ fn outcome_and_detail(fact: &Fact) -> (Option<&'static str>, String) {
         Fact::AbortRequested { by } => (None, format!("by {by}")),
         Fact::DeploymentAborted => (Some("aborted"), String::new()),
         Fact::Resumed { by, lock_token } => (None, format!("by {by}, lock token {lock_token}")),
+        Fact::Interrupted { by, signal } => (None, format!("{signal} received by {by}; the run stopped")),
         Fact::LockTakenOver { from, by, lock_token } => {
             (None, format!("from {from} (process gone) by {by}, lock token {lock_token}"))
         }

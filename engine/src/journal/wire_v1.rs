@@ -33,6 +33,8 @@ pub enum FactV1 {
     DeploymentAborted,
     Resumed { by: OperatorV1, lock_token: u64 },
     LockTakenOver { from: OperatorV1, by: OperatorV1, lock_token: u64 },
+    // Appended after the golden logs were recorded: variants only ever go at the end.
+    Interrupted { by: OperatorV1, signal: String },
 }
 
 /// The envelope's kind byte for each fact, frozen with the format.
@@ -53,6 +55,7 @@ pub fn kind_code(fact: &m::Fact) -> u8 {
         m::Fact::DeploymentAborted => 13,
         m::Fact::Resumed { .. } => 14,
         m::Fact::LockTakenOver { .. } => 15,
+        m::Fact::Interrupted { .. } => 16,
     }
 }
 
@@ -209,6 +212,7 @@ impl From<&m::Fact> for FactV1 {
             F::LockTakenOver { from, by, lock_token } => {
                 FactV1::LockTakenOver { from: from.into(), by: by.into(), lock_token: *lock_token }
             }
+            F::Interrupted { by, signal } => FactV1::Interrupted { by: by.into(), signal: signal.clone() },
         }
     }
 }
@@ -348,6 +352,7 @@ impl From<FactV1> for m::Fact {
             FactV1::LockTakenOver { from, by, lock_token } => {
                 F::LockTakenOver { from: from.into(), by: by.into(), lock_token }
             }
+            FactV1::Interrupted { by, signal } => F::Interrupted { by: by.into(), signal },
         }
     }
 }

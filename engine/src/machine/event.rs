@@ -96,6 +96,9 @@ pub enum Fact {
     DeploymentAborted,
     Resumed { by: Operator, lock_token: u64 },
     LockTakenOver { from: Operator, by: Operator, lock_token: u64 },
+    /// The driving process was asked to stop (Ctrl-C, SIGTERM) and abandoned the run; a
+    /// step it had started is observed by whoever resumes.
+    Interrupted { by: Operator, signal: String },
 }
 
 impl Fact {
@@ -117,6 +120,7 @@ impl Fact {
             Fact::DeploymentAborted => "deployment-aborted",
             Fact::Resumed { .. } => "resumed",
             Fact::LockTakenOver { .. } => "lock-taken-over",
+            Fact::Interrupted { .. } => "interrupted",
         }
     }
 

@@ -319,7 +319,7 @@ impl DeploymentState {
                     return Err(self.impossible(fact, "targets are still in motion"));
                 }
             }
-            Fact::AbortRequested { .. } | Fact::Resumed { .. } | Fact::LockTakenOver { .. } => {}
+            Fact::AbortRequested { .. } | Fact::Resumed { .. } | Fact::LockTakenOver { .. } | Fact::Interrupted { .. } => {}
             Fact::DeploymentAborted => {
                 let settled = self
                     .targets
@@ -449,6 +449,7 @@ impl DeploymentState {
                 }
             }
             Fact::LockTakenOver { lock_token, .. } => self.lock_token = *lock_token,
+            Fact::Interrupted { .. } => {}
         }
     }
 
