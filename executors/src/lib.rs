@@ -2,5 +2,6 @@
 //! tests and `odysseus simulate`; it obeys the same contract as the real executors.
 
 pub mod docker;
+pub mod fleet_lock;
 pub mod sim;
 pub mod ssh;

@@ -393,3 +393,35 @@ fn sigint_mid_deploy_records_the_interruption_releases_the_lock_and_resume_conve
     assert_eq!(report.failures(), 0, "non-2xx {:?}, errors {:?}", report.non_2xx, report.errors);
     assert_converged(&app, "v2");
 }
+
+#[test]
+fn a_second_deploy_from_another_state_dir_is_refused_and_a_killed_holder_leaves_no_stale_lock() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("twoops", "odysseus-demo", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    let other_state = app.dir.join("other-operator");
+    let host = app.host_header.clone();
+    let slow = std::thread::spawn(move || real::http_get_raw(&format!("127.0.0.1:{}", real::HTTP_PORT), "/cgi-bin/slow?s=4", &host));
+    std::thread::sleep(Duration::from_millis(300));
+    let mut first = app.deploy_cmd(&["--image", "v2"]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let mut lines = BufReader::new(first.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("remove-old-upstream ok") {
+            break;
+        }
+    }
+    // The first deploy is draining: a second operator with their own journal is refused.
+    let second = app.deploy_cmd(&["--image", "v2", "--state-dir"]).arg(&other_state).output().unwrap();
+    assert_exit(&second, 3, "a concurrent deploy from another state dir");
+    let err = stderr(&second);
+    assert!(err.contains("is being deployed on local by") && err.contains(&format!("pid {}", first.id())), "{err}");
+    // The holder dies without a word: its lock must not outlive it.
+    let _ = first.kill();
+    let _ = first.wait();
+    drop(lines);
+    let _ = slow.join();
+    let out = app.deploy(&["--resume"]);
+    assert_exit(&out, 0, "the first operator resumes after the kill");
+    assert_converged(&app, "v2");
+}

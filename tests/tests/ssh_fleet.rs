@@ -266,3 +266,43 @@ fn on_failure_rollback_with_a_bad_image_on_host_2_returns_every_host_to_v1() {
         server_docker(n, &["rmi", "odysseus-demo:v9"]);
     }
 }
+
+#[test]
+fn the_lock_lives_on_the_servers_so_a_second_operator_is_refused_until_the_holder_dies() {
+    let _serial = serial();
+    fleet_up();
+    let app = FleetApp::new("sshlock", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    let host = app.host_header();
+    let slow = std::thread::spawn(move || real::http_get_raw("198.51.100.11:80", "/cgi-bin/slow?s=4", &host));
+    std::thread::sleep(Duration::from_millis(300));
+    let mut first = app.cmd(&["--image", "v2"]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let mut lines = BufReader::new(first.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("[web@198.51.100.11] remove-old-upstream ok") {
+            break;
+        }
+    }
+    let other = app.dir.join("other-operator");
+    let second = app.cmd(&["--image", "v2", "--state-dir"]).arg(&other).output().unwrap();
+    assert_exit(&second, 3, "a second operator");
+    let err = stderr(&second);
+    assert!(err.contains("is being deployed on 198.51.100.1") && err.contains(&format!("pid {}", first.id())), "{err}");
+    // SIGKILL the holder: its SSH connection drops and sshd ends the lock with it.
+    let _ = first.kill();
+    let _ = first.wait();
+    drop(lines);
+    let _ = slow.join();
+    let mut taken = None;
+    for _ in 0..20 {
+        let out = app.cmd(&["--resume"]).output().unwrap();
+        if out.status.code() != Some(3) {
+            taken = Some(out);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let out = taken.expect("the lock was still held 10 s after its holder died");
+    assert_exit(&out, 0, "resume after the holder was killed");
+    assert_eq!(app.versions(), vec!["v2"; 3]);
+}

@@ -10,6 +10,7 @@ use odysseus_engine::machine::{DeploymentStarted, DeploymentState, Event, Fact, 
 use odysseus_engine::runtime::{self, plan_deployment, Clock, Runtime, SystemClock, TargetSpec};
 use odysseus_engine::{DeploymentId, Operator};
 use odysseus_executors::docker::DockerExecutor;
+use odysseus_executors::fleet_lock::LockFailure;
 
 use crate::config::{self, Config};
 use crate::exit::{Exit, UsageError};
@@ -185,6 +186,24 @@ async fn drive(
         eprintln!("odysseus: {e}\nNothing was changed.");
         return Ok(Exit::Blocked);
     }
+    // The lock on the hosts themselves: refuses a second operator (another machine or
+    // another state dir) and frees itself when this process or its connection dies.
+    let holder = format!("{me}, since {}, state dir {}", clock.now(), state_dir(global).display());
+    let fleet_lock = match executor.lock_fleet(&config.service, &holder).await {
+        Ok(lock) => lock,
+        Err(LockFailure::Held { host, holder }) => {
+            eprintln!(
+                "odysseus: {} is being deployed on {host} by {}; try again when it is done.\nNothing was changed.",
+                config.service,
+                holder.trim()
+            );
+            return Ok(Exit::Blocked);
+        }
+        Err(LockFailure::Failed(e)) => {
+            eprintln!("odysseus: could not take the deploy lock: {e}\nNothing was changed.");
+            return Ok(Exit::Blocked);
+        }
+    };
     let progress = RefCell::new(Progress::new());
     let mut runtime = Runtime::new(journal, &executor, clock).on_event(|seq, event: &Event, state| {
         progress.borrow_mut().event(seq, event, state);
@@ -276,6 +295,7 @@ async fn drive(
             return Ok(Exit::Blocked);
         }
     };
+    fleet_lock.release().await;
     print_summary(global, &state);
 
     Ok(match state.phase {

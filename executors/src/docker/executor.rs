@@ -143,6 +143,11 @@ impl DockerExecutor {
         Ok(())
     }
 
+    /// The hosts in a fixed order (so two lockers never wait on each other in a cycle).
+    pub fn hosts_sorted(&self) -> impl Iterator<Item = (&String, &HostHandle)> {
+        self.hosts.iter()
+    }
+
     pub fn spec(&self) -> &ServiceSpec {
         &self.spec
     }

@@ -3,7 +3,7 @@
 pub mod caddy;
 pub mod engine;
 mod executor;
-pub use executor::{local_socket, DockerExecutor, HostHandle};
+pub use executor::{local_socket, Access, DockerExecutor, HostHandle};
 pub mod probe;
 pub mod spec;
 mod tar;
