@@ -306,3 +306,56 @@ fn the_lock_lives_on_the_servers_so_a_second_operator_is_refused_until_the_holde
     assert_exit(&out, 0, "resume after the holder was killed");
     assert_eq!(app.versions(), vec!["v2"; 3]);
 }
+
+/// Freezes (SIGSTOP) or cuts (link down) host 2 while its deploy runs: the deploy must
+/// end on its own within its timeouts, hosts 1 and 3 keep serving, and once the host is
+/// back `--resume` converges to all-new.
+fn fault_mid_step_then_recover(fault: &str, recover: &str) {
+    fleet_up();
+    let app = FleetApp::new(&format!("{fault}mid"), "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    let started = std::time::Instant::now();
+    let mut child = app.cmd(&["--image", "v2"]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("[web@198.51.100.12] start-new ok") {
+            servers(&[fault, "s2"]);
+            break;
+        }
+    }
+    let loads: Vec<Load> = [HOSTS[0], HOSTS[2]]
+        .iter()
+        .map(|h| Load::start_at(&format!("{h}:80"), &app.host_header(), 2, 20_000, Duration::from_secs(400)))
+        .collect();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    let took = started.elapsed();
+    assert_ne!(status.code(), Some(0), "{rest:#?}");
+    assert!(took < Duration::from_secs(300), "the deploy took {took:?} to give up: {rest:#?}");
+    servers(&[recover, "s2"]);
+    let mut resumed = None;
+    for _ in 0..10 {
+        let out = app.deploy(&["--resume"]);
+        if out.status.code() == Some(0) {
+            resumed = Some(out);
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert!(resumed.is_some(), "--resume never converged after {recover}");
+    assert_no_failures(loads, &format!("hosts 1 and 3 during the {fault}"));
+    assert_eq!(app.versions(), vec!["v2"; 3]);
+    eprintln!("{fault}: the deploy gave up after {took:?}");
+}
+
+#[test]
+fn a_host_frozen_mid_step_fails_the_step_instead_of_hanging_and_resume_converges_after_thaw() {
+    let _serial = serial();
+    fault_mid_step_then_recover("freeze", "thaw");
+}
+
+#[test]
+fn a_host_cut_off_mid_step_fails_the_step_instead_of_hanging_and_resume_converges_after_uncut() {
+    let _serial = serial();
+    fault_mid_step_then_recover("cut", "uncut");
+}

@@ -65,7 +65,7 @@ impl Engine {
     /// Connects to a unix socket and negotiates the API version first: bollard's default
     /// version is newer than the engines we meet (20.10 speaks 1.41).
     pub async fn connect(host: &str, socket: &str) -> Result<Engine, ExecError> {
-        let docker = Docker::connect_with_unix(socket, 120, bollard::API_DEFAULT_VERSION)
+        let docker = Docker::connect_with_unix(socket, 30, bollard::API_DEFAULT_VERSION)
             .map_err(|e| ExecError::Permanent(format!("cannot reach the Docker engine at {socket}: {e}")))?;
         let docker = docker
             .negotiate_version()
