@@ -48,6 +48,8 @@ struct Cli {
 enum Command {
     /// Deploy a new image tag to every host of the config, with zero downtime.
     Deploy(commands::deploy::DeployArgs),
+    /// Send an image from this machine to every host that lacks it (no registry).
+    Push(commands::push::PushArgs),
     /// Show the audit trail of a deployment, from the journal.
     Replay(commands::replay::ReplayArgs),
     /// List the deployments of the service, newest first.
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
     let global = cli.global;
     let result = std::panic::catch_unwind(|| match cli.command {
         Command::Deploy(args) => commands::deploy::run(&global, args),
+        Command::Push(args) => commands::push::run(&global, args),
         Command::Replay(args) => commands::replay::replay(&global, args),
         Command::History(args) => commands::replay::history(&global, args),
         Command::Simulate(args) => commands::simulate::run(args),

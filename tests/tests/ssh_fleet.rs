@@ -359,3 +359,37 @@ fn a_host_cut_off_mid_step_fails_the_step_instead_of_hanging_and_resume_converge
     let _serial = serial();
     fault_mid_step_then_recover("cut", "uncut");
 }
+
+#[test]
+fn push_sends_an_image_to_every_host_once_and_deploy_push_image_uses_it() {
+    let _serial = serial();
+    fleet_up();
+    for n in 1..=3 {
+        server_docker(n, &["rmi", "-f", "odysseus-demo:v3"]);
+    }
+    let app = FleetApp::new("push", "");
+    let push = |args: &[&str]| {
+        Command::new(real::odysseus_bin()).arg("push").arg("-c").arg(app.dir.join("deploy.yml")).args(args).output().unwrap()
+    };
+    let first = push(&["--image", "v3"]);
+    assert_exit(&first, 0, "first push");
+    let err = stderr(&first);
+    assert_eq!(err.matches("sent odysseus-demo:v3").count(), 3, "{err}");
+    let second = push(&["--image", "v3"]);
+    assert_exit(&second, 0, "second push");
+    assert_eq!(stderr(&second).matches("already has odysseus-demo:v3").count(), 3, "{}", stderr(&second));
+    let local_id = real::docker(&["image", "inspect", "-f", "{{.Id}}", "odysseus-demo:v3"]);
+    for n in 1..=3 {
+        assert_eq!(server_docker(n, &["image", "inspect", "-f", "{{.Id}}", "odysseus-demo:v3"]), local_id, "s{n}");
+    }
+    // A deploy that pushes first: v3 is removed from host 2 again.
+    server_docker(2, &["rmi", "-f", "odysseus-demo:v3"]);
+    let out = app.deploy(&["--image", "v3", "--push-image"]);
+    assert_exit(&out, 0, "deploy --push-image");
+    assert!(stderr(&out).contains("[198.51.100.12] sent odysseus-demo:v3"), "{}", stderr(&out));
+    assert_eq!(app.versions(), vec!["v3"; 3]);
+    // A tag this machine does not have is refused before anything changes.
+    let missing = push(&["--image", "v404"]);
+    assert_exit(&missing, 3, "pushing an image this machine lacks");
+    assert!(stderr(&missing).contains("not on this machine"), "{}", stderr(&missing));
+}

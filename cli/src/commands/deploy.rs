@@ -9,7 +9,7 @@ use odysseus_engine::journal::{self, local_hostname, process_alive, process_star
 use odysseus_engine::machine::{DeploymentStarted, DeploymentState, Event, Fact, Phase, RetryPolicy};
 use odysseus_engine::runtime::{self, plan_deployment, Clock, Runtime, SystemClock, TargetSpec};
 use odysseus_engine::{DeploymentId, Operator};
-use odysseus_executors::docker::DockerExecutor;
+use odysseus_executors::docker::{DockerExecutor, PushOutcome};
 use odysseus_executors::fleet_lock::LockFailure;
 
 use crate::config::{self, Config};
@@ -36,6 +36,10 @@ pub struct DeployArgs {
     /// Roll back the unfinished deployment.
     #[arg(long)]
     abort: bool,
+    /// First send the image from this machine's engine to every host that lacks it
+    /// (no registry needed); hosts with the same image id are skipped.
+    #[arg(long)]
+    push_image: bool,
 }
 
 fn operator() -> Operator {
@@ -154,7 +158,7 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
         }
         Err(e) => return Err(e.into()),
     };
-    let result = drive(global, &config, &journal, &clock, &me, &lock, mode).await;
+    let result = drive(global, &config, &journal, &clock, &me, &lock, mode, args.push_image).await;
     journal.release_lock(&service, lock.token())?;
     result
 }
@@ -167,6 +171,7 @@ async fn drive(
     me: &Operator,
     lock: &Acquired,
     mode: Mode,
+    args_push_image: bool,
 ) -> anyhow::Result<Exit> {
     let hosts = config.hosts();
     let executor = match DockerExecutor::connect(config.spec.clone(), &hosts, &config.ssh, config.ssh_port).await {
@@ -204,6 +209,14 @@ async fn drive(
             return Ok(Exit::Blocked);
         }
     };
+    if args_push_image {
+        if let Mode::Start(tag) = &mode {
+            if let Err(e) = push_and_report(&executor, &format!("{}:{tag}", config.image)).await {
+                eprintln!("odysseus: {e}\nNothing was changed.");
+                return Ok(Exit::Blocked);
+            }
+        }
+    }
     let progress = RefCell::new(Progress::new());
     let mut runtime = Runtime::new(journal, &executor, clock).on_event(|seq, event: &Event, state| {
         progress.borrow_mut().event(seq, event, state);
@@ -303,6 +316,20 @@ async fn drive(
         Phase::Aborted if aborting => Exit::Ok,
         _ => Exit::Failed,
     })
+}
+
+/// Sends the image to every host that lacks it, one line per host on stderr.
+pub async fn push_and_report(executor: &DockerExecutor, image: &str) -> Result<(), odysseus_engine::runtime::ExecError> {
+    for (host, outcome) in executor.push_image(image).await? {
+        match outcome {
+            PushOutcome::Sent { bytes, millis } => {
+                eprintln!("[{host}] sent {image} ({:.1} MB in {:.1}s)", bytes as f64 / 1e6, millis as f64 / 1000.0)
+            }
+            PushOutcome::AlreadyPresent => eprintln!("[{host}] already has {image}"),
+            PushOutcome::Local => {}
+        }
+    }
+    Ok(())
 }
 
 /// Waits for Ctrl-C or SIGTERM and names it.

@@ -74,6 +74,10 @@ impl Engine {
         Ok(Engine { docker, host: host.to_string() })
     }
 
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
     pub async fn ensure_network(&self, subnet: Option<&str>) -> Result<(), ExecError> {
         match self.docker.inspect_network(NETWORK, None).await {
             Ok(_) => return Ok(()),
