@@ -7,16 +7,31 @@ use std::io::Write;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// 0: done.
-    Ok = 0,
+    Ok,
     /// 1: the deployment failed, was rolled back, or an invariant was violated.
-    Failed = 1,
+    Failed,
     /// 2: bad usage or config.
-    Usage = 2,
+    Usage,
     /// 3: interrupted or blocked by the environment (lock held, host down); the message
     /// says what to run next.
-    Blocked = 3,
+    Blocked,
     /// 70: a bug in odysseus (the log and the code disagree, a panic).
-    Internal = 70,
+    Internal,
+    /// A one-off command's own exit code, passed through.
+    Code(u8),
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Failed => 1,
+            Exit::Usage => 2,
+            Exit::Blocked => 3,
+            Exit::Internal => 70,
+            Exit::Code(c) => c,
+        }
+    }
 }
 
 /// The user asked for something that cannot be done as written.

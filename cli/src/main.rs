@@ -48,6 +48,8 @@ struct Cli {
 enum Command {
     /// Deploy a new image tag to every host of the config, with zero downtime.
     Deploy(commands::deploy::DeployArgs),
+    /// One-off commands in the service's image (e.g. `app exec HOST --command "rails db:migrate"`).
+    App(commands::app::AppArgs),
     /// Send an image from this machine to every host that lacks it (no registry).
     Push(commands::push::PushArgs),
     /// Show the audit trail of a deployment, from the journal.
@@ -70,12 +72,13 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { Exit::Usage as u8 } else { Exit::Ok as u8 });
+            return ExitCode::from(if e.use_stderr() { Exit::Usage.code() } else { Exit::Ok.code() });
         }
     };
     let global = cli.global;
     let result = std::panic::catch_unwind(|| match cli.command {
         Command::Deploy(args) => commands::deploy::run(&global, args),
+        Command::App(args) => commands::app::run(&global, args),
         Command::Push(args) => commands::push::run(&global, args),
         Command::Replay(args) => commands::replay::replay(&global, args),
         Command::History(args) => commands::replay::history(&global, args),
@@ -93,7 +96,7 @@ fn main() -> ExitCode {
         }
         Err(_) => Exit::Internal,
     };
-    ExitCode::from(code as u8)
+    ExitCode::from(code.code())
 }
 
 fn panic_message(info: &std::panic::PanicHookInfo<'_>) -> String {

@@ -393,3 +393,28 @@ fn push_sends_an_image_to_every_host_once_and_deploy_push_image_uses_it() {
     assert_exit(&missing, 3, "pushing an image this machine lacks");
     assert!(stderr(&missing).contains("not on this machine"), "{}", stderr(&missing));
 }
+
+#[test]
+fn app_exec_runs_a_one_off_container_of_the_served_image_and_returns_its_exit_code() {
+    let _serial = serial();
+    fleet_up();
+    let app = FleetApp::new("oneoff", "env:\n  clear:\n    GREETING: hello-from-env\n");
+    assert_exit(&app.deploy(&["--image", "v2"]), 0, "deploy");
+    let exec = |host: &str, command: &str| {
+        Command::new(real::odysseus_bin())
+            .args(["app", "exec", host, "--command", command, "-c"])
+            .arg(app.dir.join("deploy.yml"))
+            .output()
+            .unwrap()
+    };
+    // The served image (its /www/index.html says v2), the role's env, the output streamed.
+    let out = exec(HOSTS[1], "cat /www/index.html; echo $GREETING; exit 7");
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().collect::<Vec<_>>(), vec!["v2", "hello-from-env"]);
+    let ok = exec(HOSTS[0], "true");
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    // The one-off container is gone afterwards.
+    assert!(server_docker(2, &["ps", "-aq", "--filter", "label=odysseus.oneoff=oneoff"]).trim().is_empty());
+    let unknown = exec("not-in-the-config.invalid", "true");
+    assert_eq!(unknown.status.code(), Some(2), "a host that is not in the config is refused without connecting");
+}

@@ -1,3 +1,4 @@
+pub mod app;
 pub mod deploy;
 pub mod push;
 pub mod replay;

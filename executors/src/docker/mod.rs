@@ -5,6 +5,7 @@ pub mod engine;
 mod executor;
 pub use executor::{local_socket, Access, DockerExecutor, HostHandle};
 pub mod probe;
+mod oneoff;
 mod push;
 pub use push::PushOutcome;
 pub mod spec;
