@@ -418,3 +418,22 @@ fn app_exec_runs_a_one_off_container_of_the_served_image_and_returns_its_exit_co
     let unknown = exec("not-in-the-config.invalid", "true");
     assert_eq!(unknown.status.code(), Some(2), "a host that is not in the config is refused without connecting");
 }
+
+#[test]
+fn a_batch_of_three_deploys_the_hosts_together_without_a_failed_request() {
+    let _serial = serial();
+    fleet_up();
+    let app = FleetApp::new("batch", "batch_size: 3\n");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    let loads = app.load();
+    let out = app.deploy(&["--image", "v2"]);
+    assert_exit(&out, 0, "batch deploy");
+    assert_no_failures(loads, "batch of 3");
+    let err = stderr(&out);
+    // All three hosts start before the first one is done.
+    let first_done = err.find("] done").unwrap();
+    for h in HOSTS {
+        assert!(err.find(&format!("[web@{h}] start-new")).unwrap() < first_done, "{err}");
+    }
+    assert_eq!(app.versions(), vec!["v2"; 3]);
+}
