@@ -425,3 +425,25 @@ fn a_second_deploy_from_another_state_dir_is_refused_and_a_killed_holder_leaves_
     assert_exit(&out, 0, "the first operator resumes after the kill");
     assert_converged(&app, "v2");
 }
+
+#[test]
+fn dry_run_prints_the_plan_from_a_look_at_the_host_and_changes_nothing() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("dryrun", "odysseus-demo", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    let before = app.all_containers();
+    let out = app.deploy(&["--image", "v2", "--dry-run"]);
+    assert_exit(&out, 0, "--dry-run");
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(plan.contains("dry run: nothing was changed") && plan.contains("replaces dryrun-web-"), "{plan}");
+    assert!(
+        plan.contains("start-new → await-healthy → add-upstream → remove-old-upstream → drain-old → stop-old → clean-stale-upstreams"),
+        "{plan}"
+    );
+    assert!(plan.contains("timeouts: boot 15s, drain 10s, stop 10s") && plan.contains("on_failure halt"), "{plan}");
+    assert_eq!(app.all_containers(), before);
+    assert_converged(&app, "v1");
+    let history = std::process::Command::new(real::odysseus_bin()).arg("history").arg("-c").arg(app.config()).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&history.stdout).lines().count(), 1, "the dry run wrote no deployment");
+}

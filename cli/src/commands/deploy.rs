@@ -36,6 +36,10 @@ pub struct DeployArgs {
     /// Roll back the unfinished deployment.
     #[arg(long)]
     abort: bool,
+    /// Print the plan the engine would run (targets, steps, timeouts, fleet policy) after
+    /// looking at what each host runs now; change nothing, write no journal.
+    #[arg(long, conflicts_with_all = ["resume", "abort", "push_image"])]
+    dry_run: bool,
     /// First send the image from this machine's engine to every host that lacks it
     /// (no registry needed); hosts with the same image id are skipped.
     #[arg(long)]
@@ -96,7 +100,74 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<Exit> {
         eprintln!("warning: `{key}` in {} is accepted but not acted on yet", config.path.display());
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+    if args.dry_run {
+        return runtime.block_on(dry_run(args, config));
+    }
     runtime.block_on(deploy(global, args, config))
+}
+
+fn target_specs(config: &Config, hosts: &[String]) -> Vec<TargetSpec> {
+    hosts
+        .iter()
+        .flat_map(|host| {
+            config.roles.iter().filter(|r| r.hosts.contains(host)).map(|r| TargetSpec {
+                role: r.name.clone(),
+                host: host.clone(),
+                kind: r.kind,
+                timeouts: r.timeouts,
+            })
+        })
+        .collect()
+}
+
+/// The plan, from a read-only look at every host: no lock, no journal, no side effect.
+async fn dry_run(args: DeployArgs, config: Config) -> anyhow::Result<Exit> {
+    let tag = args
+        .image
+        .or(config.default_tag.clone())
+        .ok_or_else(|| UsageError("which version? pass --image TAG (the image is `<image>:<TAG>`)".into()))?;
+    let hosts = config.hosts();
+    let executor = match DockerExecutor::connect(config.spec.clone(), &hosts, &config.ssh, config.ssh_port).await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("odysseus: {e}");
+            return Ok(Exit::Blocked);
+        }
+    };
+    let batch = config.batch_size.hosts(hosts.len());
+    let retry = RetryPolicy::default();
+    let plan = match plan_deployment(&executor, &config.service, &target_specs(&config, &hosts), batch, config.on_failure, retry).await {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("odysseus: {e}");
+            return Ok(Exit::Blocked);
+        }
+    };
+    let mut out = format!(
+        "Plan for {}:{tag} (dry run: nothing was changed)\n  batch {} host(s) at a time, on_failure {}, up to {} attempts per step\n",
+        config.image,
+        plan.batch_size,
+        plan.on_failure.as_str(),
+        plan.retry.max_attempts
+    );
+    for (i, t) in plan.targets.iter().enumerate() {
+        let replaces = if t.old_containers.is_empty() {
+            "first deploy".to_string()
+        } else {
+            format!("replaces {} ({})", t.old_containers.join(", "), t.old_version.as_deref().unwrap_or("unknown version"))
+        };
+        out.push_str(&format!("  {}. {} (batch {}) — {replaces}\n", i + 1, t.label(), plan.batch_of(i) + 1));
+        let steps: Vec<&str> = t.steps().iter().map(|s| s.as_str()).collect();
+        out.push_str(&format!("     steps: {}\n", steps.join(" → ")));
+        out.push_str(&format!(
+            "     timeouts: boot {}s, drain {}s, stop {}s\n",
+            t.timeouts.boot_ms / 1000,
+            t.timeouts.drain_ms / 1000,
+            t.timeouts.stop_ms / 1000
+        ));
+    }
+    crate::exit::print_stdout(&out)?;
+    Ok(Exit::Ok)
 }
 
 enum Mode {
@@ -230,17 +301,7 @@ async fn drive(
     let run = async {
         match mode {
             Mode::Start(tag) => {
-                let specs: Vec<TargetSpec> = hosts
-                    .iter()
-                    .flat_map(|host| {
-                        config.roles.iter().filter(|r| r.hosts.contains(host)).map(|r| TargetSpec {
-                            role: r.name.clone(),
-                            host: host.clone(),
-                            kind: r.kind,
-                            timeouts: r.timeouts,
-                        })
-                    })
-                    .collect();
+                let specs = target_specs(config, &hosts);
                 let batch = config.batch_size.hosts(hosts.len());
                 let plan = plan_deployment(&executor, &config.service, &specs, batch, config.on_failure, RetryPolicy::default())
                     .await

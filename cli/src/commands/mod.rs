@@ -3,3 +3,4 @@ pub mod deploy;
 pub mod push;
 pub mod replay;
 pub mod simulate;
+pub mod validate;

@@ -107,7 +107,18 @@ fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
 /// an unknown key.
 fn parse_problem(path: &Path, e: &serde_saphyr::Error) -> String {
     let message = e.without_snippet().to_string();
-    let message = message.lines().next().unwrap_or("").to_string();
+    let mut message = message.lines().next().unwrap_or("").to_string();
+    // The parser's words, said for people; its own " at line L, column C" is redundant.
+    if let Some(i) = message.rfind(" at line ") {
+        message.truncate(i);
+    }
+    for (parser, person) in [
+        ("expected sequence start", "expected a list here ([a, b] or one `- item` per line)"),
+        ("expected mapping start", "expected a mapping here (`key: value` lines)"),
+        (", set DuplicateKeyPolicy in Options if acceptable", " (each key may appear once)"),
+    ] {
+        message = message.replace(parser, person);
+    }
     let location = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
     let mut out = format!("{}{location}: {message}", path.display());
     if let Some(rest) = message.split("unknown field `").nth(1) {
@@ -122,6 +133,24 @@ fn parse_problem(path: &Path, e: &serde_saphyr::Error) -> String {
         if let Some(suggestion) = closest(unknown, &expected) {
             out.push_str(&format!(" (did you mean `{suggestion}`?)"));
         }
+    }
+    out
+}
+
+/// Top-level `x-…` keys are extensions for the user's own tooling: they are blanked out
+/// (line for line, so every other error keeps its line number) before the strict parse.
+fn blank_extension_keys(text: &str) -> String {
+    let mut skipping = false;
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let top_level = line.chars().next().is_some_and(|c| !c.is_whitespace() && c != '#');
+        if top_level {
+            skipping = line.starts_with("x-") && line.contains(':');
+        }
+        if !skipping {
+            out.push_str(line);
+        }
+        out.push('\n');
     }
     out
 }
@@ -171,7 +200,8 @@ pub fn load(path: &Path, secrets: &dyn Fn(&str) -> Option<String>) -> Result<Con
     if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
         return Err(one(format!("{shown}: the file is empty; a deploy.yml needs at least `service`, `image` and `servers`")));
     }
-    let raw: RawConfig = serde_saphyr::from_str(&text).map_err(|e| one(parse_problem(path, &e)))?;
+    let raw: RawConfig =
+        serde_saphyr::from_str(&blank_extension_keys(&text)).map_err(|e| one(parse_problem(path, &e)))?;
     validate(path, raw, &bytes, secrets)
 }
 
