@@ -56,6 +56,8 @@ enum Command {
     Replay(commands::replay::ReplayArgs),
     /// List the deployments of the service, newest first.
     History(commands::replay::HistoryArgs),
+    /// What serves the service on each host now, Caddy's upstreams, locks, unfinished work.
+    Status(commands::status::StatusArgs),
     /// Check deploy.yml and report every problem at once, touching nothing.
     Validate(commands::validate::ValidateArgs),
     /// Run a deployment against a simulated fleet, with injected failures and crashes,
@@ -85,6 +87,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => commands::replay::replay(&global, args),
         Command::History(args) => commands::replay::history(&global, args),
         Command::Simulate(args) => commands::simulate::run(args),
+        Command::Status(args) => commands::status::run(&global, args),
         Command::Validate(args) => commands::validate::run(&global, args),
     });
     let code = match result {

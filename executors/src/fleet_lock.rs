@@ -46,6 +46,31 @@ fn shell_quote(s: &str) -> String {
 }
 
 impl DockerExecutor {
+    /// Who holds the service's lock on `host`, if anyone (without taking it).
+    pub async fn lock_holder(&self, host: &str, service: &str) -> Result<Option<String>, ExecError> {
+        let (lock_path, holder_path) = paths(service);
+        let handle = self.host(host)?;
+        match &handle.access {
+            Access::Local => {
+                let Ok(file) = std::fs::OpenOptions::new().write(true).open(&lock_path) else { return Ok(None) };
+                match file.try_lock() {
+                    Ok(()) => Ok(None),
+                    Err(_) => Ok(Some(std::fs::read_to_string(&holder_path).unwrap_or_else(|_| "another process".into()))),
+                }
+            }
+            Access::Ssh { conn, .. } => {
+                let session = conn.session().await?;
+                let probe = format!("[ -e {lock_path} ] && flock -n -E 75 {lock_path} true; echo $?");
+                let (_, out) = ssh_exec(&session, &probe, Duration::from_secs(10)).await?;
+                if String::from_utf8_lossy(&out).trim() != "75" {
+                    return Ok(None);
+                }
+                let (_, holder) = ssh_exec(&session, &format!("cat {holder_path}"), Duration::from_secs(10)).await?;
+                Ok(Some(String::from_utf8_lossy(&holder).into_owned()))
+            }
+        }
+    }
+
     /// Takes the service's lock on every host, in a fixed order, or names who holds it.
     pub async fn lock_fleet(&self, service: &str, holder: &str) -> Result<FleetLock, LockFailure> {
         let (lock_path, holder_path) = paths(service);

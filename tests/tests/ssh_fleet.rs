@@ -437,3 +437,36 @@ fn a_batch_of_three_deploys_the_hosts_together_without_a_failed_request() {
     }
     assert_eq!(app.versions(), vec!["v2"; 3]);
 }
+
+#[test]
+fn status_shows_every_host_from_the_hosts_themselves_and_names_an_unreachable_one() {
+    let _serial = serial();
+    fleet_up();
+    let app = FleetApp::new("status", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    assert_exit(&app.deploy(&["--image", "v2"]), 0, "second deploy");
+    let status = |args: &[&str]| {
+        Command::new(real::odysseus_bin()).arg("status").arg("-c").arg(app.dir.join("deploy.yml")).args(args).output().unwrap()
+    };
+    let out = status(&["--json"]);
+    assert_exit(&out, 0, "status --json");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hosts = doc["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 3);
+    for h in hosts {
+        let running: Vec<&serde_json::Value> = h["containers"].as_array().unwrap().iter().filter(|c| c["running"] == true).collect();
+        assert_eq!(running.len(), 1, "{h}");
+        assert_eq!(running[0]["version"], "v2");
+        assert_eq!(running[0]["routed"], true);
+        let dial = format!("{}:3000", running[0]["name"].as_str().unwrap());
+        assert_eq!(h["upstreams"], serde_json::json!([dial]));
+        assert!(h["lock_holder"].is_null());
+    }
+    assert!(doc["unfinished_deployment"].is_null());
+    servers(&["cut", "s3"]);
+    let out = status(&[]);
+    servers(&["uncut", "s3"]);
+    assert_exit(&out, 3, "status with host 3 cut off");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("198.51.100.13: UNREACHABLE") && text.contains("198.51.100.11\n"), "{text}");
+}

@@ -3,4 +3,5 @@ pub mod deploy;
 pub mod push;
 pub mod replay;
 pub mod simulate;
+pub mod status;
 pub mod validate;

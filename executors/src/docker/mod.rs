@@ -7,6 +7,8 @@ pub use executor::{local_socket, Access, DockerExecutor, HostHandle};
 pub mod probe;
 mod oneoff;
 mod push;
+mod status;
+pub use status::{ContainerStatus, HostStatus};
 pub use push::PushOutcome;
 pub mod spec;
 mod tar;

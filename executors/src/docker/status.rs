@@ -1,0 +1,50 @@
+//! What a host runs for a service right now, read from its engine and its Caddy.
+
+use odysseus_engine::runtime::ExecError;
+use serde::Serialize;
+
+use super::executor::DockerExecutor;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerStatus {
+    pub name: String,
+    pub role: String,
+    pub version: String,
+    pub running: bool,
+    /// Docker's health status, when the container has a health check.
+    pub health: Option<String>,
+    pub routed: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostStatus {
+    pub host: String,
+    pub containers: Vec<ContainerStatus>,
+    /// The service's Caddy upstreams; `None` when the host has no route for it.
+    pub upstreams: Option<Vec<String>>,
+    pub lock_holder: Option<String>,
+}
+
+impl DockerExecutor {
+    pub async fn host_status(&self, host: &str) -> Result<HostStatus, ExecError> {
+        let h = self.host(host)?;
+        let service = &self.spec().service;
+        let upstreams = h.admin.upstreams(service).await.unwrap_or(None);
+        let mut containers = Vec::new();
+        for (_, name, labels) in h.engine.list(&[("odysseus.service", service)], true).await? {
+            let info = h.engine.inspect(&name).await?;
+            let routed = upstreams.as_ref().is_some_and(|u| u.iter().any(|d| d.rsplit_once(':').map(|(n, _)| n) == Some(name.as_str())));
+            containers.push(ContainerStatus {
+                role: labels.get("odysseus.role").cloned().unwrap_or_default(),
+                version: labels.get("odysseus.version").cloned().unwrap_or_default(),
+                running: info.as_ref().is_some_and(|i| i.running),
+                health: info.and_then(|i| i.health),
+                routed,
+                name,
+            });
+        }
+        containers.sort_by(|a, b| (!a.running, &a.role, &a.name).cmp(&(!b.running, &b.role, &b.name)));
+        let lock_holder = self.lock_holder(host, service).await?;
+        Ok(HostStatus { host: host.to_string(), containers, upstreams, lock_holder })
+    }
+}
