@@ -15,13 +15,15 @@ use std::path::PathBuf;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use odysseus_engine::journal::{decode, encode, Journal};
 use odysseus_engine::machine::{
-    decide, DeploymentStarted, DeploymentState, Event, Fact, FailurePolicy, Observation, Plan, RetryPolicy,
-    RoleKind, StepName, Target, Timeouts,
+    decide, DeploymentStarted, DeploymentState, Event, Fact, FailurePolicy, Observation, Plan,
+    RetryPolicy, RoleKind, StepName, Target, Timeouts,
 };
 use odysseus_engine::{DeploymentId, Operator, Timestamp};
 
 fn bench_dir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-journal").join(name);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/bench-journal")
+        .join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -46,8 +48,17 @@ fn started(id: DeploymentId, hosts: usize) -> Event {
             image: "registry.example.com/team/app".into(),
             version: "v2".into(),
             config_digest: "sha256:0123456789abcdef".into(),
-            plan: Plan { targets, batch_size: 1, on_failure: FailurePolicy::Halt, retry: RetryPolicy::default() },
-            operator: Operator { user: "ops".into(), hostname: "laptop".into(), pid: 1 },
+            plan: Plan {
+                targets,
+                batch_size: 1,
+                on_failure: FailurePolicy::Halt,
+                retry: RetryPolicy::default(),
+            },
+            operator: Operator {
+                user: "ops".into(),
+                hostname: "laptop".into(),
+                pid: 1,
+            },
             lock_token: 1,
         })),
     }
@@ -57,33 +68,62 @@ fn started(id: DeploymentId, hosts: usize) -> Event {
 fn step_started(seq: u64) -> Event {
     Event {
         at: Timestamp(seq),
-        fact: Fact::StepStarted { target: 0, step: StepName::DrainOld, attempt: 1, key: "app-web-0123456789:drain-old".into() },
+        fact: Fact::StepStarted {
+            target: 0,
+            step: StepName::DrainOld,
+            attempt: 1,
+            key: "app-web-0123456789:drain-old".into(),
+        },
     }
 }
 
 /// A valid log of `n` events: many hosts, each running the seven web steps.
 fn long_log(n: usize) -> Vec<Event> {
     let hosts = n / 16 + 1;
-    let id = DeploymentId { millis: 1, nonce: 1 };
+    let id = DeploymentId {
+        millis: 1,
+        nonce: 1,
+    };
     let mut events = vec![started(id, hosts)];
     let steps = [
-        StepName::StartNew, StepName::AwaitHealthy, StepName::AddUpstream, StepName::RemoveOldUpstream,
-        StepName::DrainOld, StepName::StopOld, StepName::CleanStaleUpstreams,
+        StepName::StartNew,
+        StepName::AwaitHealthy,
+        StepName::AddUpstream,
+        StepName::RemoveOldUpstream,
+        StepName::DrainOld,
+        StepName::StopOld,
+        StepName::CleanStaleUpstreams,
     ];
     'outer: for t in 0..hosts as u32 {
         for step in steps {
             for fact in [
-                Fact::StepStarted { target: t, step, attempt: 1, key: format!("k{t}:{step}") },
-                Fact::StepSucceeded { target: t, step, attempt: 1, observed: Observation::Done },
+                Fact::StepStarted {
+                    target: t,
+                    step,
+                    attempt: 1,
+                    key: format!("k{t}:{step}"),
+                },
+                Fact::StepSucceeded {
+                    target: t,
+                    step,
+                    attempt: 1,
+                    observed: Observation::Done,
+                },
             ] {
                 if events.len() == n {
                     break 'outer;
                 }
-                events.push(Event { at: Timestamp(events.len() as u64), fact });
+                events.push(Event {
+                    at: Timestamp(events.len() as u64),
+                    fact,
+                });
             }
         }
         if events.len() < n {
-            events.push(Event { at: Timestamp(events.len() as u64), fact: Fact::TargetCompleted { target: t } });
+            events.push(Event {
+                at: Timestamp(events.len() as u64),
+                fact: Fact::TargetCompleted { target: t },
+            });
         }
     }
     events
@@ -96,7 +136,10 @@ fn journal_benches(c: &mut Criterion) {
     g.sample_size(200);
     let dir = bench_dir("append");
     let journal = Journal::open(&dir).unwrap();
-    let id = DeploymentId { millis: 2, nonce: 2 };
+    let id = DeploymentId {
+        millis: 2,
+        nonce: 2,
+    };
     journal.append(id, 0, &started(id, 1)).unwrap();
     let mut seq = 1u64;
     g.bench_function("append_flush", |b| {
@@ -107,7 +150,11 @@ fn journal_benches(c: &mut Criterion) {
     });
 
     let raw_path = bench_dir("raw").join("records");
-    let mut file = OpenOptions::new().create(true).append(true).open(&raw_path).unwrap();
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&raw_path)
+        .unwrap();
     let record = vec![0xa5u8; record_len];
     g.bench_function("raw_write_fsync", |b| {
         b.iter(|| {
@@ -122,13 +169,18 @@ fn journal_benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("replay");
     g.sample_size(10);
     g.throughput(Throughput::Elements(events.len() as u64));
-    g.bench_function("fold_100k", |b| b.iter(|| DeploymentState::fold(&events).unwrap()));
+    g.bench_function("fold_100k", |b| {
+        b.iter(|| DeploymentState::fold(&events).unwrap())
+    });
     g.bench_function("decode_100k", |b| {
         b.iter(|| records.iter().map(|r| decode(r).unwrap()).count())
     });
     let dir = bench_dir("load");
     let journal = Journal::open(&dir).unwrap();
-    let id = DeploymentId { millis: 1, nonce: 1 };
+    let id = DeploymentId {
+        millis: 1,
+        nonce: 1,
+    };
     for (seq, event) in events.iter().enumerate() {
         // Bulk load without a flush per record: this measures reading, not writing.
         journal.append(id, seq as u64, event).unwrap();
@@ -145,7 +197,11 @@ fn journal_benches(c: &mut Criterion) {
     g.bench_function("evolve_one_event", |b| {
         let event = &mid[mid.len() - 1];
         let before = DeploymentState::fold(&mid[..mid.len() - 1]).unwrap();
-        b.iter_batched(|| before.clone(), |mut s| s.evolve(event).unwrap(), BatchSize::SmallInput)
+        b.iter_batched(
+            || before.clone(),
+            |mut s| s.evolve(event).unwrap(),
+            BatchSize::SmallInput,
+        )
     });
     g.finish();
 }

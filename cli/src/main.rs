@@ -3,10 +3,10 @@
 
 mod commands;
 mod config;
-mod progress;
-mod state;
 mod exit;
+mod progress;
 mod render;
+mod state;
 
 use std::process::ExitCode;
 
@@ -18,7 +18,13 @@ use exit::{Exit, UsageError};
 #[derive(clap::Args, Debug, Clone)]
 pub struct GlobalArgs {
     /// The deploy.yml to use.
-    #[arg(short = 'c', long = "config", global = true, default_value = "deploy.yml", value_name = "FILE")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        global = true,
+        default_value = "deploy.yml",
+        value_name = "FILE"
+    )]
     pub config: std::path::PathBuf,
     /// Where the journal lives (default: `.odysseus/` beside deploy.yml).
     #[arg(long, global = true, env = "ODYSSEUS_STATE_DIR", value_name = "DIR")]
@@ -50,6 +56,8 @@ enum Command {
     Deploy(commands::deploy::DeployArgs),
     /// One-off commands in the service's image (e.g. `app exec HOST --command "rails db:migrate"`).
     App(commands::app::AppArgs),
+    /// Who holds the deploy lock (`lock status`), or break it (`lock release`).
+    Lock(commands::lock::LockArgs),
     /// Send an image from this machine to every host that lacks it (no registry).
     Push(commands::push::PushArgs),
     /// Show the audit trail of a deployment, from the journal.
@@ -58,6 +66,8 @@ enum Command {
     History(commands::replay::HistoryArgs),
     /// What serves the service on each host now, Caddy's upstreams, locks, unfinished work.
     Status(commands::status::StatusArgs),
+    /// Record the host key of new servers in known_hosts (an explicit opt-in).
+    Trust(commands::trust::TrustArgs),
     /// Check deploy.yml and report every problem at once, touching nothing.
     Validate(commands::validate::ValidateArgs),
     /// Run a deployment against a simulated fleet, with injected failures and crashes,
@@ -68,26 +78,38 @@ enum Command {
 fn main() -> ExitCode {
     // A panic is a bug: say so in one line, without a backtrace.
     std::panic::set_hook(Box::new(|info| {
-        let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-        eprintln!("odysseus: internal error{location}: {}", panic_message(info));
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "odysseus: internal error{location}: {}",
+            panic_message(info)
+        );
         eprintln!("odysseus: this is a bug; the journal is intact. Please report it.");
     }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { Exit::Usage.code() } else { Exit::Ok.code() });
+            return ExitCode::from(if e.use_stderr() {
+                Exit::Usage.code()
+            } else {
+                Exit::Ok.code()
+            });
         }
     };
     let global = cli.global;
     let result = std::panic::catch_unwind(|| match cli.command {
         Command::Deploy(args) => commands::deploy::run(&global, args),
         Command::App(args) => commands::app::run(&global, args),
+        Command::Lock(args) => commands::lock::run(&global, args),
         Command::Push(args) => commands::push::run(&global, args),
         Command::Replay(args) => commands::replay::replay(&global, args),
         Command::History(args) => commands::replay::history(&global, args),
         Command::Simulate(args) => commands::simulate::run(args),
         Command::Status(args) => commands::status::run(&global, args),
+        Command::Trust(args) => commands::trust::run(&global, args),
         Command::Validate(args) => commands::validate::run(&global, args),
     });
     let code = match result {

@@ -13,7 +13,11 @@ pub fn state_dir(global: &GlobalArgs) -> PathBuf {
     if let Some(dir) = &global.state_dir {
         return dir.clone();
     }
-    let config_dir = global.config.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let config_dir = global
+        .config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     config_dir.join(".odysseus")
 }
 
@@ -29,10 +33,13 @@ pub fn open_journal(global: &GlobalArgs, create: bool) -> anyhow::Result<Journal
         ))
         .into());
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating the state dir {}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating the state dir {}", dir.display()))?;
     Journal::open(&path).map_err(|e| match e {
         journal::Error::Busy { .. } => {
-            anyhow::anyhow!(UsageError(format!("{e}; wait for it to finish (or stop it) and run the command again")))
+            anyhow::anyhow!(UsageError(format!(
+                "{e}; wait for it to finish (or stop it) and run the command again"
+            )))
         }
         other => anyhow::anyhow!(other),
     })

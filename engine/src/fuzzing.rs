@@ -4,15 +4,19 @@
 use crate::ids::{DeploymentId, Operator, Timestamp};
 use crate::journal::{decode, encode, read_log};
 use crate::machine::{
-    decide, DeploymentStarted, DeploymentState, Event, Fact, FailedOutcome, FailurePolicy, FailureKind,
-    Observation, Plan, RetryPolicy, RoleKind, StepName, Target, Timeouts,
+    decide, DeploymentStarted, DeploymentState, Event, Fact, FailedOutcome, FailureKind,
+    FailurePolicy, Observation, Plan, RetryPolicy, RoleKind, StepName, Target, Timeouts,
 };
 
 /// Decoding arbitrary bytes as a record or a log returns an error or an event; an
 /// event that decodes re-encodes to the same bytes.
 pub fn decode_record(data: &[u8]) {
     if let Ok(event) = decode(data) {
-        assert_eq!(encode(&event), data, "a decoded record re-encodes differently");
+        assert_eq!(
+            encode(&event),
+            data,
+            "a decoded record re-encodes differently"
+        );
     }
     let _ = read_log(data);
 }
@@ -25,9 +29,16 @@ pub fn fold_events(data: &[u8]) {
     let mut at = 0u64;
     while let Some(fact) = next_fact(&mut input) {
         at += u64::from(input.byte());
-        let event = Event { at: Timestamp(at), fact };
+        let event = Event {
+            at: Timestamp(at),
+            fact,
+        };
         let bytes = encode(&event);
-        assert_eq!(decode(&bytes).as_ref(), Ok(&event), "encode → decode changed the event");
+        assert_eq!(
+            decode(&bytes).as_ref(),
+            Ok(&event),
+            "encode → decode changed the event"
+        );
         if state.evolve(&event).is_ok() && state.started().is_some() {
             let _ = decide(&state);
         }
@@ -51,12 +62,18 @@ impl Bytes<'_> {
     }
     fn text(&mut self) -> String {
         let len = self.small(6) as usize;
-        (0..len).map(|_| char::from(b'a' + self.byte() % 26)).collect()
+        (0..len)
+            .map(|_| char::from(b'a' + self.byte() % 26))
+            .collect()
     }
 }
 
 fn operator(input: &mut Bytes) -> Operator {
-    Operator { user: input.text(), hostname: input.text(), pid: input.small(200) }
+    Operator {
+        user: input.text(),
+        hostname: input.text(),
+        pid: input.small(200),
+    }
 }
 
 fn step(input: &mut Bytes) -> StepName {
@@ -67,7 +84,10 @@ fn observation(input: &mut Bytes) -> Observation {
     match input.small(4) {
         0 => Observation::Done,
         1 => Observation::Container { id: input.text() },
-        2 => Observation::Drained { waited_ms: u64::from(input.byte()), remaining: input.small(3) },
+        2 => Observation::Drained {
+            waited_ms: u64::from(input.byte()),
+            remaining: input.small(3),
+        },
         _ => Observation::Count { n: input.small(5) },
     }
 }
@@ -78,20 +98,31 @@ fn next_fact(input: &mut Bytes) -> Option<Fact> {
     }
     let target = input.small(4);
     let attempt = input.small(5);
-    Some(match input.small(16) {
+    Some(match input.small(17) {
         0 => {
             let targets = (0..input.small(4))
                 .map(|_| Target {
-                    role: if input.small(2) == 0 { "web".into() } else { "jobs".into() },
+                    role: if input.small(2) == 0 {
+                        "web".into()
+                    } else {
+                        "jobs".into()
+                    },
                     host: format!("h{}", input.small(3)),
-                    kind: if input.small(2) == 0 { RoleKind::Web } else { RoleKind::Job },
+                    kind: if input.small(2) == 0 {
+                        RoleKind::Web
+                    } else {
+                        RoleKind::Job
+                    },
                     old_containers: (0..input.small(3)).map(|_| input.text()).collect(),
                     old_version: None,
                     timeouts: Timeouts::default(),
                 })
                 .collect();
             Fact::DeploymentStarted(Box::new(DeploymentStarted {
-                id: DeploymentId { millis: u64::from(input.byte()), nonce: input.small(255) },
+                id: DeploymentId {
+                    millis: u64::from(input.byte()),
+                    nonce: input.small(255),
+                },
                 service: input.text(),
                 image: input.text(),
                 version: input.text(),
@@ -99,37 +130,101 @@ fn next_fact(input: &mut Bytes) -> Option<Fact> {
                 plan: Plan {
                     targets,
                     batch_size: input.small(3),
-                    on_failure: if input.small(2) == 0 { FailurePolicy::Halt } else { FailurePolicy::Rollback },
-                    retry: RetryPolicy { max_attempts: input.small(4), ..RetryPolicy::default() },
+                    on_failure: if input.small(2) == 0 {
+                        FailurePolicy::Halt
+                    } else {
+                        FailurePolicy::Rollback
+                    },
+                    retry: RetryPolicy {
+                        max_attempts: input.small(4),
+                        ..RetryPolicy::default()
+                    },
                 },
                 operator: operator(input),
                 lock_token: u64::from(input.byte()),
             }))
         }
-        1 => Fact::StepStarted { target, step: step(input), attempt, key: input.text() },
-        2 => Fact::StepSucceeded { target, step: step(input), attempt, observed: observation(input) },
+        1 => Fact::StepStarted {
+            target,
+            step: step(input),
+            attempt,
+            key: input.text(),
+        },
+        2 => Fact::StepSucceeded {
+            target,
+            step: step(input),
+            attempt,
+            observed: observation(input),
+        },
         3 => {
-            let kind = [FailureKind::Retryable, FailureKind::Permanent, FailureKind::OutcomeUnknown][input.small(3) as usize];
-            Fact::StepFailed { target, step: step(input), attempt, kind, reason: input.text() }
+            let kind = [
+                FailureKind::Retryable,
+                FailureKind::Permanent,
+                FailureKind::OutcomeUnknown,
+            ][input.small(3) as usize];
+            Fact::StepFailed {
+                target,
+                step: step(input),
+                attempt,
+                kind,
+                reason: input.text(),
+            }
         }
         4 => {
-            let done = if input.small(2) == 0 { None } else { Some(observation(input)) };
-            Fact::StepObserved { target, step: step(input), attempt, done }
+            let done = if input.small(2) == 0 {
+                None
+            } else {
+                Some(observation(input))
+            };
+            Fact::StepObserved {
+                target,
+                step: step(input),
+                attempt,
+                done,
+            }
         }
         5 => Fact::TargetCompleted { target },
-        6 => Fact::TargetRollbackStarted { target, reason: input.text() },
+        6 => Fact::TargetRollbackStarted {
+            target,
+            reason: input.text(),
+        },
         7 => Fact::TargetRolledBack { target },
-        8 => Fact::TargetRollbackFailed { target, reason: input.text() },
+        8 => Fact::TargetRollbackFailed {
+            target,
+            reason: input.text(),
+        },
         9 => Fact::DeploymentCompleted,
         10 => {
-            let outcome =
-                [FailedOutcome::Halted, FailedOutcome::RolledBack, FailedOutcome::RollbackIncomplete][input.small(3) as usize];
-            Fact::DeploymentFailed { outcome, reason: input.text() }
+            let outcome = [
+                FailedOutcome::Halted,
+                FailedOutcome::RolledBack,
+                FailedOutcome::RollbackIncomplete,
+            ][input.small(3) as usize];
+            Fact::DeploymentFailed {
+                outcome,
+                reason: input.text(),
+            }
         }
-        11 => Fact::AbortRequested { by: operator(input) },
+        11 => Fact::AbortRequested {
+            by: operator(input),
+        },
         12 => Fact::DeploymentAborted,
-        13 => Fact::Resumed { by: operator(input), lock_token: u64::from(input.byte()) },
-        14 => Fact::Interrupted { by: operator(input), signal: input.text() },
-        _ => Fact::LockTakenOver { from: operator(input), by: operator(input), lock_token: u64::from(input.byte()) },
+        13 => Fact::Resumed {
+            by: operator(input),
+            lock_token: u64::from(input.byte()),
+        },
+        14 => Fact::Interrupted {
+            by: operator(input),
+            signal: input.text(),
+        },
+        15 => Fact::LockReleased {
+            by: operator(input),
+            from: (input.small(2) == 0).then(|| operator(input)),
+        },
+        _ => Fact::LockTakenOver {
+            from: operator(input),
+            by: operator(input),
+            lock_token: u64::from(input.byte()),
+        },
     })
 }

@@ -123,7 +123,10 @@ mod tests {
 
     #[test]
     fn deployment_id_round_trips_through_text_and_key() {
-        let id = DeploymentId { millis: 0x0193_5f2a_1b3c, nonce: 0xdead_beef };
+        let id = DeploymentId {
+            millis: 0x0193_5f2a_1b3c,
+            nonce: 0xdead_beef,
+        };
         let text = id.to_string();
         assert_eq!(text, "01935f2a1b3cdeadbeef");
         assert_eq!(text.parse::<DeploymentId>().unwrap(), id);
@@ -134,7 +137,13 @@ mod tests {
     #[test]
     fn timestamps_render_as_rfc3339() {
         assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00.000Z");
-        assert_eq!(Timestamp(1_795_695_614_123).to_string(), "2026-11-26T12:20:14.123Z");
-        assert_eq!(Timestamp(951_782_400_000).to_string(), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            Timestamp(1_795_695_614_123).to_string(),
+            "2026-11-26T12:20:14.123Z"
+        );
+        assert_eq!(
+            Timestamp(951_782_400_000).to_string(),
+            "2000-02-29T00:00:00.000Z"
+        );
     }
 }

@@ -19,10 +19,26 @@ fn the_state_machine_does_no_io() {
     let machine = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/src/machine");
     let mut files = Vec::new();
     rust_files(&machine, &mut files);
-    assert!(files.len() >= 5, "machine sources not found in {}", machine.display());
+    assert!(
+        files.len() >= 5,
+        "machine sources not found in {}",
+        machine.display()
+    );
     let forbidden = [
-        "tokio", "sled", "std::fs", "std::net", "std::io", "std::time", "SystemTime", "Instant", "tracing",
-        "std::thread", "std::process", "println!", "eprintln!", "async ",
+        "tokio",
+        "sled",
+        "std::fs",
+        "std::net",
+        "std::io",
+        "std::time",
+        "SystemTime",
+        "Instant",
+        "tracing",
+        "std::thread",
+        "std::process",
+        "println!",
+        "eprintln!",
+        "async ",
     ];
     for file in files {
         // Comments may name what is absent; code may not use it.
@@ -33,7 +49,11 @@ fn the_state_machine_does_no_io() {
             .collect::<Vec<_>>()
             .join("\n");
         for word in forbidden {
-            assert!(!text.contains(word), "{} mentions `{word}`: the machine must stay pure", file.display());
+            assert!(
+                !text.contains(word),
+                "{} mentions `{word}`: the machine must stay pure",
+                file.display()
+            );
         }
     }
 }

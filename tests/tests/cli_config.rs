@@ -8,7 +8,11 @@ use std::process::Command;
 fn odysseus() -> Command {
     let exe = std::env::current_exe().unwrap();
     let bin = exe.parent().unwrap().parent().unwrap().join("odysseus");
-    assert!(bin.exists(), "{} is missing: run `cargo build -p odysseus` first (scripts/test.sh does)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p odysseus` first (scripts/test.sh does)",
+        bin.display()
+    );
     let mut cmd = Command::new(bin);
     // Secrets named by the corpus, as an operator would export them.
     cmd.env("POSTGRES_PASSWORD", "x");
@@ -16,8 +20,13 @@ fn odysseus() -> Command {
 }
 
 fn corpus(kind: &str) -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs").join(kind);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("configs")
+        .join(kind);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     files
 }
@@ -27,8 +36,19 @@ fn every_good_config_validates() {
     let files = corpus("good");
     assert!(files.len() >= 5);
     for file in files {
-        let out = odysseus().arg("validate").arg("-c").arg(&file).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+        let out = odysseus()
+            .arg("validate")
+            .arg("-c")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).contains("is valid"));
     }
 }
@@ -36,39 +56,93 @@ fn every_good_config_validates() {
 #[test]
 fn the_full_schema_lists_what_is_not_acted_on_yet() {
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs/good/full-schema.yml");
-    let out = odysseus().arg("validate").arg("-c").arg(&file).output().unwrap();
+    let out = odysseus()
+        .arg("validate")
+        .arg("-c")
+        .arg(&file)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    for key in ["retain_versions", "secrets_file", "dependencies", "builder", "registry"] {
-        assert!(text.contains(&format!("not yet supported (accepted, not acted on): {key}")), "{key}: {text}");
+    for key in [
+        "retain_versions",
+        "secrets_file",
+        "dependencies",
+        "builder",
+        "registry",
+    ] {
+        assert!(
+            text.contains(&format!(
+                "not yet supported (accepted, not acted on): {key}"
+            )),
+            "{key}: {text}"
+        );
     }
 }
 
 /// (file, what the message must say)
 const BAD: &[(&str, &[&str])] = &[
-    ("typo.yml", &["typo.yml:3:", "did you mean `retain_versions`?"]),
-    ("nested-typo.yml", &["nested-typo.yml:7:", "did you mean `drain_timeout`?"]),
+    (
+        "typo.yml",
+        &["typo.yml:3:", "did you mean `retain_versions`?"],
+    ),
+    (
+        "nested-typo.yml",
+        &["nested-typo.yml:7:", "did you mean `drain_timeout`?"],
+    ),
     ("wrong-type.yml", &["wrong-type.yml:5:"]),
     ("empty.yml", &["the file is empty"]),
     ("not-a-mapping.yml", &["not-a-mapping.yml:"]),
     ("duplicate-keys.yml", &["duplicate-keys.yml:3:", "service"]),
     ("missing-service.yml", &["service"]),
     ("web-without-app-port.yml", &["proxy.app_port"]),
-    ("both-accessories-and-dependencies.yml", &["`dependencies` and its older name `accessories`"]),
-    ("bad-values.yml", &["service", "on_failure", "batch_size", "listed twice", "options.memory", "boot_timeout", "must start with /", "expect_status"]),
+    (
+        "both-accessories-and-dependencies.yml",
+        &["`dependencies` and its older name `accessories`"],
+    ),
+    (
+        "bad-values.yml",
+        &[
+            "service",
+            "on_failure",
+            "batch_size",
+            "listed twice",
+            "options.memory",
+            "boot_timeout",
+            "must start with /",
+            "expect_status",
+        ],
+    ),
 ];
 
 #[test]
 fn every_broken_config_fails_clearly_with_exit_code_2() {
     let files = corpus("bad");
-    assert_eq!(files.len(), BAD.len(), "every file of the bad corpus has its expectations here");
+    assert_eq!(
+        files.len(),
+        BAD.len(),
+        "every file of the bad corpus has its expectations here"
+    );
     for (name, expected) in BAD {
-        let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs/bad").join(name);
-        let out = odysseus().arg("validate").arg("-c").arg(&file).output().unwrap();
+        let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("configs/bad")
+            .join(name);
+        let out = odysseus()
+            .arg("validate")
+            .arg("-c")
+            .arg(&file)
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {err}");
-        assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{name}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+            "{name}: {err}"
+        );
         for needle in *expected {
-            assert!(err.contains(needle), "{name}: expected `{needle}` in:\n{err}");
+            assert!(
+                err.contains(needle),
+                "{name}: expected `{needle}` in:\n{err}"
+            );
         }
     }
 }
@@ -76,8 +150,16 @@ fn every_broken_config_fails_clearly_with_exit_code_2() {
 #[test]
 fn bad_values_are_all_reported_at_once() {
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs/bad/bad-values.yml");
-    let out = odysseus().arg("validate").arg("-c").arg(&file).output().unwrap();
+    let out = odysseus()
+        .arg("validate")
+        .arg("-c")
+        .arg(&file)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    let problems = err.lines().filter(|l| l.trim_start().starts_with(file.to_str().unwrap())).count();
+    let problems = err
+        .lines()
+        .filter(|l| l.trim_start().starts_with(file.to_str().unwrap()))
+        .count();
     assert!(problems >= 8, "{err}");
 }

@@ -11,7 +11,9 @@
 
 mod support;
 
-use odysseus_engine::machine::{FailurePolicy, Phase, RetryPolicy, RoleKind, StepName, TargetStatus, Timeouts};
+use odysseus_engine::machine::{
+    FailurePolicy, Phase, RetryPolicy, RoleKind, StepName, TargetStatus, Timeouts,
+};
 use odysseus_executors::sim::{self, CrashPoint, Fault, RoleSetup, Scenario};
 use proptest::prelude::*;
 use support::{cases, ScratchDir};
@@ -59,38 +61,53 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                 1u32..=3,
             )
         })
-        .prop_map(|(hosts, seed, roles, masks, first_deploy, faults, crashes, on_failure, batch_size)| {
-            let roles = roles
-                .iter()
-                .zip(masks)
-                .map(|((name, kind), mask)| RoleSetup {
-                    name: name.to_string(),
-                    kind: *kind,
-                    hosts: (0..hosts).filter(|h| mask & (1 << h) != 0).collect(),
-                })
-                .collect();
-            Scenario {
-                seed,
-                service: "app".into(),
-                hosts: (1..=hosts).map(|i| format!("host{i}")).collect(),
-                first_deploy,
-                roles,
-                faults,
-                crashes,
-                on_failure,
-                batch_size,
-                retry: RetryPolicy { max_attempts: 3, backoff_base_ms: 200, backoff_max_ms: 2_000 },
-                timeouts: Timeouts { boot_ms: 4_000, drain_ms: 3_000, stop_ms: 2_000, op_ms: 2_000 },
-                settle: true,
-            }
-        })
+        .prop_map(
+            |(hosts, seed, roles, masks, first_deploy, faults, crashes, on_failure, batch_size)| {
+                let roles = roles
+                    .iter()
+                    .zip(masks)
+                    .map(|((name, kind), mask)| RoleSetup {
+                        name: name.to_string(),
+                        kind: *kind,
+                        hosts: (0..hosts).filter(|h| mask & (1 << h) != 0).collect(),
+                    })
+                    .collect();
+                Scenario {
+                    seed,
+                    service: "app".into(),
+                    hosts: (1..=hosts).map(|i| format!("host{i}")).collect(),
+                    first_deploy,
+                    roles,
+                    faults,
+                    crashes,
+                    on_failure,
+                    batch_size,
+                    retry: RetryPolicy {
+                        max_attempts: 3,
+                        backoff_base_ms: 200,
+                        backoff_max_ms: 2_000,
+                    },
+                    timeouts: Timeouts {
+                        boot_ms: 4_000,
+                        drain_ms: 3_000,
+                        stop_ms: 2_000,
+                        op_ms: 2_000,
+                    },
+                    settle: true,
+                }
+            },
+        )
 }
 
 fn check(scenario: &Scenario) -> Result<(), TestCaseError> {
     let dir = ScratchDir::new("prop");
     let outcome = sim::run(scenario, dir.path());
     prop_assert!(outcome.errors.is_empty(), "errors: {:?}", outcome.errors);
-    prop_assert!(outcome.violations.is_empty(), "violations: {:?}", outcome.violations);
+    prop_assert!(
+        outcome.violations.is_empty(),
+        "violations: {:?}",
+        outcome.violations
+    );
     // Determinism of replay: the journal folds to exactly the live state.
     prop_assert_eq!(&outcome.folded, &outcome.live);
     // Liveness once faults stop: the settled deployment is final.
@@ -103,7 +120,10 @@ fn check(scenario: &Scenario) -> Result<(), TestCaseError> {
     for t in &outcome.targets {
         match t.status {
             TargetStatus::Completed => prop_assert_eq!(t.version.as_str(), sim::NEW_VERSION),
-            _ => prop_assert!(t.version == sim::OLD_VERSION || t.version == "none", "{t:?}"),
+            _ => prop_assert!(
+                t.version == sim::OLD_VERSION || t.version == "none",
+                "{t:?}"
+            ),
         }
         if phase == Phase::Completed {
             prop_assert_eq!(t.status, TargetStatus::Completed);
@@ -145,7 +165,10 @@ fn the_generator_reaches_every_kind_of_ending() {
     use proptest::strategy::ValueTree;
     use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
-    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]));
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),
+    );
     let strategy = scenario();
     let (mut completed, mut rolled_back, mut aborted, mut resumed_after_halt) = (0, 0, 0, 0);
     let (mut crashed, mut takeovers, mut observed) = (0, 0, 0);
@@ -160,15 +183,29 @@ fn the_generator_reaches_every_kind_of_ending() {
             _ => {}
         }
         let facts: Vec<&Fact> = outcome.events.iter().map(|e| &e.fact).collect();
-        let halted = facts.iter().any(|f| matches!(f, Fact::DeploymentFailed { .. }));
+        let halted = facts
+            .iter()
+            .any(|f| matches!(f, Fact::DeploymentFailed { .. }));
         if halted && facts.iter().any(|f| matches!(f, Fact::Resumed { .. })) {
             resumed_after_halt += 1;
         }
         crashed += usize::from(!outcome.crashes.is_empty());
-        takeovers += usize::from(facts.iter().any(|f| matches!(f, Fact::LockTakenOver { .. })));
+        takeovers += usize::from(
+            facts
+                .iter()
+                .any(|f| matches!(f, Fact::LockTakenOver { .. })),
+        );
         observed += usize::from(facts.iter().any(|f| matches!(f, Fact::StepObserved { .. })));
     }
-    let counts = [completed, rolled_back, aborted, resumed_after_halt, crashed, takeovers, observed];
+    let counts = [
+        completed,
+        rolled_back,
+        aborted,
+        resumed_after_halt,
+        crashed,
+        takeovers,
+        observed,
+    ];
     eprintln!("coverage {counts:?}");
     assert!(counts.iter().all(|&n| n >= 3), "completed, rolled back, aborted, resumed after halt, crashed, takeovers, observed: {counts:?}");
 }

@@ -16,7 +16,11 @@ fn assert_converged(app: &App, version: &str) {
     let running = app.running();
     assert_eq!(running.len(), 1, "running containers: {running:?}");
     assert_eq!(running[0].1, version, "running: {running:?}");
-    assert_eq!(app.upstreams(), vec![format!("{}:3000", running[0].0)], "Caddy upstreams");
+    assert_eq!(
+        app.upstreams(),
+        vec![format!("{}:3000", running[0].0)],
+        "Caddy upstreams"
+    );
     let (status, body) = app.get("/").unwrap();
     assert_eq!((status, body.trim()), (200, version));
 }
@@ -30,13 +34,27 @@ fn ten_deploys_under_load_fail_no_request() {
     let load = Load::start(&app.host_header, 4, 20_000, Duration::from_secs(120));
     for i in 0..10 {
         let version = if i % 2 == 0 { "v2" } else { "v1" };
-        assert_exit(&app.deploy(&["--image", version]), 0, &format!("deploy #{i} of {version}"));
+        assert_exit(
+            &app.deploy(&["--image", version]),
+            0,
+            &format!("deploy #{i} of {version}"),
+        );
         assert_converged(&app, version);
     }
     let report = load.finish();
-    assert_eq!(report.failures(), 0, "non-2xx {:?}, errors {:?}", report.non_2xx, &report.errors[..report.errors.len().min(5)]);
+    assert_eq!(
+        report.failures(),
+        0,
+        "non-2xx {:?}, errors {:?}",
+        report.non_2xx,
+        &report.errors[..report.errors.len().min(5)]
+    );
     assert!(report.ok > 100, "only {} requests got through", report.ok);
-    assert!(report.saw("v1") && report.saw("v2"), "versions seen: {:?}", report.versions);
+    assert!(
+        report.saw("v1") && report.saw("v2"),
+        "versions seen: {:?}",
+        report.versions
+    );
 }
 
 #[test]
@@ -47,14 +65,24 @@ fn a_slow_request_in_flight_when_the_old_upstream_goes_completes() {
     assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
     let host = app.host_header.clone();
     let slow = std::thread::spawn(move || {
-        real::http_get_raw(&format!("127.0.0.1:{}", real::HTTP_PORT), "/cgi-bin/slow?s=3", &host)
+        real::http_get_raw(
+            &format!("127.0.0.1:{}", real::HTTP_PORT),
+            "/cgi-bin/slow?s=3",
+            &host,
+        )
     });
     std::thread::sleep(Duration::from_millis(300));
     let out = app.deploy(&["--image", "v2"]);
     assert_exit(&out, 0, "deploy during a slow request");
-    let (status, body) = slow.join().unwrap().expect("the slow request got an answer");
+    let (status, body) = slow
+        .join()
+        .unwrap()
+        .expect("the slow request got an answer");
     assert_eq!(status, 200, "{body}");
-    assert!(body.contains("v1"), "the slow request was served by v1: {body}");
+    assert!(
+        body.contains("v1"),
+        "the slow request was served by v1: {body}"
+    );
     // The drain waited for it, rather than stopping the old container at once.
     assert!(stderr(&out).contains("drain-old ok"), "{}", stderr(&out));
     assert_converged(&app, "v2");
@@ -71,17 +99,44 @@ fn a_container_that_never_becomes_healthy_leaves_the_old_one_serving() {
     app.write_config("odysseus-bad", "");
     let out = app.deploy(&["--image", "latest"]);
     assert_exit(&out, 1, "deploying the bad image");
-    assert!(stderr(&out).contains("did not become healthy"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("did not become healthy"),
+        "{}",
+        stderr(&out)
+    );
     let report = load.finish();
-    assert_eq!(report.failures(), 0, "non-2xx {:?}, errors {:?}", report.non_2xx, report.errors);
+    assert_eq!(
+        report.failures(),
+        0,
+        "non-2xx {:?}, errors {:?}",
+        report.non_2xx,
+        report.errors
+    );
     assert_converged(&app, "v1");
-    assert!(!app.all_containers().iter().any(|c| docker(&["inspect", "-f", "{{.Config.Image}}", c]).contains("bad")));
+    assert!(!app.all_containers().iter().any(|c| docker(&[
+        "inspect",
+        "-f",
+        "{{.Config.Image}}",
+        c
+    ])
+    .contains("bad")));
 }
 
 /// Kills `odysseus deploy` with SIGKILL after `after_lines` progress lines (plus a
 /// delay), then runs `--resume` (or `--abort`) and returns its output.
-fn kill_then(app: &App, version: &str, after_lines: usize, delay_ms: u64, then: &str) -> std::process::Output {
-    let mut child = app.deploy_cmd(&["--image", version]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+fn kill_then(
+    app: &App,
+    version: &str,
+    after_lines: usize,
+    delay_ms: u64,
+    then: &str,
+) -> std::process::Output {
+    let mut child = app
+        .deploy_cmd(&["--image", version])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     // Line 1 is the "Deploying …" banner; each later line is a step outcome.
     for _ in 0..after_lines {
@@ -105,7 +160,20 @@ fn sigkill_at_many_instants_then_resume_converges_with_no_failed_request() {
     let load = Load::start(&app.host_header, 3, 50_000, Duration::from_secs(300));
     let mut version = "v1";
     // (progress lines before the kill, extra delay): spread over every step.
-    let instants = [(0, 0), (1, 0), (1, 150), (2, 0), (2, 5), (3, 0), (4, 0), (5, 0), (6, 0), (7, 0), (8, 0), (1, 300)];
+    let instants = [
+        (0, 0),
+        (1, 0),
+        (1, 150),
+        (2, 0),
+        (2, 5),
+        (3, 0),
+        (4, 0),
+        (5, 0),
+        (6, 0),
+        (7, 0),
+        (8, 0),
+        (1, 300),
+    ];
     for (i, (after, delay)) in instants.into_iter().enumerate() {
         version = if version == "v1" { "v2" } else { "v1" };
         let out = kill_then(&app, version, after, delay, "--resume");
@@ -116,19 +184,36 @@ fn sigkill_at_many_instants_then_resume_converges_with_no_failed_request() {
             if running.len() == 1 && running[0].1 == version {
                 continue;
             }
-            assert_exit(&app.deploy(&["--image", version]), 0, &format!("kill #{i}: redeploy"));
+            assert_exit(
+                &app.deploy(&["--image", version]),
+                0,
+                &format!("kill #{i}: redeploy"),
+            );
         } else {
-            assert_exit(&out, 0, &format!("kill #{i} after {after} lines + {delay} ms, then --resume"));
+            assert_exit(
+                &out,
+                0,
+                &format!("kill #{i} after {after} lines + {delay} ms, then --resume"),
+            );
         }
         assert_converged(&app, version);
         // No orphans: besides the running one, only stopped old versions remain.
         for name in app.all_containers() {
             let state = docker(&["inspect", "-f", "{{.State.Running}}", &name]);
-            assert!(state.trim() == "false" || app.running().iter().any(|(n, _)| *n == name), "orphan {name}");
+            assert!(
+                state.trim() == "false" || app.running().iter().any(|(n, _)| *n == name),
+                "orphan {name}"
+            );
         }
     }
     let report = load.finish();
-    assert_eq!(report.failures(), 0, "non-2xx {:?}, errors {:?}", report.non_2xx, &report.errors[..report.errors.len().min(5)]);
+    assert_eq!(
+        report.failures(),
+        0,
+        "non-2xx {:?}, errors {:?}",
+        report.non_2xx,
+        &report.errors[..report.errors.len().min(5)]
+    );
 }
 
 #[test]
@@ -138,7 +223,12 @@ fn abort_after_the_new_upstream_was_added_returns_exactly_to_v1() {
     let app = App::new("abort", "odysseus-demo", "");
     assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
     let load = Load::start(&app.host_header, 2, 10_000, Duration::from_secs(60));
-    let mut child = app.deploy_cmd(&["--image", "v2"]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let mut child = app
+        .deploy_cmd(&["--image", "v2"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     let lines = BufReader::new(child.stderr.take().unwrap()).lines();
     for line in lines {
         if line.unwrap().contains("add-upstream ok") {
@@ -151,9 +241,22 @@ fn abort_after_the_new_upstream_was_added_returns_exactly_to_v1() {
     assert_exit(&out, 0, "--abort");
     assert!(stderr(&out).contains("rolled back"), "{}", stderr(&out));
     let report = load.finish();
-    assert_eq!(report.failures(), 0, "non-2xx {:?}, errors {:?}", report.non_2xx, report.errors);
+    assert_eq!(
+        report.failures(),
+        0,
+        "non-2xx {:?}, errors {:?}",
+        report.non_2xx,
+        report.errors
+    );
     assert_converged(&app, "v1");
-    assert!(!app.all_containers().iter().any(|c| docker(&["inspect", "-f", "{{index .Config.Labels \"odysseus.version\"}}", c]).trim() == "v2"));
+    assert!(!app.all_containers().iter().any(|c| docker(&[
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"odysseus.version\"}}",
+        c
+    ])
+    .trim()
+        == "v2"));
 }
 
 #[test]
@@ -171,8 +274,15 @@ fn caddy_restarted_between_deploys_keeps_its_routes() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(answered.map(|(s, b)| (s, b.trim().to_string())), Some((200, "v1".to_string())));
-    assert_exit(&app.deploy(&["--image", "v2"]), 0, "deploy after the restart");
+    assert_eq!(
+        answered.map(|(s, b)| (s, b.trim().to_string())),
+        Some((200, "v1".to_string()))
+    );
+    assert_exit(
+        &app.deploy(&["--image", "v2"]),
+        0,
+        "deploy after the restart",
+    );
     assert_converged(&app, "v2");
 }
 
@@ -185,7 +295,10 @@ fn a_plain_deploy_of_another_image_is_refused_while_one_is_unfinished() {
     let out = kill_then(&app, "v2", 3, 0, "--image=v3");
     assert_exit(&out, 3, "deploying v3 over an unfinished v2");
     let err = stderr(&out);
-    assert!(err.contains("unfinished") && err.contains("--resume") && err.contains("--abort"), "{err}");
+    assert!(
+        err.contains("unfinished") && err.contains("--resume") && err.contains("--abort"),
+        "{err}"
+    );
     // The same image resumes and says so.
     let out = app.deploy(&["--image", "v2"]);
     assert_exit(&out, 0, "plain deploy of the same image");
@@ -211,16 +324,43 @@ fn env_secrets_volumes_limits_and_labels_reach_the_engine_and_secrets_stay_out_o
     );
     std::fs::write(app.config(), config).unwrap();
     let secret = "s3cr3t-value-that-must-not-leak";
-    let out = app.deploy_cmd(&["--image", "v1"]).env("ODYSSEUS_IT_SECRET", secret).output().unwrap();
+    let out = app
+        .deploy_cmd(&["--image", "v1"])
+        .env("ODYSSEUS_IT_SECRET", secret)
+        .output()
+        .unwrap();
     assert_exit(&out, 0, "deploy with settings");
     let name = &app.running()[0].0;
     let env = docker(&["inspect", "-f", "{{json .Config.Env}}", name]);
-    assert!(env.contains("\"MODE=demo\"") && env.contains("\"PORT=3000\""), "{env}");
-    assert!(env.contains(&format!("ODYSSEUS_IT_SECRET={secret}")), "the secret reaches the container through the API");
-    assert_eq!(docker(&["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.RestartPolicy.Name}}", name]).trim(), "67108864 500000000 unless-stopped");
-    assert!(docker(&["inspect", "-f", "{{json .Mounts}}", name]).contains("\"Name\":\"settings-data\""));
+    assert!(
+        env.contains("\"MODE=demo\"") && env.contains("\"PORT=3000\""),
+        "{env}"
+    );
+    assert!(
+        env.contains(&format!("ODYSSEUS_IT_SECRET={secret}")),
+        "the secret reaches the container through the API"
+    );
+    assert_eq!(
+        docker(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.RestartPolicy.Name}}",
+            name
+        ])
+        .trim(),
+        "67108864 500000000 unless-stopped"
+    );
+    assert!(
+        docker(&["inspect", "-f", "{{json .Mounts}}", name]).contains("\"Name\":\"settings-data\"")
+    );
     let labels = docker(&["inspect", "-f", "{{json .Config.Labels}}", name]);
-    for key in ["odysseus.service", "odysseus.role", "odysseus.version", "odysseus.deployment", "odysseus.deployed_at"] {
+    for key in [
+        "odysseus.service",
+        "odysseus.role",
+        "odysseus.version",
+        "odysseus.deployment",
+        "odysseus.deployed_at",
+    ] {
         assert!(labels.contains(key), "{key} missing from {labels}");
     }
     // Nothing in the state dir (the journal) holds the secret's value.
@@ -232,7 +372,11 @@ fn env_secrets_volumes_limits_and_labels_reach_the_engine_and_secrets_stay_out_o
                 stack.push(path);
             } else {
                 let bytes = std::fs::read(&path).unwrap();
-                assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{} holds the secret", path.display());
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "{} holds the secret",
+                    path.display()
+                );
             }
         }
     }
@@ -258,9 +402,16 @@ fn a_role_health_command_becomes_the_docker_health_check_and_gates_traffic() {
     assert_exit(&out, 1, "a health command that always fails");
     assert_converged(&app, "v1");
     with_check("wget -q -O /dev/null http://127.0.0.1:3000/health");
-    assert_exit(&app.deploy(&["--image", "v2"]), 0, "a health command that passes");
+    assert_exit(
+        &app.deploy(&["--image", "v2"]),
+        0,
+        "a health command that passes",
+    );
     let name = &app.running()[0].0;
-    assert_eq!(docker(&["inspect", "-f", "{{.State.Health.Status}}", name]).trim(), "healthy");
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Health.Status}}", name]).trim(),
+        "healthy"
+    );
     assert_converged(&app, "v2");
 }
 
@@ -270,11 +421,22 @@ fn an_existing_caddy_with_other_ports_is_refused_before_anything_changes() {
     require_docker();
     let app = App::new("ports", "odysseus-demo", "");
     assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
-    let config = std::fs::read_to_string(app.config()).unwrap().replace(&format!("http_port: {}", real::HTTP_PORT), "http_port: 18081");
+    let config = std::fs::read_to_string(app.config()).unwrap().replace(
+        &format!("http_port: {}", real::HTTP_PORT),
+        "http_port: 18081",
+    );
     std::fs::write(app.config(), config).unwrap();
     let out = app.deploy(&["--image", "v2"]);
-    assert_exit(&out, 3, "a config whose http_port differs from the running Caddy");
-    assert!(stderr(&out).contains("Nothing was changed") && stderr(&out).contains("18080"), "{}", stderr(&out));
+    assert_exit(
+        &out,
+        3,
+        "a config whose http_port differs from the running Caddy",
+    );
+    assert!(
+        stderr(&out).contains("Nothing was changed") && stderr(&out).contains("18080"),
+        "{}",
+        stderr(&out)
+    );
     assert_converged(&app, "v1");
 }
 
@@ -284,7 +446,11 @@ fn replay_after_an_interrupted_and_resumed_deploy_shows_both_sides() {
     require_docker();
     let app = App::new("replay", "odysseus-demo", "");
     assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
-    assert_exit(&kill_then(&app, "v2", 3, 0, "--resume"), 0, "kill, then --resume");
+    assert_exit(
+        &kill_then(&app, "v2", 3, 0, "--resume"),
+        0,
+        "kill, then --resume",
+    );
     let replay = |args: &[&str]| {
         std::process::Command::new(real::odysseus_bin())
             .arg("replay")
@@ -302,17 +468,39 @@ fn replay_after_an_interrupted_and_resumed_deploy_shows_both_sides() {
     let events = doc["events"].as_array().unwrap();
     let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
     // The interruption shows as the dead process's lock taken over, then the resume.
-    let takeover = kinds.iter().position(|k| *k == "lock-taken-over").expect("a lock takeover");
-    let resumed = kinds.iter().position(|k| *k == "resumed").expect("a resume");
+    let takeover = kinds
+        .iter()
+        .position(|k| *k == "lock-taken-over")
+        .expect("a lock takeover");
+    let resumed = kinds
+        .iter()
+        .position(|k| *k == "resumed")
+        .expect("a resume");
     assert!(takeover < resumed);
     // Every step of the web sequence succeeded (or was found done), some before the kill.
-    for step in ["start-new", "await-healthy", "add-upstream", "remove-old-upstream", "drain-old", "stop-old", "clean-stale-upstreams"] {
+    for step in [
+        "start-new",
+        "await-healthy",
+        "add-upstream",
+        "remove-old-upstream",
+        "drain-old",
+        "stop-old",
+        "clean-stale-upstreams",
+    ] {
         let done = events.iter().any(|e| {
-            e["step"] == step && (e["kind"] == "step-succeeded" || (e["kind"] == "step-observed" && e["outcome"] == "observed-done"))
+            e["step"] == step
+                && (e["kind"] == "step-succeeded"
+                    || (e["kind"] == "step-observed" && e["outcome"] == "observed-done"))
         });
         assert!(done, "{step} never finished in {kinds:?}");
     }
-    assert!(events.iter().take(resumed).any(|e| e["kind"] == "step-succeeded"), "steps before the interruption");
+    assert!(
+        events
+            .iter()
+            .take(resumed)
+            .any(|e| e["kind"] == "step-succeeded"),
+        "steps before the interruption"
+    );
     for (seq, e) in events.iter().enumerate() {
         assert_eq!(e["seq"], seq as u64);
         assert!(e["time"].as_str().unwrap().ends_with('Z'));
@@ -320,8 +508,16 @@ fn replay_after_an_interrupted_and_resumed_deploy_shows_both_sides() {
     let text = replay(&[]);
     assert_exit(&text, 0, "replay");
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("resumed") && text.contains("lock-taken-over") && text.contains("completed"), "{text}");
-    let history = std::process::Command::new(real::odysseus_bin()).arg("history").arg("-c").arg(app.config()).output().unwrap();
+    assert!(
+        text.contains("resumed") && text.contains("lock-taken-over") && text.contains("completed"),
+        "{text}"
+    );
+    let history = std::process::Command::new(real::odysseus_bin())
+        .arg("history")
+        .arg("-c")
+        .arg(app.config())
+        .output()
+        .unwrap();
     assert_exit(&history, 0, "history");
     assert_eq!(String::from_utf8_lossy(&history.stdout).lines().count(), 2);
 }
@@ -338,20 +534,40 @@ fn a_job_role_is_replaced_only_after_its_new_worker_runs() {
         "  jobs:\n    hosts: [local]\n    cmd: \"while true; do sleep 1; done\"\n    deploy:\n      stop_timeout: 2\nproxy:\n",
     );
     std::fs::write(app.config(), config).unwrap();
-    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy of web and jobs");
+    assert_exit(
+        &app.deploy(&["--image", "v1"]),
+        0,
+        "first deploy of web and jobs",
+    );
     let out = app.deploy(&["--image", "v2"]);
     assert_exit(&out, 0, "second deploy");
     let err = stderr(&out);
     // Config order: web first, then jobs; the old worker stops after the new one is healthy.
     let web_done = err.find("[web@local] done").expect("web finished");
-    let job_healthy = err.find("[jobs@local] await-healthy ok").expect("the new worker became healthy");
-    let job_stop = err.find("[jobs@local] stop-old ok").expect("the old worker stopped");
+    let job_healthy = err
+        .find("[jobs@local] await-healthy ok")
+        .expect("the new worker became healthy");
+    let job_stop = err
+        .find("[jobs@local] stop-old ok")
+        .expect("the old worker stopped");
     assert!(web_done < job_healthy && job_healthy < job_stop, "{err}");
     let running = app.running();
     assert_eq!(running.len(), 2, "{running:?}");
     assert!(running.iter().all(|(_, v)| v == "v2"), "{running:?}");
-    let worker = running.iter().find(|(n, _)| n.starts_with("jobs-jobs-")).expect("a jobs container");
-    assert_eq!(docker(&["inspect", "-f", "{{index .Config.Labels \"odysseus.role\"}}", &worker.0]).trim(), "jobs");
+    let worker = running
+        .iter()
+        .find(|(n, _)| n.starts_with("jobs-jobs-"))
+        .expect("a jobs container");
+    assert_eq!(
+        docker(&[
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"odysseus.role\"}}",
+            &worker.0
+        ])
+        .trim(),
+        "jobs"
+    );
 }
 
 #[test]
@@ -363,34 +579,74 @@ fn sigint_mid_deploy_records_the_interruption_releases_the_lock_and_resume_conve
     let load = Load::start(&app.host_header, 2, 10_000, Duration::from_secs(60));
     // A slow request keeps the drain busy long enough to interrupt it.
     let host = app.host_header.clone();
-    let slow = std::thread::spawn(move || real::http_get_raw(&format!("127.0.0.1:{}", real::HTTP_PORT), "/cgi-bin/slow?s=4", &host));
+    let slow = std::thread::spawn(move || {
+        real::http_get_raw(
+            &format!("127.0.0.1:{}", real::HTTP_PORT),
+            "/cgi-bin/slow?s=4",
+            &host,
+        )
+    });
     std::thread::sleep(Duration::from_millis(300));
-    let mut child = app.deploy_cmd(&["--image", "v2"]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let mut child = app
+        .deploy_cmd(&["--image", "v2"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     for line in lines.by_ref() {
         if line.unwrap().contains("remove-old-upstream ok") {
             break;
         }
     }
-    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(3), "{rest:#?}");
     let text = rest.join("\n");
-    assert!(text.contains("interrupted by SIGINT") && text.contains("--resume") && text.contains("--abort"), "{text}");
+    assert!(
+        text.contains("interrupted by SIGINT")
+            && text.contains("--resume")
+            && text.contains("--abort"),
+        "{text}"
+    );
     // The lock was released: the resume takes it fresh, with no takeover.
     let out = app.deploy(&["--resume"]);
     assert_exit(&out, 0, "--resume after SIGINT");
     assert!(!stderr(&out).contains("took over"), "{}", stderr(&out));
-    let replay = std::process::Command::new(real::odysseus_bin()).args(["replay", "--json", "-c"]).arg(app.config()).output().unwrap();
+    let replay = std::process::Command::new(real::odysseus_bin())
+        .args(["replay", "--json", "-c"])
+        .arg(app.config())
+        .output()
+        .unwrap();
     let doc: serde_json::Value = serde_json::from_slice(&replay.stdout).unwrap();
-    let kinds: Vec<&str> = doc["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    let interrupted = kinds.iter().position(|k| *k == "interrupted").expect("the interruption is in the journal");
-    assert!(kinds[interrupted + 1..].contains(&"resumed") && !kinds.contains(&"lock-taken-over"), "{kinds:?}");
+    let kinds: Vec<&str> = doc["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    let interrupted = kinds
+        .iter()
+        .position(|k| *k == "interrupted")
+        .expect("the interruption is in the journal");
+    assert!(
+        kinds[interrupted + 1..].contains(&"resumed") && !kinds.contains(&"lock-taken-over"),
+        "{kinds:?}"
+    );
     let (status, _) = slow.join().unwrap().unwrap();
     assert_eq!(status, 200);
     let report = load.finish();
-    assert_eq!(report.failures(), 0, "non-2xx {:?}, errors {:?}", report.non_2xx, report.errors);
+    assert_eq!(
+        report.failures(),
+        0,
+        "non-2xx {:?}, errors {:?}",
+        report.non_2xx,
+        report.errors
+    );
     assert_converged(&app, "v2");
 }
 
@@ -402,9 +658,20 @@ fn a_second_deploy_from_another_state_dir_is_refused_and_a_killed_holder_leaves_
     assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
     let other_state = app.dir.join("other-operator");
     let host = app.host_header.clone();
-    let slow = std::thread::spawn(move || real::http_get_raw(&format!("127.0.0.1:{}", real::HTTP_PORT), "/cgi-bin/slow?s=4", &host));
+    let slow = std::thread::spawn(move || {
+        real::http_get_raw(
+            &format!("127.0.0.1:{}", real::HTTP_PORT),
+            "/cgi-bin/slow?s=4",
+            &host,
+        )
+    });
     std::thread::sleep(Duration::from_millis(300));
-    let mut first = app.deploy_cmd(&["--image", "v2"]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let mut first = app
+        .deploy_cmd(&["--image", "v2"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut lines = BufReader::new(first.stderr.take().unwrap()).lines();
     for line in lines.by_ref() {
         if line.unwrap().contains("remove-old-upstream ok") {
@@ -412,10 +679,18 @@ fn a_second_deploy_from_another_state_dir_is_refused_and_a_killed_holder_leaves_
         }
     }
     // The first deploy is draining: a second operator with their own journal is refused.
-    let second = app.deploy_cmd(&["--image", "v2", "--state-dir"]).arg(&other_state).output().unwrap();
+    let second = app
+        .deploy_cmd(&["--image", "v2", "--state-dir"])
+        .arg(&other_state)
+        .output()
+        .unwrap();
     assert_exit(&second, 3, "a concurrent deploy from another state dir");
     let err = stderr(&second);
-    assert!(err.contains("is being deployed on local by") && err.contains(&format!("pid {}", first.id())), "{err}");
+    assert!(
+        err.contains("is being deployed on local by")
+            && err.contains(&format!("pid {}", first.id())),
+        "{err}"
+    );
     // The holder dies without a word: its lock must not outlive it.
     let _ = first.kill();
     let _ = first.wait();
@@ -436,14 +711,108 @@ fn dry_run_prints_the_plan_from_a_look_at_the_host_and_changes_nothing() {
     let out = app.deploy(&["--image", "v2", "--dry-run"]);
     assert_exit(&out, 0, "--dry-run");
     let plan = String::from_utf8_lossy(&out.stdout);
-    assert!(plan.contains("dry run: nothing was changed") && plan.contains("replaces dryrun-web-"), "{plan}");
+    assert!(
+        plan.contains("dry run: nothing was changed") && plan.contains("replaces dryrun-web-"),
+        "{plan}"
+    );
     assert!(
         plan.contains("start-new → await-healthy → add-upstream → remove-old-upstream → drain-old → stop-old → clean-stale-upstreams"),
         "{plan}"
     );
-    assert!(plan.contains("timeouts: boot 15s, drain 10s, stop 10s") && plan.contains("on_failure halt"), "{plan}");
+    assert!(
+        plan.contains("timeouts: boot 15s, drain 10s, stop 10s")
+            && plan.contains("on_failure halt"),
+        "{plan}"
+    );
     assert_eq!(app.all_containers(), before);
     assert_converged(&app, "v1");
-    let history = std::process::Command::new(real::odysseus_bin()).arg("history").arg("-c").arg(app.config()).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&history.stdout).lines().count(), 1, "the dry run wrote no deployment");
+    let history = std::process::Command::new(real::odysseus_bin())
+        .arg("history")
+        .arg("-c")
+        .arg(app.config())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&history.stdout).lines().count(),
+        1,
+        "the dry run wrote no deployment"
+    );
+}
+
+#[test]
+fn lock_status_names_the_holder_and_lock_release_is_recorded_in_the_journal() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("lockcmd", "odysseus-demo", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    let lock = |sub: &str| {
+        std::process::Command::new(real::odysseus_bin())
+            .args(["lock", sub, "-c"])
+            .arg(app.config())
+            .output()
+            .unwrap()
+    };
+    let host = app.host_header.clone();
+    let slow = std::thread::spawn(move || {
+        real::http_get_raw(
+            &format!("127.0.0.1:{}", real::HTTP_PORT),
+            "/cgi-bin/slow?s=4",
+            &host,
+        )
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let mut holder = app
+        .deploy_cmd(&["--image", "v2"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(holder.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("remove-old-upstream ok") {
+            break;
+        }
+    }
+    let status = lock("status");
+    assert_exit(&status, 0, "lock status while deploying");
+    let text = String::from_utf8_lossy(&status.stdout);
+    let pid = format!("pid {}", holder.id());
+    // The running deploy holds its journal open: status says so and reads the host lock.
+    assert!(
+        text.contains("in use by a running deploy")
+            && text.contains(&format!("local: held by"))
+            && text.contains(&pid),
+        "{text}"
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
+    drop(lines);
+    let _ = slow.join();
+    // The host lock died with its holder; the journal still names it until released.
+    let text = String::from_utf8_lossy(&lock("status").stdout).into_owned();
+    assert!(
+        text.contains("local: free") && text.contains(&pid),
+        "{text}"
+    );
+    let released = lock("release");
+    assert_exit(&released, 0, "lock release");
+    assert!(String::from_utf8_lossy(&released.stdout).contains("recorded in deployment"));
+    let text = String::from_utf8_lossy(&lock("status").stdout).into_owned();
+    assert!(
+        text.contains("journal") && text.contains(": free\n") && !text.contains(&pid),
+        "{text}"
+    );
+    let replay = std::process::Command::new(real::odysseus_bin())
+        .args(["replay", "--json", "-c"])
+        .arg(app.config())
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&replay.stdout).unwrap();
+    assert!(doc["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "lock-released"));
+    assert_exit(&app.deploy(&["--resume"]), 0, "resume after the release");
+    assert_converged(&app, "v2");
 }

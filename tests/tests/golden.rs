@@ -25,24 +25,45 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
     let web = [("web", RoleKind::Web)];
 
     let mut crash = Scenario::simple(11, 2, &web_jobs);
-    crash.faults = vec![Fault::LoseReply { host: "host1".into(), step: StepName::AddUpstream, times: 1 }];
+    crash.faults = vec![Fault::LoseReply {
+        host: "host1".into(),
+        step: StepName::AddUpstream,
+        times: 1,
+    }];
     crash.crashes = vec![CrashPoint::AfterAppend(9), CrashPoint::BeforeAppend(20)];
 
     let mut fleet = Scenario::simple(12, 3, &web);
     fleet.on_failure = FailurePolicy::Rollback;
-    fleet.faults = vec![Fault::Fail { host: "host2".into(), step: StepName::AwaitHealthy, times: 5, permanent: false }];
+    fleet.faults = vec![Fault::Fail {
+        host: "host2".into(),
+        step: StepName::AwaitHealthy,
+        times: 5,
+        permanent: false,
+    }];
 
     let mut abort = Scenario::simple(13, 1, &web);
     abort.settle = true;
     abort.faults = vec![
-        Fault::Fail { host: "host1".into(), step: StepName::DrainOld, times: 1, permanent: true },
-        Fault::Fail { host: "host1".into(), step: StepName::RemoveNew, times: 5, permanent: false },
+        Fault::Fail {
+            host: "host1".into(),
+            step: StepName::DrainOld,
+            times: 1,
+            permanent: true,
+        },
+        Fault::Fail {
+            host: "host1".into(),
+            step: StepName::RemoveNew,
+            times: 5,
+            permanent: false,
+        },
     ];
 
     let mut halted = Scenario::simple(14, 2, &web);
     halted.settle = true;
     halted.first_deploy = vec![false, true];
-    halted.faults = vec![Fault::NeverHealthy { host: "host2".into() }];
+    halted.faults = vec![Fault::NeverHealthy {
+        host: "host2".into(),
+    }];
 
     vec![
         ("completed-after-crashes", crash),
@@ -54,7 +75,9 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
 
 fn summary(state: &DeploymentState, events: usize) -> String {
     let mut out = format!("events: {events}\nphase: {}\n", state.phase.as_str());
-    let started = state.started().expect("a golden log starts with deployment-started");
+    let started = state
+        .started()
+        .expect("a golden log starts with deployment-started");
     for (t, target) in state.targets.iter().zip(&started.plan.targets) {
         out.push_str(&format!("{}: {}\n", target.label(), t.status.as_str()));
     }
@@ -68,19 +91,50 @@ fn golden_logs_decode_fold_and_re_encode_byte_for_byte() {
         let log_path = golden_dir().join(format!("{name}.log"));
         let expected_path = golden_dir().join(format!("{name}.expected"));
         if !log_path.exists() {
-            assert!(bless, "golden log {} is missing (ODYSSEUS_BLESS_GOLDEN=1 creates it once)", log_path.display());
+            assert!(
+                bless,
+                "golden log {} is missing (ODYSSEUS_BLESS_GOLDEN=1 creates it once)",
+                log_path.display()
+            );
             let dir = ScratchDir::new("golden");
             let outcome = sim::run(&scenario, dir.path());
-            assert!(outcome.invariants_held(), "{:?} {:?}", outcome.violations, outcome.errors);
-            std::fs::write(&log_path, write_log(outcome.records.iter().map(Vec::as_slice))).unwrap();
-            std::fs::write(&expected_path, summary(&outcome.folded, outcome.events.len())).unwrap();
+            assert!(
+                outcome.invariants_held(),
+                "{:?} {:?}",
+                outcome.violations,
+                outcome.errors
+            );
+            std::fs::write(
+                &log_path,
+                write_log(outcome.records.iter().map(Vec::as_slice)),
+            )
+            .unwrap();
+            std::fs::write(
+                &expected_path,
+                summary(&outcome.folded, outcome.events.len()),
+            )
+            .unwrap();
         }
         let bytes = std::fs::read(&log_path).unwrap();
         let events = read_log(&bytes).unwrap_or_else(|(i, e)| panic!("{name}: record {i}: {e}"));
         let state = DeploymentState::fold(&events).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(summary(&state, events.len()), std::fs::read_to_string(&expected_path).unwrap(), "{name}");
-        let reencoded = write_log(events.iter().map(encode).collect::<Vec<_>>().iter().map(Vec::as_slice));
-        assert!(reencoded == bytes, "{name}: re-encoding changed the bytes: the v1 wire format moved");
+        assert_eq!(
+            summary(&state, events.len()),
+            std::fs::read_to_string(&expected_path).unwrap(),
+            "{name}"
+        );
+        let reencoded = write_log(
+            events
+                .iter()
+                .map(encode)
+                .collect::<Vec<_>>()
+                .iter()
+                .map(Vec::as_slice),
+        );
+        assert!(
+            reencoded == bytes,
+            "{name}: re-encoding changed the bytes: the v1 wire format moved"
+        );
     }
 }
 
@@ -94,9 +148,20 @@ fn golden_logs_hold_every_kind_of_event() {
         }
     }
     let all = [
-        "deployment-started", "step-started", "step-succeeded", "step-failed", "step-observed",
-        "target-completed", "target-rollback-started", "target-rolled-back", "target-rollback-failed",
-        "deployment-completed", "deployment-failed", "abort-requested", "deployment-aborted", "resumed",
+        "deployment-started",
+        "step-started",
+        "step-succeeded",
+        "step-failed",
+        "step-observed",
+        "target-completed",
+        "target-rollback-started",
+        "target-rolled-back",
+        "target-rollback-failed",
+        "deployment-completed",
+        "deployment-failed",
+        "abort-requested",
+        "deployment-aborted",
+        "resumed",
         "lock-taken-over",
     ];
     let missing: Vec<_> = all.iter().filter(|k| !kinds.contains(*k)).collect();

@@ -15,7 +15,11 @@ use odysseus_engine::{DeploymentId, Operator, Timestamp};
 use support::ScratchDir;
 
 fn operator(pid: u32) -> Operator {
-    Operator { user: "ops".into(), hostname: "deployer".into(), pid }
+    Operator {
+        user: "ops".into(),
+        hostname: "deployer".into(),
+        pid,
+    }
 }
 
 fn started(id: DeploymentId, service: &str) -> Event {
@@ -48,11 +52,17 @@ fn started(id: DeploymentId, service: &str) -> Event {
 }
 
 fn id(n: u32) -> DeploymentId {
-    DeploymentId { millis: 1_700_000_000_000 + n as u64, nonce: n }
+    DeploymentId {
+        millis: 1_700_000_000_000 + n as u64,
+        nonce: n,
+    }
 }
 
 fn completed() -> Event {
-    Event { at: Timestamp(2_000), fact: Fact::DeploymentCompleted }
+    Event {
+        at: Timestamp(2_000),
+        fact: Fact::DeploymentCompleted,
+    }
 }
 
 #[test]
@@ -61,15 +71,24 @@ fn append_with_a_stale_sequence_number_conflicts_with_expected_and_actual() {
     let j = Journal::open(dir.path()).unwrap();
     assert_eq!(j.append(id(1), 0, &started(id(1), "app")).unwrap(), 0);
     match j.append(id(1), 0, &completed()) {
-        Err(journal::Error::Conflict { expected: 0, actual: 1 }) => {}
+        Err(journal::Error::Conflict {
+            expected: 0,
+            actual: 1,
+        }) => {}
         other => panic!("expected a conflict, got {other:?}"),
     }
     match j.append(id(1), 5, &completed()) {
-        Err(journal::Error::Conflict { expected: 5, actual: 1 }) => {}
+        Err(journal::Error::Conflict {
+            expected: 5,
+            actual: 1,
+        }) => {}
         other => panic!("expected a conflict, got {other:?}"),
     }
     // The first event of a deployment must be its start.
-    assert!(matches!(j.append(id(2), 0, &completed()), Err(journal::Error::NotAStart)));
+    assert!(matches!(
+        j.append(id(2), 0, &completed()),
+        Err(journal::Error::NotAStart)
+    ));
 }
 
 #[test]
@@ -79,7 +98,10 @@ fn a_service_has_one_unfinished_deployment_and_the_index_lists_newest_first() {
     j.append(id(1), 0, &started(id(1), "app")).unwrap();
     assert_eq!(j.unfinished("app").unwrap(), Some(id(1)));
     match j.append(id(2), 0, &started(id(2), "app")) {
-        Err(journal::Error::Unfinished { service, deployment }) => {
+        Err(journal::Error::Unfinished {
+            service,
+            deployment,
+        }) => {
             assert_eq!(service, "app");
             assert_eq!(deployment, id(1));
         }
@@ -95,7 +117,10 @@ fn a_service_has_one_unfinished_deployment_and_the_index_lists_newest_first() {
     drop(j);
     // Everything survives a reopen.
     let j = Journal::open(dir.path()).unwrap();
-    assert_eq!(j.load(id(1)).unwrap(), vec![started(id(1), "app"), completed()]);
+    assert_eq!(
+        j.load(id(1)).unwrap(),
+        vec![started(id(1), "app"), completed()]
+    );
     assert_eq!(j.unfinished("app").unwrap(), Some(id(2)));
 }
 
@@ -111,14 +136,19 @@ fn a_corrupt_record_is_reported_with_its_deployment_and_sequence() {
     j.overwrite_raw_record(id(1), 1, &bytes).unwrap();
     for result in [j.load(id(1)).map(|_| ()), j.verify(id(1)).map(|_| ())] {
         match result {
-            Err(journal::Error::Corrupt { deployment, seq: 1, detail: journal::RecordError::Checksum { .. } }) => {
+            Err(journal::Error::Corrupt {
+                deployment,
+                seq: 1,
+                detail: journal::RecordError::Checksum { .. },
+            }) => {
                 assert_eq!(deployment, id(1))
             }
             other => panic!("expected corruption at #1, got {other:?}"),
         }
     }
     // A torn (truncated) record is caught too.
-    j.overwrite_raw_record(id(1), 1, &bytes[..bytes.len() - 3]).unwrap();
+    j.overwrite_raw_record(id(1), 1, &bytes[..bytes.len() - 3])
+        .unwrap();
     let err = j.load(id(1)).unwrap_err();
     assert!(err.to_string().contains(&format!("{}#1", id(1))), "{err}");
 }
@@ -128,16 +158,38 @@ fn a_missing_record_is_a_gap_not_a_shorter_history() {
     let dir = ScratchDir::new("gap");
     let j = Journal::open(dir.path()).unwrap();
     j.append(id(1), 0, &started(id(1), "app")).unwrap();
-    j.append(id(1), 1, &Event { at: Timestamp(3), fact: Fact::AbortRequested { by: operator(2) } }).unwrap();
-    j.append(id(1), 2, &Event { at: Timestamp(4), fact: Fact::DeploymentAborted }).unwrap();
+    j.append(
+        id(1),
+        1,
+        &Event {
+            at: Timestamp(3),
+            fact: Fact::AbortRequested { by: operator(2) },
+        },
+    )
+    .unwrap();
+    j.append(
+        id(1),
+        2,
+        &Event {
+            at: Timestamp(4),
+            fact: Fact::DeploymentAborted,
+        },
+    )
+    .unwrap();
     j.remove_raw_record(id(1), 1).unwrap();
     match j.load(id(1)) {
-        Err(journal::Error::Gap { expected: 1, found: 2, .. }) => {}
+        Err(journal::Error::Gap {
+            expected: 1,
+            found: 2,
+            ..
+        }) => {}
         other => panic!("expected a gap, got {other:?}"),
     }
     j.remove_raw_record(id(1), 2).unwrap();
     match j.load(id(1)) {
-        Err(journal::Error::HeadMismatch { head: 3, found: 1, .. }) => {}
+        Err(journal::Error::HeadMismatch {
+            head: 3, found: 1, ..
+        }) => {}
         other => panic!("expected a head mismatch, got {other:?}"),
     }
 }
@@ -148,19 +200,25 @@ fn the_lock_names_a_live_holder_is_taken_over_from_a_dead_one_and_fences_the_los
     let j = Journal::open(dir.path()).unwrap();
     let alive_pids = [1u32];
     let alive = |l: &LockRecord| alive_pids.contains(&l.owner.pid);
-    let first = j.acquire_lock("app", &operator(1), 11, Timestamp(5), None, &alive).unwrap();
+    let first = j
+        .acquire_lock("app", &operator(1), 11, Timestamp(5), None, &alive)
+        .unwrap();
     assert!(matches!(first, Acquired::Fresh { .. }));
     j.check_fence("app", first.token()).unwrap();
 
     // A second operator is refused and told who holds it.
     match j.acquire_lock("app", &operator(2), 22, Timestamp(6), None, &alive) {
-        Err(e @ journal::Error::Locked { .. }) => assert!(e.to_string().contains("ops@deployer (pid 1)"), "{e}"),
+        Err(e @ journal::Error::Locked { .. }) => {
+            assert!(e.to_string().contains("ops@deployer (pid 1)"), "{e}")
+        }
         other => panic!("expected Locked, got {other:?}"),
     }
 
     // Once pid 1 is gone, pid 2 takes the lock over with a greater token...
     let dead = |_: &LockRecord| false;
-    let second = j.acquire_lock("app", &operator(2), 22, Timestamp(7), None, &dead).unwrap();
+    let second = j
+        .acquire_lock("app", &operator(2), 22, Timestamp(7), None, &dead)
+        .unwrap();
     match &second {
         Acquired::TakenOver { token, previous } => {
             assert!(*token > first.token());
@@ -169,14 +227,21 @@ fn the_lock_names_a_live_holder_is_taken_over_from_a_dead_one_and_fences_the_los
         other => panic!("expected a takeover, got {other:?}"),
     }
     // ...and the old holder can no longer pass the fence.
-    assert!(matches!(j.check_fence("app", first.token()), Err(journal::Error::LockLost { .. })));
+    assert!(matches!(
+        j.check_fence("app", first.token()),
+        Err(journal::Error::LockLost { .. })
+    ));
     // Releasing with a stale token leaves the new holder alone.
     j.release_lock("app", first.token()).unwrap();
     assert_eq!(j.lock_holder("app").unwrap().unwrap().owner.pid, 2);
     j.release_lock("app", second.token()).unwrap();
     assert_eq!(j.lock_holder("app").unwrap(), None);
     drop(j);
-    assert!(Journal::open(dir.path()).unwrap().lock_holder("app").unwrap().is_none());
+    assert!(Journal::open(dir.path())
+        .unwrap()
+        .lock_holder("app")
+        .unwrap()
+        .is_none());
 }
 
 #[test]
@@ -185,8 +250,13 @@ fn a_journal_held_open_by_another_process_is_reported_busy() {
     let mut child = spawn_child("hold", dir.path());
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     // The test harness prints its own lines first.
-    assert!(lines.by_ref().map_while(Result::ok).any(|l| l.ends_with("open")));
-    let err = Journal::open(dir.path()).err().expect("the journal is held by the child");
+    assert!(lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.ends_with("open")));
+    let err = Journal::open(dir.path())
+        .err()
+        .expect("the journal is held by the child");
     assert!(matches!(err, journal::Error::Busy { .. }), "{err}");
     child.kill().unwrap();
     child.wait().unwrap();
@@ -216,7 +286,10 @@ fn every_acknowledged_append_survives_sigkill() {
         child.wait().unwrap();
         let j = Journal::open(dir.path()).unwrap();
         let records = j.verify(id(9)).unwrap();
-        assert!(records >= acked, "round {round}: {acked} acknowledged, {records} on disk");
+        assert!(
+            records >= acked,
+            "round {round}: {acked} acknowledged, {records} on disk"
+        );
         let events = j.load(id(9)).unwrap();
         assert_eq!(events.len() as u64, records);
     }
@@ -224,7 +297,12 @@ fn every_acknowledged_append_survives_sigkill() {
 
 fn spawn_child(mode: &str, dir: &std::path::Path) -> std::process::Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_process_entry_point", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_process_entry_point",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("ODYSSEUS_JOURNAL_CHILD", mode)
         .env("ODYSSEUS_JOURNAL_DIR", dir)
         .stdout(Stdio::piped())
@@ -253,8 +331,19 @@ fn child_process_entry_point() {
             j.append(id(9), 0, &started(id(9), "app")).unwrap();
             println!("acked 1");
             for seq in 1..100_000u64 {
-                let fact = Fact::Resumed { by: operator(seq as u32), lock_token: seq };
-                j.append(id(9), seq, &Event { at: Timestamp(seq), fact }).unwrap();
+                let fact = Fact::Resumed {
+                    by: operator(seq as u32),
+                    lock_token: seq,
+                };
+                j.append(
+                    id(9),
+                    seq,
+                    &Event {
+                        at: Timestamp(seq),
+                        fact,
+                    },
+                )
+                .unwrap();
                 println!("acked {}", seq + 1);
             }
         }

@@ -6,19 +6,46 @@ use std::process::Command;
 fn odysseus() -> Command {
     let exe = std::env::current_exe().unwrap();
     let bin = exe.parent().unwrap().parent().unwrap().join("odysseus");
-    assert!(bin.exists(), "{} is missing: run `cargo build -p odysseus` first (scripts/test.sh does)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p odysseus` first (scripts/test.sh does)",
+        bin.display()
+    );
     Command::new(bin)
 }
 
 #[test]
 fn the_same_seed_prints_the_same_output_and_the_summary_is_complete() {
-    let args = ["simulate", "--hosts", "3", "--roles", "web,jobs", "--fail", "host2:drain-old:1", "--crash-after", "7", "--crash-after", "20", "--seed", "42", "--json"];
+    let args = [
+        "simulate",
+        "--hosts",
+        "3",
+        "--roles",
+        "web,jobs",
+        "--fail",
+        "host2:drain-old:1",
+        "--crash-after",
+        "7",
+        "--crash-after",
+        "20",
+        "--seed",
+        "42",
+        "--json",
+    ];
     let first = odysseus().args(args).output().unwrap();
     let second = odysseus().args(args).output().unwrap();
-    assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     assert_eq!(first.stdout, second.stdout, "same seed, same bytes");
     let text = String::from_utf8(first.stdout).unwrap();
-    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let summary = lines.last().unwrap();
     assert_eq!(summary["type"], "summary");
     assert_eq!(summary["terminal_state"], "completed");
@@ -26,26 +53,53 @@ fn the_same_seed_prints_the_same_output_and_the_summary_is_complete() {
     assert_eq!(summary["crashes"].as_array().unwrap().len(), 2);
     let targets = summary["targets"].as_array().unwrap();
     assert_eq!(targets.len(), 6);
-    assert!(targets.iter().all(|t| t["version"] == "v2" && t["host"].as_str().unwrap().starts_with("host")));
+    assert!(targets
+        .iter()
+        .all(|t| t["version"] == "v2" && t["host"].as_str().unwrap().starts_with("host")));
     let events = &lines[..lines.len() - 1];
     assert!(events.iter().any(|e| e["kind"] == "resumed"));
-    assert!(events.iter().all(|e| e["seq"].is_u64() && e["time"].is_string() && e["kind"].is_string()));
+    assert!(events
+        .iter()
+        .all(|e| e["seq"].is_u64() && e["time"].is_string() && e["kind"].is_string()));
 }
 
 #[test]
 fn a_failing_host_under_rollback_policy_ends_all_on_v1_and_bad_usage_exits_2() {
     let out = odysseus()
-        .args(["simulate", "--hosts", "3", "--fail", "host2:await-healthy", "--on-failure", "rollback", "--json"])
+        .args([
+            "simulate",
+            "--hosts",
+            "3",
+            "--fail",
+            "host2:await-healthy",
+            "--on-failure",
+            "rollback",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
     let summary: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     assert_eq!(summary["terminal_state"], "rolled-back");
-    assert!(summary["targets"].as_array().unwrap().iter().all(|t| t["version"] == "v1"));
-    for bad in [vec!["--hosts", "0"], vec!["--fail", "host9:start-new"], vec!["--fail", "host1:reboot"], vec!["--on-failure", "panic"]] {
+    assert!(summary["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["version"] == "v1"));
+    for bad in [
+        vec!["--hosts", "0"],
+        vec!["--fail", "host9:start-new"],
+        vec!["--fail", "host1:reboot"],
+        vec!["--on-failure", "panic"],
+    ] {
         let out = odysseus().arg("simulate").args(&bad).output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{bad:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
     }
 }

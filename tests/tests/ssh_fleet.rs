@@ -17,12 +17,25 @@ const HOSTS: [&str; 3] = ["198.51.100.11", "198.51.100.12", "198.51.100.13"];
 
 fn servers(args: &[&str]) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testbed/servers.sh");
-    let out = Command::new("bash").arg(script).args(args).output().unwrap();
-    assert!(out.status.success(), "servers.sh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("bash")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "servers.sh {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn server_docker(n: usize, args: &[&str]) -> String {
-    let out = Command::new("docker").arg("-H").arg(format!("unix://{BASE}/s{n}/run/docker.sock")).args(args).output().unwrap();
+    let out = Command::new("docker")
+        .arg("-H")
+        .arg(format!("unix://{BASE}/s{n}/run/docker.sock"))
+        .args(args)
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -31,7 +44,10 @@ fn fleet_up() {
     require_docker();
     servers(&["up", "3"]);
     for n in 1..=3 {
-        if server_docker(n, &["images", "-q", "odysseus-testbed/caddy:2.6"]).trim().is_empty() {
+        if server_docker(n, &["images", "-q", "odysseus-testbed/caddy:2.6"])
+            .trim()
+            .is_empty()
+        {
             let load = Command::new("sh")
                 .arg("-c")
                 .arg(format!(
@@ -39,7 +55,11 @@ fn fleet_up() {
                 ))
                 .output()
                 .unwrap();
-            assert!(load.status.success(), "{}", String::from_utf8_lossy(&load.stderr));
+            assert!(
+                load.status.success(),
+                "{}",
+                String::from_utf8_lossy(&load.stderr)
+            );
         }
     }
 }
@@ -51,10 +71,14 @@ struct FleetApp {
 
 impl FleetApp {
     fn new(service: &str, extra: &str) -> FleetApp {
-        let dir = std::env::temp_dir().join(format!("odysseus-fleet-{service}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("odysseus-fleet-{service}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let app = FleetApp { service: service.into(), dir };
+        let app = FleetApp {
+            service: service.into(),
+            dir,
+        };
         app.remove_containers();
         app.write(&format!("{BASE}/known_hosts"), extra);
         app
@@ -92,7 +116,10 @@ ssh:
 
     fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(real::odysseus_bin());
-        cmd.arg("deploy").arg("-c").arg(self.dir.join("deploy.yml")).args(args);
+        cmd.arg("deploy")
+            .arg("-c")
+            .arg(self.dir.join("deploy.yml"))
+            .args(args);
         cmd
     }
 
@@ -108,24 +135,56 @@ ssh:
     fn versions(&self) -> Vec<String> {
         HOSTS
             .iter()
-            .map(|h| real::http_get_raw(&format!("{h}:80"), "/", &self.host_header()).map(|(_, b)| b.trim().to_string()).unwrap_or_else(|e| e))
+            .map(|h| {
+                real::http_get_raw(&format!("{h}:80"), "/", &self.host_header())
+                    .map(|(_, b)| b.trim().to_string())
+                    .unwrap_or_else(|e| e)
+            })
             .collect()
     }
 
     fn running_versions(&self, n: usize) -> Vec<String> {
-        let out = server_docker(n, &["ps", "--filter", &format!("label=odysseus.service={}", self.service), "--format", "{{.Label \"odysseus.version\"}}"]);
+        let out = server_docker(
+            n,
+            &[
+                "ps",
+                "--filter",
+                &format!("label=odysseus.service={}", self.service),
+                "--format",
+                "{{.Label \"odysseus.version\"}}",
+            ],
+        );
         let mut v: Vec<String> = out.lines().map(str::to_string).collect();
         v.sort();
         v
     }
 
     fn load(&self) -> Vec<Load> {
-        HOSTS.iter().map(|h| Load::start_at(&format!("{h}:80"), &self.host_header(), 2, 20_000, Duration::from_secs(120))).collect()
+        HOSTS
+            .iter()
+            .map(|h| {
+                Load::start_at(
+                    &format!("{h}:80"),
+                    &self.host_header(),
+                    2,
+                    20_000,
+                    Duration::from_secs(120),
+                )
+            })
+            .collect()
     }
 
     fn remove_containers(&self) {
         for n in 1..=3 {
-            let ids = server_docker(n, &["ps", "-aq", "--filter", &format!("label=odysseus.service={}", self.service)]);
+            let ids = server_docker(
+                n,
+                &[
+                    "ps",
+                    "-aq",
+                    "--filter",
+                    &format!("label=odysseus.service={}", self.service),
+                ],
+            );
             let ids: Vec<&str> = ids.lines().collect();
             if !ids.is_empty() {
                 let mut args = vec!["rm", "-f"];
@@ -146,8 +205,20 @@ impl Drop for FleetApp {
 fn assert_no_failures(loads: Vec<Load>, what: &str) {
     for (i, load) in loads.into_iter().enumerate() {
         let r = load.finish();
-        assert_eq!(r.failures(), 0, "{what}: host {} non-2xx {:?} errors {:?}", i + 1, r.non_2xx, &r.errors[..r.errors.len().min(3)]);
-        assert!(r.ok > 10, "{what}: host {} served only {} requests", i + 1, r.ok);
+        assert_eq!(
+            r.failures(),
+            0,
+            "{what}: host {} non-2xx {:?} errors {:?}",
+            i + 1,
+            r.non_2xx,
+            &r.errors[..r.errors.len().min(3)]
+        );
+        assert!(
+            r.ok > 10,
+            "{what}: host {} served only {} requests",
+            i + 1,
+            r.ok
+        );
     }
 }
 
@@ -156,7 +227,11 @@ fn a_three_host_rolling_deploy_under_load_fails_no_request() {
     let _serial = serial();
     fleet_up();
     let app = FleetApp::new("roll", "");
-    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy on 3 hosts");
+    assert_exit(
+        &app.deploy(&["--image", "v1"]),
+        0,
+        "first deploy on 3 hosts",
+    );
     assert_eq!(app.versions(), vec!["v1"; 3]);
     let loads = app.load();
     let out = app.deploy(&["--image", "v2"]);
@@ -186,12 +261,22 @@ fn unknown_and_changed_host_keys_are_refused_before_any_side_effect() {
     let out = app.deploy(&["--image", "v1"]);
     assert_exit(&out, 3, "unknown host key");
     let err = stderr(&out);
-    assert!(err.contains("unknown") && err.contains("SHA256:") && err.contains("empty_known_hosts"), "{err}");
+    assert!(
+        err.contains("unknown") && err.contains("SHA256:") && err.contains("empty_known_hosts"),
+        "{err}"
+    );
     assert!(err.contains("Nothing was changed"), "{err}");
 
     // s2's key recorded under s1's address: a changed key.
     let real_hosts = std::fs::read_to_string(format!("{BASE}/known_hosts")).unwrap();
-    let s2_key = real_hosts.lines().find(|l| l.starts_with("198.51.100.12 ")).unwrap().split_once(' ').unwrap().1.to_string();
+    let s2_key = real_hosts
+        .lines()
+        .find(|l| l.starts_with("198.51.100.12 "))
+        .unwrap()
+        .split_once(' ')
+        .unwrap()
+        .1
+        .to_string();
     let wrong = app.dir.join("wrong_known_hosts");
     std::fs::write(&wrong, format!("198.51.100.11 {s2_key}\n")).unwrap();
     app.write(&wrong.to_string_lossy(), "");
@@ -199,7 +284,10 @@ fn unknown_and_changed_host_keys_are_refused_before_any_side_effect() {
     assert_exit(&out, 3, "changed host key");
     assert!(stderr(&out).contains("CHANGED"), "{}", stderr(&out));
     for n in 1..=3 {
-        assert!(app.running_versions(n).is_empty(), "s{n} got a container despite the refusal");
+        assert!(
+            app.running_versions(n).is_empty(),
+            "s{n} got a container despite the refusal"
+        );
     }
 }
 
@@ -209,7 +297,12 @@ fn a_host_killed_mid_deploy_stops_the_rollout_and_resume_converges_after_it_retu
     fleet_up();
     let app = FleetApp::new("powercut", "");
     assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
-    let mut child = app.cmd(&["--image", "v2"]).stderr(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = app
+        .cmd(&["--image", "v2"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut seen = Vec::new();
     for line in lines.by_ref() {
@@ -222,22 +315,44 @@ fn a_host_killed_mid_deploy_stops_the_rollout_and_resume_converges_after_it_retu
     }
     let loads: Vec<Load> = [HOSTS[0], HOSTS[2]]
         .iter()
-        .map(|h| Load::start_at(&format!("{h}:80"), &app.host_header(), 2, 10_000, Duration::from_secs(120)))
+        .map(|h| {
+            Load::start_at(
+                &format!("{h}:80"),
+                &app.host_header(),
+                2,
+                10_000,
+                Duration::from_secs(120),
+            )
+        })
         .collect();
     seen.extend(lines.map_while(Result::ok));
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(1), "the deploy fails when a host dies: {seen:#?}");
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "the deploy fails when a host dies: {seen:#?}"
+    );
     let mut stdout = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
-    assert!(stdout.contains("198.51.100.12") && stdout.contains("--resume"), "{stdout}");
+    assert!(
+        stdout.contains("198.51.100.12") && stdout.contains("--resume"),
+        "{stdout}"
+    );
     // Host 3 was never touched; host 1 finished before host 2 started.
     let versions = app.versions();
-    assert_eq!((versions[0].as_str(), versions[2].as_str()), ("v2", "v1"), "{versions:?}");
+    assert_eq!(
+        (versions[0].as_str(), versions[2].as_str()),
+        ("v2", "v1"),
+        "{versions:?}"
+    );
 
     servers(&["start", "s2"]);
     let out = app.deploy(&["--resume"]);
     assert_exit(&out, 0, "--resume after the host came back");
-    assert_no_failures(loads, "hosts 1 and 3 while host 2 was down and during the resume");
+    assert_no_failures(
+        loads,
+        "hosts 1 and 3 while host 2 was down and during the resume",
+    );
     assert_eq!(app.versions(), vec!["v2"; 3]);
     for n in 1..=3 {
         assert_eq!(app.running_versions(n), vec!["v2"], "server s{n}");
@@ -250,7 +365,11 @@ fn on_failure_rollback_with_a_bad_image_on_host_2_returns_every_host_to_v1() {
     fleet_up();
     // v9 is a good image on hosts 1 and 3 and the never-healthy one on host 2.
     for n in 1..=3 {
-        let source = if n == 2 { "odysseus-bad:latest" } else { "odysseus-demo:v2" };
+        let source = if n == 2 {
+            "odysseus-bad:latest"
+        } else {
+            "odysseus-demo:v2"
+        };
         server_docker(n, &["tag", source, "odysseus-demo:v9"]);
     }
     let app = FleetApp::new("fleetback", "on_failure: rollback\n");
@@ -258,7 +377,11 @@ fn on_failure_rollback_with_a_bad_image_on_host_2_returns_every_host_to_v1() {
     let loads = app.load();
     let out = app.deploy(&["--image", "v9"]);
     assert_exit(&out, 1, "a deploy whose host 2 never becomes healthy");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("rolled back everywhere"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("rolled back everywhere"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_no_failures(loads, "fleet rollback");
     assert_eq!(app.versions(), vec!["v1"; 3]);
     for n in 1..=3 {
@@ -274,20 +397,38 @@ fn the_lock_lives_on_the_servers_so_a_second_operator_is_refused_until_the_holde
     let app = FleetApp::new("sshlock", "");
     assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
     let host = app.host_header();
-    let slow = std::thread::spawn(move || real::http_get_raw("198.51.100.11:80", "/cgi-bin/slow?s=4", &host));
+    let slow = std::thread::spawn(move || {
+        real::http_get_raw("198.51.100.11:80", "/cgi-bin/slow?s=4", &host)
+    });
     std::thread::sleep(Duration::from_millis(300));
-    let mut first = app.cmd(&["--image", "v2"]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let mut first = app
+        .cmd(&["--image", "v2"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut lines = BufReader::new(first.stderr.take().unwrap()).lines();
     for line in lines.by_ref() {
-        if line.unwrap().contains("[web@198.51.100.11] remove-old-upstream ok") {
+        if line
+            .unwrap()
+            .contains("[web@198.51.100.11] remove-old-upstream ok")
+        {
             break;
         }
     }
     let other = app.dir.join("other-operator");
-    let second = app.cmd(&["--image", "v2", "--state-dir"]).arg(&other).output().unwrap();
+    let second = app
+        .cmd(&["--image", "v2", "--state-dir"])
+        .arg(&other)
+        .output()
+        .unwrap();
     assert_exit(&second, 3, "a second operator");
     let err = stderr(&second);
-    assert!(err.contains("is being deployed on 198.51.100.1") && err.contains(&format!("pid {}", first.id())), "{err}");
+    assert!(
+        err.contains("is being deployed on 198.51.100.1")
+            && err.contains(&format!("pid {}", first.id())),
+        "{err}"
+    );
     // SIGKILL the holder: its SSH connection drops and sshd ends the lock with it.
     let _ = first.kill();
     let _ = first.wait();
@@ -315,7 +456,12 @@ fn fault_mid_step_then_recover(fault: &str, recover: &str) {
     let app = FleetApp::new(&format!("{fault}mid"), "");
     assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
     let started = std::time::Instant::now();
-    let mut child = app.cmd(&["--image", "v2"]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let mut child = app
+        .cmd(&["--image", "v2"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     for line in lines.by_ref() {
         if line.unwrap().contains("[web@198.51.100.12] start-new ok") {
@@ -325,13 +471,24 @@ fn fault_mid_step_then_recover(fault: &str, recover: &str) {
     }
     let loads: Vec<Load> = [HOSTS[0], HOSTS[2]]
         .iter()
-        .map(|h| Load::start_at(&format!("{h}:80"), &app.host_header(), 2, 20_000, Duration::from_secs(400)))
+        .map(|h| {
+            Load::start_at(
+                &format!("{h}:80"),
+                &app.host_header(),
+                2,
+                20_000,
+                Duration::from_secs(400),
+            )
+        })
         .collect();
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait().unwrap();
     let took = started.elapsed();
     assert_ne!(status.code(), Some(0), "{rest:#?}");
-    assert!(took < Duration::from_secs(300), "the deploy took {took:?} to give up: {rest:#?}");
+    assert!(
+        took < Duration::from_secs(300),
+        "the deploy took {took:?} to give up: {rest:#?}"
+    );
     servers(&[recover, "s2"]);
     let mut resumed = None;
     for _ in 0..10 {
@@ -342,7 +499,10 @@ fn fault_mid_step_then_recover(fault: &str, recover: &str) {
         }
         std::thread::sleep(Duration::from_secs(2));
     }
-    assert!(resumed.is_some(), "--resume never converged after {recover}");
+    assert!(
+        resumed.is_some(),
+        "--resume never converged after {recover}"
+    );
     assert_no_failures(loads, &format!("hosts 1 and 3 during the {fault}"));
     assert_eq!(app.versions(), vec!["v2"; 3]);
     eprintln!("{fault}: the deploy gave up after {took:?}");
@@ -369,7 +529,13 @@ fn push_sends_an_image_to_every_host_once_and_deploy_push_image_uses_it() {
     }
     let app = FleetApp::new("push", "");
     let push = |args: &[&str]| {
-        Command::new(real::odysseus_bin()).arg("push").arg("-c").arg(app.dir.join("deploy.yml")).args(args).output().unwrap()
+        Command::new(real::odysseus_bin())
+            .arg("push")
+            .arg("-c")
+            .arg(app.dir.join("deploy.yml"))
+            .args(args)
+            .output()
+            .unwrap()
     };
     let first = push(&["--image", "v3"]);
     assert_exit(&first, 0, "first push");
@@ -377,21 +543,43 @@ fn push_sends_an_image_to_every_host_once_and_deploy_push_image_uses_it() {
     assert_eq!(err.matches("sent odysseus-demo:v3").count(), 3, "{err}");
     let second = push(&["--image", "v3"]);
     assert_exit(&second, 0, "second push");
-    assert_eq!(stderr(&second).matches("already has odysseus-demo:v3").count(), 3, "{}", stderr(&second));
+    assert_eq!(
+        stderr(&second)
+            .matches("already has odysseus-demo:v3")
+            .count(),
+        3,
+        "{}",
+        stderr(&second)
+    );
     let local_id = real::docker(&["image", "inspect", "-f", "{{.Id}}", "odysseus-demo:v3"]);
     for n in 1..=3 {
-        assert_eq!(server_docker(n, &["image", "inspect", "-f", "{{.Id}}", "odysseus-demo:v3"]), local_id, "s{n}");
+        assert_eq!(
+            server_docker(
+                n,
+                &["image", "inspect", "-f", "{{.Id}}", "odysseus-demo:v3"]
+            ),
+            local_id,
+            "s{n}"
+        );
     }
     // A deploy that pushes first: v3 is removed from host 2 again.
     server_docker(2, &["rmi", "-f", "odysseus-demo:v3"]);
     let out = app.deploy(&["--image", "v3", "--push-image"]);
     assert_exit(&out, 0, "deploy --push-image");
-    assert!(stderr(&out).contains("[198.51.100.12] sent odysseus-demo:v3"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("[198.51.100.12] sent odysseus-demo:v3"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(app.versions(), vec!["v3"; 3]);
     // A tag this machine does not have is refused before anything changes.
     let missing = push(&["--image", "v404"]);
     assert_exit(&missing, 3, "pushing an image this machine lacks");
-    assert!(stderr(&missing).contains("not on this machine"), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("not on this machine"),
+        "{}",
+        stderr(&missing)
+    );
 }
 
 #[test]
@@ -410,13 +598,27 @@ fn app_exec_runs_a_one_off_container_of_the_served_image_and_returns_its_exit_co
     // The served image (its /www/index.html says v2), the role's env, the output streamed.
     let out = exec(HOSTS[1], "cat /www/index.html; echo $GREETING; exit 7");
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().collect::<Vec<_>>(), vec!["v2", "hello-from-env"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        vec!["v2", "hello-from-env"]
+    );
     let ok = exec(HOSTS[0], "true");
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
     // The one-off container is gone afterwards.
-    assert!(server_docker(2, &["ps", "-aq", "--filter", "label=odysseus.oneoff=oneoff"]).trim().is_empty());
+    assert!(server_docker(
+        2,
+        &["ps", "-aq", "--filter", "label=odysseus.oneoff=oneoff"]
+    )
+    .trim()
+    .is_empty());
     let unknown = exec("not-in-the-config.invalid", "true");
-    assert_eq!(unknown.status.code(), Some(2), "a host that is not in the config is refused without connecting");
+    assert_eq!(
+        unknown.status.code(),
+        Some(2),
+        "a host that is not in the config is refused without connecting"
+    );
 }
 
 #[test]
@@ -433,7 +635,10 @@ fn a_batch_of_three_deploys_the_hosts_together_without_a_failed_request() {
     // All three hosts start before the first one is done.
     let first_done = err.find("] done").unwrap();
     for h in HOSTS {
-        assert!(err.find(&format!("[web@{h}] start-new")).unwrap() < first_done, "{err}");
+        assert!(
+            err.find(&format!("[web@{h}] start-new")).unwrap() < first_done,
+            "{err}"
+        );
     }
     assert_eq!(app.versions(), vec!["v2"; 3]);
 }
@@ -446,7 +651,13 @@ fn status_shows_every_host_from_the_hosts_themselves_and_names_an_unreachable_on
     assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
     assert_exit(&app.deploy(&["--image", "v2"]), 0, "second deploy");
     let status = |args: &[&str]| {
-        Command::new(real::odysseus_bin()).arg("status").arg("-c").arg(app.dir.join("deploy.yml")).args(args).output().unwrap()
+        Command::new(real::odysseus_bin())
+            .arg("status")
+            .arg("-c")
+            .arg(app.dir.join("deploy.yml"))
+            .args(args)
+            .output()
+            .unwrap()
     };
     let out = status(&["--json"]);
     assert_exit(&out, 0, "status --json");
@@ -454,7 +665,12 @@ fn status_shows_every_host_from_the_hosts_themselves_and_names_an_unreachable_on
     let hosts = doc["hosts"].as_array().unwrap();
     assert_eq!(hosts.len(), 3);
     for h in hosts {
-        let running: Vec<&serde_json::Value> = h["containers"].as_array().unwrap().iter().filter(|c| c["running"] == true).collect();
+        let running: Vec<&serde_json::Value> = h["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["running"] == true)
+            .collect();
         assert_eq!(running.len(), 1, "{h}");
         assert_eq!(running[0]["version"], "v2");
         assert_eq!(running[0]["routed"], true);
@@ -468,5 +684,68 @@ fn status_shows_every_host_from_the_hosts_themselves_and_names_an_unreachable_on
     servers(&["uncut", "s3"]);
     assert_exit(&out, 3, "status with host 3 cut off");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("198.51.100.13: UNREACHABLE") && text.contains("198.51.100.11\n"), "{text}");
+    assert!(
+        text.contains("198.51.100.13: UNREACHABLE") && text.contains("198.51.100.11\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn trust_records_new_host_keys_once_and_never_replaces_a_changed_one() {
+    let _serial = serial();
+    fleet_up();
+    let app = FleetApp::new("trust", "");
+    let known = app.dir.join("fresh_known_hosts");
+    std::fs::write(&known, "").unwrap();
+    app.write(&known.to_string_lossy(), "");
+    let trust = || {
+        Command::new(real::odysseus_bin())
+            .arg("trust")
+            .arg("-c")
+            .arg(app.dir.join("deploy.yml"))
+            .output()
+            .unwrap()
+    };
+    let first = trust();
+    assert_exit(&first, 0, "trust");
+    let text = String::from_utf8_lossy(&first.stdout);
+    assert_eq!(text.matches(": recorded SHA256:").count(), 3, "{text}");
+    assert_eq!(
+        std::fs::read_to_string(&known)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count(),
+        3
+    );
+    let second = trust();
+    assert_exit(&second, 0, "trust again");
+    assert_eq!(
+        String::from_utf8_lossy(&second.stdout)
+            .matches("already known")
+            .count(),
+        3
+    );
+    assert_exit(
+        &app.deploy(&["--image", "v1"]),
+        0,
+        "deploy with the recorded keys",
+    );
+    // A changed key is refused, and the file keeps the old line.
+    let real_hosts = std::fs::read_to_string(format!("{BASE}/known_hosts")).unwrap();
+    let s2_key = real_hosts
+        .lines()
+        .find(|l| l.starts_with("198.51.100.12 "))
+        .unwrap()
+        .split_once(' ')
+        .unwrap()
+        .1
+        .to_string();
+    std::fs::write(&known, format!("198.51.100.11 {s2_key}\n")).unwrap();
+    let changed = trust();
+    assert_exit(&changed, 3, "trust with a changed key");
+    assert!(String::from_utf8_lossy(&changed.stdout).contains("CHANGED"));
+    assert!(std::fs::read_to_string(&known)
+        .unwrap()
+        .starts_with(&format!("198.51.100.11 {s2_key}")));
 }

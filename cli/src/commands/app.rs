@@ -36,17 +36,41 @@ code (2 bad usage or config, 3 the host could not be reached).")]
 }
 
 pub fn run(global: &GlobalArgs, args: AppArgs) -> anyhow::Result<Exit> {
-    let AppCommand::Exec { host, command, role } = args.command;
-    let config = config::load(&global.config, &|name| std::env::var(name).ok()).map_err(|e| UsageError(e.to_string()))?;
+    let AppCommand::Exec {
+        host,
+        command,
+        role,
+    } = args.command;
+    let config = config::load(&global.config, &|name| std::env::var(name).ok())
+        .map_err(|e| UsageError(e.to_string()))?;
     if !config.hosts().contains(&host) {
-        return Err(UsageError(format!("{host} is not a host of {} (hosts: {})", global.config.display(), config.hosts().join(", "))).into());
+        return Err(UsageError(format!(
+            "{host} is not a host of {} (hosts: {})",
+            global.config.display(),
+            config.hosts().join(", ")
+        ))
+        .into());
     }
-    if !config.roles.iter().any(|r| r.name == role && r.hosts.contains(&host)) {
+    if !config
+        .roles
+        .iter()
+        .any(|r| r.name == role && r.hosts.contains(&host))
+    {
         return Err(UsageError(format!("role {role} does not run on {host}")).into());
     }
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     runtime.block_on(async {
-        let executor = match DockerExecutor::connect(config.spec.clone(), std::slice::from_ref(&host), &config.ssh, config.ssh_port).await {
+        let executor = match DockerExecutor::connect(
+            config.spec.clone(),
+            std::slice::from_ref(&host),
+            &config.ssh,
+            config.ssh_port,
+        )
+        .await
+        {
             Ok(e) => e,
             Err(e) => {
                 eprintln!("odysseus: {e}");

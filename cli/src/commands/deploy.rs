@@ -5,8 +5,12 @@ use std::cell::RefCell;
 
 use anyhow::Context;
 use clap::Args;
-use odysseus_engine::journal::{self, local_hostname, process_alive, process_start_ticks, Acquired, Journal};
-use odysseus_engine::machine::{DeploymentStarted, DeploymentState, Event, Fact, Phase, RetryPolicy};
+use odysseus_engine::journal::{
+    self, local_hostname, process_alive, process_start_ticks, Acquired, Journal,
+};
+use odysseus_engine::machine::{
+    DeploymentStarted, DeploymentState, Event, Fact, Phase, RetryPolicy,
+};
 use odysseus_engine::runtime::{self, plan_deployment, Clock, Runtime, SystemClock, TargetSpec};
 use odysseus_engine::{DeploymentId, Operator};
 use odysseus_executors::docker::{DockerExecutor, PushOutcome};
@@ -53,14 +57,23 @@ fn operator() -> Operator {
         .filter(|u| !u.is_empty())
         .or_else(user_from_passwd)
         .unwrap_or_else(|| "unknown".into());
-    Operator { user, hostname: local_hostname(), pid: std::process::id() }
+    Operator {
+        user,
+        hostname: local_hostname(),
+        pid: std::process::id(),
+    }
 }
 
 /// The login name of this process's real uid, from /proc and /etc/passwd (cron and
 /// CI environments often have no USER).
 fn user_from_passwd() -> Option<String> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().next()?.to_string();
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
     passwd.lines().find_map(|l| {
         let mut f = l.split(':');
@@ -71,12 +84,16 @@ fn user_from_passwd() -> Option<String> {
 
 fn new_deployment_id(now_millis: u64) -> DeploymentId {
     let mut nonce = [0u8; 4];
-    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut nonce));
+    let random = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut nonce));
     let nonce = match random {
         Ok(()) => u32::from_le_bytes(nonce),
         Err(_) => std::process::id() ^ (now_millis as u32).rotate_left(13),
     };
-    DeploymentId { millis: now_millis, nonce }
+    DeploymentId {
+        millis: now_millis,
+        nonce,
+    }
 }
 
 /// The command a person runs next, with the same config and state dir.
@@ -91,15 +108,26 @@ fn next_command(global: &GlobalArgs, flag: &str) -> String {
 }
 
 fn what_next(global: &GlobalArgs) -> String {
-    format!("To continue: {}\nTo roll back: {}", next_command(global, "--resume"), next_command(global, "--abort"))
+    format!(
+        "To continue: {}\nTo roll back: {}",
+        next_command(global, "--resume"),
+        next_command(global, "--abort")
+    )
 }
 
 pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<Exit> {
-    let config = config::load(&global.config, &|name| std::env::var(name).ok()).map_err(|e| UsageError(e.to_string()))?;
+    let config = config::load(&global.config, &|name| std::env::var(name).ok())
+        .map_err(|e| UsageError(e.to_string()))?;
     for key in &config.not_yet_supported {
-        eprintln!("warning: `{key}` in {} is accepted but not acted on yet", config.path.display());
+        eprintln!(
+            "warning: `{key}` in {} is accepted but not acted on yet",
+            config.path.display()
+        );
     }
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     if args.dry_run {
         return runtime.block_on(dry_run(args, config));
     }
@@ -110,33 +138,48 @@ fn target_specs(config: &Config, hosts: &[String]) -> Vec<TargetSpec> {
     hosts
         .iter()
         .flat_map(|host| {
-            config.roles.iter().filter(|r| r.hosts.contains(host)).map(|r| TargetSpec {
-                role: r.name.clone(),
-                host: host.clone(),
-                kind: r.kind,
-                timeouts: r.timeouts,
-            })
+            config
+                .roles
+                .iter()
+                .filter(|r| r.hosts.contains(host))
+                .map(|r| TargetSpec {
+                    role: r.name.clone(),
+                    host: host.clone(),
+                    kind: r.kind,
+                    timeouts: r.timeouts,
+                })
         })
         .collect()
 }
 
 /// The plan, from a read-only look at every host: no lock, no journal, no side effect.
 async fn dry_run(args: DeployArgs, config: Config) -> anyhow::Result<Exit> {
-    let tag = args
-        .image
-        .or(config.default_tag.clone())
-        .ok_or_else(|| UsageError("which version? pass --image TAG (the image is `<image>:<TAG>`)".into()))?;
+    let tag = args.image.or(config.default_tag.clone()).ok_or_else(|| {
+        UsageError("which version? pass --image TAG (the image is `<image>:<TAG>`)".into())
+    })?;
     let hosts = config.hosts();
-    let executor = match DockerExecutor::connect(config.spec.clone(), &hosts, &config.ssh, config.ssh_port).await {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("odysseus: {e}");
-            return Ok(Exit::Blocked);
-        }
-    };
+    let executor =
+        match DockerExecutor::connect(config.spec.clone(), &hosts, &config.ssh, config.ssh_port)
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("odysseus: {e}");
+                return Ok(Exit::Blocked);
+            }
+        };
     let batch = config.batch_size.hosts(hosts.len());
     let retry = RetryPolicy::default();
-    let plan = match plan_deployment(&executor, &config.service, &target_specs(&config, &hosts), batch, config.on_failure, retry).await {
+    let plan = match plan_deployment(
+        &executor,
+        &config.service,
+        &target_specs(&config, &hosts),
+        batch,
+        config.on_failure,
+        retry,
+    )
+    .await
+    {
         Ok(plan) => plan,
         Err(e) => {
             eprintln!("odysseus: {e}");
@@ -154,9 +197,18 @@ async fn dry_run(args: DeployArgs, config: Config) -> anyhow::Result<Exit> {
         let replaces = if t.old_containers.is_empty() {
             "first deploy".to_string()
         } else {
-            format!("replaces {} ({})", t.old_containers.join(", "), t.old_version.as_deref().unwrap_or("unknown version"))
+            format!(
+                "replaces {} ({})",
+                t.old_containers.join(", "),
+                t.old_version.as_deref().unwrap_or("unknown version")
+            )
         };
-        out.push_str(&format!("  {}. {} (batch {}) — {replaces}\n", i + 1, t.label(), plan.batch_of(i) + 1));
+        out.push_str(&format!(
+            "  {}. {} (batch {}) — {replaces}\n",
+            i + 1,
+            t.label(),
+            plan.batch_of(i) + 1
+        ));
         let steps: Vec<&str> = t.steps().iter().map(|s| s.as_str()).collect();
         out.push_str(&format!("     steps: {}\n", steps.join(" → ")));
         out.push_str(&format!(
@@ -190,10 +242,15 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
         (Some(id), true, _) => Mode::Resume(id, "resuming"),
         (Some(id), false, false) => {
             let state = DeploymentState::fold(&journal.load(id)?)?;
-            let started = state.started().context("the unfinished deployment has no start event")?;
+            let started = state
+                .started()
+                .context("the unfinished deployment has no start event")?;
             let wanted = args.image.clone().or(config.default_tag.clone());
             if wanted.is_none() || wanted.as_deref() == Some(started.version.as_str()) {
-                Mode::Resume(id, "an unfinished deployment of the same image exists: resuming it")
+                Mode::Resume(
+                    id,
+                    "an unfinished deployment of the same image exists: resuming it",
+                )
             } else {
                 eprintln!(
                     "odysseus: deployment {id} of {}:{} is unfinished ({}); refusing to start {}:{}.\n{}",
@@ -208,28 +265,47 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
             }
         }
         (None, true, _) | (None, _, true) => {
-            return Err(UsageError(format!("service {service} has no unfinished deployment to resume or abort")).into());
+            return Err(UsageError(format!(
+                "service {service} has no unfinished deployment to resume or abort"
+            ))
+            .into());
         }
         (None, false, false) => match args.image.clone().or(config.default_tag.clone()) {
             Some(tag) => Mode::Start(tag),
-            None => return Err(UsageError("which version? pass --image TAG (the image is `<image>:<TAG>`)".into()).into()),
+            None => {
+                return Err(UsageError(
+                    "which version? pass --image TAG (the image is `<image>:<TAG>`)".into(),
+                )
+                .into())
+            }
         },
     };
 
-    let lock = match journal.acquire_lock(&service, &me, my_start, clock.now(), None, &process_alive) {
-        Ok(lock) => lock,
-        Err(journal::Error::Locked { holder, .. }) => {
-            eprintln!(
+    let lock =
+        match journal.acquire_lock(&service, &me, my_start, clock.now(), None, &process_alive) {
+            Ok(lock) => lock,
+            Err(journal::Error::Locked { holder, .. }) => {
+                eprintln!(
                 "odysseus: {service} is being deployed by {} since {}{}; try again when it is done",
                 holder.owner,
                 holder.since,
                 holder.deployment.map(|d| format!(" (deployment {d})")).unwrap_or_default()
             );
-            return Ok(Exit::Blocked);
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let result = drive(global, &config, &journal, &clock, &me, &lock, mode, args.push_image).await;
+                return Ok(Exit::Blocked);
+            }
+            Err(e) => return Err(e.into()),
+        };
+    let result = drive(
+        global,
+        &config,
+        &journal,
+        &clock,
+        &me,
+        &lock,
+        mode,
+        args.push_image,
+    )
+    .await;
     journal.release_lock(&service, lock.token())?;
     result
 }
@@ -245,13 +321,16 @@ async fn drive(
     args_push_image: bool,
 ) -> anyhow::Result<Exit> {
     let hosts = config.hosts();
-    let executor = match DockerExecutor::connect(config.spec.clone(), &hosts, &config.ssh, config.ssh_port).await {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("odysseus: {e}\nNothing was changed.");
-            return Ok(Exit::Blocked);
-        }
-    };
+    let executor =
+        match DockerExecutor::connect(config.spec.clone(), &hosts, &config.ssh, config.ssh_port)
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("odysseus: {e}\nNothing was changed.");
+                return Ok(Exit::Blocked);
+            }
+        };
     let web_hosts: Vec<String> = config
         .roles
         .iter()
@@ -264,7 +343,11 @@ async fn drive(
     }
     // The lock on the hosts themselves: refuses a second operator (another machine or
     // another state dir) and frees itself when this process or its connection dies.
-    let holder = format!("{me}, since {}, state dir {}", clock.now(), state_dir(global).display());
+    let holder = format!(
+        "{me}, since {}, state dir {}",
+        clock.now(),
+        state_dir(global).display()
+    );
     let fleet_lock = match executor.lock_fleet(&config.service, &holder).await {
         Ok(lock) => lock,
         Err(LockFailure::Held { host, holder }) => {
@@ -289,9 +372,10 @@ async fn drive(
         }
     }
     let progress = RefCell::new(Progress::new());
-    let mut runtime = Runtime::new(journal, &executor, clock).on_event(|seq, event: &Event, state| {
-        progress.borrow_mut().event(seq, event, state);
-    });
+    let mut runtime =
+        Runtime::new(journal, &executor, clock).on_event(|seq, event: &Event, state| {
+            progress.borrow_mut().event(seq, event, state);
+        });
     let aborting = matches!(mode, Mode::Abort(_));
     // Known before anything runs, so an interruption can be recorded against it.
     let id = match &mode {
@@ -303,10 +387,19 @@ async fn drive(
             Mode::Start(tag) => {
                 let specs = target_specs(config, &hosts);
                 let batch = config.batch_size.hosts(hosts.len());
-                let plan = plan_deployment(&executor, &config.service, &specs, batch, config.on_failure, RetryPolicy::default())
-                    .await
-                    .map_err(|e| Err::<anyhow::Error, _>(e))?;
-                journal.set_lock_deployment(&config.service, lock.token(), id).map_err(|e| Ok(e.into()))?;
+                let plan = plan_deployment(
+                    &executor,
+                    &config.service,
+                    &specs,
+                    batch,
+                    config.on_failure,
+                    RetryPolicy::default(),
+                )
+                .await
+                .map_err(|e| Err::<anyhow::Error, _>(e))?;
+                journal
+                    .set_lock_deployment(&config.service, lock.token(), id)
+                    .map_err(|e| Ok(e.into()))?;
                 let started = DeploymentStarted {
                     id,
                     service: config.service.clone(),
@@ -327,19 +420,26 @@ async fn drive(
             }
             Mode::Resume(id, why) => {
                 eprintln!("Deployment {id}: {why}");
-                journal.set_lock_deployment(&config.service, lock.token(), id).map_err(|e| Ok(e.into()))?;
+                journal
+                    .set_lock_deployment(&config.service, lock.token(), id)
+                    .map_err(|e| Ok(e.into()))?;
                 Ok(runtime.resume(id, me.clone(), lock).await)
             }
             Mode::Abort(id) => {
                 eprintln!("Deployment {id}: rolling back every target it touched");
-                journal.set_lock_deployment(&config.service, lock.token(), id).map_err(|e| Ok(e.into()))?;
+                journal
+                    .set_lock_deployment(&config.service, lock.token(), id)
+                    .map_err(|e| Ok(e.into()))?;
                 Ok(runtime.abort(id, me.clone(), lock).await)
             }
         }
     };
     // Ctrl-C or SIGTERM: abandon the current step (its intent is in the journal, and
     // whoever resumes observes it), record the interruption, release the lock.
-    let outcome: Result<Result<DeploymentState, runtime::Error>, Result<anyhow::Error, runtime::Error>> = tokio::select! {
+    let outcome: Result<
+        Result<DeploymentState, runtime::Error>,
+        Result<anyhow::Error, runtime::Error>,
+    > = tokio::select! {
         outcome = run => outcome,
         signal = stop_signal() => {
             drop(runtime);
@@ -358,14 +458,23 @@ async fn drive(
     let state = match outcome {
         Ok(state) => state,
         Err(runtime::Error::NotResumable(id, phase)) => {
-            return Err(UsageError(format!("deployment {id} is {phase}: there is nothing to resume")).into());
+            return Err(UsageError(format!(
+                "deployment {id} is {phase}: there is nothing to resume"
+            ))
+            .into());
         }
         Err(e @ runtime::Error::Machine(_)) => {
-            eprintln!("odysseus: {e}\nThis is a bug in odysseus; the journal is intact.\n{}", what_next(global));
+            eprintln!(
+                "odysseus: {e}\nThis is a bug in odysseus; the journal is intact.\n{}",
+                what_next(global)
+            );
             return Ok(Exit::Internal);
         }
         Err(e) => {
-            eprintln!("odysseus: the deployment was interrupted: {e}\n{}", what_next(global));
+            eprintln!(
+                "odysseus: the deployment was interrupted: {e}\n{}",
+                what_next(global)
+            );
             return Ok(Exit::Blocked);
         }
     };
@@ -380,11 +489,18 @@ async fn drive(
 }
 
 /// Sends the image to every host that lacks it, one line per host on stderr.
-pub async fn push_and_report(executor: &DockerExecutor, image: &str) -> Result<(), odysseus_engine::runtime::ExecError> {
+pub async fn push_and_report(
+    executor: &DockerExecutor,
+    image: &str,
+) -> Result<(), odysseus_engine::runtime::ExecError> {
     for (host, outcome) in executor.push_image(image).await? {
         match outcome {
             PushOutcome::Sent { bytes, millis } => {
-                eprintln!("[{host}] sent {image} ({:.1} MB in {:.1}s)", bytes as f64 / 1e6, millis as f64 / 1000.0)
+                eprintln!(
+                    "[{host}] sent {image} ({:.1} MB in {:.1}s)",
+                    bytes as f64 / 1e6,
+                    millis as f64 / 1000.0
+                )
             }
             PushOutcome::AlreadyPresent => eprintln!("[{host}] already has {image}"),
             PushOutcome::Local => {}
@@ -405,11 +521,23 @@ async fn stop_signal() -> String {
     }
 }
 
-fn interrupted(global: &GlobalArgs, journal: &Journal, me: &Operator, id: DeploymentId, signal: &str) -> anyhow::Result<Exit> {
+fn interrupted(
+    global: &GlobalArgs,
+    journal: &Journal,
+    me: &Operator,
+    id: DeploymentId,
+    signal: &str,
+) -> anyhow::Result<Exit> {
     if let Ok(events) = journal.load(id) {
         let state = DeploymentState::fold(&events)?;
         if !state.phase.is_final() {
-            let event = Event { at: SystemClock.now(), fact: Fact::Interrupted { by: me.clone(), signal: signal.to_string() } };
+            let event = Event {
+                at: SystemClock.now(),
+                fact: Fact::Interrupted {
+                    by: me.clone(),
+                    signal: signal.to_string(),
+                },
+            };
             journal.append(id, state.next_seq, &event)?;
         }
     }
@@ -421,30 +549,48 @@ fn interrupted(global: &GlobalArgs, journal: &Journal, me: &Operator, id: Deploy
 }
 
 fn print_summary(global: &GlobalArgs, state: &DeploymentState) {
-    let Some(started) = state.started() else { return };
+    let Some(started) = state.started() else {
+        return;
+    };
     let seconds = state.last_at.millis_since(state.started_at) as f64 / 1000.0;
     let mut out = String::new();
     let verdict = match state.phase {
         Phase::Completed => format!("Deployed {}:{}", started.image, started.version),
-        Phase::Halted => "Deployment halted: a target failed; finished targets stay on the new version".to_string(),
+        Phase::Halted => {
+            "Deployment halted: a target failed; finished targets stay on the new version"
+                .to_string()
+        }
         Phase::RolledBack => "Deployment failed and was rolled back everywhere".to_string(),
         Phase::Aborted => "Deployment aborted: every target is back on the old version".to_string(),
         Phase::RollbackIncomplete => "Deployment failed and a rollback did not finish".to_string(),
         other => format!("Deployment is {}", other.as_str()),
     };
-    out.push_str(&format!("{verdict} (deployment {}, {seconds:.1}s)\n", started.id));
+    out.push_str(&format!(
+        "{verdict} (deployment {}, {seconds:.1}s)\n",
+        started.id
+    ));
     for (t, target) in state.targets.iter().zip(&started.plan.targets) {
         let version = match t.serving() {
             odysseus_engine::machine::Serving::New => started.version.clone(),
-            odysseus_engine::machine::Serving::Old => target.old_version.clone().unwrap_or_else(|| "(none)".into()),
+            odysseus_engine::machine::Serving::Old => target
+                .old_version
+                .clone()
+                .unwrap_or_else(|| "(none)".into()),
             odysseus_engine::machine::Serving::InTransition => "(in transition)".into(),
         };
-        out.push_str(&format!("  {:<20} {:<10} {}\n", target.host, target.role, version));
+        out.push_str(&format!(
+            "  {:<20} {:<10} {}\n",
+            target.host, target.role, version
+        ));
     }
     if let Some(reason) = &state.failure {
         out.push_str(&format!("Reason: {reason}\n"));
     }
-    out.push_str(&format!("The full record: odysseus replay {} -c {}\n", started.id, global.config.display()));
+    out.push_str(&format!(
+        "The full record: odysseus replay {} -c {}\n",
+        started.id,
+        global.config.display()
+    ));
     if state.phase.is_suspended() {
         out.push_str(&what_next(global));
         out.push('\n');

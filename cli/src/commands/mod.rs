@@ -1,7 +1,9 @@
 pub mod app;
 pub mod deploy;
+pub mod lock;
 pub mod push;
 pub mod replay;
 pub mod simulate;
 pub mod status;
+pub mod trust;
 pub mod validate;

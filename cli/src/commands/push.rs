@@ -23,15 +23,25 @@ pub struct PushArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<Exit> {
-    let config = config::load(&global.config, &|name| std::env::var(name).ok()).map_err(|e| UsageError(e.to_string()))?;
-    let tag = args
-        .image
-        .or(config.default_tag.clone())
-        .ok_or_else(|| UsageError("which version? pass --image TAG (the image is `<image>:<TAG>`)".into()))?;
+    let config = config::load(&global.config, &|name| std::env::var(name).ok())
+        .map_err(|e| UsageError(e.to_string()))?;
+    let tag = args.image.or(config.default_tag.clone()).ok_or_else(|| {
+        UsageError("which version? pass --image TAG (the image is `<image>:<TAG>`)".into())
+    })?;
     let image = format!("{}:{tag}", config.image);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     runtime.block_on(async {
-        let executor = match DockerExecutor::connect(config.spec.clone(), &config.hosts(), &config.ssh, config.ssh_port).await {
+        let executor = match DockerExecutor::connect(
+            config.spec.clone(),
+            &config.hosts(),
+            &config.ssh,
+            config.ssh_port,
+        )
+        .await
+        {
             Ok(e) => e,
             Err(e) => {
                 eprintln!("odysseus: {e}");

@@ -42,8 +42,13 @@ pub struct HistoryArgs {
 fn service_name(global: &GlobalArgs) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(&global.config)
         .map_err(|e| UsageError(format!("{}: cannot read: {e}", global.config.display())))?;
-    let value: Value = serde_saphyr::from_str(&text)
-        .map_err(|e| UsageError(format!("{}: {}", global.config.display(), e.without_snippet())))?;
+    let value: Value = serde_saphyr::from_str(&text).map_err(|e| {
+        UsageError(format!(
+            "{}: {}",
+            global.config.display(),
+            e.without_snippet()
+        ))
+    })?;
     value
         .get("service")
         .and_then(Value::as_str)
@@ -54,13 +59,26 @@ fn service_name(global: &GlobalArgs) -> anyhow::Result<String> {
 fn resolve(journal: &Journal, service: &str, wanted: &str) -> anyhow::Result<DeploymentId> {
     let ids = journal.deployments(service)?;
     if wanted == "latest" {
-        return ids.first().copied().ok_or_else(|| UsageError(format!("service {service} has no deployment yet")).into());
+        return ids
+            .first()
+            .copied()
+            .ok_or_else(|| UsageError(format!("service {service} has no deployment yet")).into());
     }
-    let matches: Vec<_> = ids.iter().filter(|id| id.to_string().starts_with(wanted)).collect();
+    let matches: Vec<_> = ids
+        .iter()
+        .filter(|id| id.to_string().starts_with(wanted))
+        .collect();
     match matches.as_slice() {
         [one] => Ok(**one),
-        [] => Err(UsageError(format!("no deployment of {service} starts with `{wanted}` (see `odysseus history`)")).into()),
-        _ => Err(UsageError(format!("`{wanted}` names {} deployments; give more digits", matches.len())).into()),
+        [] => Err(UsageError(format!(
+            "no deployment of {service} starts with `{wanted}` (see `odysseus history`)"
+        ))
+        .into()),
+        _ => Err(UsageError(format!(
+            "`{wanted}` names {} deployments; give more digits",
+            matches.len()
+        ))
+        .into()),
     }
 }
 
@@ -115,12 +133,21 @@ pub fn replay(global: &GlobalArgs, args: ReplayArgs) -> anyhow::Result<Exit> {
                 v
             })
             .collect();
-        out = serde_json::to_string_pretty(&json!({"deployment": summary_json(&state), "events": events}))?;
+        out = serde_json::to_string_pretty(
+            &json!({"deployment": summary_json(&state), "events": events}),
+        )?;
         out.push('\n');
     } else if let Some(s) = started {
         out.push_str(&format!(
             "deployment {} of {}: {}:{} — {}\nstarted {} by {}, config {}\n",
-            s.id, s.service, s.image, s.version, state.phase.as_str(), state.started_at, s.operator, s.config_digest
+            s.id,
+            s.service,
+            s.image,
+            s.version,
+            state.phase.as_str(),
+            state.started_at,
+            s.operator,
+            s.config_digest
         ));
         let t0 = state.started_at.0;
         let durations = step_durations(&events);
@@ -143,15 +170,35 @@ fn step_durations(events: &[Event]) -> Vec<Option<u64>> {
     events
         .iter()
         .map(|e| match &e.fact {
-            Fact::StepStarted { target, step, attempt, .. } => {
+            Fact::StepStarted {
+                target,
+                step,
+                attempt,
+                ..
+            } => {
                 started.insert((*target, *step, *attempt), e.at);
                 None
             }
-            Fact::StepSucceeded { target, step, attempt, .. }
-            | Fact::StepFailed { target, step, attempt, .. }
-            | Fact::StepObserved { target, step, attempt, .. } => {
-                started.get(&(*target, *step, *attempt)).map(|t0| e.at.millis_since(*t0))
+            Fact::StepSucceeded {
+                target,
+                step,
+                attempt,
+                ..
             }
+            | Fact::StepFailed {
+                target,
+                step,
+                attempt,
+                ..
+            }
+            | Fact::StepObserved {
+                target,
+                step,
+                attempt,
+                ..
+            } => started
+                .get(&(*target, *step, *attempt))
+                .map(|t0| e.at.millis_since(*t0)),
             _ => None,
         })
         .collect()
@@ -162,10 +209,16 @@ pub fn history(global: &GlobalArgs, args: HistoryArgs) -> anyhow::Result<Exit> {
     let journal = open_journal(global, false)?;
     let mut rows = Vec::new();
     for id in journal.deployments(&service)? {
-        let state = match journal.load(id).map_err(anyhow::Error::from).and_then(|e| Ok(DeploymentState::fold(&e)?)) {
+        let state = match journal
+            .load(id)
+            .map_err(anyhow::Error::from)
+            .and_then(|e| Ok(DeploymentState::fold(&e)?))
+        {
             Ok(s) => s,
             Err(e) => {
-                rows.push(json!({"id": id.to_string(), "status": "unreadable", "error": e.to_string()}));
+                rows.push(
+                    json!({"id": id.to_string(), "status": "unreadable", "error": e.to_string()}),
+                );
                 continue;
             }
         };
@@ -180,7 +233,11 @@ pub fn history(global: &GlobalArgs, args: HistoryArgs) -> anyhow::Result<Exit> {
                 "{}  {:<24} {:<20} {:<20} {:>8.1}s  {}\n",
                 r["id"].as_str().unwrap_or(""),
                 r["started_at"].as_str().unwrap_or(""),
-                format!("{}:{}", r["image"].as_str().unwrap_or("?"), r["version"].as_str().unwrap_or("?")),
+                format!(
+                    "{}:{}",
+                    r["image"].as_str().unwrap_or("?"),
+                    r["version"].as_str().unwrap_or("?")
+                ),
                 r["status"].as_str().unwrap_or(""),
                 r["duration_ms"].as_u64().unwrap_or(0) as f64 / 1000.0,
                 r["operator"].as_str().unwrap_or(""),

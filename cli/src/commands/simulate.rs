@@ -59,7 +59,9 @@ pub struct SimulateArgs {
 fn parse_fail(spec: &str, hosts: usize) -> Result<Fault, UsageError> {
     let parts: Vec<&str> = spec.split(':').collect();
     if !(2..=3).contains(&parts.len()) {
-        return Err(UsageError(format!("--fail {spec}: expected HOST:STEP[:TIMES], e.g. host2:await-healthy:2")));
+        return Err(UsageError(format!(
+            "--fail {spec}: expected HOST:STEP[:TIMES], e.g. host2:await-healthy:2"
+        )));
     }
     let host = parts[0];
     let valid_host = host
@@ -67,14 +69,25 @@ fn parse_fail(spec: &str, hosts: usize) -> Result<Fault, UsageError> {
         .and_then(|n| n.parse::<usize>().ok())
         .is_some_and(|n| (1..=hosts).contains(&n));
     if !valid_host {
-        return Err(UsageError(format!("--fail {spec}: no simulated host `{host}` (hosts are host1..host{hosts})")));
+        return Err(UsageError(format!(
+            "--fail {spec}: no simulated host `{host}` (hosts are host1..host{hosts})"
+        )));
     }
-    let step: StepName = parts[1].parse().map_err(|e| UsageError(format!("--fail {spec}: {e}")))?;
+    let step: StepName = parts[1]
+        .parse()
+        .map_err(|e| UsageError(format!("--fail {spec}: {e}")))?;
     let times = match parts.get(2) {
-        Some(t) => t.parse::<u32>().map_err(|_| UsageError(format!("--fail {spec}: TIMES must be a number")))?,
+        Some(t) => t
+            .parse::<u32>()
+            .map_err(|_| UsageError(format!("--fail {spec}: TIMES must be a number")))?,
         None => u32::MAX,
     };
-    Ok(Fault::Fail { host: host.to_string(), step, times, permanent: false })
+    Ok(Fault::Fail {
+        host: host.to_string(),
+        step,
+        times,
+        permanent: false,
+    })
 }
 
 fn scenario(args: &SimulateArgs) -> Result<Scenario, UsageError> {
@@ -87,24 +100,49 @@ fn scenario(args: &SimulateArgs) -> Result<Scenario, UsageError> {
     let mut roles: Vec<(&str, RoleKind)> = Vec::new();
     for role in &args.roles {
         let role = role.trim();
-        if role.is_empty() || !role.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(UsageError(format!("--roles: `{role}` is not a role name (letters, digits, - and _)")));
+        if role.is_empty()
+            || !role
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(UsageError(format!(
+                "--roles: `{role}` is not a role name (letters, digits, - and _)"
+            )));
         }
         if roles.iter().any(|(r, _)| *r == role) {
             return Err(UsageError(format!("--roles: `{role}` is listed twice")));
         }
-        roles.push((role, if role == "web" { RoleKind::Web } else { RoleKind::Job }));
+        roles.push((
+            role,
+            if role == "web" {
+                RoleKind::Web
+            } else {
+                RoleKind::Job
+            },
+        ));
     }
     let mut s = Scenario::simple(args.seed, args.hosts, &roles);
     s.on_failure = match args.on_failure.as_str() {
         "halt" => FailurePolicy::Halt,
         "rollback" => FailurePolicy::Rollback,
-        other => return Err(UsageError(format!("--on-failure: `{other}` is neither halt nor rollback"))),
+        other => {
+            return Err(UsageError(format!(
+                "--on-failure: `{other}` is neither halt nor rollback"
+            )))
+        }
     };
     s.batch_size = args.batch;
     s.first_deploy = vec![args.first_deploy; args.hosts];
-    s.faults = args.fail.iter().map(|f| parse_fail(f, args.hosts)).collect::<Result<_, _>>()?;
-    s.crashes = args.crash_after.iter().map(|&n| CrashPoint::AfterAppend(n)).collect();
+    s.faults = args
+        .fail
+        .iter()
+        .map(|f| parse_fail(f, args.hosts))
+        .collect::<Result<_, _>>()?;
+    s.crashes = args
+        .crash_after
+        .iter()
+        .map(|&n| CrashPoint::AfterAppend(n))
+        .collect();
     Ok(s)
 }
 
@@ -126,7 +164,10 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<Exit> {
             scenario.on_failure.as_str(),
             args.seed
         ));
-        out.push_str(&format!("deployment {}: app v1 -> v2\n", outcome.deployment));
+        out.push_str(&format!(
+            "deployment {}: app v1 -> v2\n",
+            outcome.deployment
+        ));
     }
     for (seq, event) in outcome.events.iter().enumerate() {
         let seq = seq as u64;
@@ -143,7 +184,11 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<Exit> {
         }
     }
     let held = outcome.invariants_held();
-    let problems: Vec<&String> = outcome.violations.iter().chain(outcome.errors.iter()).collect();
+    let problems: Vec<&String> = outcome
+        .violations
+        .iter()
+        .chain(outcome.errors.iter())
+        .collect();
     if args.json {
         let summary = json!({
             "type": "summary",
@@ -162,7 +207,13 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<Exit> {
     } else {
         out.push_str(&format!("result: {}\n", outcome.phase().as_str()));
         for t in &outcome.targets {
-            out.push_str(&format!("  {:<8} {:<8} {:<6} ({})\n", t.host, t.role, t.version, t.status.as_str()));
+            out.push_str(&format!(
+                "  {:<8} {:<8} {:<6} ({})\n",
+                t.host,
+                t.role,
+                t.version,
+                t.status.as_str()
+            ));
         }
         if held {
             out.push_str("invariants: all held (availability, routing, draining, convergence, no twins, replay)\n");
@@ -180,7 +231,9 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<Exit> {
 
 fn scratch_dir() -> anyhow::Result<PathBuf> {
     let base = std::env::temp_dir();
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
     let dir = base.join(format!("odysseus-simulate-{}-{nanos}", std::process::id()));
     if dir.exists() {
         bail!("scratch directory {} already exists", dir.display());

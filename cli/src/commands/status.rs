@@ -27,12 +27,23 @@ pub struct StatusArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<Exit> {
-    let config = config::load(&global.config, &|name| std::env::var(name).ok()).map_err(|e| UsageError(e.to_string()))?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+    let config = config::load(&global.config, &|name| std::env::var(name).ok())
+        .map_err(|e| UsageError(e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     let hosts = runtime.block_on(async {
         let mut hosts = Vec::new();
         for host in config.hosts() {
-            let status = match DockerExecutor::connect(config.spec.clone(), std::slice::from_ref(&host), &config.ssh, config.ssh_port).await {
+            let status = match DockerExecutor::connect(
+                config.spec.clone(),
+                std::slice::from_ref(&host),
+                &config.ssh,
+                config.ssh_port,
+            )
+            .await
+            {
                 Ok(executor) => executor.host_status(&host).await,
                 Err(e) => Err(e),
             };
@@ -58,7 +69,9 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<Exit> {
                 }
                 None => None,
             },
-            Err(odysseus_engine::journal::Error::Busy { .. }) => Some(json!({"status": "a deploy is running right now"})),
+            Err(odysseus_engine::journal::Error::Busy { .. }) => {
+                Some(json!({"status": "a deploy is running right now"}))
+            }
             Err(e) => return Err(e.into()),
         }
     } else {
@@ -89,15 +102,27 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<Exit> {
                             c.version,
                             c.name,
                             if c.routed { "routed" } else { "-" },
-                            c.health.as_ref().map(|h| format!(", {h}")).unwrap_or_default()
+                            c.health
+                                .as_ref()
+                                .map(|h| format!(", {h}"))
+                                .unwrap_or_default()
                         ));
                     }
                     let stopped = s.containers.iter().filter(|c| !c.running).count();
                     if stopped > 0 {
-                        out.push_str(&format!("    ({stopped} stopped container(s) of earlier versions)\n"));
+                        out.push_str(&format!(
+                            "    ({stopped} stopped container(s) of earlier versions)\n"
+                        ));
                     }
                     match &s.upstreams {
-                        Some(u) => out.push_str(&format!("    caddy upstreams: {}\n", if u.is_empty() { "(none)".into() } else { u.join(", ") })),
+                        Some(u) => out.push_str(&format!(
+                            "    caddy upstreams: {}\n",
+                            if u.is_empty() {
+                                "(none)".into()
+                            } else {
+                                u.join(", ")
+                            }
+                        )),
                         None => out.push_str("    caddy: no route for this service\n"),
                     }
                     if let Some(holder) = &s.lock_holder {

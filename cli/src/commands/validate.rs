@@ -16,7 +16,8 @@ Exit codes: 0 valid; 2 not valid.")]
 pub struct ValidateArgs {}
 
 pub fn run(global: &GlobalArgs, _args: ValidateArgs) -> anyhow::Result<Exit> {
-    let config = config::load(&global.config, &|name| std::env::var(name).ok()).map_err(|e| UsageError(e.to_string()))?;
+    let config = config::load(&global.config, &|name| std::env::var(name).ok())
+        .map_err(|e| UsageError(e.to_string()))?;
     let hosts = config.hosts();
     let mut out = format!(
         "{} is valid: service {}, image {}, {} role(s) on {} host(s), batch {}, on_failure {}\n",
@@ -29,7 +30,9 @@ pub fn run(global: &GlobalArgs, _args: ValidateArgs) -> anyhow::Result<Exit> {
         config.on_failure.as_str()
     );
     for key in &config.not_yet_supported {
-        out.push_str(&format!("not yet supported (accepted, not acted on): {key}\n"));
+        out.push_str(&format!(
+            "not yet supported (accepted, not acted on): {key}\n"
+        ));
     }
     print_stdout(&out)?;
     Ok(Exit::Ok)

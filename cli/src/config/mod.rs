@@ -8,7 +8,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use odysseus_engine::machine::{FailurePolicy, RoleKind, Timeouts};
-use odysseus_executors::docker::spec::{CmdCheck, ExpectStatus, HttpCheck, ProxySpec, Resources, RoleSpec, ServiceSpec};
+use odysseus_executors::docker::spec::{
+    CmdCheck, ExpectStatus, HttpCheck, ProxySpec, Resources, RoleSpec, ServiceSpec,
+};
 use odysseus_executors::ssh::SshSettings;
 
 use raw::{RawConfig, Scalar, StringOrList};
@@ -67,7 +69,12 @@ pub struct ConfigErrors {
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.problems.len();
-        writeln!(f, "{} problem{} in the config:", n, if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "{} problem{} in the config:",
+            n,
+            if n == 1 { "" } else { "s" }
+        )?;
         for p in &self.problems {
             writeln!(f, "  {p}")?;
         }
@@ -78,7 +85,9 @@ impl fmt::Display for ConfigErrors {
 impl std::error::Error for ConfigErrors {}
 
 fn fnv64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// The closest known key to a mistyped one, when it is close enough to be a typo.
@@ -89,7 +98,11 @@ fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
         for (i, ca) in a.chars().enumerate() {
             let mut cur = vec![i + 1];
             for (j, cb) in b.iter().enumerate() {
-                cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+                cur.push(
+                    (prev[j] + usize::from(ca != *cb))
+                        .min(prev[j + 1] + 1)
+                        .min(cur[j] + 1),
+                );
             }
             prev = cur;
         }
@@ -113,13 +126,25 @@ fn parse_problem(path: &Path, e: &serde_saphyr::Error) -> String {
         message.truncate(i);
     }
     for (parser, person) in [
-        ("expected sequence start", "expected a list here ([a, b] or one `- item` per line)"),
-        ("expected mapping start", "expected a mapping here (`key: value` lines)"),
-        (", set DuplicateKeyPolicy in Options if acceptable", " (each key may appear once)"),
+        (
+            "expected sequence start",
+            "expected a list here ([a, b] or one `- item` per line)",
+        ),
+        (
+            "expected mapping start",
+            "expected a mapping here (`key: value` lines)",
+        ),
+        (
+            ", set DuplicateKeyPolicy in Options if acceptable",
+            " (each key may appear once)",
+        ),
     ] {
         message = message.replace(parser, person);
     }
-    let location = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
+    let location = e
+        .location()
+        .map(|l| format!(":{}:{}", l.line(), l.column()))
+        .unwrap_or_default();
     let mut out = format!("{}{location}: {message}", path.display());
     if let Some(rest) = message.split("unknown field `").nth(1) {
         let unknown = rest.split('`').next().unwrap_or("");
@@ -143,7 +168,10 @@ fn blank_extension_keys(text: &str) -> String {
     let mut skipping = false;
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {
-        let top_level = line.chars().next().is_some_and(|c| !c.is_whitespace() && c != '#');
+        let top_level = line
+            .chars()
+            .next()
+            .is_some_and(|c| !c.is_whitespace() && c != '#');
         if top_level {
             skipping = line.starts_with("x-") && line.contains(':');
         }
@@ -157,7 +185,9 @@ fn blank_extension_keys(text: &str) -> String {
 
 fn valid_name(s: &str) -> bool {
     let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
@@ -184,10 +214,17 @@ fn parse_bytes(s: &str) -> Option<i64> {
 
 fn parse_expect(s: &str) -> Option<ExpectStatus> {
     let s = s.trim();
-    if let Some(class) = s.strip_suffix("xx").and_then(|d| d.parse::<u8>().ok()).filter(|d| (1..=5).contains(d)) {
+    if let Some(class) = s
+        .strip_suffix("xx")
+        .and_then(|d| d.parse::<u8>().ok())
+        .filter(|d| (1..=5).contains(d))
+    {
         return Some(ExpectStatus::Class(class));
     }
-    s.parse::<u16>().ok().filter(|c| (100..600).contains(c)).map(ExpectStatus::Exact)
+    s.parse::<u16>()
+        .ok()
+        .filter(|c| (100..600).contains(c))
+        .map(ExpectStatus::Exact)
 }
 
 /// Loads deploy.yml, resolving `env.secret` names from `secrets` (the process
@@ -196,16 +233,25 @@ pub fn load(path: &Path, secrets: &dyn Fn(&str) -> Option<String>) -> Result<Con
     let shown = path.display().to_string();
     let one = |p: String| ConfigErrors { problems: vec![p] };
     let bytes = std::fs::read(path).map_err(|e| one(format!("{shown}: cannot read: {e}")))?;
-    let text = String::from_utf8(bytes.clone()).map_err(|_| one(format!("{shown}: not UTF-8 text")))?;
-    if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+    let text =
+        String::from_utf8(bytes.clone()).map_err(|_| one(format!("{shown}: not UTF-8 text")))?;
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
         return Err(one(format!("{shown}: the file is empty; a deploy.yml needs at least `service`, `image` and `servers`")));
     }
-    let raw: RawConfig =
-        serde_saphyr::from_str(&blank_extension_keys(&text)).map_err(|e| one(parse_problem(path, &e)))?;
+    let raw: RawConfig = serde_saphyr::from_str(&blank_extension_keys(&text))
+        .map_err(|e| one(parse_problem(path, &e)))?;
     validate(path, raw, &bytes, secrets)
 }
 
-fn validate(path: &Path, raw: RawConfig, bytes: &[u8], secrets: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+fn validate(
+    path: &Path,
+    raw: RawConfig,
+    bytes: &[u8],
+    secrets: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
     let shown = path.display().to_string();
     let mut problems: Vec<String> = Vec::new();
     fn push(problems: &mut Vec<String>, shown: &str, key: &str, msg: String) {
@@ -213,17 +259,35 @@ fn validate(path: &Path, raw: RawConfig, bytes: &[u8], secrets: &dyn Fn(&str) ->
     }
 
     if !valid_name(&raw.service) {
-        push(&mut problems, &shown, "service", format!("`{}` must be lowercase letters, digits, - and _, starting with a letter or digit", raw.service));
+        push(
+            &mut problems,
+            &shown,
+            "service",
+            format!(
+                "`{}` must be lowercase letters, digits, - and _, starting with a letter or digit",
+                raw.service
+            ),
+        );
     }
     let (image, default_tag) = match raw.image.rsplit_once(':') {
         Some((repo, tag)) if !tag.contains('/') => (repo.to_string(), Some(tag.to_string())),
         _ => (raw.image.clone(), None),
     };
     if image.trim().is_empty() {
-        push(&mut problems, &shown, "image", "must name an image repository".into());
+        push(
+            &mut problems,
+            &shown,
+            "image",
+            "must name an image repository".into(),
+        );
     }
     if raw.servers.is_empty() {
-        push(&mut problems, &shown, "servers", "needs at least one role (e.g. `web:` with `hosts:`)".into());
+        push(
+            &mut problems,
+            &shown,
+            "servers",
+            "needs at least one role (e.g. `web:` with `hosts:`)".into(),
+        );
     }
     if raw.dependencies.is_some() && raw.accessories.is_some() {
         push(&mut problems, &shown, "accessories", "`dependencies` and its older name `accessories` cannot both be present; keep `dependencies`".into());
@@ -252,16 +316,35 @@ fn validate(path: &Path, raw: RawConfig, bytes: &[u8], secrets: &dyn Fn(&str) ->
     });
     if let Some(p) = &raw.proxy {
         if p.app_port.is_none() {
-            push(&mut problems, &shown, "proxy.app_port", "is required when `proxy` is present".into());
+            push(
+                &mut problems,
+                &shown,
+                "proxy.app_port",
+                "is required when `proxy` is present".into(),
+            );
         }
-        if let Some(Scalar(s)) = p.healthcheck.as_ref().and_then(|h| h.expect_status.as_ref()) {
+        if let Some(Scalar(s)) = p
+            .healthcheck
+            .as_ref()
+            .and_then(|h| h.expect_status.as_ref())
+        {
             if parse_expect(s).is_none() {
-                push(&mut problems, &shown, "proxy.healthcheck.expect_status", format!("`{s}` is neither a status code nor 2xx/3xx"));
+                push(
+                    &mut problems,
+                    &shown,
+                    "proxy.healthcheck.expect_status",
+                    format!("`{s}` is neither a status code nor 2xx/3xx"),
+                );
             }
         }
         if let Some(path) = p.healthcheck.as_ref().and_then(|h| h.path.as_ref()) {
             if !path.starts_with('/') {
-                push(&mut problems, &shown, "proxy.healthcheck.path", format!("`{path}` must start with /"));
+                push(
+                    &mut problems,
+                    &shown,
+                    "proxy.healthcheck.path",
+                    format!("`{path}` must start with /"),
+                );
             }
         }
     }
@@ -271,36 +354,81 @@ fn validate(path: &Path, raw: RawConfig, bytes: &[u8], secrets: &dyn Fn(&str) ->
     for (name, r) in &raw.servers {
         let key = format!("servers.{name}");
         if !valid_name(name) {
-            push(&mut problems, &shown, &key, "role names are lowercase letters, digits, - and _".into());
+            push(
+                &mut problems,
+                &shown,
+                &key,
+                "role names are lowercase letters, digits, - and _".into(),
+            );
         }
-        let kind = if name == "web" { RoleKind::Web } else { RoleKind::Job };
-        if kind == RoleKind::Web && raw.proxy.as_ref().and_then(|p| p.app_port).is_none() && raw.proxy.is_none() {
-            push(&mut problems, &shown, &key, "the web role is proxied through Caddy and needs `proxy.app_port`".into());
+        let kind = if name == "web" {
+            RoleKind::Web
+        } else {
+            RoleKind::Job
+        };
+        if kind == RoleKind::Web
+            && raw.proxy.as_ref().and_then(|p| p.app_port).is_none()
+            && raw.proxy.is_none()
+        {
+            push(
+                &mut problems,
+                &shown,
+                &key,
+                "the web role is proxied through Caddy and needs `proxy.app_port`".into(),
+            );
         }
         let d = r.deploy.as_ref();
-        let positive = |v: Option<u64>, field: &str, default: u64, problems: &mut Vec<String>| -> u64 {
-            match v {
-                Some(0) => {
-                    problems.push(format!("{shown}: {key}.deploy.{field}: must be a positive number of seconds"));
-                    default
+        let positive =
+            |v: Option<u64>, field: &str, default: u64, problems: &mut Vec<String>| -> u64 {
+                match v {
+                    Some(0) => {
+                        problems.push(format!(
+                            "{shown}: {key}.deploy.{field}: must be a positive number of seconds"
+                        ));
+                        default
+                    }
+                    Some(s) => s,
+                    None => default,
                 }
-                Some(s) => s,
-                None => default,
-            }
-        };
+            };
         let stop_default = if kind == RoleKind::Job { 30 } else { 10 };
         let timeouts = Timeouts {
-            drain_ms: positive(d.and_then(|d| d.drain_timeout), "drain_timeout", 30, &mut problems) * 1000,
-            stop_ms: positive(d.and_then(|d| d.stop_timeout), "stop_timeout", stop_default, &mut problems) * 1000,
-            boot_ms: positive(d.and_then(|d| d.boot_timeout), "boot_timeout", 60, &mut problems) * 1000,
+            drain_ms: positive(
+                d.and_then(|d| d.drain_timeout),
+                "drain_timeout",
+                30,
+                &mut problems,
+            ) * 1000,
+            stop_ms: positive(
+                d.and_then(|d| d.stop_timeout),
+                "stop_timeout",
+                stop_default,
+                &mut problems,
+            ) * 1000,
+            boot_ms: positive(
+                d.and_then(|d| d.boot_timeout),
+                "boot_timeout",
+                60,
+                &mut problems,
+            ) * 1000,
             op_ms: 30_000,
         };
         let mut seen = Vec::new();
         for host in &r.hosts {
             if host.trim().is_empty() {
-                push(&mut problems, &shown, &format!("{key}.{}", "hosts"), "a host is empty".into());
+                push(
+                    &mut problems,
+                    &shown,
+                    &format!("{key}.{}", "hosts"),
+                    "a host is empty".into(),
+                );
             } else if seen.contains(&host) {
-                push(&mut problems, &shown, &format!("{key}.{}", "hosts"), format!("{host} is listed twice"));
+                push(
+                    &mut problems,
+                    &shown,
+                    &format!("{key}.{}", "hosts"),
+                    format!("{host} is listed twice"),
+                );
             }
             seen.push(host);
         }
@@ -308,20 +436,35 @@ fn validate(path: &Path, raw: RawConfig, bytes: &[u8], secrets: &dyn Fn(&str) ->
         if let Some(o) = &r.options {
             if let Some(Scalar(m)) = &o.memory {
                 resources.memory = parse_bytes(m).or_else(|| {
-                    push(&mut problems, &shown, &format!("{key}.{}", "options.memory"), format!("`{m}` is not a size like 512m or 4g"));
+                    push(
+                        &mut problems,
+                        &shown,
+                        &format!("{key}.{}", "options.memory"),
+                        format!("`{m}` is not a size like 512m or 4g"),
+                    );
                     None
                 });
             }
             if let Some(Scalar(m)) = &o.memory_reservation {
                 resources.memory_reservation = parse_bytes(m).or_else(|| {
-                    push(&mut problems, &shown, &format!("{key}.{}", "options.memory_reservation"), format!("`{m}` is not a size like 512m or 4g"));
+                    push(
+                        &mut problems,
+                        &shown,
+                        &format!("{key}.{}", "options.memory_reservation"),
+                        format!("`{m}` is not a size like 512m or 4g"),
+                    );
                     None
                 });
             }
             if let Some(Scalar(c)) = &o.cpus {
                 match c.parse::<f64>() {
                     Ok(n) if n > 0.0 => resources.nano_cpus = Some((n * 1e9) as i64),
-                    _ => push(&mut problems, &shown, &format!("{key}.{}", "options.cpus"), format!("`{c}` is not a positive number of CPUs")),
+                    _ => push(
+                        &mut problems,
+                        &shown,
+                        &format!("{key}.{}", "options.cpus"),
+                        format!("`{c}` is not a positive number of CPUs"),
+                    ),
                 }
             }
             resources.cpu_shares = o.cpu_shares;
@@ -333,7 +476,11 @@ fn validate(path: &Path, raw: RawConfig, bytes: &[u8], secrets: &dyn Fn(&str) ->
             .into_iter()
             .map(|v| match v.split_once(':') {
                 // A named volume (no path) is namespaced by the service.
-                Some((source, rest)) if !source.starts_with('/') && !source.starts_with('.') && !source.starts_with('~') => {
+                Some((source, rest))
+                    if !source.starts_with('/')
+                        && !source.starts_with('.')
+                        && !source.starts_with('~') =>
+                {
                     format!("{}-{source}:{rest}", raw.service)
                 }
                 _ => v,
@@ -349,8 +496,20 @@ fn validate(path: &Path, raw: RawConfig, bytes: &[u8], secrets: &dyn Fn(&str) ->
             timeout_s: h.timeout.unwrap_or(10),
             retries: h.retries.unwrap_or(3),
         });
-        roles.push(Role { name: name.clone(), kind, hosts: r.hosts.clone(), timeouts });
-        role_specs.push(RoleSpec { name: name.clone(), web: kind == RoleKind::Web, cmd, volumes, resources, healthcheck });
+        roles.push(Role {
+            name: name.clone(),
+            kind,
+            hosts: r.hosts.clone(),
+            timeouts,
+        });
+        role_specs.push(RoleSpec {
+            name: name.clone(),
+            web: kind == RoleKind::Web,
+            cmd,
+            volumes,
+            resources,
+            healthcheck,
+        });
     }
 
     let mut env = BTreeMap::new();
@@ -374,26 +533,30 @@ fn validate(path: &Path, raw: RawConfig, bytes: &[u8], secrets: &dyn Fn(&str) ->
         None | Some("halt") => FailurePolicy::Halt,
         Some("rollback") => FailurePolicy::Rollback,
         Some(other) => {
-            problems.push(format!("{shown}: on_failure: `{other}` must be halt or rollback"));
+            problems.push(format!(
+                "{shown}: on_failure: `{other}` must be halt or rollback"
+            ));
             FailurePolicy::Halt
         }
     };
     let batch_size = match raw.batch_size.as_ref().map(|s| s.0.trim().to_string()) {
         None => BatchSize::Hosts(1),
-        Some(s) => match s.strip_suffix('%').map(|p| p.trim().parse::<u32>()) {
-            Some(Ok(p)) if (1..=100).contains(&p) => BatchSize::Percent(p),
-            Some(_) => {
-                problems.push(format!("{shown}: batch_size: `{s}` must be a number of hosts or a percentage 1%-100%"));
-                BatchSize::Hosts(1)
-            }
-            None => match s.parse::<u32>() {
-                Ok(n) if n >= 1 => BatchSize::Hosts(n),
-                _ => {
+        Some(s) => {
+            match s.strip_suffix('%').map(|p| p.trim().parse::<u32>()) {
+                Some(Ok(p)) if (1..=100).contains(&p) => BatchSize::Percent(p),
+                Some(_) => {
                     problems.push(format!("{shown}: batch_size: `{s}` must be a number of hosts or a percentage 1%-100%"));
                     BatchSize::Hosts(1)
                 }
-            },
-        },
+                None => match s.parse::<u32>() {
+                    Ok(n) if n >= 1 => BatchSize::Hosts(n),
+                    _ => {
+                        problems.push(format!("{shown}: batch_size: `{s}` must be a number of hosts or a percentage 1%-100%"));
+                        BatchSize::Hosts(1)
+                    }
+                },
+            }
+        }
     };
 
     let mut not_yet_supported = Vec::new();
@@ -410,8 +573,13 @@ fn validate(path: &Path, raw: RawConfig, bytes: &[u8], secrets: &dyn Fn(&str) ->
         }
     }
 
-    let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let home = std::env::var("HOME").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("/root"));
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let home = std::env::var("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("/root"));
     let resolve = |p: &str| -> PathBuf {
         if let Some(rest) = p.strip_prefix("~/") {
             home.join(rest)
@@ -424,13 +592,23 @@ fn validate(path: &Path, raw: RawConfig, bytes: &[u8], secrets: &dyn Fn(&str) ->
     let raw_ssh = raw.ssh.unwrap_or_default();
     let keys: Vec<PathBuf> = match &raw_ssh.keys {
         Some(keys) => keys.iter().map(|k| resolve(k)).collect(),
-        None => ["~/.ssh/id_ed25519", "~/.ssh/id_rsa"].iter().map(|k| resolve(k)).filter(|k| k.exists()).collect(),
+        None => ["~/.ssh/id_ed25519", "~/.ssh/id_rsa"]
+            .iter()
+            .map(|k| resolve(k))
+            .filter(|k| k.exists())
+            .collect(),
     };
     let ssh = SshSettings {
         user: raw_ssh.user.clone().unwrap_or_else(|| "root".into()),
         keys,
-        known_hosts: resolve(raw_ssh.known_hosts.as_deref().unwrap_or("~/.ssh/known_hosts")),
+        known_hosts: resolve(
+            raw_ssh
+                .known_hosts
+                .as_deref()
+                .unwrap_or("~/.ssh/known_hosts"),
+        ),
         connect_timeout: std::time::Duration::from_secs(10),
+        trust_unknown: false,
     };
 
     if !problems.is_empty() {
@@ -478,11 +656,17 @@ mod tests {
     use super::*;
 
     fn load_str(text: &str) -> Result<Config, ConfigErrors> {
-        let dir = std::env::temp_dir().join(format!("odysseus-config-test-{}-{}", std::process::id(), fnv64(text.as_bytes())));
+        let dir = std::env::temp_dir().join(format!(
+            "odysseus-config-test-{}-{}",
+            std::process::id(),
+            fnv64(text.as_bytes())
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("deploy.yml");
         std::fs::write(&path, text).unwrap();
-        let result = load(&path, &|name| (name == "DATABASE_URL").then(|| "postgres://x".to_string()));
+        let result = load(&path, &|name| {
+            (name == "DATABASE_URL").then(|| "postgres://x".to_string())
+        });
         let _ = std::fs::remove_dir_all(&dir);
         result
     }
@@ -498,12 +682,25 @@ mod tests {
         assert_eq!(c.roles[1].timeouts.stop_ms, 30_000);
         assert_eq!(c.spec.env["PORT"], "3000");
         assert_eq!(c.spec.env["DATABASE_URL"], "postgres://x");
-        assert_eq!(c.spec.proxy.as_ref().unwrap().healthcheck.as_ref().unwrap().expect, ExpectStatus::Class(2));
+        assert_eq!(
+            c.spec
+                .proxy
+                .as_ref()
+                .unwrap()
+                .healthcheck
+                .as_ref()
+                .unwrap()
+                .expect,
+            ExpectStatus::Class(2)
+        );
     }
 
     #[test]
     fn a_typo_names_its_line_and_the_closest_key() {
-        let err = load_str("service: myapp\nimage: x\nretain_version: 3\nservers:\n  web:\n    hosts: [local]\n").unwrap_err();
+        let err = load_str(
+            "service: myapp\nimage: x\nretain_version: 3\nservers:\n  web:\n    hosts: [local]\n",
+        )
+        .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("deploy.yml:3:"), "{text}");
         assert!(text.contains("did you mean `retain_versions`?"), "{text}");
@@ -511,8 +708,14 @@ mod tests {
 
     #[test]
     fn an_empty_file_and_missing_secrets_are_clear_errors() {
-        assert!(load_str("\n# nothing\n").unwrap_err().to_string().contains("the file is empty"));
-        let err = load_str("service: a\nimage: b\nservers:\n  jobs:\n    hosts: [local]\nenv:\n  secret: [NOPE]\n").unwrap_err();
+        assert!(load_str("\n# nothing\n")
+            .unwrap_err()
+            .to_string()
+            .contains("the file is empty"));
+        let err = load_str(
+            "service: a\nimage: b\nservers:\n  jobs:\n    hosts: [local]\nenv:\n  secret: [NOPE]\n",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("NOPE is not set"), "{err}");
     }
 

@@ -15,8 +15,14 @@ fn observation(o: &Observation) -> String {
     match o {
         Observation::Done => "done".to_string(),
         Observation::Container { id } => format!("container {id}"),
-        Observation::Drained { waited_ms, remaining: 0 } => format!("drained in {waited_ms} ms"),
-        Observation::Drained { waited_ms, remaining } => {
+        Observation::Drained {
+            waited_ms,
+            remaining: 0,
+        } => format!("drained in {waited_ms} ms"),
+        Observation::Drained {
+            waited_ms,
+            remaining,
+        } => {
             format!("drain timeout after {waited_ms} ms, {remaining} connection(s) left")
         }
         Observation::Count { n } => format!("{n} affected"),
@@ -48,22 +54,42 @@ fn outcome_and_detail(fact: &Fact) -> (Option<&'static str>, String) {
         ),
         Fact::StepStarted { key, .. } => (Some("started"), format!("key {key}")),
         Fact::StepSucceeded { observed, .. } => (Some("succeeded"), observation(observed)),
-        Fact::StepFailed { kind, reason, .. } => (Some("failed"), format!("{}: {reason}", failure_kind(*kind))),
+        Fact::StepFailed { kind, reason, .. } => {
+            (Some("failed"), format!("{}: {reason}", failure_kind(*kind)))
+        }
         Fact::StepObserved { done: Some(o), .. } => (Some("observed-done"), observation(o)),
-        Fact::StepObserved { done: None, .. } => (Some("observed-not-done"), "will run again".to_string()),
+        Fact::StepObserved { done: None, .. } => {
+            (Some("observed-not-done"), "will run again".to_string())
+        }
         Fact::TargetCompleted { .. } => (Some("completed"), String::new()),
         Fact::TargetRollbackStarted { reason, .. } => (Some("rolling-back"), reason.clone()),
         Fact::TargetRolledBack { .. } => (Some("rolled-back"), String::new()),
         Fact::TargetRollbackFailed { reason, .. } => (Some("rollback-failed"), reason.clone()),
         Fact::DeploymentCompleted => (Some("completed"), String::new()),
-        Fact::DeploymentFailed { outcome, reason } => (Some("failed"), format!("{}: {reason}", outcome.as_str())),
+        Fact::DeploymentFailed { outcome, reason } => {
+            (Some("failed"), format!("{}: {reason}", outcome.as_str()))
+        }
         Fact::AbortRequested { by } => (None, format!("by {by}")),
         Fact::DeploymentAborted => (Some("aborted"), String::new()),
         Fact::Resumed { by, lock_token } => (None, format!("by {by}, lock token {lock_token}")),
-        Fact::Interrupted { by, signal } => (None, format!("{signal} received by {by}; the run stopped")),
-        Fact::LockTakenOver { from, by, lock_token } => {
-            (None, format!("from {from} (process gone) by {by}, lock token {lock_token}"))
+        Fact::LockReleased { by, from } => (
+            None,
+            match from {
+                Some(from) => format!("deploy lock of {from} broken by {by}"),
+                None => format!("deploy lock broken by {by}"),
+            },
+        ),
+        Fact::Interrupted { by, signal } => {
+            (None, format!("{signal} received by {by}; the run stopped"))
         }
+        Fact::LockTakenOver {
+            from,
+            by,
+            lock_token,
+        } => (
+            None,
+            format!("from {from} (process gone) by {by}, lock token {lock_token}"),
+        ),
     }
 }
 
@@ -80,7 +106,10 @@ fn step_and_attempt(fact: &Fact) -> (Option<&'static str>, Option<u32>) {
 /// `#12  +3.250s  web@host2  drain-old  #1  succeeded  drained in 750 ms`
 pub fn text_line(seq: u64, event: &Event, started: Option<&DeploymentStarted>, t0: u64) -> String {
     let elapsed = event.at.0.saturating_sub(t0);
-    let (role, host) = event.fact.target().map_or((None, None), |t| target_of(started, t));
+    let (role, host) = event
+        .fact
+        .target()
+        .map_or((None, None), |t| target_of(started, t));
     let place = match (role, host) {
         (Some(r), Some(h)) => format!("{r}@{h}"),
         _ => "-".to_string(),
@@ -91,7 +120,11 @@ pub fn text_line(seq: u64, event: &Event, started: Option<&DeploymentStarted>, t
         _ => event.fact.kind_name().to_string(),
     };
     let (outcome, detail) = outcome_and_detail(&event.fact);
-    let mut line = format!("#{seq:<4} +{:>4}.{:03}s  {place:<16} {what:<26}", elapsed / 1000, elapsed % 1000);
+    let mut line = format!(
+        "#{seq:<4} +{:>4}.{:03}s  {place:<16} {what:<26}",
+        elapsed / 1000,
+        elapsed % 1000
+    );
     if let Some(o) = outcome.filter(|_| step.is_some()) {
         line.push_str(&format!(" {o:<18}"));
     }
@@ -104,7 +137,10 @@ pub fn text_line(seq: u64, event: &Event, started: Option<&DeploymentStarted>, t
 
 /// The stable JSON shape of one event.
 pub fn json(seq: u64, event: &Event, started: Option<&DeploymentStarted>) -> Value {
-    let (role, host) = event.fact.target().map_or((None, None), |t| target_of(started, t));
+    let (role, host) = event
+        .fact
+        .target()
+        .map_or((None, None), |t| target_of(started, t));
     let (step, attempt) = step_and_attempt(&event.fact);
     let (outcome, detail) = outcome_and_detail(&event.fact);
     let mut v = json!({

@@ -23,7 +23,13 @@ pub fn read_log(mut bytes: &[u8]) -> Result<Vec<Event>, (usize, RecordError)> {
         };
         let len = u32::from_le_bytes(len.try_into().unwrap()) as usize;
         let Some(record) = bytes.get(4..4 + len) else {
-            return Err((index, RecordError::LengthMismatch { declared: len, actual: bytes.len() - 4 }));
+            return Err((
+                index,
+                RecordError::LengthMismatch {
+                    declared: len,
+                    actual: bytes.len() - 4,
+                },
+            ));
         };
         events.push(decode(record).map_err(|e| (index, e))?);
         bytes = &bytes[4 + len..];

@@ -21,10 +21,15 @@ pub struct LockRecord {
 /// How a lock was obtained.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Acquired {
-    Fresh { token: u64 },
+    Fresh {
+        token: u64,
+    },
     /// The previous holder's process is gone: the lock was taken over. The caller
     /// records a `LockTakenOver` event.
-    TakenOver { token: u64, previous: LockRecord },
+    TakenOver {
+        token: u64,
+        previous: LockRecord,
+    },
 }
 
 impl Acquired {
@@ -60,21 +65,31 @@ pub(super) fn encode_lock(lock: &LockRecord) -> Vec<u8> {
         deployment: lock.deployment.map(|d| (d.millis, d.nonce)),
     };
     let mut out = vec![LOCK_FORMAT_V1];
-    out.extend(bincode::serde::encode_to_vec(&wire, bincode::config::standard()).expect("encoding to a Vec"));
+    out.extend(
+        bincode::serde::encode_to_vec(&wire, bincode::config::standard())
+            .expect("encoding to a Vec"),
+    );
     out
 }
 
 pub(super) fn decode_lock(bytes: &[u8]) -> Result<LockRecord, String> {
     match bytes.split_first() {
         Some((&LOCK_FORMAT_V1, payload)) => {
-            let (w, _): (LockV1, usize) = bincode::serde::decode_from_slice(payload, bincode::config::standard())
-                .map_err(|e| e.to_string())?;
+            let (w, _): (LockV1, usize) =
+                bincode::serde::decode_from_slice(payload, bincode::config::standard())
+                    .map_err(|e| e.to_string())?;
             Ok(LockRecord {
-                owner: Operator { user: w.user, hostname: w.hostname, pid: w.pid },
+                owner: Operator {
+                    user: w.user,
+                    hostname: w.hostname,
+                    pid: w.pid,
+                },
                 process_start: w.process_start,
                 since: Timestamp(w.since_millis),
                 token: w.token,
-                deployment: w.deployment.map(|(millis, nonce)| DeploymentId { millis, nonce }),
+                deployment: w
+                    .deployment
+                    .map(|(millis, nonce)| DeploymentId { millis, nonce }),
             })
         }
         Some((version, _)) => Err(format!("unknown lock format {version}")),
@@ -115,7 +130,11 @@ mod tests {
         let me = std::process::id();
         let start = process_start_ticks(me).expect("own /proc entry");
         let mut lock = LockRecord {
-            owner: Operator { user: "u".into(), hostname: local_hostname(), pid: me },
+            owner: Operator {
+                user: "u".into(),
+                hostname: local_hostname(),
+                pid: me,
+            },
             process_start: start,
             since: Timestamp(1),
             token: 7,

@@ -28,23 +28,47 @@ pub enum Error {
     #[error("journal storage error: {0}")]
     Storage(#[from] sled::Error),
     #[error("journal record {deployment}#{seq} is corrupt: {detail}")]
-    Corrupt { deployment: DeploymentId, seq: u64, detail: RecordError },
+    Corrupt {
+        deployment: DeploymentId,
+        seq: u64,
+        detail: RecordError,
+    },
     #[error("journal of deployment {deployment} is missing record #{expected} (next record found is #{found})")]
-    Gap { deployment: DeploymentId, expected: u64, found: u64 },
-    #[error("journal of deployment {deployment} says it holds {head} records but {found} are present")]
-    HeadMismatch { deployment: DeploymentId, head: u64, found: u64 },
+    Gap {
+        deployment: DeploymentId,
+        expected: u64,
+        found: u64,
+    },
+    #[error(
+        "journal of deployment {deployment} says it holds {head} records but {found} are present"
+    )]
+    HeadMismatch {
+        deployment: DeploymentId,
+        head: u64,
+        found: u64,
+    },
     #[error("append conflict: expected sequence {expected}, the journal is at {actual}")]
     Conflict { expected: u64, actual: u64 },
     #[error("no deployment {0} in this journal")]
     UnknownDeployment(DeploymentId),
     #[error("service {service} has an unfinished deployment {deployment}")]
-    Unfinished { service: String, deployment: DeploymentId },
+    Unfinished {
+        service: String,
+        deployment: DeploymentId,
+    },
     #[error("the first event of a deployment must be deployment-started")]
     NotAStart,
     #[error("service {service} is being deployed by {}", holder.owner)]
-    Locked { service: String, holder: Box<LockRecord> },
+    Locked {
+        service: String,
+        holder: Box<LockRecord>,
+    },
     #[error("this process no longer holds the deploy lock of {service} (fencing token {token}); {}", match holder { Some(h) => format!("it is held by {} with token {}", h.owner, h.token), None => "nobody holds it".to_string() })]
-    LockLost { service: String, token: u64, holder: Option<Box<LockRecord>> },
+    LockLost {
+        service: String,
+        token: u64,
+        holder: Option<Box<LockRecord>>,
+    },
     #[error("lock record of {service} is unreadable: {detail}")]
     BadLockRecord { service: String, detail: String },
 }

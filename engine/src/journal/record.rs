@@ -75,16 +75,24 @@ pub fn decode(bytes: &[u8]) -> Result<Event, RecordError> {
         return Err(RecordError::UnknownFormat(version));
     }
     let payload = &bytes[HEADER..bytes.len() - TRAILER];
-    let (wire, used): (EventV1, usize) =
-        bincode::serde::decode_from_slice(payload, bincode::config::standard().with_limit::<{ 16 * 1024 * 1024 }>())
-            .map_err(|e| RecordError::Payload(e.to_string()))?;
+    let (wire, used): (EventV1, usize) = bincode::serde::decode_from_slice(
+        payload,
+        bincode::config::standard().with_limit::<{ 16 * 1024 * 1024 }>(),
+    )
+    .map_err(|e| RecordError::Payload(e.to_string()))?;
     if used != payload.len() {
-        return Err(RecordError::Payload(format!("{} trailing bytes after the event", payload.len() - used)));
+        return Err(RecordError::Payload(format!(
+            "{} trailing bytes after the event",
+            payload.len() - used
+        )));
     }
     let event = Event::from(wire);
     let decoded = kind_code(&event.fact);
     if decoded != bytes[1] {
-        return Err(RecordError::KindMismatch { stored: bytes[1], decoded });
+        return Err(RecordError::KindMismatch {
+            stored: bytes[1],
+            decoded,
+        });
     }
     Ok(event)
 }
@@ -97,7 +105,10 @@ mod tests {
 
     #[test]
     fn round_trips_and_detects_every_single_bit_flip() {
-        let event = Event { at: Timestamp(42), fact: Fact::TargetCompleted { target: 3 } };
+        let event = Event {
+            at: Timestamp(42),
+            fact: Fact::TargetCompleted { target: 3 },
+        };
         let bytes = encode(&event);
         assert_eq!(decode(&bytes), Ok(event));
         for i in 0..bytes.len() * 8 {
@@ -105,7 +116,13 @@ mod tests {
             bad[i / 8] ^= 1 << (i % 8);
             assert!(decode(&bad).is_err(), "flip of bit {i} went unnoticed");
         }
-        assert!(matches!(decode(&bytes[..bytes.len() - 1]), Err(RecordError::LengthMismatch { .. })));
-        assert!(matches!(decode(&bytes[..3]), Err(RecordError::TooShort { .. })));
+        assert!(matches!(
+            decode(&bytes[..bytes.len() - 1]),
+            Err(RecordError::LengthMismatch { .. })
+        ));
+        assert!(matches!(
+            decode(&bytes[..3]),
+            Err(RecordError::TooShort { .. })
+        ));
     }
 }

@@ -58,7 +58,9 @@ fn encode_head(next_seq: u64, service: &str) -> Vec<u8> {
 }
 
 fn decode_head(bytes: &[u8]) -> (u64, String) {
-    let next = bytes.get(..8).map_or(0, |b| u64::from_be_bytes(b.try_into().unwrap()));
+    let next = bytes
+        .get(..8)
+        .map_or(0, |b| u64::from_be_bytes(b.try_into().unwrap()));
     let service = String::from_utf8_lossy(bytes.get(8..).unwrap_or_default()).into_owned();
     (next, service)
 }
@@ -77,10 +79,13 @@ fn open_with_lock_retry(dir: &Path) -> Result<sled::Db, Error> {
             Ok(db) => return Ok(db),
             // sled reports the failed flock as an `Other` error with this text.
             Err(sled::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock") =>
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.to_string().contains("could not acquire lock") =>
             {
                 if waited >= std::time::Duration::from_millis(1500) {
-                    return Err(Error::Busy { dir: dir.to_path_buf() });
+                    return Err(Error::Busy {
+                        dir: dir.to_path_buf(),
+                    });
                 }
                 std::thread::sleep(wait);
                 waited += wait;
@@ -108,7 +113,12 @@ impl Journal {
     /// Appends `event` as record number `expected_seq` of `deployment` and flushes it to
     /// disk before returning. Fails with `Conflict { expected, actual }` when the log is
     /// elsewhere, and refuses a second unfinished deployment of the same service.
-    pub fn append(&self, deployment: DeploymentId, expected_seq: u64, event: &Event) -> Result<u64, Error> {
+    pub fn append(
+        &self,
+        deployment: DeploymentId,
+        expected_seq: u64,
+        event: &Event,
+    ) -> Result<u64, Error> {
         let bytes = encode(event);
         let id_key = deployment.to_key();
         let closes = event.fact.closes_deployment();
@@ -117,8 +127,13 @@ impl Journal {
             _ => None,
         };
 
-        let result = (&self.events, &self.heads, &self.by_service, &self.unfinished).transaction(
-            |(events, heads, by_service, unfinished)| {
+        let result = (
+            &self.events,
+            &self.heads,
+            &self.by_service,
+            &self.unfinished,
+        )
+            .transaction(|(events, heads, by_service, unfinished)| {
                 let head = heads.get(id_key)?.map(|h| decode_head(&h));
                 let actual = head.as_ref().map_or(0, |(next, _)| *next);
                 if actual != expected_seq {
@@ -149,8 +164,7 @@ impl Journal {
                     unfinished.remove(service.as_bytes())?;
                 }
                 Ok(expected_seq)
-            },
-        );
+            });
         let seq = match result {
             Ok(seq) => seq,
             Err(TransactionError::Abort(e)) => return Err(e),
@@ -163,20 +177,36 @@ impl Journal {
     /// The stored records of a deployment, verified for order and completeness but not
     /// decoded.
     pub fn raw_records(&self, deployment: DeploymentId) -> Result<Vec<RawRecord>, Error> {
-        let head = self.heads.get(deployment.to_key())?.ok_or(Error::UnknownDeployment(deployment))?;
+        let head = self
+            .heads
+            .get(deployment.to_key())?
+            .ok_or(Error::UnknownDeployment(deployment))?;
         let (next_seq, _) = decode_head(&head);
         let mut records = Vec::with_capacity(next_seq as usize);
         for item in self.events.scan_prefix(deployment.to_key()) {
             let (key, value) = item?;
-            let seq = key.get(12..20).map_or(u64::MAX, |b| u64::from_be_bytes(b.try_into().unwrap()));
+            let seq = key
+                .get(12..20)
+                .map_or(u64::MAX, |b| u64::from_be_bytes(b.try_into().unwrap()));
             let expected = records.len() as u64;
             if seq != expected {
-                return Err(Error::Gap { deployment, expected, found: seq });
+                return Err(Error::Gap {
+                    deployment,
+                    expected,
+                    found: seq,
+                });
             }
-            records.push(RawRecord { seq, bytes: value.to_vec() });
+            records.push(RawRecord {
+                seq,
+                bytes: value.to_vec(),
+            });
         }
         if records.len() as u64 != next_seq {
-            return Err(Error::HeadMismatch { deployment, head: next_seq, found: records.len() as u64 });
+            return Err(Error::HeadMismatch {
+                deployment,
+                head: next_seq,
+                found: records.len() as u64,
+            });
         }
         Ok(records)
     }
@@ -186,7 +216,13 @@ impl Journal {
     pub fn load(&self, deployment: DeploymentId) -> Result<Vec<Event>, Error> {
         self.raw_records(deployment)?
             .into_iter()
-            .map(|r| decode(&r.bytes).map_err(|detail| Error::Corrupt { deployment, seq: r.seq, detail }))
+            .map(|r| {
+                decode(&r.bytes).map_err(|detail| Error::Corrupt {
+                    deployment,
+                    seq: r.seq,
+                    detail,
+                })
+            })
             .collect()
     }
 
@@ -194,7 +230,11 @@ impl Journal {
     pub fn verify(&self, deployment: DeploymentId) -> Result<u64, Error> {
         let records = self.raw_records(deployment)?;
         for r in &records {
-            verify(&r.bytes).map_err(|detail| Error::Corrupt { deployment, seq: r.seq, detail })?;
+            verify(&r.bytes).map_err(|detail| Error::Corrupt {
+                deployment,
+                seq: r.seq,
+                detail,
+            })?;
         }
         Ok(records.len() as u64)
     }
@@ -226,12 +266,20 @@ impl Journal {
     }
 
     pub fn unfinished(&self, service: &str) -> Result<Option<DeploymentId>, Error> {
-        Ok(self.unfinished.get(service.as_bytes())?.and_then(|v| DeploymentId::from_key(&v)))
+        Ok(self
+            .unfinished
+            .get(service.as_bytes())?
+            .and_then(|v| DeploymentId::from_key(&v)))
     }
 
     /// Replaces a stored record's bytes. Only for tests that prove corruption is caught.
     #[doc(hidden)]
-    pub fn overwrite_raw_record(&self, deployment: DeploymentId, seq: u64, bytes: &[u8]) -> Result<(), Error> {
+    pub fn overwrite_raw_record(
+        &self,
+        deployment: DeploymentId,
+        seq: u64,
+        bytes: &[u8],
+    ) -> Result<(), Error> {
         self.events.insert(&event_key(deployment, seq)[..], bytes)?;
         self.db.flush()?;
         Ok(())
@@ -252,7 +300,10 @@ impl Journal {
             None => Ok(None),
             Some(bytes) => decode_lock(&bytes)
                 .map(Some)
-                .map_err(|detail| Error::BadLockRecord { service: service.to_string(), detail }),
+                .map_err(|detail| Error::BadLockRecord {
+                    service: service.to_string(),
+                    detail,
+                }),
         }
     }
 
@@ -272,17 +323,32 @@ impl Journal {
             let previous = match &current {
                 None => None,
                 Some(bytes) => {
-                    let holder = decode_lock(bytes)
-                        .map_err(|detail| Error::BadLockRecord { service: service.to_string(), detail })?;
+                    let holder = decode_lock(bytes).map_err(|detail| Error::BadLockRecord {
+                        service: service.to_string(),
+                        detail,
+                    })?;
                     if alive(&holder) {
-                        return Err(Error::Locked { service: service.to_string(), holder: Box::new(holder) });
+                        return Err(Error::Locked {
+                            service: service.to_string(),
+                            holder: Box::new(holder),
+                        });
                     }
                     Some(holder)
                 }
             };
             let token = self.next_fencing_token()?;
-            let record = LockRecord { owner: owner.clone(), process_start, since: now, token, deployment };
-            let swapped = self.locks.compare_and_swap(service.as_bytes(), current, Some(encode_lock(&record)))?;
+            let record = LockRecord {
+                owner: owner.clone(),
+                process_start,
+                since: now,
+                token,
+                deployment,
+            };
+            let swapped = self.locks.compare_and_swap(
+                service.as_bytes(),
+                current,
+                Some(encode_lock(&record)),
+            )?;
             if swapped.is_ok() {
                 self.db.flush()?;
                 return Ok(match previous {
@@ -297,17 +363,27 @@ impl Journal {
     /// Fencing tokens only ever grow, across services and restarts.
     fn next_fencing_token(&self) -> Result<u64, Error> {
         let bumped = self.locks.update_and_fetch(FENCE_KEY, |old| {
-            let old = old.and_then(|b| b.try_into().ok()).map_or(0, u64::from_be_bytes);
+            let old = old
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_be_bytes);
             Some((old + 1).to_be_bytes().to_vec())
         })?;
-        Ok(bumped.and_then(|b| b.as_ref().try_into().ok()).map_or(1, u64::from_be_bytes))
+        Ok(bumped
+            .and_then(|b| b.as_ref().try_into().ok())
+            .map_or(1, u64::from_be_bytes))
     }
 
     /// Records which deployment the lock now covers (known only after the lock is taken).
-    pub fn set_lock_deployment(&self, service: &str, token: u64, deployment: DeploymentId) -> Result<(), Error> {
+    pub fn set_lock_deployment(
+        &self,
+        service: &str,
+        token: u64,
+        deployment: DeploymentId,
+    ) -> Result<(), Error> {
         let mut holder = self.fenced_holder(service, token)?;
         holder.deployment = Some(deployment);
-        self.locks.insert(service.as_bytes(), encode_lock(&holder))?;
+        self.locks
+            .insert(service.as_bytes(), encode_lock(&holder))?;
         self.db.flush()?;
         Ok(())
     }
@@ -320,7 +396,11 @@ impl Journal {
     fn fenced_holder(&self, service: &str, token: u64) -> Result<LockRecord, Error> {
         match self.lock_holder(service)? {
             Some(holder) if holder.token == token => Ok(holder),
-            other => Err(Error::LockLost { service: service.to_string(), token, holder: other.map(Box::new) }),
+            other => Err(Error::LockLost {
+                service: service.to_string(),
+                token,
+                holder: other.map(Box::new),
+            }),
         }
     }
 
@@ -329,14 +409,17 @@ impl Journal {
     pub fn release_lock(&self, service: &str, token: u64) -> Result<(), Error> {
         if let Some(bytes) = self.locks.get(service.as_bytes())? {
             if decode_lock(&bytes).map(|h| h.token) == Ok(token) {
-                let _ = self.locks.compare_and_swap(service.as_bytes(), Some(bytes), None::<&[u8]>)?;
+                let _ =
+                    self.locks
+                        .compare_and_swap(service.as_bytes(), Some(bytes), None::<&[u8]>)?;
                 self.db.flush()?;
             }
         }
         Ok(())
     }
 
-    /// Breaks the lock whoever holds it, returning the record that was removed.
+    /// Breaks the lock whoever holds it, returning the record that was removed. The old
+    /// holder's token then fails every fence check, and any new lock gets a greater one.
     pub fn break_lock(&self, service: &str) -> Result<Option<LockRecord>, Error> {
         let holder = self.lock_holder(service)?;
         self.locks.remove(service.as_bytes())?;

@@ -19,22 +19,72 @@ pub struct EventV1 {
 #[derive(Serialize, Deserialize)]
 pub enum FactV1 {
     DeploymentStarted(StartedV1),
-    StepStarted { target: u32, step: StepV1, attempt: u32, key: String },
-    StepSucceeded { target: u32, step: StepV1, attempt: u32, observed: ObservationV1 },
-    StepFailed { target: u32, step: StepV1, attempt: u32, kind: FailureKindV1, reason: String },
-    StepObserved { target: u32, step: StepV1, attempt: u32, done: Option<ObservationV1> },
-    TargetCompleted { target: u32 },
-    TargetRollbackStarted { target: u32, reason: String },
-    TargetRolledBack { target: u32 },
-    TargetRollbackFailed { target: u32, reason: String },
+    StepStarted {
+        target: u32,
+        step: StepV1,
+        attempt: u32,
+        key: String,
+    },
+    StepSucceeded {
+        target: u32,
+        step: StepV1,
+        attempt: u32,
+        observed: ObservationV1,
+    },
+    StepFailed {
+        target: u32,
+        step: StepV1,
+        attempt: u32,
+        kind: FailureKindV1,
+        reason: String,
+    },
+    StepObserved {
+        target: u32,
+        step: StepV1,
+        attempt: u32,
+        done: Option<ObservationV1>,
+    },
+    TargetCompleted {
+        target: u32,
+    },
+    TargetRollbackStarted {
+        target: u32,
+        reason: String,
+    },
+    TargetRolledBack {
+        target: u32,
+    },
+    TargetRollbackFailed {
+        target: u32,
+        reason: String,
+    },
     DeploymentCompleted,
-    DeploymentFailed { outcome: FailedOutcomeV1, reason: String },
-    AbortRequested { by: OperatorV1 },
+    DeploymentFailed {
+        outcome: FailedOutcomeV1,
+        reason: String,
+    },
+    AbortRequested {
+        by: OperatorV1,
+    },
     DeploymentAborted,
-    Resumed { by: OperatorV1, lock_token: u64 },
-    LockTakenOver { from: OperatorV1, by: OperatorV1, lock_token: u64 },
+    Resumed {
+        by: OperatorV1,
+        lock_token: u64,
+    },
+    LockTakenOver {
+        from: OperatorV1,
+        by: OperatorV1,
+        lock_token: u64,
+    },
     // Appended after the golden logs were recorded: variants only ever go at the end.
-    Interrupted { by: OperatorV1, signal: String },
+    Interrupted {
+        by: OperatorV1,
+        signal: String,
+    },
+    LockReleased {
+        by: OperatorV1,
+        from: Option<OperatorV1>,
+    },
 }
 
 /// The envelope's kind byte for each fact, frozen with the format.
@@ -56,6 +106,7 @@ pub fn kind_code(fact: &m::Fact) -> u8 {
         m::Fact::Resumed { .. } => 14,
         m::Fact::LockTakenOver { .. } => 15,
         m::Fact::Interrupted { .. } => 16,
+        m::Fact::LockReleased { .. } => 17,
     }
 }
 
@@ -153,7 +204,10 @@ pub struct OperatorV1 {
 
 impl From<&m::Event> for EventV1 {
     fn from(e: &m::Event) -> Self {
-        EventV1 { at_millis: e.at.0, fact: FactV1::from(&e.fact) }
+        EventV1 {
+            at_millis: e.at.0,
+            fact: FactV1::from(&e.fact),
+        }
     }
 }
 
@@ -172,47 +226,90 @@ impl From<&m::Fact> for FactV1 {
                 operator: OperatorV1::from(&s.operator),
                 lock_token: s.lock_token,
             }),
-            F::StepStarted { target, step, attempt, key } => {
-                FactV1::StepStarted { target: *target, step: (*step).into(), attempt: *attempt, key: key.clone() }
-            }
-            F::StepSucceeded { target, step, attempt, observed } => FactV1::StepSucceeded {
+            F::StepStarted {
+                target,
+                step,
+                attempt,
+                key,
+            } => FactV1::StepStarted {
+                target: *target,
+                step: (*step).into(),
+                attempt: *attempt,
+                key: key.clone(),
+            },
+            F::StepSucceeded {
+                target,
+                step,
+                attempt,
+                observed,
+            } => FactV1::StepSucceeded {
                 target: *target,
                 step: (*step).into(),
                 attempt: *attempt,
                 observed: observed.into(),
             },
-            F::StepFailed { target, step, attempt, kind, reason } => FactV1::StepFailed {
+            F::StepFailed {
+                target,
+                step,
+                attempt,
+                kind,
+                reason,
+            } => FactV1::StepFailed {
                 target: *target,
                 step: (*step).into(),
                 attempt: *attempt,
                 kind: (*kind).into(),
                 reason: reason.clone(),
             },
-            F::StepObserved { target, step, attempt, done } => FactV1::StepObserved {
+            F::StepObserved {
+                target,
+                step,
+                attempt,
+                done,
+            } => FactV1::StepObserved {
                 target: *target,
                 step: (*step).into(),
                 attempt: *attempt,
                 done: done.as_ref().map(Into::into),
             },
             F::TargetCompleted { target } => FactV1::TargetCompleted { target: *target },
-            F::TargetRollbackStarted { target, reason } => {
-                FactV1::TargetRollbackStarted { target: *target, reason: reason.clone() }
-            }
+            F::TargetRollbackStarted { target, reason } => FactV1::TargetRollbackStarted {
+                target: *target,
+                reason: reason.clone(),
+            },
             F::TargetRolledBack { target } => FactV1::TargetRolledBack { target: *target },
-            F::TargetRollbackFailed { target, reason } => {
-                FactV1::TargetRollbackFailed { target: *target, reason: reason.clone() }
-            }
+            F::TargetRollbackFailed { target, reason } => FactV1::TargetRollbackFailed {
+                target: *target,
+                reason: reason.clone(),
+            },
             F::DeploymentCompleted => FactV1::DeploymentCompleted,
-            F::DeploymentFailed { outcome, reason } => {
-                FactV1::DeploymentFailed { outcome: (*outcome).into(), reason: reason.clone() }
-            }
+            F::DeploymentFailed { outcome, reason } => FactV1::DeploymentFailed {
+                outcome: (*outcome).into(),
+                reason: reason.clone(),
+            },
             F::AbortRequested { by } => FactV1::AbortRequested { by: by.into() },
             F::DeploymentAborted => FactV1::DeploymentAborted,
-            F::Resumed { by, lock_token } => FactV1::Resumed { by: by.into(), lock_token: *lock_token },
-            F::LockTakenOver { from, by, lock_token } => {
-                FactV1::LockTakenOver { from: from.into(), by: by.into(), lock_token: *lock_token }
-            }
-            F::Interrupted { by, signal } => FactV1::Interrupted { by: by.into(), signal: signal.clone() },
+            F::Resumed { by, lock_token } => FactV1::Resumed {
+                by: by.into(),
+                lock_token: *lock_token,
+            },
+            F::LockTakenOver {
+                from,
+                by,
+                lock_token,
+            } => FactV1::LockTakenOver {
+                from: from.into(),
+                by: by.into(),
+                lock_token: *lock_token,
+            },
+            F::Interrupted { by, signal } => FactV1::Interrupted {
+                by: by.into(),
+                signal: signal.clone(),
+            },
+            F::LockReleased { by, from } => FactV1::LockReleased {
+                by: by.into(),
+                from: from.as_ref().map(Into::into),
+            },
         }
     }
 }
@@ -272,9 +369,13 @@ impl From<&m::Observation> for ObservationV1 {
         match o {
             m::Observation::Done => ObservationV1::Done,
             m::Observation::Container { id } => ObservationV1::Container { id: id.clone() },
-            m::Observation::Drained { waited_ms, remaining } => {
-                ObservationV1::Drained { waited_ms: *waited_ms, remaining: *remaining }
-            }
+            m::Observation::Drained {
+                waited_ms,
+                remaining,
+            } => ObservationV1::Drained {
+                waited_ms: *waited_ms,
+                remaining: *remaining,
+            },
             m::Observation::Count { n } => ObservationV1::Count { n: *n },
         }
     }
@@ -302,7 +403,11 @@ impl From<m::FailedOutcome> for FailedOutcomeV1 {
 
 impl From<&Operator> for OperatorV1 {
     fn from(o: &Operator) -> Self {
-        OperatorV1 { user: o.user.clone(), hostname: o.hostname.clone(), pid: o.pid }
+        OperatorV1 {
+            user: o.user.clone(),
+            hostname: o.hostname.clone(),
+            pid: o.pid,
+        }
     }
 }
 
@@ -310,7 +415,10 @@ impl From<&Operator> for OperatorV1 {
 
 impl From<EventV1> for m::Event {
     fn from(e: EventV1) -> Self {
-        m::Event { at: Timestamp(e.at_millis), fact: e.fact.into() }
+        m::Event {
+            at: Timestamp(e.at_millis),
+            fact: e.fact.into(),
+        }
     }
 }
 
@@ -319,7 +427,10 @@ impl From<FactV1> for m::Fact {
         use m::Fact as F;
         match f {
             FactV1::DeploymentStarted(s) => F::DeploymentStarted(Box::new(m::DeploymentStarted {
-                id: DeploymentId { millis: s.id_millis, nonce: s.id_nonce },
+                id: DeploymentId {
+                    millis: s.id_millis,
+                    nonce: s.id_nonce,
+                },
                 service: s.service,
                 image: s.image,
                 version: s.version,
@@ -328,31 +439,88 @@ impl From<FactV1> for m::Fact {
                 operator: s.operator.into(),
                 lock_token: s.lock_token,
             })),
-            FactV1::StepStarted { target, step, attempt, key } => {
-                F::StepStarted { target, step: step.into(), attempt, key }
-            }
-            FactV1::StepSucceeded { target, step, attempt, observed } => {
-                F::StepSucceeded { target, step: step.into(), attempt, observed: observed.into() }
-            }
-            FactV1::StepFailed { target, step, attempt, kind, reason } => {
-                F::StepFailed { target, step: step.into(), attempt, kind: kind.into(), reason }
-            }
-            FactV1::StepObserved { target, step, attempt, done } => {
-                F::StepObserved { target, step: step.into(), attempt, done: done.map(Into::into) }
-            }
+            FactV1::StepStarted {
+                target,
+                step,
+                attempt,
+                key,
+            } => F::StepStarted {
+                target,
+                step: step.into(),
+                attempt,
+                key,
+            },
+            FactV1::StepSucceeded {
+                target,
+                step,
+                attempt,
+                observed,
+            } => F::StepSucceeded {
+                target,
+                step: step.into(),
+                attempt,
+                observed: observed.into(),
+            },
+            FactV1::StepFailed {
+                target,
+                step,
+                attempt,
+                kind,
+                reason,
+            } => F::StepFailed {
+                target,
+                step: step.into(),
+                attempt,
+                kind: kind.into(),
+                reason,
+            },
+            FactV1::StepObserved {
+                target,
+                step,
+                attempt,
+                done,
+            } => F::StepObserved {
+                target,
+                step: step.into(),
+                attempt,
+                done: done.map(Into::into),
+            },
             FactV1::TargetCompleted { target } => F::TargetCompleted { target },
-            FactV1::TargetRollbackStarted { target, reason } => F::TargetRollbackStarted { target, reason },
+            FactV1::TargetRollbackStarted { target, reason } => {
+                F::TargetRollbackStarted { target, reason }
+            }
             FactV1::TargetRolledBack { target } => F::TargetRolledBack { target },
-            FactV1::TargetRollbackFailed { target, reason } => F::TargetRollbackFailed { target, reason },
+            FactV1::TargetRollbackFailed { target, reason } => {
+                F::TargetRollbackFailed { target, reason }
+            }
             FactV1::DeploymentCompleted => F::DeploymentCompleted,
-            FactV1::DeploymentFailed { outcome, reason } => F::DeploymentFailed { outcome: outcome.into(), reason },
+            FactV1::DeploymentFailed { outcome, reason } => F::DeploymentFailed {
+                outcome: outcome.into(),
+                reason,
+            },
             FactV1::AbortRequested { by } => F::AbortRequested { by: by.into() },
             FactV1::DeploymentAborted => F::DeploymentAborted,
-            FactV1::Resumed { by, lock_token } => F::Resumed { by: by.into(), lock_token },
-            FactV1::LockTakenOver { from, by, lock_token } => {
-                F::LockTakenOver { from: from.into(), by: by.into(), lock_token }
-            }
-            FactV1::Interrupted { by, signal } => F::Interrupted { by: by.into(), signal },
+            FactV1::Resumed { by, lock_token } => F::Resumed {
+                by: by.into(),
+                lock_token,
+            },
+            FactV1::LockTakenOver {
+                from,
+                by,
+                lock_token,
+            } => F::LockTakenOver {
+                from: from.into(),
+                by: by.into(),
+                lock_token,
+            },
+            FactV1::Interrupted { by, signal } => F::Interrupted {
+                by: by.into(),
+                signal,
+            },
+            FactV1::LockReleased { by, from } => F::LockReleased {
+                by: by.into(),
+                from: from.map(Into::into),
+            },
         }
     }
 }
@@ -416,7 +584,13 @@ impl From<ObservationV1> for m::Observation {
         match o {
             ObservationV1::Done => m::Observation::Done,
             ObservationV1::Container { id } => m::Observation::Container { id },
-            ObservationV1::Drained { waited_ms, remaining } => m::Observation::Drained { waited_ms, remaining },
+            ObservationV1::Drained {
+                waited_ms,
+                remaining,
+            } => m::Observation::Drained {
+                waited_ms,
+                remaining,
+            },
             ObservationV1::Count { n } => m::Observation::Count { n },
         }
     }
@@ -444,6 +618,10 @@ impl From<FailedOutcomeV1> for m::FailedOutcome {
 
 impl From<OperatorV1> for Operator {
     fn from(o: OperatorV1) -> Self {
-        Operator { user: o.user, hostname: o.hostname, pid: o.pid }
+        Operator {
+            user: o.user,
+            hostname: o.hostname,
+            pid: o.pid,
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! answer and feeds the results back as events.
 
 use super::effect::{deadline_ms, new_container_name, Effect};
-use super::event::{FailedOutcome, FailureKind, Fact};
+use super::event::{Fact, FailedOutcome, FailureKind};
 use super::plan::{FailurePolicy, StepName};
 use super::state::{DeploymentState, Phase, TargetState, TargetStatus};
 use super::Error;
@@ -81,18 +81,32 @@ pub fn decide(state: &DeploymentState) -> Result<Decision, Error> {
         Phase::Running if targets.iter().all(|t| t.status == TargetStatus::Completed) => {
             Fact::DeploymentCompleted
         }
-        Phase::Running | Phase::Aborting if targets.iter().any(|t| t.status == TargetStatus::RollbackFailed) => {
-            Fact::DeploymentFailed { outcome: FailedOutcome::RollbackIncomplete, reason: first_failure() }
+        Phase::Running | Phase::Aborting
+            if targets
+                .iter()
+                .any(|t| t.status == TargetStatus::RollbackFailed) =>
+        {
+            Fact::DeploymentFailed {
+                outcome: FailedOutcome::RollbackIncomplete,
+                reason: first_failure(),
+            }
         }
         Phase::Running if targets.iter().any(|t| t.failed) => {
             let outcome = match started.plan.on_failure {
                 FailurePolicy::Halt => FailedOutcome::Halted,
                 FailurePolicy::Rollback => FailedOutcome::RolledBack,
             };
-            Fact::DeploymentFailed { outcome, reason: first_failure() }
+            Fact::DeploymentFailed {
+                outcome,
+                reason: first_failure(),
+            }
         }
         Phase::Aborting => Fact::DeploymentAborted,
-        _ => return Err(Error::NoProgress { phase: state.phase.as_str() }),
+        _ => {
+            return Err(Error::NoProgress {
+                phase: state.phase.as_str(),
+            })
+        }
     };
     Ok(Decision::Record(vec![fact]))
 }
@@ -102,9 +116,14 @@ fn decide_target(state: &DeploymentState, index: usize) -> Option<Move> {
     let t = &state.targets[index];
     let max = started.plan.retry.max_attempts.max(1);
     let aborting = state.phase == Phase::Aborting;
-    let fleet_rollback =
-        started.plan.on_failure == FailurePolicy::Rollback && state.targets.iter().any(|t| t.failed);
-    let rollback = |reason: String| Some(Move::Record(Fact::TargetRollbackStarted { target: index as u32, reason }));
+    let fleet_rollback = started.plan.on_failure == FailurePolicy::Rollback
+        && state.targets.iter().any(|t| t.failed);
+    let rollback = |reason: String| {
+        Some(Move::Record(Fact::TargetRollbackStarted {
+            target: index as u32,
+            reason,
+        }))
+    };
     let undo_reason = || {
         if aborting {
             "aborted by operator".to_string()
@@ -117,7 +136,13 @@ fn decide_target(state: &DeploymentState, index: usize) -> Option<Move> {
         TargetStatus::Pending => {
             if may_start(state, index) {
                 let step = state.next_step(index)?;
-                Some(Move::Act(Action::Execute(effect(state, index, step, t.last_attempt(step) + 1, 0))))
+                Some(Move::Act(Action::Execute(effect(
+                    state,
+                    index,
+                    step,
+                    t.last_attempt(step) + 1,
+                    0,
+                ))))
             } else {
                 None
             }
@@ -128,13 +153,18 @@ fn decide_target(state: &DeploymentState, index: usize) -> Option<Move> {
                 if forward {
                     rollback(reason)
                 } else {
-                    Some(Move::Record(Fact::TargetRollbackFailed { target: index as u32, reason }))
+                    Some(Move::Record(Fact::TargetRollbackFailed {
+                        target: index as u32,
+                        reason,
+                    }))
                 }
             };
             let backoff = started.plan.retry.backoff_ms(t.failures);
             if let Some((step, attempt)) = t.in_doubt {
                 if t.failures < max {
-                    return Some(Move::Act(Action::Observe(effect(state, index, step, attempt, backoff))));
+                    return Some(Move::Act(Action::Observe(effect(
+                        state, index, step, attempt, backoff,
+                    ))));
                 }
                 return give_up(failure_reason(t));
             }
@@ -147,11 +177,19 @@ fn decide_target(state: &DeploymentState, index: usize) -> Option<Move> {
                 }
             }
             match state.next_step(index) {
-                Some(step) => {
-                    Some(Move::Act(Action::Execute(effect(state, index, step, t.last_attempt(step) + 1, backoff))))
-                }
-                None if forward => Some(Move::Record(Fact::TargetCompleted { target: index as u32 })),
-                None => Some(Move::Record(Fact::TargetRolledBack { target: index as u32 })),
+                Some(step) => Some(Move::Act(Action::Execute(effect(
+                    state,
+                    index,
+                    step,
+                    t.last_attempt(step) + 1,
+                    backoff,
+                )))),
+                None if forward => Some(Move::Record(Fact::TargetCompleted {
+                    target: index as u32,
+                })),
+                None => Some(Move::Record(Fact::TargetRolledBack {
+                    target: index as u32,
+                })),
             }
         }
         TargetStatus::Completed if aborting || fleet_rollback => rollback(undo_reason()),
@@ -161,7 +199,10 @@ fn decide_target(state: &DeploymentState, index: usize) -> Option<Move> {
 
 fn failure_reason(t: &TargetState) -> String {
     match &t.last_failure {
-        Some(f) => format!("{} failed after {} attempt(s): {}", f.step, t.failures, f.reason),
+        Some(f) => format!(
+            "{} failed after {} attempt(s): {}",
+            f.step, t.failures, f.reason
+        ),
         None => "failed".to_string(),
     }
 }
@@ -169,7 +210,9 @@ fn failure_reason(t: &TargetState) -> String {
 /// A pending target starts once the deployment runs without a failure, every target of
 /// the earlier batches is completed, and so is every earlier role on its host.
 fn may_start(state: &DeploymentState, index: usize) -> bool {
-    let Some(started) = state.started() else { return false };
+    let Some(started) = state.started() else {
+        return false;
+    };
     if state.phase != Phase::Running || state.targets.iter().any(|t| t.failed) {
         return false;
     }
@@ -183,8 +226,16 @@ fn may_start(state: &DeploymentState, index: usize) -> bool {
     })
 }
 
-fn effect(state: &DeploymentState, index: usize, step: StepName, attempt: u32, backoff_ms: u64) -> Effect {
-    let started = state.started().expect("decide checked that the deployment started");
+fn effect(
+    state: &DeploymentState,
+    index: usize,
+    step: StepName,
+    attempt: u32,
+    backoff_ms: u64,
+) -> Effect {
+    let started = state
+        .started()
+        .expect("decide checked that the deployment started");
     let target = &started.plan.targets[index];
     let new_container = new_container_name(&started.service, &target.role, started.id);
     Effect {

@@ -52,7 +52,9 @@ pub fn deadline_ms(step: StepName, t: &Timeouts) -> u64 {
     let base = match step {
         StepName::StartNew => t.op_ms,
         StepName::AwaitHealthy => t.boot_ms,
-        StepName::AddUpstream | StepName::RemoveOldUpstream | StepName::CleanStaleUpstreams => t.op_ms,
+        StepName::AddUpstream | StepName::RemoveOldUpstream | StepName::CleanStaleUpstreams => {
+            t.op_ms
+        }
         StepName::DrainOld => t.drain_ms,
         StepName::StopOld => t.stop_ms,
         StepName::RestoreOldUpstream => t.boot_ms,

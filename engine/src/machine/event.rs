@@ -79,26 +79,77 @@ impl FailedOutcome {
 pub enum Fact {
     DeploymentStarted(Box<DeploymentStarted>),
     /// Written (and flushed) before the effect runs.
-    StepStarted { target: u32, step: StepName, attempt: u32, key: String },
-    StepSucceeded { target: u32, step: StepName, attempt: u32, observed: Observation },
-    StepFailed { target: u32, step: StepName, attempt: u32, kind: FailureKind, reason: String },
+    StepStarted {
+        target: u32,
+        step: StepName,
+        attempt: u32,
+        key: String,
+    },
+    StepSucceeded {
+        target: u32,
+        step: StepName,
+        attempt: u32,
+        observed: Observation,
+    },
+    StepFailed {
+        target: u32,
+        step: StepName,
+        attempt: u32,
+        kind: FailureKind,
+        reason: String,
+    },
     /// After a restart, what the world showed about a step whose outcome was in doubt:
     /// `Some` means it had taken effect, `None` that it had not.
-    StepObserved { target: u32, step: StepName, attempt: u32, done: Option<Observation> },
-    TargetCompleted { target: u32 },
+    StepObserved {
+        target: u32,
+        step: StepName,
+        attempt: u32,
+        done: Option<Observation>,
+    },
+    TargetCompleted {
+        target: u32,
+    },
     /// The target's own steps will now be undone, newest first.
-    TargetRollbackStarted { target: u32, reason: String },
-    TargetRolledBack { target: u32 },
-    TargetRollbackFailed { target: u32, reason: String },
+    TargetRollbackStarted {
+        target: u32,
+        reason: String,
+    },
+    TargetRolledBack {
+        target: u32,
+    },
+    TargetRollbackFailed {
+        target: u32,
+        reason: String,
+    },
     DeploymentCompleted,
-    DeploymentFailed { outcome: FailedOutcome, reason: String },
-    AbortRequested { by: Operator },
+    DeploymentFailed {
+        outcome: FailedOutcome,
+        reason: String,
+    },
+    AbortRequested {
+        by: Operator,
+    },
     DeploymentAborted,
-    Resumed { by: Operator, lock_token: u64 },
-    LockTakenOver { from: Operator, by: Operator, lock_token: u64 },
+    Resumed {
+        by: Operator,
+        lock_token: u64,
+    },
+    LockTakenOver {
+        from: Operator,
+        by: Operator,
+        lock_token: u64,
+    },
     /// The driving process was asked to stop (Ctrl-C, SIGTERM) and abandoned the run; a
     /// step it had started is observed by whoever resumes.
-    Interrupted { by: Operator, signal: String },
+    Interrupted {
+        by: Operator,
+        signal: String,
+    },
+    /// An operator broke the deploy lock (`odysseus lock release`), taking it from `from`.
+    LockReleased {
+        by: Operator,
+        from: Option<Operator>,
+    },
 }
 
 impl Fact {
@@ -121,6 +172,7 @@ impl Fact {
             Fact::Resumed { .. } => "resumed",
             Fact::LockTakenOver { .. } => "lock-taken-over",
             Fact::Interrupted { .. } => "interrupted",
+            Fact::LockReleased { .. } => "lock-released",
         }
     }
 
@@ -146,7 +198,10 @@ impl Fact {
             self,
             Fact::DeploymentCompleted
                 | Fact::DeploymentAborted
-                | Fact::DeploymentFailed { outcome: FailedOutcome::RolledBack, .. }
+                | Fact::DeploymentFailed {
+                    outcome: FailedOutcome::RolledBack,
+                    ..
+                }
         )
     }
 

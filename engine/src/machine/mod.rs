@@ -13,7 +13,9 @@ mod state;
 pub use decide::{decide, Action, Decision};
 pub use effect::{deadline_ms, new_container_name, Effect};
 pub use event::{DeploymentStarted, Event, Fact, FailedOutcome, FailureKind, Observation};
-pub use plan::{FailurePolicy, Plan, RetryPolicy, RoleKind, StepName, Target, Timeouts, UnknownStep};
+pub use plan::{
+    FailurePolicy, Plan, RetryPolicy, RoleKind, StepName, Target, Timeouts, UnknownStep,
+};
 pub use state::{DeploymentState, Phase, Serving, StepFailure, TargetState, TargetStatus};
 
 /// The log and the code disagree: an event cannot happen in the state the earlier
@@ -21,7 +23,11 @@ pub use state::{DeploymentState, Phase, Serving, StepFailure, TargetState, Targe
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     #[error("the log and the code disagree at event {seq} ({kind}): {why}")]
-    Impossible { seq: u64, kind: &'static str, why: String },
+    Impossible {
+        seq: u64,
+        kind: &'static str,
+        why: String,
+    },
     #[error("the log has no deployment-started event")]
     NotStarted,
     #[error("the log and the code disagree: the deployment is {phase} but no target can move")]

@@ -118,7 +118,12 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts { boot_ms: 60_000, drain_ms: 30_000, stop_ms: 10_000, op_ms: 30_000 }
+        Timeouts {
+            boot_ms: 60_000,
+            drain_ms: 30_000,
+            stop_ms: 10_000,
+            op_ms: 30_000,
+        }
     }
 }
 
@@ -133,7 +138,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_attempts: 3, backoff_base_ms: 500, backoff_max_ms: 10_000 }
+        RetryPolicy {
+            max_attempts: 3,
+            backoff_base_ms: 500,
+            backoff_max_ms: 10_000,
+        }
     }
 }
 
@@ -143,8 +152,12 @@ impl RetryPolicy {
         if failures == 0 {
             return 0;
         }
-        let factor = 1u64.checked_shl(failures.saturating_sub(1).min(32)).unwrap_or(u64::MAX);
-        self.backoff_base_ms.saturating_mul(factor).min(self.backoff_max_ms)
+        let factor = 1u64
+            .checked_shl(failures.saturating_sub(1).min(32))
+            .unwrap_or(u64::MAX);
+        self.backoff_base_ms
+            .saturating_mul(factor)
+            .min(self.backoff_max_ms)
     }
 }
 

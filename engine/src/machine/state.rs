@@ -142,7 +142,10 @@ impl TargetState {
     }
 
     pub fn last_attempt(&self, step: StepName) -> u32 {
-        self.attempts.iter().find(|(s, _)| *s == step).map_or(0, |(_, n)| *n)
+        self.attempts
+            .iter()
+            .find(|(s, _)| *s == step)
+            .map_or(0, |(_, n)| *n)
     }
 
     fn set_attempt(&mut self, step: StepName, attempt: u32) {
@@ -230,12 +233,22 @@ impl DeploymentState {
     }
 
     fn impossible(&self, fact: &Fact, why: impl Into<String>) -> Error {
-        Error::Impossible { seq: self.next_seq, kind: fact.kind_name(), why: why.into() }
+        Error::Impossible {
+            seq: self.next_seq,
+            kind: fact.kind_name(),
+            why: why.into(),
+        }
     }
 
     fn target_ref(&self, fact: &Fact, target: u32) -> Result<&TargetState, Error> {
         self.targets.get(target as usize).ok_or_else(|| {
-            self.impossible(fact, format!("target {target} is not in the plan ({} targets)", self.targets.len()))
+            self.impossible(
+                fact,
+                format!(
+                    "target {target} is not in the plan ({} targets)",
+                    self.targets.len()
+                ),
+            )
         })
     }
 
@@ -246,7 +259,10 @@ impl DeploymentState {
             return Err(self.impossible(fact, "the deployment has not started"));
         }
         if self.phase.is_final() {
-            return Err(self.impossible(fact, format!("the deployment is already {}", self.phase.as_str())));
+            return Err(self.impossible(
+                fact,
+                format!("the deployment is already {}", self.phase.as_str()),
+            ));
         }
         let in_motion = matches!(self.phase, Running | Aborting);
         match fact {
@@ -258,34 +274,70 @@ impl DeploymentState {
                     return Err(self.impossible(fact, "the plan has a batch size of 0"));
                 }
             }
-            Fact::StepStarted { target, step, attempt, .. } => {
+            Fact::StepStarted {
+                target,
+                step,
+                attempt,
+                ..
+            } => {
                 let t = self.target_ref(fact, *target)?;
                 if !in_motion {
-                    return Err(self.impossible(fact, format!("the deployment is {}", self.phase.as_str())));
+                    return Err(
+                        self.impossible(fact, format!("the deployment is {}", self.phase.as_str()))
+                    );
                 }
                 if let Some((s, a)) = t.in_doubt {
-                    return Err(self.impossible(fact, format!("{s} attempt {a} has no outcome yet")));
+                    return Err(
+                        self.impossible(fact, format!("{s} attempt {a} has no outcome yet"))
+                    );
                 }
                 let expected = self.next_step(*target as usize);
                 if expected != Some(*step) {
                     let expected = expected.map_or("none".to_string(), |s| s.to_string());
-                    return Err(self.impossible(fact, format!("the next step of target {target} is {expected}, not {step}")));
+                    return Err(self.impossible(
+                        fact,
+                        format!("the next step of target {target} is {expected}, not {step}"),
+                    ));
                 }
                 if *attempt <= t.last_attempt(*step) {
-                    return Err(self.impossible(fact, format!("attempt {attempt} of {step} was already made")));
+                    return Err(self.impossible(
+                        fact,
+                        format!("attempt {attempt} of {step} was already made"),
+                    ));
                 }
             }
-            Fact::StepSucceeded { target, step, attempt, .. }
-            | Fact::StepFailed { target, step, attempt, .. }
-            | Fact::StepObserved { target, step, attempt, .. } => {
+            Fact::StepSucceeded {
+                target,
+                step,
+                attempt,
+                ..
+            }
+            | Fact::StepFailed {
+                target,
+                step,
+                attempt,
+                ..
+            }
+            | Fact::StepObserved {
+                target,
+                step,
+                attempt,
+                ..
+            } => {
                 let t = self.target_ref(fact, *target)?;
                 if t.in_doubt != Some((*step, *attempt)) {
-                    return Err(self.impossible(fact, format!("{step} attempt {attempt} of target {target} is not in progress")));
+                    return Err(self.impossible(
+                        fact,
+                        format!("{step} attempt {attempt} of target {target} is not in progress"),
+                    ));
                 }
             }
             Fact::TargetCompleted { target } => {
                 let t = self.target_ref(fact, *target)?;
-                if t.status != TargetStatus::Deploying || t.in_doubt.is_some() || self.next_step(*target as usize).is_some() {
+                if t.status != TargetStatus::Deploying
+                    || t.in_doubt.is_some()
+                    || self.next_step(*target as usize).is_some()
+                {
                     return Err(self.impossible(fact, format!("target {target} has steps left")));
                 }
             }
@@ -294,23 +346,37 @@ impl DeploymentState {
                 // A step still in doubt after its last observation may be rolled back:
                 // undo steps are idempotent and cover half-done steps.
                 if !matches!(t.status, TargetStatus::Deploying | TargetStatus::Completed) {
-                    return Err(self.impossible(fact, format!("target {target} is {}", t.status.as_str())));
+                    return Err(
+                        self.impossible(fact, format!("target {target} is {}", t.status.as_str()))
+                    );
                 }
             }
             Fact::TargetRolledBack { target } => {
                 let t = self.target_ref(fact, *target)?;
-                if t.status != TargetStatus::RollingBack || t.in_doubt.is_some() || self.next_step(*target as usize).is_some() {
-                    return Err(self.impossible(fact, format!("target {target} has undo steps left")));
+                if t.status != TargetStatus::RollingBack
+                    || t.in_doubt.is_some()
+                    || self.next_step(*target as usize).is_some()
+                {
+                    return Err(
+                        self.impossible(fact, format!("target {target} has undo steps left"))
+                    );
                 }
             }
             Fact::TargetRollbackFailed { target, .. } => {
                 let t = self.target_ref(fact, *target)?;
                 if t.status != TargetStatus::RollingBack {
-                    return Err(self.impossible(fact, format!("target {target} is {}", t.status.as_str())));
+                    return Err(
+                        self.impossible(fact, format!("target {target} is {}", t.status.as_str()))
+                    );
                 }
             }
             Fact::DeploymentCompleted => {
-                if self.phase != Running || self.targets.iter().any(|t| t.status != TargetStatus::Completed) {
+                if self.phase != Running
+                    || self
+                        .targets
+                        .iter()
+                        .any(|t| t.status != TargetStatus::Completed)
+                {
                     return Err(self.impossible(fact, "not every target is completed"));
                 }
             }
@@ -319,14 +385,20 @@ impl DeploymentState {
                     return Err(self.impossible(fact, "targets are still in motion"));
                 }
             }
-            Fact::AbortRequested { .. } | Fact::Resumed { .. } | Fact::LockTakenOver { .. } | Fact::Interrupted { .. } => {}
+            Fact::AbortRequested { .. }
+            | Fact::Resumed { .. }
+            | Fact::LockTakenOver { .. }
+            | Fact::Interrupted { .. }
+            | Fact::LockReleased { .. } => {}
             Fact::DeploymentAborted => {
                 let settled = self
                     .targets
                     .iter()
                     .all(|t| matches!(t.status, TargetStatus::Pending | TargetStatus::RolledBack));
                 if self.phase != Aborting || !settled {
-                    return Err(self.impossible(fact, "targets are not all back on the old version"));
+                    return Err(
+                        self.impossible(fact, "targets are not all back on the old version")
+                    );
                 }
             }
         }
@@ -338,13 +410,23 @@ impl DeploymentState {
         self.last_at = event.at;
         match &event.fact {
             Fact::DeploymentStarted(started) => {
-                self.targets = started.plan.targets.iter().map(|_| TargetState::new()).collect();
+                self.targets = started
+                    .plan
+                    .targets
+                    .iter()
+                    .map(|_| TargetState::new())
+                    .collect();
                 self.lock_token = started.lock_token;
                 self.started_at = event.at;
                 self.started = Some(started.clone());
                 self.phase = Phase::Running;
             }
-            Fact::StepStarted { target, step, attempt, .. } => {
+            Fact::StepStarted {
+                target,
+                step,
+                attempt,
+                ..
+            } => {
                 let t = &mut self.targets[*target as usize];
                 if t.status == TargetStatus::Pending {
                     t.status = TargetStatus::Deploying;
@@ -355,23 +437,46 @@ impl DeploymentState {
                 t.set_attempt(*step, *attempt);
                 t.in_doubt = Some((*step, *attempt));
             }
-            Fact::StepSucceeded { target, step, observed, .. } => {
+            Fact::StepSucceeded {
+                target,
+                step,
+                observed,
+                ..
+            } => {
                 self.step_took_effect(*target, *step, Some(observed));
             }
-            Fact::StepObserved { target, step, done: Some(observed), .. } => {
+            Fact::StepObserved {
+                target,
+                step,
+                done: Some(observed),
+                ..
+            } => {
                 self.step_took_effect(*target, *step, Some(observed));
             }
-            Fact::StepObserved { target, done: None, .. } => {
+            Fact::StepObserved {
+                target, done: None, ..
+            } => {
                 // It did not happen: the same step runs again, as a new attempt.
                 self.targets[*target as usize].in_doubt = None;
             }
-            Fact::StepFailed { target, step, attempt, kind, reason } => {
+            Fact::StepFailed {
+                target,
+                step,
+                attempt,
+                kind,
+                reason,
+            } => {
                 let t = &mut self.targets[*target as usize];
                 t.failures += 1;
                 if *kind != FailureKind::OutcomeUnknown {
                     t.in_doubt = None;
                 }
-                t.last_failure = Some(StepFailure { step: *step, attempt: *attempt, kind: *kind, reason: reason.clone() });
+                t.last_failure = Some(StepFailure {
+                    step: *step,
+                    attempt: *attempt,
+                    kind: *kind,
+                    reason: reason.clone(),
+                });
             }
             Fact::TargetCompleted { target } => {
                 let t = &mut self.targets[*target as usize];
@@ -382,7 +487,9 @@ impl DeploymentState {
             Fact::TargetRollbackStarted { target, reason } => {
                 let has_old = self.has_old(*target as usize);
                 let t = &mut self.targets[*target as usize];
-                t.failed = t.status == TargetStatus::Deploying && t.last_failure.is_some() && self.phase == Phase::Running;
+                t.failed = t.status == TargetStatus::Deploying
+                    && t.last_failure.is_some()
+                    && self.phase == Phase::Running;
                 t.in_doubt = None;
                 t.undo = undo_steps(&t.started, has_old);
                 t.undone.clear();
@@ -449,7 +556,7 @@ impl DeploymentState {
                 }
             }
             Fact::LockTakenOver { lock_token, .. } => self.lock_token = *lock_token,
-            Fact::Interrupted { .. } => {}
+            Fact::Interrupted { .. } | Fact::LockReleased { .. } => {}
         }
     }
 
@@ -469,7 +576,8 @@ impl DeploymentState {
     }
 
     fn has_old(&self, target: usize) -> bool {
-        self.started().is_some_and(|s| !s.plan.targets[target].is_first_deploy())
+        self.started()
+            .is_some_and(|s| !s.plan.targets[target].is_first_deploy())
     }
 
     /// The next step a target has to take, forward or undo, ignoring doubt and failures.
@@ -478,7 +586,10 @@ impl DeploymentState {
         match t.status {
             TargetStatus::Pending | TargetStatus::Deploying => {
                 let plan_target = &self.started()?.plan.targets[target];
-                plan_target.steps().into_iter().find(|s| !t.done.contains(s))
+                plan_target
+                    .steps()
+                    .into_iter()
+                    .find(|s| !t.done.contains(s))
             }
             TargetStatus::RollingBack => t.undo.iter().copied().find(|s| !t.undone.contains(s)),
             _ => None,
@@ -492,9 +603,12 @@ impl DeploymentState {
 /// (undo steps are idempotent).
 fn undo_steps(started: &[StepName], has_old: bool) -> Vec<StepName> {
     let mut undo = Vec::new();
-    let old_touched = started
-        .iter()
-        .any(|s| matches!(s, StepName::RemoveOldUpstream | StepName::DrainOld | StepName::StopOld));
+    let old_touched = started.iter().any(|s| {
+        matches!(
+            s,
+            StepName::RemoveOldUpstream | StepName::DrainOld | StepName::StopOld
+        )
+    });
     if has_old && old_touched {
         undo.push(StepName::RestoreOldUpstream);
     }

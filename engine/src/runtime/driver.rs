@@ -16,14 +16,24 @@ use crate::machine::{
 /// crash at chosen appends.
 pub trait EventLog {
     /// Appends and flushes before returning.
-    fn append(&self, deployment: DeploymentId, expected_seq: u64, event: &Event) -> Result<u64, Error>;
+    fn append(
+        &self,
+        deployment: DeploymentId,
+        expected_seq: u64,
+        event: &Event,
+    ) -> Result<u64, Error>;
     fn load(&self, deployment: DeploymentId) -> Result<Vec<Event>, Error>;
     /// Fails when the deploy lock is no longer held with `token`.
     fn check_fence(&self, service: &str, token: u64) -> Result<(), Error>;
 }
 
 impl EventLog for Journal {
-    fn append(&self, deployment: DeploymentId, expected_seq: u64, event: &Event) -> Result<u64, Error> {
+    fn append(
+        &self,
+        deployment: DeploymentId,
+        expected_seq: u64,
+        event: &Event,
+    ) -> Result<u64, Error> {
         Ok(Journal::append(self, deployment, expected_seq, event)?)
     }
     fn load(&self, deployment: DeploymentId) -> Result<Vec<Event>, Error> {
@@ -45,7 +55,12 @@ pub struct Runtime<'a, L, E, C> {
 
 impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
     pub fn new(log: &'a L, executor: &'a E, clock: &'a C) -> Self {
-        Runtime { log, executor, clock, on_event: Box::new(|_, _, _| {}) }
+        Runtime {
+            log,
+            executor,
+            clock,
+            on_event: Box::new(|_, _, _| {}),
+        }
     }
 
     /// Called after every appended event, with its sequence number and the new state.
@@ -55,13 +70,21 @@ impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
     }
 
     /// Starts a new deployment and drives it until it finishes or stops short.
-    pub async fn start(&mut self, started: DeploymentStarted, lock: &Acquired) -> Result<DeploymentState, Error> {
+    pub async fn start(
+        &mut self,
+        started: DeploymentStarted,
+        lock: &Acquired,
+    ) -> Result<DeploymentState, Error> {
         let id = started.id;
         let mut state = DeploymentState::default();
         let by = started.operator.clone();
         self.record(id, &mut state, Fact::DeploymentStarted(Box::new(started)))?;
         if let Acquired::TakenOver { previous, token } = lock {
-            let fact = Fact::LockTakenOver { from: previous.owner.clone(), by, lock_token: *token };
+            let fact = Fact::LockTakenOver {
+                from: previous.owner.clone(),
+                by,
+                lock_token: *token,
+            };
             self.record(id, &mut state, fact)?;
         }
         self.drive(id, &mut state).await?;
@@ -70,38 +93,79 @@ impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
 
     /// Folds the log of `id` and continues it: after a crash, a halt or a failed
     /// rollback. Steps whose outcome is in doubt are observed before anything is redone.
-    pub async fn resume(&mut self, id: DeploymentId, by: Operator, lock: &Acquired) -> Result<DeploymentState, Error> {
+    pub async fn resume(
+        &mut self,
+        id: DeploymentId,
+        by: Operator,
+        lock: &Acquired,
+    ) -> Result<DeploymentState, Error> {
         let mut state = self.reopen(id, &by, lock)?;
-        self.record(id, &mut state, Fact::Resumed { by, lock_token: lock.token() })?;
+        self.record(
+            id,
+            &mut state,
+            Fact::Resumed {
+                by,
+                lock_token: lock.token(),
+            },
+        )?;
         self.drive(id, &mut state).await?;
         Ok(state)
     }
 
     /// Rolls back every target the deployment touched.
-    pub async fn abort(&mut self, id: DeploymentId, by: Operator, lock: &Acquired) -> Result<DeploymentState, Error> {
+    pub async fn abort(
+        &mut self,
+        id: DeploymentId,
+        by: Operator,
+        lock: &Acquired,
+    ) -> Result<DeploymentState, Error> {
         let mut state = self.reopen(id, &by, lock)?;
-        self.record(id, &mut state, Fact::Resumed { by: by.clone(), lock_token: lock.token() })?;
+        self.record(
+            id,
+            &mut state,
+            Fact::Resumed {
+                by: by.clone(),
+                lock_token: lock.token(),
+            },
+        )?;
         self.record(id, &mut state, Fact::AbortRequested { by })?;
         self.drive(id, &mut state).await?;
         Ok(state)
     }
 
-    fn reopen(&mut self, id: DeploymentId, by: &Operator, lock: &Acquired) -> Result<DeploymentState, Error> {
+    fn reopen(
+        &mut self,
+        id: DeploymentId,
+        by: &Operator,
+        lock: &Acquired,
+    ) -> Result<DeploymentState, Error> {
         let events = self.log.load(id)?;
         let mut state = DeploymentState::fold(&events)?;
         if state.phase.is_final() {
             return Err(Error::NotResumable(id, state.phase.as_str()));
         }
         if let Acquired::TakenOver { previous, token } = lock {
-            let fact = Fact::LockTakenOver { from: previous.owner.clone(), by: by.clone(), lock_token: *token };
+            let fact = Fact::LockTakenOver {
+                from: previous.owner.clone(),
+                by: by.clone(),
+                lock_token: *token,
+            };
             self.record(id, &mut state, fact)?;
         }
         Ok(state)
     }
 
     /// Validates a fact against the machine, appends it, then applies it.
-    fn record(&mut self, id: DeploymentId, state: &mut DeploymentState, fact: Fact) -> Result<u64, Error> {
-        let event = Event { at: self.clock.now(), fact };
+    fn record(
+        &mut self,
+        id: DeploymentId,
+        state: &mut DeploymentState,
+        fact: Fact,
+    ) -> Result<u64, Error> {
+        let event = Event {
+            at: self.clock.now(),
+            fact,
+        };
         let mut next = state.clone();
         next.evolve(&event)?;
         let seq = self.log.append(id, state.next_seq, &event)?;
@@ -124,19 +188,36 @@ impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
         }
     }
 
-    async fn run(&mut self, id: DeploymentId, state: &mut DeploymentState, actions: Vec<Action>) -> Result<(), Error> {
-        let backoff = actions.iter().map(|a| a.effect().backoff_ms).max().unwrap_or(0);
+    async fn run(
+        &mut self,
+        id: DeploymentId,
+        state: &mut DeploymentState,
+        actions: Vec<Action>,
+    ) -> Result<(), Error> {
+        let backoff = actions
+            .iter()
+            .map(|a| a.effect().backoff_ms)
+            .max()
+            .unwrap_or(0);
         if backoff > 0 {
             tokio::time::sleep(Duration::from_millis(backoff)).await;
         }
-        let service = state.started().map(|s| s.service.clone()).unwrap_or_default();
+        let service = state
+            .started()
+            .map(|s| s.service.clone())
+            .unwrap_or_default();
         // A process that lost its lock must not act: check the fencing token right
         // before the side effects.
         self.log.check_fence(&service, state.lock_token)?;
 
         for action in &actions {
             if let Action::Execute(e) = action {
-                let fact = Fact::StepStarted { target: e.target, step: e.step, attempt: e.attempt, key: e.key.clone() };
+                let fact = Fact::StepStarted {
+                    target: e.target,
+                    step: e.step,
+                    attempt: e.attempt,
+                    key: e.key.clone(),
+                };
                 self.record(id, state, fact)?;
                 tracing::debug!(deploy.id = %id, host = %e.host, role = %e.role, step = %e.step, attempt = e.attempt, "step started");
             }
@@ -150,17 +231,30 @@ impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
                 Action::Execute(e) => {
                     let result = tokio::time::timeout(deadline, executor.execute(e)).await;
                     let result = result.unwrap_or_else(|_| {
-                        Err(ExecError::OutcomeUnknown(format!("no answer within {} ms", effect.deadline_ms)))
+                        Err(ExecError::OutcomeUnknown(format!(
+                            "no answer within {} ms",
+                            effect.deadline_ms
+                        )))
                     });
                     match result {
-                        Ok(observed) => Fact::StepSucceeded { target: e.target, step: e.step, attempt: e.attempt, observed },
+                        Ok(observed) => Fact::StepSucceeded {
+                            target: e.target,
+                            step: e.step,
+                            attempt: e.attempt,
+                            observed,
+                        },
                         Err(err) => failed(e, err),
                     }
                 }
                 Action::Observe(e) => {
                     let result = tokio::time::timeout(deadline, executor.observe(e)).await;
                     match result {
-                        Ok(Ok(done)) => Fact::StepObserved { target: e.target, step: e.step, attempt: e.attempt, done },
+                        Ok(Ok(done)) => Fact::StepObserved {
+                            target: e.target,
+                            step: e.step,
+                            attempt: e.attempt,
+                            done,
+                        },
                         Ok(Err(err)) => Fact::StepFailed {
                             target: e.target,
                             step: e.step,
@@ -173,7 +267,10 @@ impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
                             step: e.step,
                             attempt: e.attempt,
                             kind: FailureKind::OutcomeUnknown,
-                            reason: format!("could not observe the outcome within {} ms", effect.deadline_ms),
+                            reason: format!(
+                                "could not observe the outcome within {} ms",
+                                effect.deadline_ms
+                            ),
                         },
                     }
                 }
@@ -194,5 +291,11 @@ fn failed(e: &crate::machine::Effect, err: ExecError) -> Fact {
         ExecError::Permanent(r) => (FailureKind::Permanent, r),
         ExecError::OutcomeUnknown(r) => (FailureKind::OutcomeUnknown, r),
     };
-    Fact::StepFailed { target: e.target, step: e.step, attempt: e.attempt, kind, reason }
+    Fact::StepFailed {
+        target: e.target,
+        step: e.step,
+        attempt: e.attempt,
+        kind,
+        reason,
+    }
 }

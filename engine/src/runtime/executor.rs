@@ -37,7 +37,10 @@ pub struct Survey {
 
 pub trait Executor {
     fn execute(&self, effect: &Effect) -> impl Future<Output = Result<Observation, ExecError>>;
-    fn observe(&self, effect: &Effect) -> impl Future<Output = Result<Option<Observation>, ExecError>>;
+    fn observe(
+        &self,
+        effect: &Effect,
+    ) -> impl Future<Output = Result<Option<Observation>, ExecError>>;
     fn survey(
         &self,
         service: &str,

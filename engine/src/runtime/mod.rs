@@ -25,7 +25,11 @@ pub enum Error {
     #[error("interrupted: {0}")]
     Interrupted(String),
     #[error("could not survey {role}@{host}: {error}")]
-    Survey { role: String, host: String, error: ExecError },
+    Survey {
+        role: String,
+        host: String,
+        error: ExecError,
+    },
     #[error("deployment {0} cannot be resumed: it is {1}")]
     NotResumable(crate::DeploymentId, &'static str),
 }

@@ -23,9 +23,14 @@ pub async fn plan_deployment<E: Executor>(
 ) -> Result<Plan, Error> {
     let mut targets = Vec::with_capacity(specs.len());
     for spec in specs {
-        let survey = executor.survey(service, &spec.role, spec.kind, &spec.host).await.map_err(|error| {
-            Error::Survey { role: spec.role.clone(), host: spec.host.clone(), error }
-        })?;
+        let survey = executor
+            .survey(service, &spec.role, spec.kind, &spec.host)
+            .await
+            .map_err(|error| Error::Survey {
+                role: spec.role.clone(),
+                host: spec.host.clone(),
+                error,
+            })?;
         targets.push(Target {
             role: spec.role.clone(),
             host: spec.host.clone(),
@@ -35,5 +40,10 @@ pub async fn plan_deployment<E: Executor>(
             timeouts: spec.timeouts,
         });
     }
-    Ok(Plan { targets, batch_size: batch_size.max(1), on_failure, retry })
+    Ok(Plan {
+        targets,
+        batch_size: batch_size.max(1),
+        on_failure,
+        retry,
+    })
 }

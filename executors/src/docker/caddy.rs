@@ -103,10 +103,19 @@ impl CaddyAdmin {
             .no_proxy()
             .build()
             .expect("a plain HTTP client builds");
-        CaddyAdmin { http, base: base.trim_end_matches('/').to_string() }
+        CaddyAdmin {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+        }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>, if_match: Option<&str>) -> Result<Reply, ExecError> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Result<Reply, ExecError> {
         let mut request = self
             .http
             .request(method.clone(), format!("{}{path}", self.base))
@@ -118,25 +127,42 @@ impl CaddyAdmin {
         if let Some(body) = body {
             request = request.body(body.to_string());
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ExecError::OutcomeUnknown(format!("Caddy admin API {method} {path}: {e}")))?;
+        let response = request.send().await.map_err(|e| {
+            ExecError::OutcomeUnknown(format!("Caddy admin API {method} {path}: {e}"))
+        })?;
         let status = response.status().as_u16();
-        let header_etag = response.headers().get("etag").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let header_etag = response
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         // Caddy 2.6 sends the ETag as a trailer of the chunked body.
         let collected = http::Response::<reqwest::Body>::from(response)
             .into_body()
             .collect()
             .await
-            .map_err(|e| ExecError::OutcomeUnknown(format!("Caddy admin API {method} {path}: {e}")))?;
-        let trailer_etag = collected.trailers().and_then(|t| t.get("etag")).and_then(|v| v.to_str().ok()).map(str::to_string);
-        Ok(Reply { status, body: collected.to_bytes().to_vec(), etag: header_etag.or(trailer_etag) })
+            .map_err(|e| {
+                ExecError::OutcomeUnknown(format!("Caddy admin API {method} {path}: {e}"))
+            })?;
+        let trailer_etag = collected
+            .trailers()
+            .and_then(|t| t.get("etag"))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok(Reply {
+            status,
+            body: collected.to_bytes().to_vec(),
+            etag: header_etag.or(trailer_etag),
+        })
     }
 
     fn failed(what: &str, reply: &Reply) -> ExecError {
         let body = String::from_utf8_lossy(&reply.body);
-        let err = format!("Caddy admin API {what}: HTTP {} {}", reply.status, body.trim());
+        let err = format!(
+            "Caddy admin API {what}: HTTP {} {}",
+            reply.status,
+            body.trim()
+        );
         if reply.status >= 500 {
             ExecError::Retryable(err)
         } else {
@@ -162,8 +188,16 @@ impl CaddyAdmin {
         }
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, body: &Value, if_match: Option<&str>) -> Result<u16, ExecError> {
-        let reply = self.call(method.clone(), path, Some(body), if_match).await?;
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<u16, ExecError> {
+        let reply = self
+            .call(method.clone(), path, Some(body), if_match)
+            .await?;
         match reply.status {
             200..=299 => Ok(reply.status),
             412 => Ok(412),
@@ -176,21 +210,38 @@ impl CaddyAdmin {
     pub async fn ensure_route(&self, service: &str, proxy: &ProxySpec) -> Result<(), ExecError> {
         if self.get("/config/apps/http").await?.is_none() {
             let http = json!({"servers": {SERVER: server_config(proxy)}});
-            self.send(reqwest::Method::PUT, "/config/apps/http", &http, None).await?;
-        } else if self.get(&format!("/config/apps/http/servers/{SERVER}")).await?.is_none() {
-            self.send(reqwest::Method::PUT, &format!("/config/apps/http/servers/{SERVER}"), &server_config(proxy), None).await?;
+            self.send(reqwest::Method::PUT, "/config/apps/http", &http, None)
+                .await?;
+        } else if self
+            .get(&format!("/config/apps/http/servers/{SERVER}"))
+            .await?
+            .is_none()
+        {
+            self.send(
+                reqwest::Method::PUT,
+                &format!("/config/apps/http/servers/{SERVER}"),
+                &server_config(proxy),
+                None,
+            )
+            .await?;
         }
-        if self.get(&format!("/id/{}", route_id(service))).await?.is_none() {
+        if self
+            .get(&format!("/id/{}", route_id(service)))
+            .await?
+            .is_none()
+        {
             let route = route_config(service, proxy, &[]);
             let routes = format!("/config/apps/http/servers/{SERVER}/routes");
             let has_routes = matches!(self.get(&routes).await?, Some((Value::Array(list), _)) if !list.is_empty());
             if proxy.hosts.is_empty() || !has_routes {
                 // A route for any host goes last, so it never shadows another service's
                 // (and Caddy 2.6 cannot insert at index 0 of an empty list).
-                self.send(reqwest::Method::POST, &routes, &route, None).await?;
+                self.send(reqwest::Method::POST, &routes, &route, None)
+                    .await?;
             } else {
                 // PUT on an index inserts there: host-specific routes go first.
-                self.send(reqwest::Method::PUT, &format!("{routes}/0"), &route, None).await?;
+                self.send(reqwest::Method::PUT, &format!("{routes}/0"), &route, None)
+                    .await?;
             }
         }
         if proxy.ssl && !proxy.hosts.is_empty() {
@@ -204,15 +255,28 @@ impl CaddyAdmin {
         match self.get("/config/apps/tls/automation/policies").await? {
             Some((Value::Array(existing), _)) if existing.contains(&policy) => Ok(()),
             Some(_) => {
-                self.send(reqwest::Method::POST, "/config/apps/tls/automation/policies", &policy, None).await?;
+                self.send(
+                    reqwest::Method::POST,
+                    "/config/apps/tls/automation/policies",
+                    &policy,
+                    None,
+                )
+                .await?;
                 Ok(())
             }
             None => {
                 let tls = json!({"automation": {"policies": [policy]}});
                 if self.get("/config/apps/tls").await?.is_none() {
-                    self.send(reqwest::Method::PUT, "/config/apps/tls", &tls, None).await?;
+                    self.send(reqwest::Method::PUT, "/config/apps/tls", &tls, None)
+                        .await?;
                 } else {
-                    self.send(reqwest::Method::PUT, "/config/apps/tls/automation", &tls["automation"], None).await?;
+                    self.send(
+                        reqwest::Method::PUT,
+                        "/config/apps/tls/automation",
+                        &tls["automation"],
+                        None,
+                    )
+                    .await?;
                 }
                 Ok(())
             }
@@ -221,7 +285,10 @@ impl CaddyAdmin {
 
     /// The service's upstream dial addresses; `None` when it has no route yet.
     pub async fn upstreams(&self, service: &str) -> Result<Option<Vec<String>>, ExecError> {
-        Ok(self.get(&format!("/id/{}/upstreams", proxy_id(service))).await?.map(|(v, _)| dials(&v)))
+        Ok(self
+            .get(&format!("/id/{}/upstreams", proxy_id(service)))
+            .await?
+            .map(|(v, _)| dials(&v)))
     }
 
     /// Read-modify-write of the upstream list under If-Match; retried on 412. Returns
@@ -234,7 +301,9 @@ impl CaddyAdmin {
         let path = format!("/id/{}/upstreams", proxy_id(service));
         for _ in 0..10 {
             let Some((value, etag)) = self.get(&path).await? else {
-                return Err(ExecError::Retryable(format!("Caddy has no route for {service}")));
+                return Err(ExecError::Retryable(format!(
+                    "Caddy has no route for {service}"
+                )));
             };
             let before = dials(&value);
             let mut after = before.clone();
@@ -243,26 +312,41 @@ impl CaddyAdmin {
                 return Ok((before, after));
             }
             let body = Value::Array(after.iter().map(|d| json!({"dial": d})).collect());
-            if self.send(reqwest::Method::PATCH, &path, &body, etag.as_deref()).await? != 412 {
+            if self
+                .send(reqwest::Method::PATCH, &path, &body, etag.as_deref())
+                .await?
+                != 412
+            {
                 return Ok((before, after));
             }
         }
-        Err(ExecError::Retryable("the Caddy route kept changing under us (412 ten times)".into()))
+        Err(ExecError::Retryable(
+            "the Caddy route kept changing under us (412 ten times)".into(),
+        ))
     }
 }
 
 fn dials(value: &Value) -> Vec<String> {
     value
         .as_array()
-        .map(|list| list.iter().filter_map(|u| u.get("dial").and_then(Value::as_str).map(str::to_string)).collect())
+        .map(|list| {
+            list.iter()
+                .filter_map(|u| u.get("dial").and_then(Value::as_str).map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// Refuses an existing Caddy whose published ports are not the config's: it would
 /// silently serve on other ports than the user asked for.
 pub async fn check_existing_caddy(engine: &Engine, proxy: &ProxySpec) -> Result<(), ExecError> {
-    let Some(caddy) = engine.inspect(CADDY_CONTAINER).await? else { return Ok(()) };
-    for (container_port, wanted, key) in [(80, proxy.http_port, "proxy.http_port"), (443, proxy.https_port, "proxy.https_port")] {
+    let Some(caddy) = engine.inspect(CADDY_CONTAINER).await? else {
+        return Ok(());
+    };
+    for (container_port, wanted, key) in [
+        (80, proxy.http_port, "proxy.http_port"),
+        (443, proxy.https_port, "proxy.https_port"),
+    ] {
         if let Some((_, actual)) = caddy.published.iter().find(|(p, _)| *p == container_port) {
             if *actual != wanted {
                 return Err(ExecError::Permanent(format!(
@@ -279,7 +363,12 @@ pub async fn check_existing_caddy(engine: &Engine, proxy: &ProxySpec) -> Result<
 /// Finds the host's Caddy by name (a second one could bind the same ports silently) and
 /// starts one if there is none. Its config survives restarts: `--resume` with /config on
 /// a volume.
-pub async fn ensure_caddy(engine: &Engine, admin: &CaddyAdmin, proxy: &ProxySpec, subnet: Option<&str>) -> Result<(), ExecError> {
+pub async fn ensure_caddy(
+    engine: &Engine,
+    admin: &CaddyAdmin,
+    proxy: &ProxySpec,
+    subnet: Option<&str>,
+) -> Result<(), ExecError> {
     engine.ensure_network(subnet).await?;
     match engine.inspect(CADDY_CONTAINER).await? {
         Some(c) if c.running => {}
@@ -287,27 +376,43 @@ pub async fn ensure_caddy(engine: &Engine, admin: &CaddyAdmin, proxy: &ProxySpec
         None => {
             engine.ensure_image(&proxy.image).await?;
             let labels: std::collections::HashMap<String, String> =
-                [("odysseus.proxy".to_string(), "caddy".to_string())].into_iter().collect();
+                [("odysseus.proxy".to_string(), "caddy".to_string())]
+                    .into_iter()
+                    .collect();
             let resources = Resources::default();
             let new_caddy = |sysctls: Vec<(String, String)>| NewContainer {
-                    name: CADDY_CONTAINER,
-                    image: &proxy.image,
-                    cmd: Some(
-                        ["/usr/bin/caddy", "run", "--resume", "--config", BOOTSTRAP_PATH].map(str::to_string).to_vec(),
-                    ),
-                    env: vec!["XDG_CONFIG_HOME=/config".into(), "XDG_DATA_HOME=/data".into()],
-                    labels: labels.clone(),
-                    binds: vec!["odysseus-caddy-config:/config".into(), "odysseus-caddy-data:/data".into()],
-                    resources: &resources,
-                    healthcheck: None,
-                    publish: vec![
-                        (80, "0.0.0.0".into(), proxy.http_port),
-                        (443, "0.0.0.0".into(), proxy.https_port),
-                        (2019, "127.0.0.1".into(), 2019),
-                    ],
-                    aliases: vec![],
-                    sysctls,
-                };
+                name: CADDY_CONTAINER,
+                image: &proxy.image,
+                cmd: Some(
+                    [
+                        "/usr/bin/caddy",
+                        "run",
+                        "--resume",
+                        "--config",
+                        BOOTSTRAP_PATH,
+                    ]
+                    .map(str::to_string)
+                    .to_vec(),
+                ),
+                env: vec![
+                    "XDG_CONFIG_HOME=/config".into(),
+                    "XDG_DATA_HOME=/data".into(),
+                ],
+                labels: labels.clone(),
+                binds: vec![
+                    "odysseus-caddy-config:/config".into(),
+                    "odysseus-caddy-data:/data".into(),
+                ],
+                resources: &resources,
+                healthcheck: None,
+                publish: vec![
+                    (80, "0.0.0.0".into(), proxy.http_port),
+                    (443, "0.0.0.0".into(), proxy.https_port),
+                    (2019, "127.0.0.1".into(), 2019),
+                ],
+                aliases: vec![],
+                sysctls,
+            };
             // Caddy binds its listeners with SO_REUSEPORT and opens new sockets on every
             // config change; connections waiting in the old socket's accept queue are
             // reset when it closes. tcp_migrate_req (Linux 5.14+) moves them to the new
@@ -315,14 +420,18 @@ pub async fn ensure_caddy(engine: &Engine, admin: &CaddyAdmin, proxy: &ProxySpec
             let migrate = vec![("net.ipv4.tcp_migrate_req".to_string(), "1".to_string())];
             match engine.create(new_caddy(migrate)).await {
                 Ok(_) => {}
-                Err(ExecError::Permanent(e)) if e.contains("sysctl") || e.contains("tcp_migrate_req") => {
+                Err(ExecError::Permanent(e))
+                    if e.contains("sysctl") || e.contains("tcp_migrate_req") =>
+                {
                     tracing::warn!(error = %e, "kernel lacks net.ipv4.tcp_migrate_req; Caddy config changes may reset connections");
                     engine.create(new_caddy(vec![])).await?;
                 }
                 Err(e) => return Err(e),
             }
             let config = serde_json::to_vec_pretty(&bootstrap_config(proxy)).expect("JSON");
-            engine.upload_file(CADDY_CONTAINER, BOOTSTRAP_PATH, &config).await?;
+            engine
+                .upload_file(CADDY_CONTAINER, BOOTSTRAP_PATH, &config)
+                .await?;
             engine.start(CADDY_CONTAINER).await?;
         }
     }
@@ -333,7 +442,9 @@ pub async fn ensure_caddy(engine: &Engine, admin: &CaddyAdmin, proxy: &ProxySpec
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let logs = engine.last_logs(CADDY_CONTAINER, 20).await;
-    Err(ExecError::Retryable(format!("Caddy's admin API did not answer within 10 s; its last lines:\n{logs}")))
+    Err(ExecError::Retryable(format!(
+        "Caddy's admin API did not answer within 10 s; its last lines:\n{logs}"
+    )))
 }
 
 #[cfg(test)]
@@ -347,7 +458,12 @@ mod tests {
             app_port: 3000,
             ssl,
             ssl_email: Some("ops@example.com".into()),
-            healthcheck: Some(HttpCheck { path: "/up".into(), interval_s: 10, timeout_s: 5, expect: ExpectStatus::Exact(200) }),
+            healthcheck: Some(HttpCheck {
+                path: "/up".into(),
+                interval_s: 10,
+                timeout_s: 5,
+                expect: ExpectStatus::Exact(200),
+            }),
             image: "caddy:2-alpine".into(),
             http_port: 80,
             https_port: 443,
@@ -356,7 +472,11 @@ mod tests {
 
     #[test]
     fn the_route_has_ids_a_host_matcher_and_caddys_active_health_check() {
-        let route = route_config("app", &proxy(false, &["app.example.com"]), &["app-web-1:3000".into()]);
+        let route = route_config(
+            "app",
+            &proxy(false, &["app.example.com"]),
+            &["app-web-1:3000".into()],
+        );
         assert_eq!(route["@id"], "odysseus-route-app");
         assert_eq!(route["match"][0]["host"][0], "app.example.com");
         let handler = &route["handle"][0];
@@ -365,20 +485,31 @@ mod tests {
         assert_eq!(handler["health_checks"]["active"]["uri"], "/up");
         assert_eq!(handler["health_checks"]["active"]["expect_status"], 200);
         // No hosts: the route matches any host.
-        assert!(route_config("app", &proxy(false, &[]), &[]).get("match").is_none());
+        assert!(route_config("app", &proxy(false, &[]), &[])
+            .get("match")
+            .is_none());
     }
 
     #[test]
     fn ssl_writes_an_acme_policy_for_the_hosts_and_listens_on_443() {
         let p = proxy(true, &["app.example.com", "www.example.com"]);
         let policy = tls_policy(&p);
-        assert_eq!(policy["subjects"], json!(["app.example.com", "www.example.com"]));
+        assert_eq!(
+            policy["subjects"],
+            json!(["app.example.com", "www.example.com"])
+        );
         assert_eq!(policy["issuers"][0]["module"], "acme");
         assert_eq!(policy["issuers"][0]["email"], "ops@example.com");
         let config = bootstrap_config(&p);
-        assert_eq!(config["apps"]["http"]["servers"][SERVER]["listen"], json!([":443", ":80"]));
+        assert_eq!(
+            config["apps"]["http"]["servers"][SERVER]["listen"],
+            json!([":443", ":80"])
+        );
         assert_eq!(config["admin"]["listen"], "0.0.0.0:2019");
         let plain = bootstrap_config(&proxy(false, &[]));
-        assert_eq!(plain["apps"]["http"]["servers"][SERVER]["automatic_https"]["disable"], true);
+        assert_eq!(
+            plain["apps"]["http"]["servers"][SERVER]["automatic_https"]["disable"],
+            true
+        );
     }
 }

@@ -3,12 +3,13 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HealthConfig, HostConfig, Ipam, IpamConfig,
-    NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HealthConfig, HostConfig,
+    Ipam, IpamConfig, NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions, StopContainerOptions,
-    UploadToContainerOptions,
+    CreateContainerOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions,
+    StopContainerOptions, UploadToContainerOptions,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -41,7 +42,13 @@ fn transient(what: &str, e: bollard::errors::Error) -> ExecError {
 }
 
 fn is_not_found(e: &bollard::errors::Error) -> bool {
-    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
 }
 
 /// Options for the container odysseus creates.
@@ -65,13 +72,19 @@ impl Engine {
     /// Connects to a unix socket and negotiates the API version first: bollard's default
     /// version is newer than the engines we meet (20.10 speaks 1.41).
     pub async fn connect(host: &str, socket: &str) -> Result<Engine, ExecError> {
-        let docker = Docker::connect_with_unix(socket, 30, bollard::API_DEFAULT_VERSION)
-            .map_err(|e| ExecError::Permanent(format!("cannot reach the Docker engine at {socket}: {e}")))?;
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| ExecError::Permanent(format!("the Docker engine at {socket} does not answer: {e}")))?;
-        Ok(Engine { docker, host: host.to_string() })
+        let docker =
+            Docker::connect_with_unix(socket, 30, bollard::API_DEFAULT_VERSION).map_err(|e| {
+                ExecError::Permanent(format!("cannot reach the Docker engine at {socket}: {e}"))
+            })?;
+        let docker = docker.negotiate_version().await.map_err(|e| {
+            ExecError::Permanent(format!(
+                "the Docker engine at {socket} does not answer: {e}"
+            ))
+        })?;
+        Ok(Engine {
+            docker,
+            host: host.to_string(),
+        })
     }
 
     pub fn docker(&self) -> &Docker {
@@ -85,21 +98,31 @@ impl Engine {
             Err(e) => return Err(transient("inspecting network odysseus", e)),
         }
         let ipam = subnet.map(|s| Ipam {
-            config: Some(vec![IpamConfig { subnet: Some(s.to_string()), ..Default::default() }]),
+            config: Some(vec![IpamConfig {
+                subnet: Some(s.to_string()),
+                ..Default::default()
+            }]),
             ..Default::default()
         });
         let request = NetworkCreateRequest {
             name: NETWORK.to_string(),
             driver: Some("bridge".into()),
             ipam,
-            labels: Some(HashMap::from([("odysseus.managed".to_string(), "true".to_string())])),
+            labels: Some(HashMap::from([(
+                "odysseus.managed".to_string(),
+                "true".to_string(),
+            )])),
             ..Default::default()
         };
         match self.docker.create_network(request).await {
             Ok(_) => Ok(()),
             // Created by a concurrent call between our inspect and create.
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
-            Err(e) => Err(ExecError::Retryable(format!("creating network odysseus: {e}"))),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(e) => Err(ExecError::Retryable(format!(
+                "creating network odysseus: {e}"
+            ))),
         }
     }
 
@@ -146,17 +169,37 @@ impl Engine {
     }
 
     /// Containers carrying all these labels (running or not), with their names.
-    pub async fn list(&self, labels: &[(&str, &str)], all: bool) -> Result<Vec<(String, String, HashMap<String, String>)>, ExecError> {
+    pub async fn list(
+        &self,
+        labels: &[(&str, &str)],
+        all: bool,
+    ) -> Result<Vec<(String, String, HashMap<String, String>)>, ExecError> {
         let filters = HashMap::from([(
             "label".to_string(),
-            labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>(),
         )]);
-        let options = ListContainersOptions { all, filters: Some(filters), ..Default::default() };
-        let list = self.docker.list_containers(Some(options)).await.map_err(|e| transient("listing containers", e))?;
+        let options = ListContainersOptions {
+            all,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let list = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| transient("listing containers", e))?;
         Ok(list
             .into_iter()
             .map(|c| {
-                let name = c.names.unwrap_or_default().first().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default();
+                let name = c
+                    .names
+                    .unwrap_or_default()
+                    .first()
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or_default();
                 (c.id.unwrap_or_default(), name, c.labels.unwrap_or_default())
             })
             .collect())
@@ -169,14 +212,24 @@ impl Engine {
             .map(|(port, ip, host_port)| {
                 (
                     format!("{port}/tcp"),
-                    Some(vec![PortBinding { host_ip: Some(ip.clone()), host_port: Some(host_port.to_string()) }]),
+                    Some(vec![PortBinding {
+                        host_ip: Some(ip.clone()),
+                        host_port: Some(host_port.to_string()),
+                    }]),
                 )
             })
             .collect();
-        let exposed: Vec<String> = c.publish.iter().map(|(port, _, _)| format!("{port}/tcp")).collect();
+        let exposed: Vec<String> = c
+            .publish
+            .iter()
+            .map(|(port, _, _)| format!("{port}/tcp"))
+            .collect();
         let host_config = HostConfig {
             binds: (!c.binds.is_empty()).then(|| c.binds.clone()),
-            restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::UNLESS_STOPPED), maximum_retry_count: None }),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
             memory: c.resources.memory,
             memory_reservation: c.resources.memory_reservation,
             nano_cpus: c.resources.nano_cpus,
@@ -186,7 +239,10 @@ impl Engine {
             sysctls: (!c.sysctls.is_empty()).then(|| c.sysctls.iter().cloned().collect()),
             ..Default::default()
         };
-        let endpoint = EndpointSettings { aliases: Some(c.aliases.clone()), ..Default::default() };
+        let endpoint = EndpointSettings {
+            aliases: Some(c.aliases.clone()),
+            ..Default::default()
+        };
         let body = ContainerCreateBody {
             image: Some(c.image.to_string()),
             cmd: c.cmd.clone(),
@@ -200,21 +256,36 @@ impl Engine {
             }),
             ..Default::default()
         };
-        let options = CreateContainerOptions { name: Some(c.name.to_string()), ..Default::default() };
+        let options = CreateContainerOptions {
+            name: Some(c.name.to_string()),
+            ..Default::default()
+        };
         match self.docker.create_container(Some(options), body).await {
             Ok(r) => Ok(r.id),
             // A container of this name exists already: the caller adopts it.
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => {
                 let existing = self.inspect(c.name).await?;
-                existing.map(|e| e.id).ok_or_else(|| ExecError::Retryable(format!("{} vanished while being created", c.name)))
+                existing.map(|e| e.id).ok_or_else(|| {
+                    ExecError::Retryable(format!("{} vanished while being created", c.name))
+                })
             }
             Err(e) => Err(ExecError::Permanent(format!("creating {}: {e}", c.name))),
         }
     }
 
-    pub async fn upload_file(&self, container: &str, path: &str, contents: &[u8]) -> Result<(), ExecError> {
+    pub async fn upload_file(
+        &self,
+        container: &str,
+        path: &str,
+        contents: &[u8],
+    ) -> Result<(), ExecError> {
         let tar = super::tar::single_file(path, contents, 0o644);
-        let options = UploadToContainerOptions { path: "/".to_string(), ..Default::default() };
+        let options = UploadToContainerOptions {
+            path: "/".to_string(),
+            ..Default::default()
+        };
         self.docker
             .upload_to_container(container, Some(options), bollard::body_full(tar.into()))
             .await
@@ -225,35 +296,54 @@ impl Engine {
         match self.docker.start_container(name, None).await {
             Ok(()) => Ok(()),
             // 304: already running.
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
             Err(e) => Err(ExecError::Retryable(format!("starting {name}: {e}"))),
         }
     }
 
     /// SIGTERM, then SIGKILL after `stop_secs`: Docker's stop does exactly that.
     pub async fn stop(&self, name: &str, stop_secs: u64) -> Result<(), ExecError> {
-        let options = StopContainerOptions { t: Some(stop_secs.min(i32::MAX as u64) as i32), signal: None };
+        let options = StopContainerOptions {
+            t: Some(stop_secs.min(i32::MAX as u64) as i32),
+            signal: None,
+        };
         match self.docker.stop_container(name, Some(options)).await {
             Ok(()) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 304 | 404, .. }) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304 | 404,
+                ..
+            }) => Ok(()),
             Err(e) => Err(ExecError::OutcomeUnknown(format!("stopping {name}: {e}"))),
         }
     }
 
     pub async fn remove(&self, name: &str) -> Result<(), ExecError> {
-        let options = RemoveContainerOptions { force: true, v: false, link: false };
+        let options = RemoveContainerOptions {
+            force: true,
+            v: false,
+            link: false,
+        };
         match self.docker.remove_container(name, Some(options)).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
             // 409: removal already in progress.
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
             Err(e) => Err(ExecError::OutcomeUnknown(format!("removing {name}: {e}"))),
         }
     }
 
     /// The last lines the container printed, for failure reports.
     pub async fn last_logs(&self, name: &str, lines: usize) -> String {
-        let options = LogsOptions { stdout: true, stderr: true, tail: lines.to_string(), ..Default::default() };
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: lines.to_string(),
+            ..Default::default()
+        };
         let mut stream = self.docker.logs(name, Some(options));
         let mut out = String::new();
         while let Some(Ok(chunk)) = stream.next().await {
@@ -280,7 +370,11 @@ fn info(c: ContainerInspectResponse) -> ContainerInfo {
                 .collect()
         })
         .unwrap_or_default();
-    let health = state.health.and_then(|h| h.status).map(|s| s.to_string()).filter(|s| !s.is_empty() && s != "none");
+    let health = state
+        .health
+        .and_then(|h| h.status)
+        .map(|s| s.to_string())
+        .filter(|s| !s.is_empty() && s != "none");
     let ip = c
         .network_settings
         .and_then(|n| n.networks)
@@ -288,7 +382,11 @@ fn info(c: ContainerInspectResponse) -> ContainerInfo {
         .filter(|ip| !ip.is_empty());
     ContainerInfo {
         id: c.id.unwrap_or_default(),
-        name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
+        name: c
+            .name
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_string(),
         running: state.running.unwrap_or(false),
         pid: state.pid.filter(|p| *p > 0),
         health,

@@ -14,7 +14,9 @@ use super::caddy::{ensure_caddy, CaddyAdmin};
 use super::engine::{Engine, NewContainer};
 use super::probe::{accepts, count_established, established_connections, http_status};
 use super::spec::{ExpectStatus, RoleSpec, ServiceSpec};
-use crate::ssh::{exec as ssh_exec, forward_tcp, forward_unix, open_tcp, Connection, SshSettings, SshTarget};
+use crate::ssh::{
+    exec as ssh_exec, forward_tcp, forward_unix, open_tcp, Connection, SshSettings, SshTarget,
+};
 
 const POLL: Duration = Duration::from_millis(200);
 /// A job role without a Docker health check is healthy once it has kept running this long.
@@ -23,7 +25,10 @@ const JOB_SETTLE: Duration = Duration::from_secs(2);
 /// How odysseus reaches a host: this machine's engine, or a server over SSH.
 pub enum Access {
     Local,
-    Ssh { conn: Arc<Connection>, socket_dir: PathBuf },
+    Ssh {
+        conn: Arc<Connection>,
+        socket_dir: PathBuf,
+    },
 }
 
 pub struct HostHandle {
@@ -39,10 +44,16 @@ impl HostHandle {
     async fn tcp_ok(&self, ip: &str, port: u16) -> bool {
         match &self.access {
             Access::Local => {
-                matches!(tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect((ip, port))).await, Ok(Ok(_)))
+                matches!(
+                    tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect((ip, port)))
+                        .await,
+                    Ok(Ok(_))
+                )
             }
             Access::Ssh { conn, .. } => match conn.session().await {
-                Ok(session) => tokio::time::timeout(PROBE_TIMEOUT, open_tcp(&session, ip, port)).await.is_ok_and(|r| r.is_ok()),
+                Ok(session) => tokio::time::timeout(PROBE_TIMEOUT, open_tcp(&session, ip, port))
+                    .await
+                    .is_ok_and(|r| r.is_ok()),
                 Err(_) => false,
             },
         }
@@ -52,15 +63,22 @@ impl HostHandle {
     async fn http_ok(&self, ip: &str, port: u16, path: &str, expect: &ExpectStatus) -> bool {
         let host = format!("{ip}:{port}");
         let status = match &self.access {
-            Access::Local => match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect((ip, port))).await {
+            Access::Local => match tokio::time::timeout(
+                PROBE_TIMEOUT,
+                tokio::net::TcpStream::connect((ip, port)),
+            )
+            .await
+            {
                 Ok(Ok(stream)) => http_status(stream, &host, path).await,
                 _ => None,
             },
             Access::Ssh { conn, .. } => match conn.session().await {
-                Ok(session) => match tokio::time::timeout(PROBE_TIMEOUT, open_tcp(&session, ip, port)).await {
-                    Ok(Ok(stream)) => http_status(stream, &host, path).await,
-                    _ => None,
-                },
+                Ok(session) => {
+                    match tokio::time::timeout(PROBE_TIMEOUT, open_tcp(&session, ip, port)).await {
+                        Ok(Ok(stream)) => http_status(stream, &host, path).await,
+                        _ => None,
+                    }
+                }
                 Err(_) => None,
             },
         };
@@ -100,9 +118,9 @@ pub struct DockerExecutor {
 pub fn local_socket() -> Result<String, ExecError> {
     match std::env::var("DOCKER_HOST") {
         Ok(h) if h.starts_with("unix://") => Ok(h.trim_start_matches("unix://").to_string()),
-        Ok(h) if !h.is_empty() => {
-            Err(ExecError::Permanent(format!("DOCKER_HOST={h}: only unix sockets are supported for the local engine")))
-        }
+        Ok(h) if !h.is_empty() => Err(ExecError::Permanent(format!(
+            "DOCKER_HOST={h}: only unix sockets are supported for the local engine"
+        ))),
         _ => Ok("/var/run/docker.sock".to_string()),
     }
 }
@@ -110,27 +128,51 @@ pub fn local_socket() -> Result<String, ExecError> {
 impl DockerExecutor {
     /// Connects to every host of the config: `local` is this machine's engine; any other
     /// host (`name` or `name:port`) is reached over SSH, one connection for the deploy.
-    pub async fn connect(spec: ServiceSpec, hosts: &[String], ssh: &SshSettings, default_port: u16) -> Result<Self, ExecError> {
+    pub async fn connect(
+        spec: ServiceSpec,
+        hosts: &[String],
+        ssh: &SshSettings,
+        default_port: u16,
+    ) -> Result<Self, ExecError> {
         let mut handles = BTreeMap::new();
         for host in hosts {
             let handle = if host == "local" {
                 let engine = Engine::connect(host, &local_socket()?).await?;
-                HostHandle { engine, admin: CaddyAdmin::new("http://127.0.0.1:2019"), access: Access::Local }
+                HostHandle {
+                    engine,
+                    admin: CaddyAdmin::new("http://127.0.0.1:2019"),
+                    access: Access::Local,
+                }
             } else {
                 let target = parse_host(host, default_port)?;
-                let conn = Connection::open(target, ssh.clone()).await.map_err(|e| match e {
-                    ExecError::Retryable(m) => ExecError::Retryable(format!("{host} is unreachable: {m}")),
-                    other => other,
-                })?;
-                let socket_dir = std::env::temp_dir().join(format!("odysseus-{}-{}", std::process::id(), sanitize(host)));
+                let conn = Connection::open(target, ssh.clone())
+                    .await
+                    .map_err(|e| match e {
+                        ExecError::Retryable(m) => {
+                            ExecError::Retryable(format!("{host} is unreachable: {m}"))
+                        }
+                        other => other,
+                    })?;
+                let socket_dir = std::env::temp_dir().join(format!(
+                    "odysseus-{}-{}",
+                    std::process::id(),
+                    sanitize(host)
+                ));
                 let local = forward_unix(conn.clone(), &socket_dir, "/var/run/docker.sock").await?;
                 let admin_port = forward_tcp(conn.clone(), "127.0.0.1", 2019).await?;
                 let engine = Engine::connect(host, &local.to_string_lossy()).await?;
-                HostHandle { engine, admin: CaddyAdmin::new(&format!("http://127.0.0.1:{admin_port}")), access: Access::Ssh { conn, socket_dir } }
+                HostHandle {
+                    engine,
+                    admin: CaddyAdmin::new(&format!("http://127.0.0.1:{admin_port}")),
+                    access: Access::Ssh { conn, socket_dir },
+                }
             };
             handles.insert(host.clone(), handle);
         }
-        Ok(DockerExecutor { spec, hosts: handles })
+        Ok(DockerExecutor {
+            spec,
+            hosts: handles,
+        })
     }
 
     /// Checks, before anything changes, that every host can take the deployment.
@@ -153,15 +195,23 @@ impl DockerExecutor {
     }
 
     pub fn host(&self, host: &str) -> Result<&HostHandle, ExecError> {
-        self.hosts.get(host).ok_or_else(|| ExecError::Permanent(format!("unknown host {host}")))
+        self.hosts
+            .get(host)
+            .ok_or_else(|| ExecError::Permanent(format!("unknown host {host}")))
     }
 
     fn role(&self, role: &str) -> Result<&RoleSpec, ExecError> {
-        self.spec.role(role).ok_or_else(|| ExecError::Permanent(format!("role {role} is not in the config")))
+        self.spec
+            .role(role)
+            .ok_or_else(|| ExecError::Permanent(format!("role {role} is not in the config")))
     }
 
     fn app_port(&self) -> Result<u16, ExecError> {
-        self.spec.proxy.as_ref().map(|p| p.app_port).ok_or_else(|| ExecError::Permanent("the web role needs proxy.app_port".into()))
+        self.spec
+            .proxy
+            .as_ref()
+            .map(|p| p.app_port)
+            .ok_or_else(|| ExecError::Permanent("the web role needs proxy.app_port".into()))
     }
 
     fn dial(&self, container: &str) -> Result<String, ExecError> {
@@ -171,7 +221,9 @@ impl DockerExecutor {
     async fn start_new(&self, e: &Effect) -> Result<Observation, ExecError> {
         let h = self.host(&e.host)?;
         let role = self.role(&e.role)?;
-        h.engine.ensure_network(self.spec.network_subnet.as_deref()).await?;
+        h.engine
+            .ensure_network(self.spec.network_subnet.as_deref())
+            .await?;
         if let Some(existing) = h.engine.inspect(&e.new_container).await? {
             // Adopt: a redo after a crash finds the container it created.
             if !existing.running {
@@ -191,7 +243,12 @@ impl DockerExecutor {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        let env: Vec<String> = self.spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let env: Vec<String> = self
+            .spec
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         let healthcheck = role.healthcheck.as_ref().map(|hc| HealthConfig {
             test: Some(vec!["CMD-SHELL".into(), hc.cmd.clone()]),
             interval: Some(secs_ns(hc.interval_s)),
@@ -220,9 +277,17 @@ impl DockerExecutor {
     }
 
     /// One look: is this container healthy right now, by the checks that apply to it?
-    async fn healthy_now(&self, host: &str, name: &str, kind: RoleKind, running_since: Option<Instant>) -> Result<bool, ExecError> {
+    async fn healthy_now(
+        &self,
+        host: &str,
+        name: &str,
+        kind: RoleKind,
+        running_since: Option<Instant>,
+    ) -> Result<bool, ExecError> {
         let h = self.host(host)?;
-        let Some(info) = h.engine.inspect(name).await? else { return Ok(false) };
+        let Some(info) = h.engine.inspect(name).await? else {
+            return Ok(false);
+        };
         if !info.running {
             return Ok(false);
         }
@@ -233,9 +298,16 @@ impl DockerExecutor {
         }
         match kind {
             RoleKind::Web => {
-                let Some(ip) = info.ip.as_deref() else { return Ok(false) };
+                let Some(ip) = info.ip.as_deref() else {
+                    return Ok(false);
+                };
                 let port = self.app_port()?;
-                match self.spec.proxy.as_ref().and_then(|p| p.healthcheck.as_ref()) {
+                match self
+                    .spec
+                    .proxy
+                    .as_ref()
+                    .and_then(|p| p.healthcheck.as_ref())
+                {
                     Some(hc) => Ok(h.http_ok(ip, port, &hc.path, &hc.expect).await),
                     None if info.health.is_some() => Ok(true),
                     None => Ok(h.tcp_ok(ip, port).await),
@@ -248,17 +320,29 @@ impl DockerExecutor {
 
     /// Waits for health, bounded by `boot_ms`. On failure the error carries the
     /// container's last log lines.
-    async fn await_healthy(&self, host: &str, name: &str, kind: RoleKind, boot_ms: u64) -> Result<(), ExecError> {
+    async fn await_healthy(
+        &self,
+        host: &str,
+        name: &str,
+        kind: RoleKind,
+        boot_ms: u64,
+    ) -> Result<(), ExecError> {
         let h = self.host(host)?;
         let started = Instant::now();
         let mut running_since = None;
         loop {
             let info = h.engine.inspect(name).await?;
             match &info {
-                None => return Err(ExecError::Permanent(format!("container {name} does not exist"))),
+                None => {
+                    return Err(ExecError::Permanent(format!(
+                        "container {name} does not exist"
+                    )))
+                }
                 Some(i) if !i.running => {
                     let logs = h.engine.last_logs(name, 20).await;
-                    return Err(ExecError::Permanent(format!("{name} exited before becoming healthy; its last lines:\n{logs}")));
+                    return Err(ExecError::Permanent(format!(
+                        "{name} exited before becoming healthy; its last lines:\n{logs}"
+                    )));
                 }
                 Some(_) => {
                     running_since.get_or_insert_with(Instant::now);
@@ -272,7 +356,11 @@ impl DockerExecutor {
                 return Err(ExecError::Permanent(format!(
                     "{name} did not become healthy within {} s (boot_timeout); its last lines:\n{}",
                     boot_ms / 1000,
-                    if logs.trim().is_empty() { "(no output)".to_string() } else { logs }
+                    if logs.trim().is_empty() {
+                        "(no output)".to_string()
+                    } else {
+                        logs
+                    }
                 )));
             }
             tokio::time::sleep(POLL).await;
@@ -281,14 +369,29 @@ impl DockerExecutor {
 
     async fn ensure_route(&self, host: &str) -> Result<&HostHandle, ExecError> {
         let h = self.host(host)?;
-        let proxy = self.spec.proxy.as_ref().ok_or_else(|| ExecError::Permanent("the web role needs a proxy section".into()))?;
-        ensure_caddy(&h.engine, &h.admin, proxy, self.spec.network_subnet.as_deref()).await?;
+        let proxy = self
+            .spec
+            .proxy
+            .as_ref()
+            .ok_or_else(|| ExecError::Permanent("the web role needs a proxy section".into()))?;
+        ensure_caddy(
+            &h.engine,
+            &h.admin,
+            proxy,
+            self.spec.network_subnet.as_deref(),
+        )
+        .await?;
         h.admin.ensure_route(&self.spec.service, proxy).await?;
         Ok(h)
     }
 
     /// Waits until the containers serve no established connection, capped by `drain_ms`.
-    async fn drain(&self, host: &str, names: &[String], drain_ms: u64) -> Result<(u64, u32), ExecError> {
+    async fn drain(
+        &self,
+        host: &str,
+        names: &[String],
+        drain_ms: u64,
+    ) -> Result<(u64, u32), ExecError> {
         let h = self.host(host)?;
         let port = self.app_port()?;
         let started = Instant::now();
@@ -315,18 +418,31 @@ impl DockerExecutor {
         match e.step {
             StepName::StartNew => self.start_new(e).await,
             StepName::AwaitHealthy => {
-                self.await_healthy(&e.host, &e.new_container, e.kind, e.timeouts.boot_ms).await?;
+                self.await_healthy(&e.host, &e.new_container, e.kind, e.timeouts.boot_ms)
+                    .await?;
                 Ok(Observation::Done)
             }
             StepName::AddUpstream => {
                 if web {
                     // Never route what is not healthy, even when redone after a crash.
-                    if !self.healthy_now(&e.host, &e.new_container, e.kind, None).await? {
-                        return Err(ExecError::Permanent(format!("{} is not healthy: not routing it", e.new_container)));
+                    if !self
+                        .healthy_now(&e.host, &e.new_container, e.kind, None)
+                        .await?
+                    {
+                        return Err(ExecError::Permanent(format!(
+                            "{} is not healthy: not routing it",
+                            e.new_container
+                        )));
                     }
                     let h = self.ensure_route(&e.host).await?;
                     let dial = self.dial(&e.new_container)?;
-                    h.admin.edit_upstreams(service, |u| if !u.contains(&dial) { u.push(dial.clone()) }).await?;
+                    h.admin
+                        .edit_upstreams(service, |u| {
+                            if !u.contains(&dial) {
+                                u.push(dial.clone())
+                            }
+                        })
+                        .await?;
                 }
                 Ok(Observation::Done)
             }
@@ -335,13 +451,27 @@ impl DockerExecutor {
                 if h.admin.upstreams(service).await?.is_none() {
                     return Ok(Observation::Count { n: 0 });
                 }
-                let olds: Vec<String> = e.old_containers.iter().map(|o| self.dial(o)).collect::<Result<_, _>>()?;
-                let (before, after) = h.admin.edit_upstreams(service, |u| u.retain(|d| !olds.contains(d))).await?;
-                Ok(Observation::Count { n: (before.len() - after.len()) as u32 })
+                let olds: Vec<String> = e
+                    .old_containers
+                    .iter()
+                    .map(|o| self.dial(o))
+                    .collect::<Result<_, _>>()?;
+                let (before, after) = h
+                    .admin
+                    .edit_upstreams(service, |u| u.retain(|d| !olds.contains(d)))
+                    .await?;
+                Ok(Observation::Count {
+                    n: (before.len() - after.len()) as u32,
+                })
             }
             StepName::DrainOld => {
-                let (waited_ms, remaining) = self.drain(&e.host, &e.old_containers, e.timeouts.drain_ms).await?;
-                Ok(Observation::Drained { waited_ms, remaining })
+                let (waited_ms, remaining) = self
+                    .drain(&e.host, &e.old_containers, e.timeouts.drain_ms)
+                    .await?;
+                Ok(Observation::Drained {
+                    waited_ms,
+                    remaining,
+                })
             }
             StepName::StopOld => {
                 let h = self.host(&e.host)?;
@@ -365,29 +495,51 @@ impl DockerExecutor {
                     }
                 }
                 if !stale.is_empty() {
-                    h.admin.edit_upstreams(service, |u| u.retain(|d| !stale.contains(d))).await?;
+                    h.admin
+                        .edit_upstreams(service, |u| u.retain(|d| !stale.contains(d)))
+                        .await?;
                 }
-                Ok(Observation::Count { n: stale.len() as u32 })
+                Ok(Observation::Count {
+                    n: stale.len() as u32,
+                })
             }
             StepName::RestoreOldUpstream => {
                 let h = self.host(&e.host)?;
                 for old in &e.old_containers {
                     match h.engine.inspect(old).await? {
-                        None => return Err(ExecError::Permanent(format!("old container {old} no longer exists; it cannot be restored"))),
+                        None => {
+                            return Err(ExecError::Permanent(format!(
+                                "old container {old} no longer exists; it cannot be restored"
+                            )))
+                        }
                         Some(c) if !c.running => h.engine.start(old).await?,
                         Some(_) => {}
                     }
                 }
                 for old in &e.old_containers {
-                    self.await_healthy(&e.host, old, e.kind, e.timeouts.boot_ms).await.map_err(|err| match err {
-                        ExecError::Permanent(m) => ExecError::Retryable(m),
-                        other => other,
-                    })?;
+                    self.await_healthy(&e.host, old, e.kind, e.timeouts.boot_ms)
+                        .await
+                        .map_err(|err| match err {
+                            ExecError::Permanent(m) => ExecError::Retryable(m),
+                            other => other,
+                        })?;
                 }
                 if web {
                     let h = self.ensure_route(&e.host).await?;
-                    let dials: Vec<String> = e.old_containers.iter().map(|o| self.dial(o)).collect::<Result<_, _>>()?;
-                    h.admin.edit_upstreams(service, |u| dials.iter().for_each(|d| if !u.contains(d) { u.push(d.clone()) })).await?;
+                    let dials: Vec<String> = e
+                        .old_containers
+                        .iter()
+                        .map(|o| self.dial(o))
+                        .collect::<Result<_, _>>()?;
+                    h.admin
+                        .edit_upstreams(service, |u| {
+                            dials.iter().for_each(|d| {
+                                if !u.contains(d) {
+                                    u.push(d.clone())
+                                }
+                            })
+                        })
+                        .await?;
                 }
                 Ok(Observation::Done)
             }
@@ -397,11 +549,24 @@ impl DockerExecutor {
                 // nothing to unroute.
                 if web && h.admin.upstreams(service).await?.is_some() {
                     let dial = self.dial(&e.new_container)?;
-                    h.admin.edit_upstreams(service, |u| u.retain(|d| *d != dial)).await?;
-                    self.drain(&e.host, std::slice::from_ref(&e.new_container), e.timeouts.drain_ms).await?;
+                    h.admin
+                        .edit_upstreams(service, |u| u.retain(|d| *d != dial))
+                        .await?;
+                    self.drain(
+                        &e.host,
+                        std::slice::from_ref(&e.new_container),
+                        e.timeouts.drain_ms,
+                    )
+                    .await?;
                 }
-                if h.engine.inspect(&e.new_container).await?.is_some_and(|c| c.running) {
-                    h.engine.stop(&e.new_container, e.timeouts.stop_ms / 1000).await?;
+                if h.engine
+                    .inspect(&e.new_container)
+                    .await?
+                    .is_some_and(|c| c.running)
+                {
+                    h.engine
+                        .stop(&e.new_container, e.timeouts.stop_ms / 1000)
+                        .await?;
                 }
                 h.engine.remove(&e.new_container).await?;
                 Ok(Observation::Done)
@@ -416,17 +581,35 @@ impl DockerExecutor {
             if !web {
                 return Ok::<Vec<String>, ExecError>(Vec::new());
             }
-            Ok(h.admin.upstreams(&self.spec.service).await?.unwrap_or_default())
+            Ok(h.admin
+                .upstreams(&self.spec.service)
+                .await?
+                .unwrap_or_default())
         };
         let done = match e.step {
             StepName::StartNew => {
-                return Ok(h.engine.inspect(&e.new_container).await?.filter(|c| c.running).map(|c| Observation::Container { id: c.id }))
+                return Ok(h
+                    .engine
+                    .inspect(&e.new_container)
+                    .await?
+                    .filter(|c| c.running)
+                    .map(|c| Observation::Container { id: c.id }))
             }
-            StepName::AwaitHealthy => self.healthy_now(&e.host, &e.new_container, e.kind, None).await?,
-            StepName::AddUpstream => !web || routed().await?.contains(&self.dial(&e.new_container)?),
+            StepName::AwaitHealthy => {
+                self.healthy_now(&e.host, &e.new_container, e.kind, None)
+                    .await?
+            }
+            StepName::AddUpstream => {
+                !web || routed().await?.contains(&self.dial(&e.new_container)?)
+            }
             StepName::RemoveOldUpstream => {
                 let upstreams = routed().await?;
-                e.old_containers.iter().map(|o| self.dial(o)).collect::<Result<Vec<_>, _>>()?.iter().all(|d| !upstreams.contains(d))
+                e.old_containers
+                    .iter()
+                    .map(|o| self.dial(o))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .iter()
+                    .all(|d| !upstreams.contains(d))
             }
             StepName::DrainOld => self.drain(&e.host, &e.old_containers, 0).await?.1 == 0,
             StepName::StopOld => {
@@ -454,12 +637,18 @@ impl DockerExecutor {
                 ok
             }
             StepName::RemoveNew => {
-                h.engine.inspect(&e.new_container).await?.is_none() && !routed().await?.contains(&self.dial(&e.new_container)?)
+                h.engine.inspect(&e.new_container).await?.is_none()
+                    && !routed().await?.contains(&self.dial(&e.new_container)?)
             }
         };
         Ok(done.then_some(match e.step {
-            StepName::RemoveOldUpstream | StepName::StopOld | StepName::CleanStaleUpstreams => Observation::Count { n: 0 },
-            StepName::DrainOld => Observation::Drained { waited_ms: 0, remaining: 0 },
+            StepName::RemoveOldUpstream | StepName::StopOld | StepName::CleanStaleUpstreams => {
+                Observation::Count { n: 0 }
+            }
+            StepName::DrainOld => Observation::Drained {
+                waited_ms: 0,
+                remaining: 0,
+            },
             _ => Observation::Done,
         }))
     }
@@ -475,17 +664,31 @@ pub fn parse_host(host: &str, default_port: u16) -> Result<SshTarget, ExecError>
             None if after.is_empty() => default_port,
             None => return Err(bad()),
         };
-        return Ok(SshTarget { host: addr.to_string(), port });
+        return Ok(SshTarget {
+            host: addr.to_string(),
+            port,
+        });
     }
     match host.rsplit_once(':') {
-        Some((name, port)) if !name.contains(':') => Ok(SshTarget { host: name.to_string(), port: port.parse().map_err(|_| bad())? }),
-        Some(_) => Ok(SshTarget { host: host.to_string(), port: default_port }),
-        None => Ok(SshTarget { host: host.to_string(), port: default_port }),
+        Some((name, port)) if !name.contains(':') => Ok(SshTarget {
+            host: name.to_string(),
+            port: port.parse().map_err(|_| bad())?,
+        }),
+        Some(_) => Ok(SshTarget {
+            host: host.to_string(),
+            port: default_port,
+        }),
+        None => Ok(SshTarget {
+            host: host.to_string(),
+            port: default_port,
+        }),
     }
 }
 
 fn sanitize(host: &str) -> String {
-    host.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+    host.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
 }
 
 fn secs_ns(s: u64) -> i64 {
@@ -501,16 +704,36 @@ impl Executor for DockerExecutor {
         self.look(effect).await
     }
 
-    async fn survey(&self, service: &str, role: &str, _kind: RoleKind, host: &str) -> Result<Survey, ExecError> {
+    async fn survey(
+        &self,
+        service: &str,
+        role: &str,
+        _kind: RoleKind,
+        host: &str,
+    ) -> Result<Survey, ExecError> {
         let h = self.host(host)?;
-        let list = h.engine.list(&[("odysseus.service", service), ("odysseus.role", role)], false).await?;
+        let list = h
+            .engine
+            .list(
+                &[("odysseus.service", service), ("odysseus.role", role)],
+                false,
+            )
+            .await?;
         let mut containers: Vec<(String, String)> = list
             .into_iter()
-            .map(|(_, name, labels)| (name, labels.get("odysseus.version").cloned().unwrap_or_default()))
+            .map(|(_, name, labels)| {
+                (
+                    name,
+                    labels.get("odysseus.version").cloned().unwrap_or_default(),
+                )
+            })
             .collect();
         containers.sort();
         Ok(Survey {
-            version: containers.first().map(|(_, v)| v.clone()).filter(|v| !v.is_empty()),
+            version: containers
+                .first()
+                .map(|(_, v)| v.clone())
+                .filter(|v| !v.is_empty()),
             containers: containers.into_iter().map(|(n, _)| n).collect(),
         })
     }

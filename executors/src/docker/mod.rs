@@ -3,12 +3,12 @@
 pub mod caddy;
 pub mod engine;
 mod executor;
-pub use executor::{local_socket, Access, DockerExecutor, HostHandle};
-pub mod probe;
+pub use executor::{local_socket, parse_host, Access, DockerExecutor, HostHandle};
 mod oneoff;
+pub mod probe;
 mod push;
 mod status;
-pub use status::{ContainerStatus, HostStatus};
 pub use push::PushOutcome;
+pub use status::{ContainerStatus, HostStatus};
 pub mod spec;
 mod tar;

@@ -12,12 +12,34 @@ use super::engine::NewContainer;
 use super::executor::DockerExecutor;
 
 impl DockerExecutor {
-    pub async fn run_oneoff(&self, host: &str, role: &str, command: &str) -> Result<i64, ExecError> {
+    pub async fn run_oneoff(
+        &self,
+        host: &str,
+        role: &str,
+        command: &str,
+    ) -> Result<i64, ExecError> {
         let h = self.host(host)?;
-        let role_spec = self.spec().role(role).ok_or_else(|| ExecError::Permanent(format!("role {role} is not in the config")))?;
-        let serving = h.engine.list(&[("odysseus.service", &self.spec().service), ("odysseus.role", role)], false).await?;
-        let Some((id, _, labels)) = serving.into_iter().max_by_key(|(_, _, l)| l.get("odysseus.deployed_at").cloned()) else {
-            return Err(ExecError::Permanent(format!("{role} runs nothing on {host}: deploy it first")));
+        let role_spec = self
+            .spec()
+            .role(role)
+            .ok_or_else(|| ExecError::Permanent(format!("role {role} is not in the config")))?;
+        let serving = h
+            .engine
+            .list(
+                &[
+                    ("odysseus.service", &self.spec().service),
+                    ("odysseus.role", role),
+                ],
+                false,
+            )
+            .await?;
+        let Some((id, _, labels)) = serving
+            .into_iter()
+            .max_by_key(|(_, _, l)| l.get("odysseus.deployed_at").cloned())
+        else {
+            return Err(ExecError::Permanent(format!(
+                "{role} runs nothing on {host}: deploy it first"
+            )));
         };
         let image = h
             .engine
@@ -28,9 +50,16 @@ impl DockerExecutor {
             .config
             .and_then(|c| c.image)
             .ok_or_else(|| ExecError::Permanent(format!("cannot tell which image {id} runs")))?;
-        let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
         let name = format!("{}-{role}-exec-{nonce:08x}", self.spec().service);
-        let env: Vec<String> = self.spec().env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let env: Vec<String> = self
+            .spec()
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         let mut oneoff_labels: HashMap<String, String> = HashMap::new();
         oneoff_labels.insert("odysseus.oneoff".into(), self.spec().service.clone());
         if let Some(v) = labels.get("odysseus.version") {
@@ -53,7 +82,13 @@ impl DockerExecutor {
             .await?;
         let result = async {
             h.engine.start(&name).await?;
-            let options = bollard::query_parameters::LogsOptions { follow: true, stdout: true, stderr: true, tail: "all".into(), ..Default::default() };
+            let options = bollard::query_parameters::LogsOptions {
+                follow: true,
+                stdout: true,
+                stderr: true,
+                tail: "all".into(),
+                ..Default::default()
+            };
             let mut logs = h.engine.docker().logs(&name, Some(options));
             while let Some(Ok(chunk)) = logs.next().await {
                 match chunk {
@@ -69,8 +104,12 @@ impl DockerExecutor {
             let mut wait = h.engine.docker().wait_container(&name, None);
             match wait.next().await {
                 Some(Ok(r)) => Ok(r.status_code),
-                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
-                Some(Err(e)) => Err(ExecError::OutcomeUnknown(format!("waiting for {name}: {e}"))),
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+                    Ok(code)
+                }
+                Some(Err(e)) => Err(ExecError::OutcomeUnknown(format!(
+                    "waiting for {name}: {e}"
+                ))),
                 None => Err(ExecError::OutcomeUnknown(format!("{name}: no exit status"))),
             }
         }

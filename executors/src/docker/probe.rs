@@ -11,7 +11,11 @@ use super::spec::ExpectStatus;
 
 /// One HTTP/1.1 GET of `path` over an open stream (a local TCP connection or an SSH
 /// channel opened on the server's side); the status code, if one came within 2 s.
-pub async fn http_status<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, host: &str, path: &str) -> Option<u16> {
+pub async fn http_status<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    host: &str,
+    path: &str,
+) -> Option<u16> {
     let exchange = async {
         let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: odysseus\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await.ok()?;
@@ -27,7 +31,10 @@ pub async fn http_status<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, host:
         let line = String::from_utf8_lossy(&head);
         line.split_whitespace().nth(1)?.parse().ok()
     };
-    tokio::time::timeout(Duration::from_secs(2), exchange).await.ok().flatten()
+    tokio::time::timeout(Duration::from_secs(2), exchange)
+        .await
+        .ok()
+        .flatten()
 }
 
 pub fn accepts(status: Option<u16>, expect: &ExpectStatus) -> bool {
@@ -42,14 +49,18 @@ pub fn established_connections(pid: i64, port: u16) -> Result<u32, ExecError> {
     let mut read_any = false;
     for table in ["tcp", "tcp6"] {
         let path = format!("/proc/{pid}/net/{table}");
-        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
         read_any = true;
         count += count_established(&text, port);
     }
     if read_any {
         Ok(count)
     } else {
-        Err(ExecError::Retryable(format!("cannot read /proc/{pid}/net/tcp")))
+        Err(ExecError::Retryable(format!(
+            "cannot read /proc/{pid}/net/tcp"
+        )))
     }
 }
 

@@ -16,7 +16,10 @@ pub enum PushOutcome {
     AlreadyPresent,
     /// This machine is the host (`local`): nothing to send.
     Local,
-    Sent { bytes: u64, millis: u64 },
+    Sent {
+        bytes: u64,
+        millis: u64,
+    },
 }
 
 impl DockerExecutor {
@@ -24,7 +27,9 @@ impl DockerExecutor {
     pub async fn push_image(&self, image: &str) -> Result<Vec<(String, PushOutcome)>, ExecError> {
         let source = Engine::connect("this machine", &local_socket()?).await?;
         let Some(id) = source.image_id(image).await? else {
-            return Err(ExecError::Permanent(format!("image {image} is not on this machine's Docker engine: build or pull it here first")));
+            return Err(ExecError::Permanent(format!(
+                "image {image} is not on this machine's Docker engine: build or pull it here first"
+            )));
         };
         let mut outcomes = Vec::new();
         for (host, handle) in self.hosts_sorted() {
@@ -42,9 +47,15 @@ impl DockerExecutor {
             let export = source.export(image).inspect_ok(move |chunk| {
                 counter.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
             });
-            handle.engine.load(export).await.map_err(|e| ExecError::Retryable(format!("{host}: loading {image}: {e}")))?;
+            handle
+                .engine
+                .load(export)
+                .await
+                .map_err(|e| ExecError::Retryable(format!("{host}: loading {image}: {e}")))?;
             if handle.engine.image_id(image).await?.as_deref() != Some(id.as_str()) {
-                return Err(ExecError::Retryable(format!("{host}: {image} did not arrive intact")));
+                return Err(ExecError::Retryable(format!(
+                    "{host}: {image} did not arrive intact"
+                )));
             }
             outcomes.push((
                 host.clone(),
@@ -62,22 +73,35 @@ impl Engine {
     pub async fn image_id(&self, image: &str) -> Result<Option<String>, ExecError> {
         match self.docker().inspect_image(image).await {
             Ok(i) => Ok(i.id),
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
-            Err(e) => Err(ExecError::Retryable(format!("inspecting image {image}: {e}"))),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(ExecError::Retryable(format!(
+                "inspecting image {image}: {e}"
+            ))),
         }
     }
 
     /// The image as a `docker save` tar stream.
-    pub fn export(&self, image: &str) -> impl futures_util::Stream<Item = Result<bytes::Bytes, bollard::errors::Error>> + Send + 'static {
+    pub fn export(
+        &self,
+        image: &str,
+    ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, bollard::errors::Error>> + Send + 'static
+    {
         self.docker().export_image(image)
     }
 
     /// `docker load` of a tar stream.
     pub async fn load<S>(&self, tar: S) -> Result<(), String>
     where
-        S: futures_util::Stream<Item = Result<bytes::Bytes, bollard::errors::Error>> + Send + 'static,
+        S: futures_util::Stream<Item = Result<bytes::Bytes, bollard::errors::Error>>
+            + Send
+            + 'static,
     {
-        let options = bollard::query_parameters::ImportImageOptions { quiet: true, ..Default::default() };
+        let options = bollard::query_parameters::ImportImageOptions {
+            quiet: true,
+            ..Default::default()
+        };
         let mut progress = self.docker().import_image_stream(options, tar, None);
         while let Some(item) = progress.next().await {
             item.map_err(|e| e.to_string())?;

@@ -31,9 +31,16 @@ impl DockerExecutor {
         let service = &self.spec().service;
         let upstreams = h.admin.upstreams(service).await.unwrap_or(None);
         let mut containers = Vec::new();
-        for (_, name, labels) in h.engine.list(&[("odysseus.service", service)], true).await? {
+        for (_, name, labels) in h
+            .engine
+            .list(&[("odysseus.service", service)], true)
+            .await?
+        {
             let info = h.engine.inspect(&name).await?;
-            let routed = upstreams.as_ref().is_some_and(|u| u.iter().any(|d| d.rsplit_once(':').map(|(n, _)| n) == Some(name.as_str())));
+            let routed = upstreams.as_ref().is_some_and(|u| {
+                u.iter()
+                    .any(|d| d.rsplit_once(':').map(|(n, _)| n) == Some(name.as_str()))
+            });
             containers.push(ContainerStatus {
                 role: labels.get("odysseus.role").cloned().unwrap_or_default(),
                 version: labels.get("odysseus.version").cloned().unwrap_or_default(),
@@ -43,8 +50,14 @@ impl DockerExecutor {
                 name,
             });
         }
-        containers.sort_by(|a, b| (!a.running, &a.role, &a.name).cmp(&(!b.running, &b.role, &b.name)));
+        containers
+            .sort_by(|a, b| (!a.running, &a.role, &a.name).cmp(&(!b.running, &b.role, &b.name)));
         let lock_holder = self.lock_holder(host, service).await?;
-        Ok(HostStatus { host: host.to_string(), containers, upstreams, lock_holder })
+        Ok(HostStatus {
+            host: host.to_string(),
+            containers,
+            upstreams,
+            lock_holder,
+        })
     }
 }

@@ -29,7 +29,10 @@ pub struct CrashSchedule {
 
 impl CrashSchedule {
     pub fn new(points: Vec<CrashPoint>) -> Self {
-        CrashSchedule { pending: RefCell::new(points), ..Default::default() }
+        CrashSchedule {
+            pending: RefCell::new(points),
+            ..Default::default()
+        }
     }
 
     fn take(&self, point: CrashPoint) -> bool {
@@ -50,20 +53,35 @@ pub struct CrashingLog<'a> {
 }
 
 impl EventLog for CrashingLog<'_> {
-    fn append(&self, deployment: DeploymentId, expected_seq: u64, event: &Event) -> Result<u64, Error> {
+    fn append(
+        &self,
+        deployment: DeploymentId,
+        expected_seq: u64,
+        event: &Event,
+    ) -> Result<u64, Error> {
         let n = self.schedule.appends.get() + 1;
         if self.schedule.take(CrashPoint::BeforeAppend(n)) {
             let seq = expected_seq.checked_sub(1);
             if let Some(seq) = seq {
-                self.schedule.crashed_after_seq.borrow_mut().push((seq, CrashPoint::BeforeAppend(n)));
+                self.schedule
+                    .crashed_after_seq
+                    .borrow_mut()
+                    .push((seq, CrashPoint::BeforeAppend(n)));
             }
-            return Err(Error::Interrupted(format!("simulated crash before append {n}")));
+            return Err(Error::Interrupted(format!(
+                "simulated crash before append {n}"
+            )));
         }
         let seq = self.journal.append(deployment, expected_seq, event)?;
         self.schedule.appends.set(n);
         if self.schedule.take(CrashPoint::AfterAppend(n)) {
-            self.schedule.crashed_after_seq.borrow_mut().push((seq, CrashPoint::AfterAppend(n)));
-            return Err(Error::Interrupted(format!("simulated crash after append {n}")));
+            self.schedule
+                .crashed_after_seq
+                .borrow_mut()
+                .push((seq, CrashPoint::AfterAppend(n)));
+            return Err(Error::Interrupted(format!(
+                "simulated crash after append {n}"
+            )));
         }
         Ok(seq)
     }

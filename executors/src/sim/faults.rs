@@ -6,15 +6,32 @@ use odysseus_engine::machine::StepName;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// The step fails `times` times on `host`, as retryable or permanent errors.
-    Fail { host: String, step: StepName, times: u32, permanent: bool },
+    Fail {
+        host: String,
+        step: StepName,
+        times: u32,
+        permanent: bool,
+    },
     /// The step never answers `times` times: the runtime's deadline must fire.
-    Hang { host: String, step: StepName, times: u32 },
+    Hang {
+        host: String,
+        step: StepName,
+        times: u32,
+    },
     /// The step takes effect but its reply is lost `times` times (outcome unknown).
-    LoseReply { host: String, step: StepName, times: u32 },
+    LoseReply {
+        host: String,
+        step: StepName,
+        times: u32,
+    },
     /// New containers on `host` never become healthy (a bad image).
     NeverHealthy { host: String },
     /// `host` answers nothing for `calls` calls, starting at its `from_call`-th call.
-    HostDown { host: String, from_call: u32, calls: u32 },
+    HostDown {
+        host: String,
+        from_call: u32,
+        calls: u32,
+    },
 }
 
 impl Fault {
@@ -47,11 +64,16 @@ pub struct FaultPlan {
 
 impl FaultPlan {
     pub fn new(faults: Vec<Fault>) -> Self {
-        FaultPlan { faults, calls_per_host: Vec::new() }
+        FaultPlan {
+            faults,
+            calls_per_host: Vec::new(),
+        }
     }
 
     pub fn never_healthy(&self, host: &str) -> bool {
-        self.faults.iter().any(|f| matches!(f, Fault::NeverHealthy { host: h } if h == host))
+        self.faults
+            .iter()
+            .any(|f| matches!(f, Fault::NeverHealthy { host: h } if h == host))
     }
 
     /// Decides (and consumes) what happens to the next call of `step` on `host`.
@@ -69,20 +91,39 @@ impl FaultPlan {
         };
         for fault in &mut self.faults {
             match fault {
-                Fault::HostDown { host: h, from_call, calls } if h == host => {
+                Fault::HostDown {
+                    host: h,
+                    from_call,
+                    calls,
+                } if h == host => {
                     if call >= *from_call && call < from_call.saturating_add(*calls) {
                         return Injected::Unreachable;
                     }
                 }
-                Fault::Fail { host: h, step: s, times, permanent } if h == host && Some(*s) == step && *times > 0 => {
+                Fault::Fail {
+                    host: h,
+                    step: s,
+                    times,
+                    permanent,
+                } if h == host && Some(*s) == step && *times > 0 => {
                     *times -= 1;
-                    return Injected::Fail { permanent: *permanent };
+                    return Injected::Fail {
+                        permanent: *permanent,
+                    };
                 }
-                Fault::Hang { host: h, step: s, times } if h == host && Some(*s) == step && *times > 0 => {
+                Fault::Hang {
+                    host: h,
+                    step: s,
+                    times,
+                } if h == host && Some(*s) == step && *times > 0 => {
                     *times -= 1;
                     return Injected::Hang;
                 }
-                Fault::LoseReply { host: h, step: s, times } if h == host && Some(*s) == step && *times > 0 => {
+                Fault::LoseReply {
+                    host: h,
+                    step: s,
+                    times,
+                } if h == host && Some(*s) == step && *times > 0 => {
                     *times -= 1;
                     return Injected::LoseReply;
                 }

@@ -8,7 +8,8 @@ use std::rc::Rc;
 
 use odysseus_engine::journal::{self, Acquired, Journal};
 use odysseus_engine::machine::{
-    DeploymentStarted, DeploymentState, Event, FailurePolicy, Phase, RetryPolicy, RoleKind, TargetStatus, Timeouts,
+    DeploymentStarted, DeploymentState, Event, FailurePolicy, Phase, RetryPolicy, RoleKind,
+    TargetStatus, Timeouts,
 };
 use odysseus_engine::runtime::{self, plan_deployment, Runtime, TargetSpec};
 use odysseus_engine::{DeploymentId, Operator};
@@ -58,20 +59,32 @@ impl Scenario {
             first_deploy: vec![false; hosts],
             roles: roles
                 .iter()
-                .map(|(name, kind)| RoleSetup { name: name.to_string(), kind: *kind, hosts: (0..hosts).collect() })
+                .map(|(name, kind)| RoleSetup {
+                    name: name.to_string(),
+                    kind: *kind,
+                    hosts: (0..hosts).collect(),
+                })
                 .collect(),
             faults: Vec::new(),
             crashes: Vec::new(),
             on_failure: FailurePolicy::Halt,
             batch_size: 1,
             retry: RetryPolicy::default(),
-            timeouts: Timeouts { boot_ms: 10_000, drain_ms: 5_000, stop_ms: 5_000, op_ms: 5_000 },
+            timeouts: Timeouts {
+                boot_ms: 10_000,
+                drain_ms: 5_000,
+                stop_ms: 5_000,
+                op_ms: 5_000,
+            },
             settle: false,
         }
     }
 
     pub fn deployment_id(&self) -> DeploymentId {
-        DeploymentId { millis: SIM_EPOCH_MS, nonce: (self.seed ^ (self.seed >> 32)) as u32 }
+        DeploymentId {
+            millis: SIM_EPOCH_MS,
+            nonce: (self.seed ^ (self.seed >> 32)) as u32,
+        }
     }
 
     /// Targets host by host; on one host, roles in config order.
@@ -149,7 +162,11 @@ enum Mode {
 
 async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
     let clock = SimClock::new();
-    let mut world = World::new(&scenario.service, scenario.seed, FaultPlan::new(scenario.faults.clone()));
+    let mut world = World::new(
+        &scenario.service,
+        scenario.seed,
+        FaultPlan::new(scenario.faults.clone()),
+    );
     for (h, host) in scenario.hosts.iter().enumerate() {
         world.add_host(host);
         if !scenario.first_deploy.get(h).copied().unwrap_or(false) {
@@ -176,17 +193,31 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
                 break;
             }
         };
-        let operator = Operator { user: "sim".into(), hostname: "simulator".into(), pid: 4000 + incarnation };
+        let operator = Operator {
+            user: "sim".into(),
+            hostname: "simulator".into(),
+            pid: 4000 + incarnation,
+        };
         let me = operator.pid;
         // Earlier incarnations are dead processes: their lock is taken over.
-        let lock = match journal.acquire_lock(&scenario.service, &operator, incarnation as u64, odysseus_engine::Timestamp(0), Some(id), &|l: &journal::LockRecord| l.owner.pid == me) {
+        let lock = match journal.acquire_lock(
+            &scenario.service,
+            &operator,
+            incarnation as u64,
+            odysseus_engine::Timestamp(0),
+            Some(id),
+            &|l: &journal::LockRecord| l.owner.pid == me,
+        ) {
             Ok(lock) => lock,
             Err(e) => {
                 errors.push(format!("lock: {e}"));
                 break;
             }
         };
-        let log = CrashingLog { journal: &journal, schedule: &schedule };
+        let log = CrashingLog {
+            journal: &journal,
+            schedule: &schedule,
+        };
         let live_cell = RefCell::new(live.clone());
         let mut runtime = Runtime::new(&log, &executor, &clock).on_event(|_, _, state| {
             *live_cell.borrow_mut() = state.clone();
@@ -196,7 +227,17 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
         let result = match (&mode, unfinished, exists) {
             (Mode::Abort, Some(d), _) => runtime.abort(d, operator.clone(), &lock).await,
             (_, Some(d), _) => runtime.resume(d, operator.clone(), &lock).await,
-            (Mode::Drive, None, false) => start(scenario, &executor, &mut runtime, operator.clone(), &lock, id).await,
+            (Mode::Drive, None, false) => {
+                start(
+                    scenario,
+                    &executor,
+                    &mut runtime,
+                    operator.clone(),
+                    &lock,
+                    id,
+                )
+                .await
+            }
             _ => {
                 // The last process died after the deployment's final event: nothing is
                 // left to do, and what it knew is what the journal says.
@@ -222,7 +263,11 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
                 let _ = journal.release_lock(&scenario.service, lock.token());
                 if scenario.settle && matches!(mode, Mode::Drive) && live.phase.is_suspended() {
                     world.borrow_mut().faults.clear();
-                    mode = if live.phase == Phase::Halted { Mode::Resume } else { Mode::Abort };
+                    mode = if live.phase == Phase::Halted {
+                        Mode::Resume
+                    } else {
+                        Mode::Abort
+                    };
                     continue;
                 }
                 break;
@@ -234,7 +279,9 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
     let (events, records) = match &journal {
         Ok(j) => (
             j.load(id).unwrap_or_default(),
-            j.raw_records(id).map(|r| r.into_iter().map(|r| r.bytes).collect()).unwrap_or_default(),
+            j.raw_records(id)
+                .map(|r| r.into_iter().map(|r| r.bytes).collect())
+                .unwrap_or_default(),
         ),
         Err(e) => {
             errors.push(format!("journal did not reopen: {e}"));
@@ -253,7 +300,17 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
     let mut violations = world.violations.clone();
     let targets = check_end_state(scenario, &world, &folded, id, &mut violations);
     let crashes = schedule.crashed_after_seq.borrow().clone();
-    Outcome { deployment: id, events, records, crashes, live, folded, targets, violations, errors }
+    Outcome {
+        deployment: id,
+        events,
+        records,
+        crashes,
+        live,
+        folded,
+        targets,
+        violations,
+        errors,
+    }
 }
 
 async fn start<L: runtime::EventLog>(
@@ -297,7 +354,10 @@ fn check_end_state(
 ) -> Vec<TargetReport> {
     let mut reports = Vec::new();
     if !(state.phase.is_final() || state.phase == Phase::Halted) {
-        violations.push(format!("the deployment ended {}, not in a terminal state", state.phase.as_str()));
+        violations.push(format!(
+            "the deployment ended {}, not in a terminal state",
+            state.phase.as_str()
+        ));
     }
     let Some(started) = state.started() else {
         return reports;
@@ -313,10 +373,15 @@ fn check_end_state(
         let mut versions: Vec<&str> = running.iter().map(|c| c.version.as_str()).collect();
         versions.sort();
         versions.dedup();
-        let version = if versions.is_empty() { "none".to_string() } else { versions.join("+") };
+        let version = if versions.is_empty() {
+            "none".to_string()
+        } else {
+            versions.join("+")
+        };
         let label = target.label();
         let web = target.kind == RoleKind::Web;
-        let new_name = odysseus_engine::machine::new_container_name(&scenario.service, &target.role, id);
+        let new_name =
+            odysseus_engine::machine::new_container_name(&scenario.service, &target.role, id);
         let routed: Vec<&String> = host
             .upstreams
             .iter()
@@ -325,7 +390,10 @@ fn check_end_state(
         match status {
             TargetStatus::Completed => {
                 if running.len() != 1 || running[0].name != new_name {
-                    violations.push(format!("{label} completed but runs {} container(s) of version {version}", running.len()));
+                    violations.push(format!(
+                        "{label} completed but runs {} container(s) of version {version}",
+                        running.len()
+                    ));
                 }
                 if web && routed != vec![&new_name] {
                     violations.push(format!("{label} completed but routes {routed:?}"));
@@ -333,31 +401,56 @@ fn check_end_state(
             }
             TargetStatus::Pending | TargetStatus::RolledBack => {
                 if host.container(&new_name).is_some() {
-                    violations.push(format!("{label} is back on the old version but {new_name} still exists"));
+                    violations.push(format!(
+                        "{label} is back on the old version but {new_name} still exists"
+                    ));
                 }
                 for old in &target.old_containers {
-                    let ok = host.container(old).is_some_and(|c| c.state == ContainerState::Running);
+                    let ok = host
+                        .container(old)
+                        .is_some_and(|c| c.state == ContainerState::Running);
                     if !ok {
-                        violations.push(format!("{label} is back on the old version but {old} is not running"));
+                        violations.push(format!(
+                            "{label} is back on the old version but {old} is not running"
+                        ));
                     }
                     if web && !host.upstreams.contains(old) {
-                        violations.push(format!("{label} is back on the old version but {old} is not routed"));
+                        violations.push(format!(
+                            "{label} is back on the old version but {old} is not routed"
+                        ));
                     }
                 }
             }
             other => violations.push(format!("{label} ended {}", other.as_str())),
         }
-        reports.push(TargetReport { host: target.host.clone(), role: target.role.clone(), status, version });
+        reports.push(TargetReport {
+            host: target.host.clone(),
+            role: target.role.clone(),
+            status,
+            version,
+        });
     }
     for (name, host) in &world.hosts {
         for upstream in &host.upstreams {
-            if !host.container(upstream).is_some_and(|c| c.state == ContainerState::Running) {
-                violations.push(format!("{name}: upstream {upstream} points at a container that is not running"));
+            if !host
+                .container(upstream)
+                .is_some_and(|c| c.state == ContainerState::Running)
+            {
+                violations.push(format!(
+                    "{name}: upstream {upstream} points at a container that is not running"
+                ));
             }
         }
         for c in &host.containers {
-            if c.deployment == Some(id) && c.web && c.state == ContainerState::Running && !host.upstreams.contains(&c.name) {
-                violations.push(format!("{name}: {} was created by the deployment and runs unrouted", c.name));
+            if c.deployment == Some(id)
+                && c.web
+                && c.state == ContainerState::Running
+                && !host.upstreams.contains(&c.name)
+            {
+                violations.push(format!(
+                    "{name}: {} was created by the deployment and runs unrouted",
+                    c.name
+                ));
             }
         }
     }

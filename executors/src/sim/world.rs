@@ -61,7 +61,10 @@ impl Host {
     }
 
     pub fn routed_healthy(&self, now: u64) -> usize {
-        self.upstreams.iter().filter(|u| self.container(u).is_some_and(|c| c.healthy(now))).count()
+        self.upstreams
+            .iter()
+            .filter(|u| self.container(u).is_some_and(|c| c.healthy(now)))
+            .count()
     }
 }
 
@@ -150,7 +153,12 @@ impl World {
         let never = self.faults.never_healthy(host);
         let delay = self.rng.upto(boot_ms / 4);
         let healthy_at = if never { None } else { Some(now + delay) };
-        if self.hosts.get(host).and_then(|h| h.container(name)).is_none() {
+        if self
+            .hosts
+            .get(host)
+            .and_then(|h| h.container(name))
+            .is_none()
+        {
             let id = self.fresh_id();
             let h = self.hosts.get_mut(host).expect("simulated host exists");
             h.containers.push(Container {
@@ -185,7 +193,9 @@ impl World {
             .count();
         self.max_twins = self.max_twins.max(twins);
         if twins > 1 {
-            self.violation(format!("{twins} containers for one idempotency key ({role}@{host})"));
+            self.violation(format!(
+                "{twins} containers for one idempotency key ({role}@{host})"
+            ));
         }
     }
 
@@ -226,7 +236,9 @@ impl World {
     pub fn unroute(&mut self, host: &str, name: &str, drain_ms: u64) -> bool {
         let now = self.now_ms;
         let requests = self.rng.upto(3);
-        let ends: Vec<u64> = (0..requests).map(|_| now + 1 + self.rng.upto(drain_ms * 3 / 2)).collect();
+        let ends: Vec<u64> = (0..requests)
+            .map(|_| now + 1 + self.rng.upto(drain_ms * 3 / 2))
+            .collect();
         let h = self.hosts.get_mut(host).expect("simulated host exists");
         let Some(pos) = h.upstreams.iter().position(|u| u == name) else {
             return false;
@@ -246,23 +258,34 @@ impl World {
     pub fn stop(&mut self, host: &str, name: &str, drain_ms: u64) -> bool {
         let now = self.now_ms;
         let h = &self.hosts[host];
-        let Some(c) = h.container(name) else { return false };
+        let Some(c) = h.container(name) else {
+            return false;
+        };
         if c.state != ContainerState::Running {
             return false;
         }
         let still_routed = h.upstreams.iter().any(|u| u == name);
         let inflight = c.inflight_at(now);
-        let drained_long_enough = c.unrouted_at.is_some_and(|t| now.saturating_sub(t) >= drain_ms);
+        let drained_long_enough = c
+            .unrouted_at
+            .is_some_and(|t| now.saturating_sub(t) >= drain_ms);
         let web = c.web;
         if still_routed {
-            self.violation(format!("stopped {name} on {host} while it was still routed"));
+            self.violation(format!(
+                "stopped {name} on {host} while it was still routed"
+            ));
         }
         if web && inflight > 0 && !drained_long_enough {
             self.violation(format!(
                 "stopped {name} on {host} with {inflight} request(s) in flight before its drain timeout"
             ));
         }
-        let c = self.hosts.get_mut(host).unwrap().container_mut(name).unwrap();
+        let c = self
+            .hosts
+            .get_mut(host)
+            .unwrap()
+            .container_mut(name)
+            .unwrap();
         c.state = ContainerState::Stopped;
         c.inflight.clear();
         self.check_availability(host);
@@ -288,7 +311,9 @@ impl World {
         let before = h.upstreams.len();
         let containers = &h.containers;
         h.upstreams.retain(|u| {
-            containers.iter().any(|c| &c.name == u && c.state == ContainerState::Running)
+            containers
+                .iter()
+                .any(|c| &c.name == u && c.state == ContainerState::Running)
         });
         (before - h.upstreams.len()) as u32
     }

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use odysseus_engine::runtime::ExecError;
 use russh::client::{self, Handle};
-use russh::keys::{check_known_hosts_path, load_secret_key, HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::keys::{
+    check_known_hosts_path, load_secret_key, HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate,
+};
 use russh::ChannelMsg;
 
 /// Where and as whom to connect.
@@ -22,6 +24,9 @@ pub struct SshSettings {
     pub keys: Vec<PathBuf>,
     pub known_hosts: PathBuf,
     pub connect_timeout: Duration,
+    /// Record an unknown host's key instead of refusing it (an explicit opt-in, for
+    /// `odysseus trust`). A changed key is refused regardless.
+    pub trust_unknown: bool,
 }
 
 /// Verifies the server's key against known_hosts; the verdict is kept so the error can
@@ -29,26 +34,46 @@ pub struct SshSettings {
 pub struct Verifier {
     target: SshTarget,
     known_hosts: PathBuf,
+    trust_unknown: bool,
     problem: Arc<Mutex<Option<String>>>,
+    learned: Arc<Mutex<Option<String>>>,
 }
 
 impl client::Handler for Verifier {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
-            *self.problem.lock().unwrap() = Some("the server offered a certificate; odysseus checks plain host keys only".into());
+            *self.problem.lock().unwrap() = Some(
+                "the server offered a certificate; odysseus checks plain host keys only".into(),
+            );
             return Ok(false);
         };
         let fingerprint = key.fingerprint(HashAlg::Sha256);
         let file = self.known_hosts.display();
-        let entry = if self.target.port == 22 { self.target.host.clone() } else { format!("[{}]:{}", self.target.host, self.target.port) };
+        let entry = if self.target.port == 22 {
+            self.target.host.clone()
+        } else {
+            format!("[{}]:{}", self.target.host, self.target.port)
+        };
         let verdict = match check_known_hosts_path(&self.target.host, self.target.port, key, &self.known_hosts) {
             Ok(true) => return Ok(true),
+            Ok(false) if self.trust_unknown => {
+                match russh::keys::known_hosts::learn_known_hosts_path(&self.target.host, self.target.port, key, &self.known_hosts) {
+                    Ok(()) => {
+                        *self.learned.lock().unwrap() = Some(fingerprint.to_string());
+                        return Ok(true);
+                    }
+                    Err(e) => format!("cannot record the host key of {entry} in {file}: {e}"),
+                }
+            }
             Ok(false) => format!(
-                "host key of {entry} is unknown ({fingerprint}); if that is the right key, record it in {file}, \
-                 e.g. `ssh-keyscan -p {} {} >> {file}`",
-                self.target.port, self.target.host
+                "host key of {entry} is unknown ({fingerprint}); if that is the right key, record it in {file} \
+                 with `odysseus trust {}` (or `ssh-keyscan -p {} {} >> {file}`)",
+                self.target.host, self.target.port, self.target.host
             ),
             Err(russh::keys::Error::KeyChanged { line }) => format!(
                 "host key of {entry} CHANGED (now {fingerprint}); it does not match line {line} of {file}. \
@@ -64,7 +89,20 @@ impl client::Handler for Verifier {
 pub type Session = Handle<Verifier>;
 
 /// Connects, checks the host key, and authenticates with the first key that works.
-pub async fn connect(target: &SshTarget, settings: &SshSettings) -> Result<Arc<Session>, ExecError> {
+pub async fn connect(
+    target: &SshTarget,
+    settings: &SshSettings,
+) -> Result<Arc<Session>, ExecError> {
+    connect_reporting(target, settings)
+        .await
+        .map(|(session, _)| session)
+}
+
+/// The same, also saying which key fingerprint was newly recorded (with `trust_unknown`).
+pub async fn connect_reporting(
+    target: &SshTarget,
+    settings: &SshSettings,
+) -> Result<(Arc<Session>, Option<String>), ExecError> {
     let config = client::Config {
         keepalive_interval: Some(Duration::from_secs(5)),
         keepalive_max: 3,
@@ -73,22 +111,44 @@ pub async fn connect(target: &SshTarget, settings: &SshSettings) -> Result<Arc<S
         ..Default::default()
     };
     let problem = Arc::new(Mutex::new(None));
-    let verifier = Verifier { target: target.clone(), known_hosts: settings.known_hosts.clone(), problem: problem.clone() };
+    let learned = Arc::new(Mutex::new(None));
+    let verifier = Verifier {
+        target: target.clone(),
+        known_hosts: settings.known_hosts.clone(),
+        trust_unknown: settings.trust_unknown,
+        problem: problem.clone(),
+        learned: learned.clone(),
+    };
     let where_ = format!("{}:{}", target.host, target.port);
-    let tcp = tokio::time::timeout(settings.connect_timeout, tokio::net::TcpStream::connect((target.host.as_str(), target.port)))
-        .await
-        .map_err(|_| ExecError::Retryable(format!("{where_}: no TCP connection within {:?}", settings.connect_timeout)))?
-        .map_err(|e| ExecError::Retryable(format!("{where_}: {e}")))?;
+    let tcp = tokio::time::timeout(
+        settings.connect_timeout,
+        tokio::net::TcpStream::connect((target.host.as_str(), target.port)),
+    )
+    .await
+    .map_err(|_| {
+        ExecError::Retryable(format!(
+            "{where_}: no TCP connection within {:?}",
+            settings.connect_timeout
+        ))
+    })?
+    .map_err(|e| ExecError::Retryable(format!("{where_}: {e}")))?;
     tcp.set_nodelay(true).ok();
     let handshake = client::connect_stream(Arc::new(config), tcp, verifier);
     let mut session = match tokio::time::timeout(settings.connect_timeout, handshake).await {
-        Err(_) => return Err(ExecError::Retryable(format!("{where_}: no SSH handshake within {:?}", settings.connect_timeout))),
+        Err(_) => {
+            return Err(ExecError::Retryable(format!(
+                "{where_}: no SSH handshake within {:?}",
+                settings.connect_timeout
+            )))
+        }
         Ok(Ok(session)) => session,
         Ok(Err(e)) => {
             if let Some(problem) = problem.lock().unwrap().take() {
                 return Err(ExecError::Permanent(problem));
             }
-            return Err(ExecError::Retryable(format!("{where_}: SSH handshake failed: {e}")));
+            return Err(ExecError::Retryable(format!(
+                "{where_}: SSH handshake failed: {e}"
+            )));
         }
     };
     let mut tried = Vec::new();
@@ -101,31 +161,54 @@ pub async fn connect(target: &SshTarget, settings: &SshSettings) -> Result<Arc<S
             }
         };
         let hash = if key.algorithm().is_rsa() {
-            session.best_supported_rsa_hash().await.ok().flatten().flatten()
+            session
+                .best_supported_rsa_hash()
+                .await
+                .ok()
+                .flatten()
+                .flatten()
         } else {
             None
         };
-        let auth = tokio::time::timeout(settings.connect_timeout, session.authenticate_publickey(&settings.user, PrivateKeyWithHashAlg::new(key, hash)))
-            .await
-            .map_err(|_| ExecError::Retryable(format!("{where_}: authentication timed out")))?
-            .map_err(|e| ExecError::Retryable(format!("{where_}: authentication failed: {e}")))?;
+        let auth = tokio::time::timeout(
+            settings.connect_timeout,
+            session.authenticate_publickey(&settings.user, PrivateKeyWithHashAlg::new(key, hash)),
+        )
+        .await
+        .map_err(|_| ExecError::Retryable(format!("{where_}: authentication timed out")))?
+        .map_err(|e| ExecError::Retryable(format!("{where_}: authentication failed: {e}")))?;
         if auth.success() {
-            return Ok(Arc::new(session));
+            let learned = learned.lock().unwrap().take();
+            return Ok((Arc::new(session), learned));
         }
         tried.push(format!("{}: refused", path.display()));
     }
     Err(ExecError::Permanent(format!(
         "{where_}: no key was accepted for user {} (tried {})",
         settings.user,
-        if tried.is_empty() { "no keys: set ssh.keys".to_string() } else { tried.join("; ") }
+        if tried.is_empty() {
+            "no keys: set ssh.keys".to_string()
+        } else {
+            tried.join("; ")
+        }
     )))
 }
 
 /// Runs a command on the host; returns its exit status and standard output.
-pub async fn exec(session: &Session, command: &str, timeout: Duration) -> Result<(u32, Vec<u8>), ExecError> {
+pub async fn exec(
+    session: &Session,
+    command: &str,
+    timeout: Duration,
+) -> Result<(u32, Vec<u8>), ExecError> {
     let run = async {
-        let mut channel = session.channel_open_session().await.map_err(|e| ExecError::OutcomeUnknown(format!("ssh exec: {e}")))?;
-        channel.exec(true, command).await.map_err(|e| ExecError::OutcomeUnknown(format!("ssh exec: {e}")))?;
+        let mut channel = session
+            .channel_open_session()
+            .await
+            .map_err(|e| ExecError::OutcomeUnknown(format!("ssh exec: {e}")))?;
+        channel
+            .exec(true, command)
+            .await
+            .map_err(|e| ExecError::OutcomeUnknown(format!("ssh exec: {e}")))?;
         let mut out = Vec::new();
         let mut status = None;
         while let Some(msg) = channel.wait().await {
@@ -137,7 +220,9 @@ pub async fn exec(session: &Session, command: &str, timeout: Duration) -> Result
         }
         Ok((status.unwrap_or(255), out))
     };
-    tokio::time::timeout(timeout, run).await.map_err(|_| ExecError::OutcomeUnknown(format!("ssh exec `{command}` timed out")))?
+    tokio::time::timeout(timeout, run)
+        .await
+        .map_err(|_| ExecError::OutcomeUnknown(format!("ssh exec `{command}` timed out")))?
 }
 
 /// One host's SSH connection for the whole deploy, re-established when it drops (the
@@ -149,9 +234,16 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub async fn open(target: SshTarget, settings: SshSettings) -> Result<Arc<Connection>, ExecError> {
+    pub async fn open(
+        target: SshTarget,
+        settings: SshSettings,
+    ) -> Result<Arc<Connection>, ExecError> {
         let session = connect(&target, &settings).await?;
-        Ok(Arc::new(Connection { target, settings, current: tokio::sync::Mutex::new(Some(session)) }))
+        Ok(Arc::new(Connection {
+            target,
+            settings,
+            current: tokio::sync::Mutex::new(Some(session)),
+        }))
     }
 
     /// The live session, reconnecting if the last one closed.
@@ -163,10 +255,12 @@ impl Connection {
             }
         }
         *current = None;
-        let fresh = connect(&self.target, &self.settings).await.map_err(|e| match e {
-            ExecError::Retryable(m) => ExecError::OutcomeUnknown(m),
-            other => other,
-        })?;
+        let fresh = connect(&self.target, &self.settings)
+            .await
+            .map_err(|e| match e {
+                ExecError::Retryable(m) => ExecError::OutcomeUnknown(m),
+                other => other,
+            })?;
         *current = Some(fresh.clone());
         Ok(fresh)
     }

@@ -14,17 +14,29 @@ use super::connect::{Connection, Session};
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens a direct-tcpip channel from the host to `host:port` (as seen from the server).
-pub async fn open_tcp(session: &Session, host: &str, port: u16) -> Result<ChannelStream<Msg>, ExecError> {
-    let channel = tokio::time::timeout(OPEN_TIMEOUT, session.channel_open_direct_tcpip(host, u32::from(port), "127.0.0.1", 0))
-        .await
-        .map_err(|_| ExecError::OutcomeUnknown(format!("tunnel to {host}:{port}: no answer")))?
-        .map_err(|e| ExecError::Retryable(format!("tunnel to {host}:{port}: {e}")))?;
+pub async fn open_tcp(
+    session: &Session,
+    host: &str,
+    port: u16,
+) -> Result<ChannelStream<Msg>, ExecError> {
+    let channel = tokio::time::timeout(
+        OPEN_TIMEOUT,
+        session.channel_open_direct_tcpip(host, u32::from(port), "127.0.0.1", 0),
+    )
+    .await
+    .map_err(|_| ExecError::OutcomeUnknown(format!("tunnel to {host}:{port}: no answer")))?
+    .map_err(|e| ExecError::Retryable(format!("tunnel to {host}:{port}: {e}")))?;
     Ok(channel.into_stream())
 }
 
 /// A local unix socket (in `dir`, created 0700) forwarding to `remote_path` on the host.
-pub async fn forward_unix(conn: Arc<Connection>, dir: &Path, remote_path: &str) -> Result<PathBuf, ExecError> {
-    std::fs::create_dir_all(dir).map_err(|e| ExecError::Permanent(format!("{}: {e}", dir.display())))?;
+pub async fn forward_unix(
+    conn: Arc<Connection>,
+    dir: &Path,
+    remote_path: &str,
+) -> Result<PathBuf, ExecError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| ExecError::Permanent(format!("{}: {e}", dir.display())))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -32,15 +44,22 @@ pub async fn forward_unix(conn: Arc<Connection>, dir: &Path, remote_path: &str) 
     }
     let local = dir.join("docker.sock");
     let _ = std::fs::remove_file(&local);
-    let listener = tokio::net::UnixListener::bind(&local).map_err(|e| ExecError::Permanent(format!("{}: {e}", local.display())))?;
+    let listener = tokio::net::UnixListener::bind(&local)
+        .map_err(|e| ExecError::Permanent(format!("{}: {e}", local.display())))?;
     let remote = remote_path.to_string();
     tokio::spawn(async move {
         while let Ok((mut local_conn, _)) = listener.accept().await {
             let conn = conn.clone();
             let remote = remote.clone();
             tokio::spawn(async move {
-                let Ok(session) = conn.session().await else { return };
-                let opened = tokio::time::timeout(OPEN_TIMEOUT, session.channel_open_direct_streamlocal(remote)).await;
+                let Ok(session) = conn.session().await else {
+                    return;
+                };
+                let opened = tokio::time::timeout(
+                    OPEN_TIMEOUT,
+                    session.channel_open_direct_streamlocal(remote),
+                )
+                .await;
                 if let Ok(Ok(channel)) = opened {
                     let mut stream = channel.into_stream();
                     let _ = tokio::io::copy_bidirectional(&mut local_conn, &mut stream).await;
@@ -53,15 +72,22 @@ pub async fn forward_unix(conn: Arc<Connection>, dir: &Path, remote_path: &str) 
 
 /// A local TCP port on 127.0.0.1 forwarding to `host:port` as seen from the server.
 pub async fn forward_tcp(conn: Arc<Connection>, host: &str, port: u16) -> Result<u16, ExecError> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| ExecError::Permanent(format!("local listener: {e}")))?;
-    let local_port = listener.local_addr().map_err(|e| ExecError::Permanent(e.to_string()))?.port();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| ExecError::Permanent(format!("local listener: {e}")))?;
+    let local_port = listener
+        .local_addr()
+        .map_err(|e| ExecError::Permanent(e.to_string()))?
+        .port();
     let host = host.to_string();
     tokio::spawn(async move {
         while let Ok((mut local_conn, _)) = listener.accept().await {
             let conn = conn.clone();
             let host = host.clone();
             tokio::spawn(async move {
-                let Ok(session) = conn.session().await else { return };
+                let Ok(session) = conn.session().await else {
+                    return;
+                };
                 if let Ok(mut stream) = open_tcp(&session, &host, port).await {
                     let _ = tokio::io::copy_bidirectional(&mut local_conn, &mut stream).await;
                 }

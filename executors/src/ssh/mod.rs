@@ -5,5 +5,5 @@
 mod connect;
 mod forward;
 
-pub use connect::{connect, exec, Connection, Session, SshSettings, SshTarget};
+pub use connect::{connect, connect_reporting, exec, Connection, Session, SshSettings, SshTarget};
 pub use forward::{forward_tcp, forward_unix, open_tcp};

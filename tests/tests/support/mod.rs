@@ -35,5 +35,8 @@ impl Drop for ScratchDir {
 
 /// Cases for the property tests: PROPTEST_CASES when set, else the default given.
 pub fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }

@@ -22,11 +22,25 @@ pub fn serial() -> MutexGuard<'static, ()> {
 }
 
 pub fn require_docker() {
-    let ok = Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]).output().is_ok_and(|o| o.status.success());
+    let ok = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     assert!(ok, "no Docker engine answers: run `bash testbed/testbed.sh up` (the README's test command does)");
-    for image in ["odysseus-demo:v1", "odysseus-demo:v2", "odysseus-bad:latest", "odysseus-testbed/caddy:2.6"] {
-        let present = Command::new("docker").args(["image", "inspect", image]).output().is_ok_and(|o| o.status.success());
-        assert!(present, "image {image} is missing: run `bash testbed/testbed.sh up`");
+    for image in [
+        "odysseus-demo:v1",
+        "odysseus-demo:v2",
+        "odysseus-bad:latest",
+        "odysseus-testbed/caddy:2.6",
+    ] {
+        let present = Command::new("docker")
+            .args(["image", "inspect", image])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            present,
+            "image {image} is missing: run `bash testbed/testbed.sh up`"
+        );
     }
 }
 
@@ -34,7 +48,11 @@ pub fn require_docker() {
 pub fn odysseus_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let bin = exe.parent().unwrap().parent().unwrap().join("odysseus");
-    assert!(bin.exists(), "{} is missing: run `cargo build -p odysseus` first (scripts/test.sh does)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p odysseus` first (scripts/test.sh does)",
+        bin.display()
+    );
     bin
 }
 
@@ -47,10 +65,15 @@ pub struct App {
 
 impl App {
     pub fn new(service: &str, image: &str, extra: &str) -> App {
-        let dir = std::env::temp_dir().join(format!("odysseus-it-{service}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("odysseus-it-{service}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let app = App { service: service.to_string(), dir, host_header: format!("{service}.test") };
+        let app = App {
+            service: service.to_string(),
+            dir,
+            host_header: format!("{service}.test"),
+        };
         app.write_config(image, extra);
         app.remove_containers();
         app
@@ -109,7 +132,10 @@ proxy:
         ]);
         let mut list: Vec<(String, String)> = out
             .lines()
-            .filter_map(|l| l.split_once(' ').map(|(n, v)| (n.to_string(), v.to_string())))
+            .filter_map(|l| {
+                l.split_once(' ')
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+            })
             .collect();
         list.sort();
         list
@@ -117,19 +143,34 @@ proxy:
 
     /// All containers of the service, running or not.
     pub fn all_containers(&self) -> Vec<String> {
-        docker(&["ps", "-a", "--filter", &format!("label=odysseus.service={}", self.service), "--format", "{{.Names}}"])
-            .lines()
-            .map(str::to_string)
-            .collect()
+        docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=odysseus.service={}", self.service),
+            "--format",
+            "{{.Names}}",
+        ])
+        .lines()
+        .map(str::to_string)
+        .collect()
     }
 
     /// The dial addresses in the service's Caddy route.
     pub fn upstreams(&self) -> Vec<String> {
-        let body = http_get_raw("127.0.0.1:2019", &format!("/id/odysseus-proxy-{}/upstreams", self.service), "127.0.0.1:2019")
-            .map(|(_, b)| b)
-            .unwrap_or_default();
-        let mut dials: Vec<String> =
-            body.split("\"dial\":\"").skip(1).filter_map(|s| s.split('"').next()).map(str::to_string).collect();
+        let body = http_get_raw(
+            "127.0.0.1:2019",
+            &format!("/id/odysseus-proxy-{}/upstreams", self.service),
+            "127.0.0.1:2019",
+        )
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+        let mut dials: Vec<String> = body
+            .split("\"dial\":\"")
+            .skip(1)
+            .filter_map(|s| s.split('"').next())
+            .map(str::to_string)
+            .collect();
         dials.sort();
         dials
     }
@@ -153,8 +194,19 @@ impl Drop for App {
         self.remove_containers();
         // Leave no route behind for the next test to find stale.
         let _ = std::process::Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-X", "DELETE", "-H", "Host: 127.0.0.1:2019"])
-            .arg(format!("http://127.0.0.1:2019/id/odysseus-route-{}", self.service))
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-X",
+                "DELETE",
+                "-H",
+                "Host: 127.0.0.1:2019",
+            ])
+            .arg(format!(
+                "http://127.0.0.1:2019/id/odysseus-route-{}",
+                self.service
+            ))
             .status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -169,16 +221,30 @@ pub fn docker(args: &[&str]) -> String {
 pub fn http_get_raw(addr: &str, path: &str, host: &str) -> Result<(u16, String), String> {
     let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(20))).ok();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").map_err(|e| format!("write: {e}"))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("write: {e}"))?;
     let mut response = Vec::new();
-    stream.read_to_end(&mut response).map_err(|e| format!("read: {e}"))?;
+    stream
+        .read_to_end(&mut response)
+        .map_err(|e| format!("read: {e}"))?;
     let text = String::from_utf8_lossy(&response).into_owned();
     let status = text
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("no status line in {:?}", text.chars().take(80).collect::<String>()))?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        .ok_or_else(|| {
+            format!(
+                "no status line in {:?}",
+                text.chars().take(80).collect::<String>()
+            )
+        })?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     // Chunked bodies carry the size line; the version text is still inside.
     Ok((status, body))
 }
@@ -211,11 +277,23 @@ pub struct Load {
 
 impl Load {
     pub fn start(host_header: &str, workers: usize, max_requests: u64, max_time: Duration) -> Load {
-        Load::start_at(&format!("127.0.0.1:{HTTP_PORT}"), host_header, workers, max_requests, max_time)
+        Load::start_at(
+            &format!("127.0.0.1:{HTTP_PORT}"),
+            host_header,
+            workers,
+            max_requests,
+            max_time,
+        )
     }
 
     /// The same, aimed at `addr` (loopback or a test-bed server on 198.51.100.0/24).
-    pub fn start_at(addr: &str, host_header: &str, workers: usize, max_requests: u64, max_time: Duration) -> Load {
+    pub fn start_at(
+        addr: &str,
+        host_header: &str,
+        workers: usize,
+        max_requests: u64,
+        max_time: Duration,
+    ) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let per_worker = max_requests / workers as u64;
         let handles = (0..workers)
@@ -227,13 +305,21 @@ impl Load {
                     let deadline = Instant::now() + max_time;
                     let mut report = LoadReport::default();
                     let mut sent = 0;
-                    while !stop.load(Ordering::Relaxed) && sent < per_worker && Instant::now() < deadline {
+                    while !stop.load(Ordering::Relaxed)
+                        && sent < per_worker
+                        && Instant::now() < deadline
+                    {
                         sent += 1;
                         let t0 = Instant::now();
                         match http_get_raw(&addr, "/", &host) {
                             Ok((status, body)) if (200..300).contains(&status) => {
                                 report.ok += 1;
-                                let v = body.lines().find(|l| l.starts_with('v')).unwrap_or("").trim().to_string();
+                                let v = body
+                                    .lines()
+                                    .find(|l| l.starts_with('v'))
+                                    .unwrap_or("")
+                                    .trim()
+                                    .to_string();
                                 if !report.versions.contains(&v) {
                                     report.versions.push(v);
                                 }
