@@ -749,3 +749,35 @@ fn trust_records_new_host_keys_once_and_never_replaces_a_changed_one() {
         .unwrap()
         .starts_with(&format!("198.51.100.11 {s2_key}")));
 }
+
+#[test]
+fn keys_from_an_ssh_agent_are_used_when_no_key_file_is_given() {
+    let _serial = serial();
+    fleet_up();
+    let app = FleetApp::new("agent", "");
+    // The same config with no key files: only the agent can authenticate.
+    let config = std::fs::read_to_string(app.dir.join("deploy.yml"))
+        .unwrap()
+        .replace(&format!("  keys: [{BASE}/id_ed25519]\n"), "  keys: []\n");
+    std::fs::write(app.dir.join("deploy.yml"), config).unwrap();
+    let without = app.cmd(&["--image", "v1"]).env_remove("SSH_AUTH_SOCK").output().unwrap();
+    assert_exit(&without, 3, "no key and no agent");
+    assert!(stderr(&without).contains("no key was accepted"), "{}", stderr(&without));
+
+    let socket = app.dir.join("agent.sock");
+    let agent = Command::new("ssh-agent").arg("-a").arg(&socket).output().unwrap();
+    assert!(agent.status.success(), "{}", String::from_utf8_lossy(&agent.stderr));
+    let pid: String = String::from_utf8_lossy(&agent.stdout)
+        .split("SSH_AGENT_PID=")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    let add = Command::new("ssh-add").arg(format!("{BASE}/id_ed25519")).env("SSH_AUTH_SOCK", &socket).output().unwrap();
+    let with_agent = app.cmd(&["--image", "v1"]).env("SSH_AUTH_SOCK", &socket).output().unwrap();
+    let _ = Command::new("kill").arg(&pid).status();
+    assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+    assert_exit(&with_agent, 0, "deploy with the agent's key");
+    assert_eq!(app.versions(), vec!["v1"; 3]);
+}

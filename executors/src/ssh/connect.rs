@@ -183,6 +183,31 @@ pub async fn connect_reporting(
         }
         tried.push(format!("{}: refused", path.display()));
     }
+    // Then the keys of a running ssh-agent (SSH_AUTH_SOCK), if there is one.
+    if let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await {
+        let identities = agent.request_identities().await.unwrap_or_default();
+        for identity in identities {
+            let key = identity.public_key().into_owned();
+            let hash = if key.algorithm().is_rsa() {
+                session.best_supported_rsa_hash().await.ok().flatten().flatten()
+            } else {
+                None
+            };
+            let fingerprint = key.fingerprint(HashAlg::Sha256);
+            let auth = tokio::time::timeout(
+                settings.connect_timeout,
+                session.authenticate_publickey_with(&settings.user, key, hash, &mut agent),
+            )
+            .await;
+            match auth {
+                Ok(Ok(result)) if result.success() => {
+                    let learned = learned.lock().unwrap().take();
+                    return Ok((Arc::new(session), learned));
+                }
+                _ => tried.push(format!("ssh-agent key {fingerprint}: refused")),
+            }
+        }
+    }
     Err(ExecError::Permanent(format!(
         "{where_}: no key was accepted for user {} (tried {})",
         settings.user,
