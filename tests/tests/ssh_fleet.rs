@@ -781,3 +781,37 @@ fn keys_from_an_ssh_agent_are_used_when_no_key_file_is_given() {
     assert_exit(&with_agent, 0, "deploy with the agent's key");
     assert_eq!(app.versions(), vec!["v1"; 3]);
 }
+
+#[test]
+fn hashed_known_hosts_entries_and_an_rsa_key_work() {
+    let _serial = serial();
+    fleet_up();
+    let app = FleetApp::new("rsahashed", "");
+    // known_hosts hashed the way `ssh-keygen -H` does it.
+    let hashed = app.dir.join("hashed_known_hosts");
+    std::fs::copy(format!("{BASE}/known_hosts"), &hashed).unwrap();
+    let hash = Command::new("ssh-keygen").arg("-H").arg("-f").arg(&hashed).output().unwrap();
+    assert!(hash.status.success(), "{}", String::from_utf8_lossy(&hash.stderr));
+    assert!(std::fs::read_to_string(&hashed).unwrap().lines().all(|l| l.is_empty() || l.starts_with("|1|")));
+    // An RSA key, accepted by every server.
+    let rsa = app.dir.join("id_rsa");
+    let keygen = Command::new("ssh-keygen").args(["-q", "-t", "rsa", "-b", "3072", "-N", "", "-f"]).arg(&rsa).output().unwrap();
+    assert!(keygen.status.success());
+    let public = std::fs::read_to_string(app.dir.join("id_rsa.pub")).unwrap();
+    for n in 1..=3 {
+        let path = format!("{BASE}/s{n}/authorized_keys");
+        let mut keys = std::fs::read_to_string(&path).unwrap();
+        if !keys.contains(public.trim()) {
+            keys.push_str(&public);
+            std::fs::write(&path, keys).unwrap();
+        }
+    }
+    app.write(&hashed.to_string_lossy(), "");
+    let config = std::fs::read_to_string(app.dir.join("deploy.yml"))
+        .unwrap()
+        .replace(&format!("[{BASE}/id_ed25519]"), &format!("[{}]", rsa.display()));
+    std::fs::write(app.dir.join("deploy.yml"), config).unwrap();
+    let out = app.cmd(&["--image", "v1"]).env_remove("SSH_AUTH_SOCK").output().unwrap();
+    assert_exit(&out, 0, "deploy with an RSA key and hashed known_hosts");
+    assert_eq!(app.versions(), vec!["v1"; 3]);
+}
