@@ -58,6 +58,8 @@ enum Command {
     App(commands::app::AppArgs),
     /// Who holds the deploy lock (`lock status`), or break it (`lock release`).
     Lock(commands::lock::LockArgs),
+    /// What the container a role serves on a host printed (`-f` to follow).
+    Logs(commands::logs::LogsArgs),
     /// Send an image from this machine to every host that lacks it (no registry).
     Push(commands::push::PushArgs),
     /// Show the audit trail of a deployment, from the journal.
@@ -68,6 +70,11 @@ enum Command {
     Status(commands::status::StatusArgs),
     /// Record the host key of new servers in known_hosts (an explicit opt-in).
     Trust(commands::trust::TrustArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
     /// Check deploy.yml and report every problem at once, touching nothing.
     Validate(commands::validate::ValidateArgs),
     /// Run a deployment against a simulated fleet, with injected failures and crashes,
@@ -104,6 +111,12 @@ fn main() -> ExitCode {
         Command::Deploy(args) => commands::deploy::run(&global, args),
         Command::App(args) => commands::app::run(&global, args),
         Command::Lock(args) => commands::lock::run(&global, args),
+        Command::Logs(args) => commands::logs::run(&global, args),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "odysseus", &mut out);
+            exit::print_stdout(&String::from_utf8_lossy(&out)).map(|_| Exit::Ok).map_err(Into::into)
+        }
         Command::Push(args) => commands::push::run(&global, args),
         Command::Replay(args) => commands::replay::replay(&global, args),
         Command::History(args) => commands::replay::history(&global, args),

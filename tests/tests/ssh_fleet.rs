@@ -815,3 +815,26 @@ fn hashed_known_hosts_entries_and_an_rsa_key_work() {
     assert_exit(&out, 0, "deploy with an RSA key and hashed known_hosts");
     assert_eq!(app.versions(), vec!["v1"; 3]);
 }
+
+#[test]
+fn logs_shows_what_the_serving_container_printed() {
+    let _serial = serial();
+    fleet_up();
+    let app = FleetApp::new("logs", "");
+    // A role whose command prints a marker, then keeps running.
+    let config = std::fs::read_to_string(app.dir.join("deploy.yml")).unwrap().replace(
+        "proxy:\n",
+        "  worker:\n    hosts: [198.51.100.12]\n    cmd: \"echo worker-started-$MARKER; while true; do sleep 1; done\"\nproxy:\n",
+    ) + "env:\n  clear:\n    MARKER: m42\n";
+    std::fs::write(app.dir.join("deploy.yml"), config).unwrap();
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "deploy with a worker");
+    let logs = |args: &[&str]| {
+        Command::new(real::odysseus_bin()).arg("logs").args(args).arg("-c").arg(app.dir.join("deploy.yml")).output().unwrap()
+    };
+    let out = logs(&["198.51.100.12", "--role", "worker", "-n", "10"]);
+    assert_exit(&out, 0, "logs");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("worker-started-m42"), "{}", String::from_utf8_lossy(&out.stdout));
+    let nothing = logs(&["198.51.100.11", "--role", "worker"]);
+    assert_eq!(nothing.status.code(), Some(3), "{}", stderr(&nothing));
+    assert!(stderr(&nothing).contains("runs nothing"));
+}

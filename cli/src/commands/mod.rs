@@ -1,6 +1,7 @@
 pub mod app;
 pub mod deploy;
 pub mod lock;
+pub mod logs;
 pub mod push;
 pub mod replay;
 pub mod simulate;

@@ -4,6 +4,7 @@ pub mod caddy;
 pub mod engine;
 mod executor;
 pub use executor::{local_socket, parse_host, Access, DockerExecutor, HostHandle};
+mod logs;
 mod oneoff;
 pub mod probe;
 mod push;
