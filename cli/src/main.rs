@@ -66,6 +66,8 @@ enum Command {
     Replay(commands::replay::ReplayArgs),
     /// List the deployments of the service, newest first.
     History(commands::replay::HistoryArgs),
+    /// Deploy an earlier version again (the previous one by default); `--list` shows them.
+    Rollback(commands::rollback::RollbackArgs),
     /// What serves the service on each host now, Caddy's upstreams, locks, unfinished work.
     Status(commands::status::StatusArgs),
     /// Record the host key of new servers in known_hosts (an explicit opt-in).
@@ -121,6 +123,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => commands::replay::replay(&global, args),
         Command::History(args) => commands::replay::history(&global, args),
         Command::Simulate(args) => commands::simulate::run(args),
+        Command::Rollback(args) => commands::rollback::run(&global, args),
         Command::Status(args) => commands::status::run(&global, args),
         Command::Trust(args) => commands::trust::run(&global, args),
         Command::Validate(args) => commands::validate::run(&global, args),

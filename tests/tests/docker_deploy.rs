@@ -816,3 +816,30 @@ fn lock_status_names_the_holder_and_lock_release_is_recorded_in_the_journal() {
     assert_exit(&app.deploy(&["--resume"]), 0, "resume after the release");
     assert_converged(&app, "v2");
 }
+
+#[test]
+fn rollback_returns_to_the_previous_version_and_refuses_a_missing_image() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("rollback", "odysseus-demo", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "v1");
+    assert_exit(&app.deploy(&["--image", "v2"]), 0, "v2");
+    let rollback = |args: &[&str]| {
+        std::process::Command::new(real::odysseus_bin()).arg("rollback").args(args).arg("-c").arg(app.config()).output().unwrap()
+    };
+    let list = rollback(&["--list"]);
+    assert_exit(&list, 0, "rollback --list");
+    let text = String::from_utf8_lossy(&list.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() == 2 && lines[0].starts_with("v2") && lines[0].ends_with("(current)") && lines[1].starts_with("v1"), "{text}");
+    let missing = rollback(&["v404"]);
+    assert_exit(&missing, 3, "rollback to an image no host has");
+    assert!(stderr(&missing).contains("Nothing was changed") && stderr(&missing).contains("odysseus push --image v404"));
+    assert_converged(&app, "v2");
+    let load = Load::start(&app.host_header, 2, 5_000, Duration::from_secs(60));
+    let out = rollback(&[]);
+    assert_exit(&out, 0, "rollback to the previous version");
+    let report = load.finish();
+    assert_eq!(report.failures(), 0, "non-2xx {:?}, errors {:?}", report.non_2xx, report.errors);
+    assert_converged(&app, "v1");
+}

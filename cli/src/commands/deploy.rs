@@ -115,6 +115,13 @@ fn what_next(global: &GlobalArgs) -> String {
     )
 }
 
+impl DeployArgs {
+    /// A plain deploy of one version (what `rollback` runs).
+    pub fn for_version(version: String) -> Self {
+        DeployArgs { image: Some(version), resume: false, abort: false, dry_run: false, push_image: false }
+    }
+}
+
 pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<Exit> {
     let config = config::load(&global.config, &|name| std::env::var(name).ok())
         .map_err(|e| UsageError(e.to_string()))?;

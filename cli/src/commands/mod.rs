@@ -4,6 +4,7 @@ pub mod lock;
 pub mod logs;
 pub mod push;
 pub mod replay;
+pub mod rollback;
 pub mod simulate;
 pub mod status;
 pub mod trust;

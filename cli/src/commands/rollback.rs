@@ -1,0 +1,98 @@
+//! `odysseus rollback [VERSION] [--list]`: deploy an earlier version again, refused
+//! before anything changes when its image is missing on any host.
+
+use anyhow::Context;
+use clap::Args;
+use odysseus_engine::machine::{DeploymentState, Phase};
+use odysseus_executors::docker::DockerExecutor;
+
+use crate::config;
+use crate::exit::{print_stdout, Exit, UsageError};
+use crate::state::open_journal;
+use crate::GlobalArgs;
+
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Without VERSION: the version that served before the latest completed deployment. The
+rollback is an ordinary deploy of that tag (same steps, same zero-downtime guarantees,
+its own journal entry); it is refused before anything changes when the image is missing
+on any host (`odysseus push --image VERSION` sends it).
+
+Exit codes: as `odysseus deploy`; 3 also when the image is missing on a host.")]
+pub struct RollbackArgs {
+    /// The version (tag) to return to.
+    version: Option<String>,
+    /// List the versions this service was deployed with, newest first.
+    #[arg(long)]
+    list: bool,
+}
+
+/// Versions of completed deployments, newest first, without repeats.
+fn completed_versions(global: &GlobalArgs, service: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let journal = open_journal(global, false)?;
+    let mut versions: Vec<(String, String)> = Vec::new();
+    for id in journal.deployments(service)? {
+        let state = DeploymentState::fold(&journal.load(id)?)?;
+        if state.phase != Phase::Completed {
+            continue;
+        }
+        if let Some(s) = state.started() {
+            if !versions.iter().any(|(v, _)| *v == s.version) {
+                versions.push((s.version.clone(), state.started_at.to_string()));
+            }
+        }
+    }
+    Ok(versions)
+}
+
+pub fn run(global: &GlobalArgs, args: RollbackArgs) -> anyhow::Result<Exit> {
+    let config = config::load(&global.config, &|name| std::env::var(name).ok()).map_err(|e| UsageError(e.to_string()))?;
+    let versions = completed_versions(global, &config.service)?;
+    if args.list {
+        let mut out = String::new();
+        for (i, (version, at)) in versions.iter().enumerate() {
+            out.push_str(&format!("{version:<20} deployed {at}{}\n", if i == 0 { "  (current)" } else { "" }));
+        }
+        if out.is_empty() {
+            out = format!("no completed deployment of {} yet\n", config.service);
+        }
+        print_stdout(&out)?;
+        return Ok(Exit::Ok);
+    }
+    let version = match args.version {
+        Some(v) => v,
+        None => versions
+            .get(1)
+            .map(|(v, _)| v.clone())
+            .ok_or_else(|| UsageError(format!("{} has no earlier version to return to (see `odysseus rollback --list`)", config.service)))?,
+    };
+    let image = format!("{}:{version}", config.image);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+    let missing = runtime.block_on(async {
+        let executor = DockerExecutor::connect(config.spec.clone(), &config.hosts(), &config.ssh, config.ssh_port).await?;
+        let mut missing = Vec::new();
+        for (host, handle) in executor.hosts_sorted() {
+            if !handle.engine.image_present(&image).await? {
+                missing.push(host.clone());
+            }
+        }
+        Ok::<_, odysseus_engine::runtime::ExecError>(missing)
+    });
+    match missing {
+        Err(e) => {
+            eprintln!("odysseus: {e}\nNothing was changed.");
+            return Ok(Exit::Blocked);
+        }
+        Ok(missing) if !missing.is_empty() => {
+            eprintln!(
+                "odysseus: {image} is not on {}; send it first with `odysseus push --image {version}`.\nNothing was changed.",
+                missing.join(", ")
+            );
+            return Ok(Exit::Blocked);
+        }
+        Ok(_) => {}
+    }
+    drop(runtime);
+    eprintln!("Rolling back {} to {version}", config.service);
+    super::deploy::run(global, super::deploy::DeployArgs::for_version(version))
+}
