@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "demo.sh: cargo is not installed; install Rust (rustup) first" >&2
+    exit 2
+fi
+
 bash testbed/testbed.sh up
 cargo build --locked -q -p odysseus
 odysseus=target/debug/odysseus
