@@ -116,8 +116,15 @@ fn main() -> ExitCode {
         Command::Logs(args) => commands::logs::run(&global, args),
         Command::Completions { shell } => {
             let mut out = Vec::new();
-            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "odysseus", &mut out);
-            exit::print_stdout(&String::from_utf8_lossy(&out)).map(|_| Exit::Ok).map_err(Into::into)
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "odysseus",
+                &mut out,
+            );
+            exit::print_stdout(&String::from_utf8_lossy(&out))
+                .map(|_| Exit::Ok)
+                .map_err(Into::into)
         }
         Command::Push(args) => commands::push::run(&global, args),
         Command::Replay(args) => commands::replay::replay(&global, args),

@@ -223,18 +223,9 @@ fn abort_after_the_new_upstream_was_added_returns_exactly_to_v1() {
     let app = App::new("abort", "odysseus-demo", "");
     assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
     let load = Load::start(&app.host_header, 2, 10_000, Duration::from_secs(60));
-    let mut child = app
-        .deploy_cmd(&["--image", "v2"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    for line in lines {
-        if line.unwrap().contains("add-upstream ok") {
-            break;
-        }
-    }
+    let (mut child, lines) =
+        real::spawn_until(app.deploy_cmd(&["--image", "v2"]), "add-upstream ok");
+    drop(lines);
     let _ = child.kill();
     let _ = child.wait();
     let out = app.deploy(&["--abort"]);
@@ -578,27 +569,13 @@ fn sigint_mid_deploy_records_the_interruption_releases_the_lock_and_resume_conve
     assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
     let load = Load::start(&app.host_header, 2, 10_000, Duration::from_secs(60));
     // A slow request keeps the drain busy long enough to interrupt it.
-    let host = app.host_header.clone();
-    let slow = std::thread::spawn(move || {
-        real::http_get_raw(
-            &format!("127.0.0.1:{}", real::HTTP_PORT),
-            "/cgi-bin/slow?s=4",
-            &host,
-        )
-    });
-    std::thread::sleep(Duration::from_millis(300));
-    let mut child = app
-        .deploy_cmd(&["--image", "v2"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().contains("remove-old-upstream ok") {
-            break;
-        }
-    }
+    let slow = real::slow_request(
+        format!("127.0.0.1:{}", real::HTTP_PORT),
+        app.host_header.clone(),
+        4,
+    );
+    let (mut child, lines) =
+        real::spawn_until(app.deploy_cmd(&["--image", "v2"]), "remove-old-upstream ok");
     std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -657,27 +634,13 @@ fn a_second_deploy_from_another_state_dir_is_refused_and_a_killed_holder_leaves_
     let app = App::new("twoops", "odysseus-demo", "");
     assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
     let other_state = app.dir.join("other-operator");
-    let host = app.host_header.clone();
-    let slow = std::thread::spawn(move || {
-        real::http_get_raw(
-            &format!("127.0.0.1:{}", real::HTTP_PORT),
-            "/cgi-bin/slow?s=4",
-            &host,
-        )
-    });
-    std::thread::sleep(Duration::from_millis(300));
-    let mut first = app
-        .deploy_cmd(&["--image", "v2"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(first.stderr.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().contains("remove-old-upstream ok") {
-            break;
-        }
-    }
+    let slow = real::slow_request(
+        format!("127.0.0.1:{}", real::HTTP_PORT),
+        app.host_header.clone(),
+        4,
+    );
+    let (mut first, lines) =
+        real::spawn_until(app.deploy_cmd(&["--image", "v2"]), "remove-old-upstream ok");
     // The first deploy is draining: a second operator with their own journal is refused.
     let second = app
         .deploy_cmd(&["--image", "v2", "--state-dir"])
@@ -752,27 +715,13 @@ fn lock_status_names_the_holder_and_lock_release_is_recorded_in_the_journal() {
             .output()
             .unwrap()
     };
-    let host = app.host_header.clone();
-    let slow = std::thread::spawn(move || {
-        real::http_get_raw(
-            &format!("127.0.0.1:{}", real::HTTP_PORT),
-            "/cgi-bin/slow?s=4",
-            &host,
-        )
-    });
-    std::thread::sleep(Duration::from_millis(300));
-    let mut holder = app
-        .deploy_cmd(&["--image", "v2"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(holder.stderr.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().contains("remove-old-upstream ok") {
-            break;
-        }
-    }
+    let slow = real::slow_request(
+        format!("127.0.0.1:{}", real::HTTP_PORT),
+        app.host_header.clone(),
+        4,
+    );
+    let (mut holder, lines) =
+        real::spawn_until(app.deploy_cmd(&["--image", "v2"]), "remove-old-upstream ok");
     let status = lock("status");
     assert_exit(&status, 0, "lock status while deploying");
     let text = String::from_utf8_lossy(&status.stdout);
@@ -825,21 +774,42 @@ fn rollback_returns_to_the_previous_version_and_refuses_a_missing_image() {
     assert_exit(&app.deploy(&["--image", "v1"]), 0, "v1");
     assert_exit(&app.deploy(&["--image", "v2"]), 0, "v2");
     let rollback = |args: &[&str]| {
-        std::process::Command::new(real::odysseus_bin()).arg("rollback").args(args).arg("-c").arg(app.config()).output().unwrap()
+        std::process::Command::new(real::odysseus_bin())
+            .arg("rollback")
+            .args(args)
+            .arg("-c")
+            .arg(app.config())
+            .output()
+            .unwrap()
     };
     let list = rollback(&["--list"]);
     assert_exit(&list, 0, "rollback --list");
     let text = String::from_utf8_lossy(&list.stdout);
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines.len() == 2 && lines[0].starts_with("v2") && lines[0].ends_with("(current)") && lines[1].starts_with("v1"), "{text}");
+    assert!(
+        lines.len() == 2
+            && lines[0].starts_with("v2")
+            && lines[0].ends_with("(current)")
+            && lines[1].starts_with("v1"),
+        "{text}"
+    );
     let missing = rollback(&["v404"]);
     assert_exit(&missing, 3, "rollback to an image no host has");
-    assert!(stderr(&missing).contains("Nothing was changed") && stderr(&missing).contains("odysseus push --image v404"));
+    assert!(
+        stderr(&missing).contains("Nothing was changed")
+            && stderr(&missing).contains("odysseus push --image v404")
+    );
     assert_converged(&app, "v2");
     let load = Load::start(&app.host_header, 2, 5_000, Duration::from_secs(60));
     let out = rollback(&[]);
     assert_exit(&out, 0, "rollback to the previous version");
     let report = load.finish();
-    assert_eq!(report.failures(), 0, "non-2xx {:?}, errors {:?}", report.non_2xx, report.errors);
+    assert_eq!(
+        report.failures(),
+        0,
+        "non-2xx {:?}, errors {:?}",
+        report.non_2xx,
+        report.errors
+    );
     assert_converged(&app, "v1");
 }

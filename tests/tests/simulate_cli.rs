@@ -109,17 +109,40 @@ fn a_failing_host_under_rollback_policy_ends_all_on_v1_and_bad_usage_exits_2() {
 
 #[test]
 fn help_texts_and_completions_are_stable() {
-    for args in [vec!["--help"], vec!["deploy", "--help"], vec!["replay", "--help"], vec!["status", "--help"]] {
+    for args in [
+        vec!["--help"],
+        vec!["deploy", "--help"],
+        vec!["replay", "--help"],
+        vec!["status", "--help"],
+    ] {
         let out = odysseus().args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(0));
-        let name = args.iter().map(|a| a.trim_start_matches('-')).collect::<Vec<_>>().join("_");
-        insta::assert_snapshot!(format!("help_{name}"), String::from_utf8(out.stdout).unwrap());
+        let name = args
+            .iter()
+            .map(|a| a.trim_start_matches('-'))
+            .collect::<Vec<_>>()
+            .join("_");
+        insta::assert_snapshot!(
+            format!("help_{name}"),
+            String::from_utf8(out.stdout).unwrap()
+        );
     }
     for shell in ["bash", "zsh", "fish"] {
         let out = odysseus().args(["completions", shell]).output().unwrap();
         assert_eq!(out.status.code(), Some(0));
         let script = String::from_utf8(out.stdout).unwrap();
-        assert!(script.contains("deploy") && script.contains("replay") && script.contains("resume"), "{shell}");
+        assert!(
+            script.contains("deploy") && script.contains("replay") && script.contains("resume"),
+            "{shell}"
+        );
     }
-    assert_eq!(odysseus().args(["completions", "cmd.exe"]).output().unwrap().status.code(), Some(2));
+    assert_eq!(
+        odysseus()
+            .args(["completions", "cmd.exe"])
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(2)
+    );
 }

@@ -396,26 +396,11 @@ fn the_lock_lives_on_the_servers_so_a_second_operator_is_refused_until_the_holde
     fleet_up();
     let app = FleetApp::new("sshlock", "");
     assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
-    let host = app.host_header();
-    let slow = std::thread::spawn(move || {
-        real::http_get_raw("198.51.100.11:80", "/cgi-bin/slow?s=4", &host)
-    });
-    std::thread::sleep(Duration::from_millis(300));
-    let mut first = app
-        .cmd(&["--image", "v2"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(first.stderr.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line
-            .unwrap()
-            .contains("[web@198.51.100.11] remove-old-upstream ok")
-        {
-            break;
-        }
-    }
+    let slow = real::slow_request("198.51.100.11:80".into(), app.host_header(), 4);
+    let (mut first, lines) = real::spawn_until(
+        app.cmd(&["--image", "v2"]),
+        "[web@198.51.100.11] remove-old-upstream ok",
+    );
     let other = app.dir.join("other-operator");
     let second = app
         .cmd(&["--image", "v2", "--state-dir"])
@@ -456,19 +441,11 @@ fn fault_mid_step_then_recover(fault: &str, recover: &str) {
     let app = FleetApp::new(&format!("{fault}mid"), "");
     assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
     let started = std::time::Instant::now();
-    let mut child = app
-        .cmd(&["--image", "v2"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().contains("[web@198.51.100.12] start-new ok") {
-            servers(&[fault, "s2"]);
-            break;
-        }
-    }
+    let (mut child, lines) = real::spawn_until(
+        app.cmd(&["--image", "v2"]),
+        "[web@198.51.100.12] start-new ok",
+    );
+    servers(&[fault, "s2"]);
     let loads: Vec<Load> = [HOSTS[0], HOSTS[2]]
         .iter()
         .map(|h| {
@@ -760,13 +737,29 @@ fn keys_from_an_ssh_agent_are_used_when_no_key_file_is_given() {
         .unwrap()
         .replace(&format!("  keys: [{BASE}/id_ed25519]\n"), "  keys: []\n");
     std::fs::write(app.dir.join("deploy.yml"), config).unwrap();
-    let without = app.cmd(&["--image", "v1"]).env_remove("SSH_AUTH_SOCK").output().unwrap();
+    let without = app
+        .cmd(&["--image", "v1"])
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .unwrap();
     assert_exit(&without, 3, "no key and no agent");
-    assert!(stderr(&without).contains("no key was accepted"), "{}", stderr(&without));
+    assert!(
+        stderr(&without).contains("no key was accepted"),
+        "{}",
+        stderr(&without)
+    );
 
     let socket = app.dir.join("agent.sock");
-    let agent = Command::new("ssh-agent").arg("-a").arg(&socket).output().unwrap();
-    assert!(agent.status.success(), "{}", String::from_utf8_lossy(&agent.stderr));
+    let agent = Command::new("ssh-agent")
+        .arg("-a")
+        .arg(&socket)
+        .output()
+        .unwrap();
+    assert!(
+        agent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&agent.stderr)
+    );
     let pid: String = String::from_utf8_lossy(&agent.stdout)
         .split("SSH_AGENT_PID=")
         .nth(1)
@@ -774,10 +767,22 @@ fn keys_from_an_ssh_agent_are_used_when_no_key_file_is_given() {
         .chars()
         .take_while(|c| c.is_ascii_digit())
         .collect();
-    let add = Command::new("ssh-add").arg(format!("{BASE}/id_ed25519")).env("SSH_AUTH_SOCK", &socket).output().unwrap();
-    let with_agent = app.cmd(&["--image", "v1"]).env("SSH_AUTH_SOCK", &socket).output().unwrap();
+    let add = Command::new("ssh-add")
+        .arg(format!("{BASE}/id_ed25519"))
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .unwrap();
+    let with_agent = app
+        .cmd(&["--image", "v1"])
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .unwrap();
     let _ = Command::new("kill").arg(&pid).status();
-    assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
     assert_exit(&with_agent, 0, "deploy with the agent's key");
     assert_eq!(app.versions(), vec!["v1"; 3]);
 }
@@ -790,12 +795,28 @@ fn hashed_known_hosts_entries_and_an_rsa_key_work() {
     // known_hosts hashed the way `ssh-keygen -H` does it.
     let hashed = app.dir.join("hashed_known_hosts");
     std::fs::copy(format!("{BASE}/known_hosts"), &hashed).unwrap();
-    let hash = Command::new("ssh-keygen").arg("-H").arg("-f").arg(&hashed).output().unwrap();
-    assert!(hash.status.success(), "{}", String::from_utf8_lossy(&hash.stderr));
-    assert!(std::fs::read_to_string(&hashed).unwrap().lines().all(|l| l.is_empty() || l.starts_with("|1|")));
+    let hash = Command::new("ssh-keygen")
+        .arg("-H")
+        .arg("-f")
+        .arg(&hashed)
+        .output()
+        .unwrap();
+    assert!(
+        hash.status.success(),
+        "{}",
+        String::from_utf8_lossy(&hash.stderr)
+    );
+    assert!(std::fs::read_to_string(&hashed)
+        .unwrap()
+        .lines()
+        .all(|l| l.is_empty() || l.starts_with("|1|")));
     // An RSA key, accepted by every server.
     let rsa = app.dir.join("id_rsa");
-    let keygen = Command::new("ssh-keygen").args(["-q", "-t", "rsa", "-b", "3072", "-N", "", "-f"]).arg(&rsa).output().unwrap();
+    let keygen = Command::new("ssh-keygen")
+        .args(["-q", "-t", "rsa", "-b", "3072", "-N", "", "-f"])
+        .arg(&rsa)
+        .output()
+        .unwrap();
     assert!(keygen.status.success());
     let public = std::fs::read_to_string(app.dir.join("id_rsa.pub")).unwrap();
     for n in 1..=3 {
@@ -809,9 +830,16 @@ fn hashed_known_hosts_entries_and_an_rsa_key_work() {
     app.write(&hashed.to_string_lossy(), "");
     let config = std::fs::read_to_string(app.dir.join("deploy.yml"))
         .unwrap()
-        .replace(&format!("[{BASE}/id_ed25519]"), &format!("[{}]", rsa.display()));
+        .replace(
+            &format!("[{BASE}/id_ed25519]"),
+            &format!("[{}]", rsa.display()),
+        );
     std::fs::write(app.dir.join("deploy.yml"), config).unwrap();
-    let out = app.cmd(&["--image", "v1"]).env_remove("SSH_AUTH_SOCK").output().unwrap();
+    let out = app
+        .cmd(&["--image", "v1"])
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .unwrap();
     assert_exit(&out, 0, "deploy with an RSA key and hashed known_hosts");
     assert_eq!(app.versions(), vec!["v1"; 3]);
 }
@@ -829,11 +857,21 @@ fn logs_shows_what_the_serving_container_printed() {
     std::fs::write(app.dir.join("deploy.yml"), config).unwrap();
     assert_exit(&app.deploy(&["--image", "v1"]), 0, "deploy with a worker");
     let logs = |args: &[&str]| {
-        Command::new(real::odysseus_bin()).arg("logs").args(args).arg("-c").arg(app.dir.join("deploy.yml")).output().unwrap()
+        Command::new(real::odysseus_bin())
+            .arg("logs")
+            .args(args)
+            .arg("-c")
+            .arg(app.dir.join("deploy.yml"))
+            .output()
+            .unwrap()
     };
     let out = logs(&["198.51.100.12", "--role", "worker", "-n", "10"]);
     assert_exit(&out, 0, "logs");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("worker-started-m42"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("worker-started-m42"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let nothing = logs(&["198.51.100.11", "--role", "worker"]);
     assert_eq!(nothing.status.code(), Some(3), "{}", stderr(&nothing));
     assert!(stderr(&nothing).contains("runs nothing"));

@@ -1,9 +1,7 @@
 //! `odysseus app exec`: a one-off command in a fresh container of the image a role
 //! serves on a host (a migration, a console task), with the role's env and network.
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
-use odysseus_executors::docker::DockerExecutor;
 
 use crate::config;
 use crate::exit::{Exit, UsageError};
@@ -58,24 +56,11 @@ pub fn run(global: &GlobalArgs, args: AppArgs) -> anyhow::Result<Exit> {
     {
         return Err(UsageError(format!("role {role} does not run on {host}")).into());
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     runtime.block_on(async {
-        let executor = match DockerExecutor::connect(
-            config.spec.clone(),
-            std::slice::from_ref(&host),
-            &config.ssh,
-            config.ssh_port,
-        )
-        .await
-        {
+        let executor = match super::connect(&config, std::slice::from_ref(&host)).await {
             Ok(e) => e,
-            Err(e) => {
-                eprintln!("odysseus: {e}");
-                return Ok(Exit::Blocked);
-            }
+            Err(exit) => return Ok(exit),
         };
         match executor.run_oneoff(&host, &role, &command).await {
             Ok(code) => Ok(Exit::Code(code.clamp(0, 255) as u8)),

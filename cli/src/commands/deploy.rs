@@ -118,7 +118,13 @@ fn what_next(global: &GlobalArgs) -> String {
 impl DeployArgs {
     /// A plain deploy of one version (what `rollback` runs).
     pub fn for_version(version: String) -> Self {
-        DeployArgs { image: Some(version), resume: false, abort: false, dry_run: false, push_image: false }
+        DeployArgs {
+            image: Some(version),
+            resume: false,
+            abort: false,
+            dry_run: false,
+            push_image: false,
+        }
     }
 }
 
@@ -131,10 +137,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<Exit> {
             config.path.display()
         );
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     if args.dry_run {
         return runtime.block_on(dry_run(args, config));
     }

@@ -1,6 +1,5 @@
 //! `odysseus lock status | release`: who holds the deploy lock, and breaking it.
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use odysseus_engine::journal::{local_hostname, Journal};
 use odysseus_engine::machine::{DeploymentState, Event, Fact};
@@ -76,10 +75,7 @@ pub fn run(global: &GlobalArgs, args: LockArgs) -> anyhow::Result<Exit> {
     } else {
         (None, false)
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     let mut out = String::new();
     let mut unreachable = false;
     match args.command {

@@ -1,15 +1,15 @@
 //! `odysseus logs HOST [--role R] [-f] [-n N]`: what the serving container printed.
 
-use anyhow::Context;
 use clap::Args;
-use odysseus_executors::docker::DockerExecutor;
 
 use crate::config;
 use crate::exit::{Exit, UsageError};
 use crate::GlobalArgs;
 
 #[derive(Args, Debug)]
-#[command(after_help = "Exit codes: 0 shown; 2 bad usage or config; 3 the host could not be reached or runs nothing for the role.")]
+#[command(
+    after_help = "Exit codes: 0 shown; 2 bad usage or config; 3 the host could not be reached or runs nothing for the role."
+)]
 pub struct LogsArgs {
     /// A host of the config (`local`, `name` or `name:port`).
     host: String,
@@ -25,18 +25,22 @@ pub struct LogsArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<Exit> {
-    let config = config::load(&global.config, &|name| std::env::var(name).ok()).map_err(|e| UsageError(e.to_string()))?;
+    let config = config::load(&global.config, &|name| std::env::var(name).ok())
+        .map_err(|e| UsageError(e.to_string()))?;
     if !config.hosts().contains(&args.host) {
-        return Err(UsageError(format!("{} is not a host of {} (hosts: {})", args.host, global.config.display(), config.hosts().join(", "))).into());
+        return Err(UsageError(format!(
+            "{} is not a host of {} (hosts: {})",
+            args.host,
+            global.config.display(),
+            config.hosts().join(", ")
+        ))
+        .into());
     }
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     runtime.block_on(async {
-        let executor = match DockerExecutor::connect(config.spec.clone(), std::slice::from_ref(&args.host), &config.ssh, config.ssh_port).await {
+        let executor = match super::connect(&config, std::slice::from_ref(&args.host)).await {
             Ok(e) => e,
-            Err(e) => {
-                eprintln!("odysseus: {e}");
-                return Ok(Exit::Blocked);
-            }
+            Err(exit) => return Ok(exit),
         };
         let printing = executor.print_logs(&args.host, &args.role, args.lines, args.follow);
         tokio::select! {

@@ -1,8 +1,6 @@
 //! `odysseus push`: send an image from this machine to every host that lacks it.
 
-use anyhow::Context;
 use clap::Args;
-use odysseus_executors::docker::DockerExecutor;
 
 use crate::config;
 use crate::exit::{Exit, UsageError};
@@ -29,24 +27,11 @@ pub fn run(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<Exit> {
         UsageError("which version? pass --image TAG (the image is `<image>:<TAG>`)".into())
     })?;
     let image = format!("{}:{tag}", config.image);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     runtime.block_on(async {
-        let executor = match DockerExecutor::connect(
-            config.spec.clone(),
-            &config.hosts(),
-            &config.ssh,
-            config.ssh_port,
-        )
-        .await
-        {
+        let executor = match super::connect(&config, &config.hosts()).await {
             Ok(e) => e,
-            Err(e) => {
-                eprintln!("odysseus: {e}");
-                return Ok(Exit::Blocked);
-            }
+            Err(exit) => return Ok(exit),
         };
         match super::deploy::push_and_report(&executor, &image).await {
             Ok(()) => Ok(Exit::Ok),

@@ -1,7 +1,6 @@
 //! `odysseus rollback [VERSION] [--list]`: deploy an earlier version again, refused
 //! before anything changes when its image is missing on any host.
 
-use anyhow::Context;
 use clap::Args;
 use odysseus_engine::machine::{DeploymentState, Phase};
 use odysseus_executors::docker::DockerExecutor;
@@ -46,12 +45,16 @@ fn completed_versions(global: &GlobalArgs, service: &str) -> anyhow::Result<Vec<
 }
 
 pub fn run(global: &GlobalArgs, args: RollbackArgs) -> anyhow::Result<Exit> {
-    let config = config::load(&global.config, &|name| std::env::var(name).ok()).map_err(|e| UsageError(e.to_string()))?;
+    let config = config::load(&global.config, &|name| std::env::var(name).ok())
+        .map_err(|e| UsageError(e.to_string()))?;
     let versions = completed_versions(global, &config.service)?;
     if args.list {
         let mut out = String::new();
         for (i, (version, at)) in versions.iter().enumerate() {
-            out.push_str(&format!("{version:<20} deployed {at}{}\n", if i == 0 { "  (current)" } else { "" }));
+            out.push_str(&format!(
+                "{version:<20} deployed {at}{}\n",
+                if i == 0 { "  (current)" } else { "" }
+            ));
         }
         if out.is_empty() {
             out = format!("no completed deployment of {} yet\n", config.service);
@@ -61,15 +64,23 @@ pub fn run(global: &GlobalArgs, args: RollbackArgs) -> anyhow::Result<Exit> {
     }
     let version = match args.version {
         Some(v) => v,
-        None => versions
-            .get(1)
-            .map(|(v, _)| v.clone())
-            .ok_or_else(|| UsageError(format!("{} has no earlier version to return to (see `odysseus rollback --list`)", config.service)))?,
+        None => versions.get(1).map(|(v, _)| v.clone()).ok_or_else(|| {
+            UsageError(format!(
+                "{} has no earlier version to return to (see `odysseus rollback --list`)",
+                config.service
+            ))
+        })?,
     };
     let image = format!("{}:{version}", config.image);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     let missing = runtime.block_on(async {
-        let executor = DockerExecutor::connect(config.spec.clone(), &config.hosts(), &config.ssh, config.ssh_port).await?;
+        let executor = DockerExecutor::connect(
+            config.spec.clone(),
+            &config.hosts(),
+            &config.ssh,
+            config.ssh_port,
+        )
+        .await?;
         let mut missing = Vec::new();
         for (host, handle) in executor.hosts_sorted() {
             if !handle.engine.image_present(&image).await? {

@@ -1,7 +1,6 @@
 //! `odysseus status`: per host, what serves the service now, from the hosts themselves,
 //! plus the unfinished deployment and lock holders from the journal and the hosts.
 
-use anyhow::Context;
 use clap::Args;
 use odysseus_engine::machine::DeploymentState;
 use odysseus_executors::docker::DockerExecutor;
@@ -29,10 +28,7 @@ pub struct StatusArgs {
 pub fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<Exit> {
     let config = config::load(&global.config, &|name| std::env::var(name).ok())
         .map_err(|e| UsageError(e.to_string()))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     let hosts = runtime.block_on(async {
         let mut hosts = Vec::new();
         for host in config.hosts() {

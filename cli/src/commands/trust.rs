@@ -1,6 +1,5 @@
 //! `odysseus trust`: the explicit opt-in that records a new server's host key.
 
-use anyhow::Context;
 use clap::Args;
 use odysseus_executors::docker::parse_host;
 use odysseus_executors::ssh::connect_reporting;
@@ -38,10 +37,7 @@ pub fn run(global: &GlobalArgs, args: TrustArgs) -> anyhow::Result<Exit> {
     };
     let mut settings = config.ssh.clone();
     settings.trust_unknown = true;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     let mut out = String::new();
     let mut failed = false;
     runtime.block_on(async {

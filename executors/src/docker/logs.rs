@@ -10,11 +10,31 @@ use super::executor::DockerExecutor;
 impl DockerExecutor {
     /// Prints the last `lines` lines of the role's serving container; with `follow`,
     /// keeps printing until the container stops or the process is interrupted.
-    pub async fn print_logs(&self, host: &str, role: &str, lines: usize, follow: bool) -> Result<String, ExecError> {
+    pub async fn print_logs(
+        &self,
+        host: &str,
+        role: &str,
+        lines: usize,
+        follow: bool,
+    ) -> Result<String, ExecError> {
         let h = self.host(host)?;
-        let running = h.engine.list(&[("odysseus.service", &self.spec().service), ("odysseus.role", role)], false).await?;
-        let Some((_, name, _)) = running.into_iter().max_by_key(|(_, _, l)| l.get("odysseus.deployed_at").cloned()) else {
-            return Err(ExecError::Permanent(format!("{role} runs nothing on {host}")));
+        let running = h
+            .engine
+            .list(
+                &[
+                    ("odysseus.service", &self.spec().service),
+                    ("odysseus.role", role),
+                ],
+                false,
+            )
+            .await?;
+        let Some((_, name, _)) = running
+            .into_iter()
+            .max_by_key(|(_, _, l)| l.get("odysseus.deployed_at").cloned())
+        else {
+            return Err(ExecError::Permanent(format!(
+                "{role} runs nothing on {host}"
+            )));
         };
         let options = bollard::query_parameters::LogsOptions {
             follow,
@@ -31,7 +51,11 @@ impl DockerExecutor {
                 }
                 Ok(other) => {
                     let mut out = std::io::stdout().lock();
-                    if out.write_all(&other.into_bytes()).and_then(|_| out.flush()).is_err() {
+                    if out
+                        .write_all(&other.into_bytes())
+                        .and_then(|_| out.flush())
+                        .is_err()
+                    {
                         break; // the reader went away (`| head`): not an error
                     }
                 }

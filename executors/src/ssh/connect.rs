@@ -189,7 +189,12 @@ pub async fn connect_reporting(
         for identity in identities {
             let key = identity.public_key().into_owned();
             let hash = if key.algorithm().is_rsa() {
-                session.best_supported_rsa_hash().await.ok().flatten().flatten()
+                session
+                    .best_supported_rsa_hash()
+                    .await
+                    .ok()
+                    .flatten()
+                    .flatten()
             } else {
                 None
             };

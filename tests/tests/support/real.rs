@@ -4,6 +4,8 @@
 //! These tests need the test bed (`testbed/testbed.sh up`, which the README's test
 //! command runs). Without a Docker engine they fail loudly: they never skip.
 
+#![allow(dead_code)] // Shared by several test binaries; each uses part of it.
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -354,6 +356,40 @@ impl Load {
         }
         total
     }
+}
+
+/// The progress lines of a spawned deploy still to be read.
+pub type ProgressLines = std::io::Lines<std::io::BufReader<std::process::ChildStderr>>;
+
+/// Spawns `cmd` with its progress (stderr) piped and reads it until a line contains
+/// `marker`: the instant a test wants to act at.
+pub fn spawn_until(mut cmd: Command, marker: &str) -> (std::process::Child, ProgressLines) {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains(marker) {
+            break;
+        }
+    }
+    (child, lines)
+}
+
+/// A request to the demo app's slow endpoint through Caddy at `addr`, answered after
+/// `secs` seconds: it keeps a drain busy. Started 300 ms before returning.
+pub fn slow_request(
+    addr: String,
+    host: String,
+    secs: u32,
+) -> std::thread::JoinHandle<Result<(u16, String), String>> {
+    let handle =
+        std::thread::spawn(move || http_get_raw(&addr, &format!("/cgi-bin/slow?s={secs}"), &host));
+    std::thread::sleep(Duration::from_millis(300));
+    handle
 }
 
 pub fn stderr(o: &Output) -> String {
