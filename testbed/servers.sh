@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Fake servers for multi-host tests: each is a network namespace on the test LAN
 # (198.51.100.0/24, bridge odybr0) with its own mount, UTS and PID namespaces, its own /run,
-# its own dockerd (data under /var/lib/odysseus-testbed/sN) and its own sshd on port 22.
+# its own dockerd (data under /var/lib/odysseus-testbed/sN) and its own sshd on ports 22
+# and 2222 (the second for `[host]:port` known_hosts entries).
 #
 #   servers.sh up [COUNT]        start s1..sCOUNT (default 3), idempotently
 #   servers.sh down              stop every server
 #   servers.sh kill|stop|freeze|thaw|cut|uncut sN
+#   servers.sh drop-ssh sN       end every SSH connection to sN (its sshd stays up)
 #       kill: SIGKILL the server's init (a power cut); stop: a clean shutdown;
 #       freeze/thaw: SIGSTOP/SIGCONT all its processes (a hang); cut/uncut: its link down/up
 #   servers.sh status            one line per server
@@ -59,6 +61,19 @@ server_pids() {
     done
 }
 
+# Ends every SSH connection to a server (its per-connection sshd processes), keeping
+# its listener: what a dropped network path looks like to both ends.
+drop_ssh() {
+    local p cmd
+    for p in $(server_pids "$1"); do
+        cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || continue
+        case "$cmd" in
+            *"[listener]"*) ;;
+            "sshd: "*) kill -KILL "$p" 2>/dev/null || true ;;
+        esac
+    done
+}
+
 write_init() {
     local name=$1 dir="$BASE/$1"
     cat >"$dir/init.sh" <<INIT
@@ -79,6 +94,7 @@ INIT
     chmod +x "$dir/init.sh"
     cat >"$dir/sshd_config" <<CFG
 Port 22
+Port 2222
 ListenAddress $(addr "$name")
 HostKey $dir/ssh_host_ed25519_key
 AuthorizedKeysFile $dir/authorized_keys
@@ -196,6 +212,7 @@ case "${1:-status}" in
     freeze) kill -STOP $(server_pids "$2") ;;
     thaw) kill -CONT $(server_pids "$2") ;;
     cut) ip link set "ody-$2-h" down ;;
+    drop-ssh) drop_ssh "$2" ;;
     uncut) ip link set "ody-$2-h" up ;;
     start) ensure_keys; ensure_bridge; start_server "$2"; wait_ready "$2" ;;
     status)
@@ -205,5 +222,5 @@ case "${1:-status}" in
             if running "$name"; then echo "$name $(addr "$name") up (init pid $(init_pid "$name"))"; else echo "$name $(addr "$name") down"; fi
         done
         ;;
-    *) echo "usage: $0 up [N]|down|status|start sN|kill|stop|freeze|thaw|cut|uncut sN" >&2; exit 2 ;;
+    *) echo "usage: $0 up [N]|down|status|start sN|kill|stop|freeze|thaw|cut|uncut|drop-ssh sN" >&2; exit 2 ;;
 esac

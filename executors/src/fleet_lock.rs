@@ -8,11 +8,12 @@ use std::io::Write;
 use std::time::Duration;
 
 use odysseus_engine::runtime::ExecError;
-use russh::client::Msg;
-use russh::{Channel, ChannelMsg};
+use std::sync::Arc;
 
 use crate::docker::{Access, DockerExecutor};
 use crate::ssh::exec as ssh_exec;
+use crate::ssh::remote_lock::{holder_path, lock_path, Claim, LockError};
+use crate::ssh::Connection;
 
 /// What blocked the lock.
 #[derive(Debug)]
@@ -21,31 +22,46 @@ pub enum LockFailure {
     Failed(ExecError),
 }
 
-/// Held for as long as this value lives.
+/// Held for as long as this value lives (remote locks until [`FleetLock::release`] or
+/// until the connections close).
 pub struct FleetLock {
-    _local: Option<std::fs::File>,
-    remote: Vec<Channel<Msg>>,
+    local: Option<LocalLock>,
+    remote: Vec<Arc<Connection>>,
+}
+
+/// The lock on `local`: our open, flocked file (the lock lasts as long as it is open).
+pub struct LocalLock {
+    _file: std::fs::File,
+}
+
+/// The line we wrote as the local lock's holder, kept by the executor to check it.
+pub struct LocalFence {
+    holder_path: String,
+    holder: String,
+}
+
+impl LocalFence {
+    /// Still ours while the holder file names us (`odysseus lock release` removes it).
+    fn check(&self, service: &str) -> Result<(), ExecError> {
+        let now = std::fs::read_to_string(&self.holder_path).unwrap_or_default();
+        if now.trim() == self.holder {
+            return Ok(());
+        }
+        Err(LockError::Lost(now.trim().to_string()).into_exec("local", service))
+    }
 }
 
 impl FleetLock {
     /// Releases the remote locks now (dropping also releases them, a little later).
     pub async fn release(self) {
-        for channel in &self.remote {
-            let _ = channel.eof().await;
-            let _ = channel.close().await;
+        for conn in &self.remote {
+            conn.release_lock().await;
         }
     }
 }
 
 fn paths(service: &str) -> (String, String) {
-    (
-        format!("/run/lock/odysseus-{service}.lock"),
-        format!("/run/lock/odysseus-{service}.holder"),
-    )
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
+    (lock_path(service), holder_path(service))
 }
 
 impl DockerExecutor {
@@ -113,16 +129,31 @@ impl DockerExecutor {
         }
     }
 
+    /// The host-level fence, asked before every side effect on `host`: fails for good once
+    /// the deploy lock there is not ours any more. Free when no lock was taken (tests, dry
+    /// runs, one-off commands).
+    pub async fn check_lock(&self, host: &str) -> Result<(), ExecError> {
+        match &self.host(host)?.access {
+            Access::Local => match &*self.local_fence.lock().unwrap() {
+                Some(lock) => lock.check(&self.spec().service),
+                None => Ok(()),
+            },
+            Access::Ssh { conn, .. } => conn.check_lock().await,
+        }
+    }
+
     /// Takes the service's lock on every host, in a fixed order, or names who holds it.
+    /// While it is held, every side effect first checks it is still ours.
     pub async fn lock_fleet(&self, service: &str, holder: &str) -> Result<FleetLock, LockFailure> {
-        let (lock_path, holder_path) = paths(service);
+        let claim = Claim::new(service, holder);
         let mut lock = FleetLock {
-            _local: None,
+            local: None,
             remote: Vec::new(),
         };
         for (host, handle) in self.hosts_sorted() {
             match &handle.access {
                 Access::Local => {
+                    let (lock_path, holder_path) = paths(service);
                     std::fs::create_dir_all("/run/lock").ok();
                     let file = std::fs::OpenOptions::new()
                         .create(true)
@@ -135,16 +166,22 @@ impl DockerExecutor {
                     match file.try_lock() {
                         Ok(()) => {
                             if let Ok(mut f) = std::fs::File::create(&holder_path) {
-                                let _ = f.write_all(holder.as_bytes());
+                                let _ = writeln!(f, "{}", claim.holder);
                             }
-                            lock._local = Some(file);
+                            // The executor keeps the fence, never the file: the lock must
+                            // end with the FleetLock.
+                            *self.local_fence.lock().unwrap() = Some(LocalFence {
+                                holder_path,
+                                holder: claim.holder.clone(),
+                            });
+                            lock.local = Some(LocalLock { _file: file });
                         }
                         Err(std::fs::TryLockError::WouldBlock) => {
                             let holder = std::fs::read_to_string(&holder_path)
                                 .unwrap_or_else(|_| "another process".into());
                             return Err(LockFailure::Held {
                                 host: host.clone(),
-                                holder,
+                                holder: holder.trim().to_string(),
                             });
                         }
                         Err(std::fs::TryLockError::Error(e)) => {
@@ -154,57 +191,16 @@ impl DockerExecutor {
                         }
                     }
                 }
-                Access::Ssh { conn, .. } => {
-                    let session = conn.session().await.map_err(LockFailure::Failed)?;
-                    let mut channel = session.channel_open_session().await.map_err(|e| {
-                        LockFailure::Failed(ExecError::Retryable(format!("{host}: {e}")))
-                    })?;
-                    // flock holds the lock while `cat` waits on this channel's input: it
-                    // ends, and the lock with it, when this process or its connection dies.
-                    let command = format!(
-                        "mkdir -p /run/lock && exec flock -n -E 75 {lock_path} sh -c 'printf %s \"$0\" > {holder_path}; echo locked; exec cat >/dev/null' {}",
-                        shell_quote(holder)
-                    );
-                    channel.exec(true, command).await.map_err(|e| {
-                        LockFailure::Failed(ExecError::Retryable(format!("{host}: {e}")))
-                    })?;
-                    let verdict = tokio::time::timeout(Duration::from_secs(10), async {
-                        while let Some(msg) = channel.wait().await {
-                            match msg {
-                                ChannelMsg::Data { data } if data.starts_with(b"locked") => {
-                                    return Some(true)
-                                }
-                                ChannelMsg::ExitStatus { .. } => return Some(false),
-                                _ => {}
-                            }
-                        }
-                        Some(false)
-                    })
-                    .await
-                    .ok()
-                    .flatten();
-                    match verdict {
-                        Some(true) => lock.remote.push(channel),
-                        Some(false) => {
-                            let (_, out) = ssh_exec(
-                                &session,
-                                &format!("cat {holder_path}"),
-                                Duration::from_secs(10),
-                            )
-                            .await
-                            .unwrap_or((1, b"another process".to_vec()));
-                            return Err(LockFailure::Held {
-                                host: host.clone(),
-                                holder: String::from_utf8_lossy(&out).into_owned(),
-                            });
-                        }
-                        None => {
-                            return Err(LockFailure::Failed(ExecError::Retryable(format!(
-                                "{host}: taking the lock timed out"
-                            ))))
-                        }
+                Access::Ssh { conn, .. } => match conn.take_lock(claim.clone()).await {
+                    Ok(()) => lock.remote.push(conn.clone()),
+                    Err(LockError::Held(holder)) | Err(LockError::Lost(holder)) => {
+                        return Err(LockFailure::Held {
+                            host: host.clone(),
+                            holder,
+                        })
                     }
-                }
+                    Err(LockError::Failed(e)) => return Err(LockFailure::Failed(e)),
+                },
             }
         }
         Ok(lock)

@@ -433,6 +433,111 @@ fn the_lock_lives_on_the_servers_so_a_second_operator_is_refused_until_the_holde
     assert_eq!(app.versions(), vec!["v2"; 3]);
 }
 
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// The host-level fence. A deployer's connections to hosts 2 and 3 drop (their locks go
+/// with them) while it is paused; a second operator deploys host 3 in the gap. Resumed,
+/// the first deployer takes host 2's lock again (nobody had it) and goes on, but refuses
+/// to touch host 3, whose lock someone else held meanwhile: it halts and says why.
+#[test]
+fn a_deployer_whose_connection_dropped_retakes_its_lock_and_never_acts_where_another_locked_meanwhile(
+) {
+    let _serial = serial();
+    fleet_up();
+    let app = FleetApp::new("sshfence", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    let (mut first, lines) = real::spawn_until(
+        app.cmd(&["--image", "v2"]),
+        "[web@198.51.100.11] add-upstream ok",
+    );
+    signal(first.id(), "-STOP");
+    servers(&["drop-ssh", "s2"]);
+    servers(&["drop-ssh", "s3"]);
+    // The second operator: its own state dir, only host 3.
+    let other = app.dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let yaml = std::fs::read_to_string(app.dir.join("deploy.yml"))
+        .unwrap()
+        .replace(&HOSTS.join(", "), HOSTS[2]);
+    std::fs::write(other.join("deploy.yml"), yaml).unwrap();
+    let second = Command::new(real::odysseus_bin())
+        .args(["deploy", "--image", "v2", "-c"])
+        .arg(other.join("deploy.yml"))
+        .output()
+        .unwrap();
+    assert_exit(&second, 0, "the second operator, on host 3 only");
+    signal(first.id(), "-CONT");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = first.wait().unwrap();
+    let all = rest.join("\n");
+    assert_eq!(status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("lost the deploy lock of sshfence on 198.51.100.13")
+            && all.contains("took it while this deploy's connection was down"),
+        "{all}"
+    );
+    assert!(
+        all.contains("[web@198.51.100.12] stop-old ok"),
+        "host 2's lock was taken again and its deploy finished: {all}"
+    );
+    assert!(
+        !all.contains("[web@198.51.100.13] start-new ok"),
+        "the first deployer acted on host 3: {all}"
+    );
+    assert_eq!(app.versions(), vec!["v2"; 3]);
+    // Host 3 runs exactly what the second operator left there: one container.
+    assert_eq!(app.running_versions(3), vec!["v2"]);
+}
+
+/// `odysseus lock release` breaks a live holder's lock: the holder sees it before its
+/// next side effect and stops acting, instead of deploying beside whoever locks next.
+#[test]
+fn a_deployer_whose_lock_was_released_stops_before_its_next_side_effect() {
+    let _serial = serial();
+    fleet_up();
+    let app = FleetApp::new("sshbroken", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    let slow = real::slow_request("198.51.100.11:80".into(), app.host_header(), 3);
+    let (mut first, lines) = real::spawn_until(
+        app.cmd(&["--image", "v2"]),
+        "[web@198.51.100.11] remove-old-upstream ok",
+    );
+    let released = Command::new(real::odysseus_bin())
+        .args(["lock", "release", "--state-dir"])
+        .arg(app.dir.join("elsewhere"))
+        .arg("-c")
+        .arg(app.dir.join("deploy.yml"))
+        .output()
+        .unwrap();
+    assert_exit(&released, 0, "lock release from another state dir");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = first.wait().unwrap();
+    let _ = slow.join();
+    let all = rest.join("\n");
+    assert_eq!(status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("lost the deploy lock of sshbroken on 198.51.100.11: it was released"),
+        "{all}"
+    );
+    assert!(
+        !all.contains("[web@198.51.100.11] stop-old ok") && !all.contains("[web@198.51.100.12]"),
+        "the deployer went on after its lock was released: {all}"
+    );
+    // Whatever was half done, host 1 still answers.
+    assert!(
+        ["v1", "v2"].contains(&app.versions()[0].as_str()),
+        "{:?}",
+        app.versions()
+    );
+}
+
 /// Freezes (SIGSTOP) or cuts (link down) host 2 while its deploy runs: the deploy must
 /// end on its own within its timeouts, hosts 1 and 3 keep serving, and once the host is
 /// back `--resume` converges to all-new.

@@ -112,6 +112,8 @@ impl Drop for DockerExecutor {
 pub struct DockerExecutor {
     spec: ServiceSpec,
     hosts: BTreeMap<String, HostHandle>,
+    /// Set while this process holds the deploy lock on `local` (see `fleet_lock`).
+    pub(crate) local_fence: std::sync::Mutex<Option<crate::fleet_lock::LocalFence>>,
 }
 
 /// Where the local engine listens: DOCKER_HOST (unix:// only) or the default socket.
@@ -172,6 +174,7 @@ impl DockerExecutor {
         Ok(DockerExecutor {
             spec,
             hosts: handles,
+            local_fence: std::sync::Mutex::new(None),
         })
     }
 
@@ -413,6 +416,8 @@ impl DockerExecutor {
     }
 
     async fn perform(&self, e: &Effect) -> Result<Observation, ExecError> {
+        // The host-level fence: a deployer that lost its lock on this host stops here.
+        self.check_lock(&e.host).await?;
         let web = e.kind == RoleKind::Web;
         let service = &self.spec.service;
         match e.step {

@@ -11,6 +11,8 @@ use russh::keys::{
 };
 use russh::ChannelMsg;
 
+use super::remote_lock::{take, Claim, HeldLock, LockError, Take};
+
 /// Where and as whom to connect.
 #[derive(Clone, Debug)]
 pub struct SshTarget {
@@ -256,11 +258,24 @@ pub async fn exec(
 }
 
 /// One host's SSH connection for the whole deploy, re-established when it drops (the
-/// runtime observes any step that was in doubt before redoing it).
+/// runtime observes any step that was in doubt before redoing it). When the deploy lock is
+/// held through it, a re-established connection takes the lock again before anything else
+/// uses it, and refuses every later use if the lock is not ours any more.
 pub struct Connection {
     pub target: SshTarget,
     settings: SshSettings,
     current: tokio::sync::Mutex<Option<Arc<Session>>>,
+    lock: tokio::sync::Mutex<LockState>,
+}
+
+enum LockState {
+    None,
+    Held {
+        claim: Claim,
+        held: Option<HeldLock>,
+    },
+    /// Every use fails with this: the lock was lost, so this process must not act here.
+    Lost(ExecError),
 }
 
 impl Connection {
@@ -273,10 +288,12 @@ impl Connection {
             target,
             settings,
             current: tokio::sync::Mutex::new(Some(session)),
+            lock: tokio::sync::Mutex::new(LockState::None),
         }))
     }
 
-    /// The live session, reconnecting if the last one closed.
+    /// The live session, reconnecting if the last one closed (and, when the deploy lock
+    /// is held through this connection, taking it again first).
     pub async fn session(&self) -> Result<Arc<Session>, ExecError> {
         let mut current = self.current.lock().await;
         if let Some(s) = current.as_ref() {
@@ -285,13 +302,90 @@ impl Connection {
             }
         }
         *current = None;
+        if let LockState::Lost(e) = &*self.lock.lock().await {
+            return Err(e.clone());
+        }
         let fresh = connect(&self.target, &self.settings)
             .await
             .map_err(|e| match e {
                 ExecError::Retryable(m) => ExecError::OutcomeUnknown(m),
                 other => other,
             })?;
+        self.renew(&fresh).await?;
         *current = Some(fresh.clone());
         Ok(fresh)
+    }
+
+    /// Takes the deploy lock on this host, or says who holds it.
+    pub async fn take_lock(&self, claim: Claim) -> Result<(), LockError> {
+        let session = self.session().await.map_err(LockError::Failed)?;
+        let held = take(&session, &claim, Take::Fresh).await?;
+        *self.lock.lock().await = LockState::Held {
+            claim,
+            held: Some(held),
+        };
+        Ok(())
+    }
+
+    /// Lets go of the deploy lock (a no-op when it is not held).
+    pub async fn release_lock(&self) {
+        let state = std::mem::replace(&mut *self.lock.lock().await, LockState::None);
+        if let LockState::Held {
+            held: Some(held), ..
+        } = state
+        {
+            held.release().await;
+        }
+    }
+
+    /// The host-level fence, asked before each side effect: is the lock still ours?
+    /// Fine when no lock is held through this connection.
+    pub async fn check_lock(&self) -> Result<(), ExecError> {
+        let session = self.session().await?;
+        let mut state = self.lock.lock().await;
+        let (claim, held) = match &mut *state {
+            LockState::None => return Ok(()),
+            LockState::Lost(e) => return Err(e.clone()),
+            LockState::Held { claim, held } => (claim.clone(), held),
+        };
+        if let Some(h) = held.as_mut() {
+            match h.check().await {
+                Ok(()) => return Ok(()),
+                Err(LockError::Failed(_)) => *held = None,
+                Err(lost) => {
+                    let e = lost.into_exec(&self.target.host, &claim.service);
+                    *state = LockState::Lost(e.clone());
+                    return Err(e);
+                }
+            }
+        }
+        drop(state);
+        // The channel is gone but the session is not (or was just re-established): take
+        // the lock again, only if nobody else had it meanwhile.
+        self.renew(&session).await
+    }
+
+    async fn renew(&self, session: &Session) -> Result<(), ExecError> {
+        let mut state = self.lock.lock().await;
+        let claim = match &*state {
+            LockState::Held { claim, .. } => claim.clone(),
+            LockState::None => return Ok(()),
+            LockState::Lost(e) => return Err(e.clone()),
+        };
+        match take(session, &claim, Take::Renew).await {
+            Ok(held) => {
+                *state = LockState::Held {
+                    claim,
+                    held: Some(held),
+                };
+                Ok(())
+            }
+            Err(LockError::Failed(e)) => Err(e),
+            Err(lost) => {
+                let e = lost.into_exec(&self.target.host, &claim.service);
+                *state = LockState::Lost(e.clone());
+                Err(e)
+            }
+        }
     }
 }

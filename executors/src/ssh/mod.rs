@@ -4,6 +4,7 @@
 
 mod connect;
 mod forward;
+pub mod remote_lock;
 
 pub use connect::{connect, connect_reporting, exec, Connection, Session, SshSettings, SshTarget};
 pub use forward::{forward_tcp, forward_unix, open_tcp};

@@ -1,0 +1,224 @@
+//! The deploy lock on a server, held by one SSH exec channel of this process.
+//!
+//! `flock` holds the lock file while a small shell loop runs on the channel; the loop ends,
+//! and the lock with it, when this process or its connection dies — so the lock cannot go
+//! stale. The same loop is the host-level fence: each side effect first sends a line and
+//! the loop answers `ok` only while the holder file still names this holder. A lock broken
+//! by `odysseus lock release`, or taken by someone else while our connection was down, is
+//! seen before the next side effect instead of after.
+
+use std::time::Duration;
+
+use odysseus_engine::runtime::ExecError;
+use russh::client::Msg;
+use russh::{Channel, ChannelMsg};
+
+use super::connect::Session;
+
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What we lock, and the line that names us in the holder file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub service: String,
+    /// One line; newlines are replaced, so the holder file holds exactly this line.
+    pub holder: String,
+}
+
+impl Claim {
+    pub fn new(service: &str, holder: &str) -> Claim {
+        Claim {
+            service: service.to_string(),
+            holder: holder.replace(['\n', '\r'], " ").trim().to_string(),
+        }
+    }
+
+    pub fn lock_path(&self) -> String {
+        lock_path(&self.service)
+    }
+
+    pub fn holder_path(&self) -> String {
+        holder_path(&self.service)
+    }
+}
+
+pub fn lock_path(service: &str) -> String {
+    format!("/run/lock/odysseus-{service}.lock")
+}
+
+pub fn holder_path(service: &str) -> String {
+    format!("/run/lock/odysseus-{service}.holder")
+}
+
+/// Taking the lock for the first time, or taking it again after a lost connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Take {
+    /// Anyone's lock, as long as it is free.
+    Fresh,
+    /// Only if the holder file still names us: if someone else locked in between, the
+    /// host may have changed under us and acting on would be acting blind.
+    Renew,
+}
+
+#[derive(Debug)]
+pub enum LockError {
+    /// Someone holds the lock now.
+    Held(String),
+    /// Free, but not ours any more: the holder file names someone else, or nobody.
+    Lost(String),
+    Failed(ExecError),
+}
+
+impl LockError {
+    /// The error a step gets when the lock on `host` is not ours any more.
+    pub fn into_exec(self, host: &str, service: &str) -> ExecError {
+        match self {
+            LockError::Held(holder) => ExecError::Permanent(format!(
+                "lost the deploy lock of {service} on {host}: it is held by {holder}; \
+                 nothing more is done on that host"
+            )),
+            LockError::Lost(holder) if holder.is_empty() => ExecError::Permanent(format!(
+                "lost the deploy lock of {service} on {host}: it was released \
+                 (`odysseus lock release`) while this deploy held it; nothing more is done on that host"
+            )),
+            LockError::Lost(holder) => ExecError::Permanent(format!(
+                "lost the deploy lock of {service} on {host}: {holder} took it while this deploy's \
+                 connection was down, so the host may have changed; nothing more is done on that host"
+            )),
+            LockError::Failed(e) => e,
+        }
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The script run under `flock`: `$0` is the holder line, `$1` the holder file, `$2` the
+/// take mode. Exit 76 means "not ours any more" and prints who holds it instead.
+const SCRIPT: &str = r#"h=$0; f=$1
+if [ "$2" = renew ]; then { read -r cur < "$f"; } 2>/dev/null || cur=; [ "$cur" = "$h" ] || { printf 'lost %s\n' "$cur"; exit 76; }; fi
+printf '%s\n' "$h" > "$f"; echo locked
+while read -r _; do { read -r cur < "$f"; } 2>/dev/null || cur=; if [ "$cur" = "$h" ]; then echo ok; else printf 'lost %s\n' "$cur"; fi; done"#;
+
+/// The held lock: an open channel running the fence loop.
+pub struct HeldLock {
+    channel: Channel<Msg>,
+}
+
+/// Takes the lock on the host behind `session`.
+pub async fn take(session: &Session, claim: &Claim, mode: Take) -> Result<HeldLock, LockError> {
+    let mut channel = session.channel_open_session().await.map_err(|e| {
+        LockError::Failed(ExecError::Retryable(format!(
+            "opening the lock channel: {e}"
+        )))
+    })?;
+    let command = format!(
+        "mkdir -p /run/lock && exec flock -n -E 75 {} sh -c {} {} {} {}",
+        claim.lock_path(),
+        shell_quote(SCRIPT),
+        shell_quote(&claim.holder),
+        claim.holder_path(),
+        if mode == Take::Renew {
+            "renew"
+        } else {
+            "fresh"
+        }
+    );
+    channel
+        .exec(true, command)
+        .await
+        .map_err(|e| LockError::Failed(ExecError::Retryable(format!("taking the lock: {e}"))))?;
+    let mut said = Vec::new();
+    let verdict = tokio::time::timeout(ANSWER_TIMEOUT, async {
+        while let Some(msg) = channel.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => {
+                    said.extend_from_slice(&data);
+                    if said.ends_with(b"\n") {
+                        break;
+                    }
+                }
+                ChannelMsg::ExitStatus { exit_status } => return Some(exit_status),
+                _ => {}
+            }
+        }
+        None
+    })
+    .await
+    .map_err(|_| LockError::Failed(ExecError::Retryable("taking the lock timed out".into())))?;
+    let line = String::from_utf8_lossy(&said).trim().to_string();
+    if line == "locked" {
+        return Ok(HeldLock { channel });
+    }
+    if let Some(holder) = line.strip_prefix("lost") {
+        return Err(LockError::Lost(holder.trim().to_string()));
+    }
+    match verdict {
+        Some(75) => {
+            let holder = super::exec(
+                session,
+                &format!("cat {}", claim.holder_path()),
+                ANSWER_TIMEOUT,
+            )
+            .await
+            .map(|(_, out)| String::from_utf8_lossy(&out).trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "another process".into());
+            Err(LockError::Held(holder))
+        }
+        other => Err(LockError::Failed(ExecError::Retryable(format!(
+            "taking the lock failed (exit {other:?}): {line}"
+        )))),
+    }
+}
+
+impl HeldLock {
+    /// Asks the loop whether the lock is still ours. `Failed` means the channel itself is
+    /// gone (the connection dropped): take the lock again with [`Take::Renew`].
+    pub async fn check(&mut self) -> Result<(), LockError> {
+        let gone = |what: &str| {
+            LockError::Failed(ExecError::OutcomeUnknown(format!("lock channel {what}")))
+        };
+        self.channel
+            .data(&b"?\n"[..])
+            .await
+            .map_err(|_| gone("closed"))?;
+        let mut said = Vec::new();
+        let answer = tokio::time::timeout(ANSWER_TIMEOUT, async {
+            while let Some(msg) = self.channel.wait().await {
+                match msg {
+                    ChannelMsg::Data { data } => {
+                        said.extend_from_slice(&data);
+                        if said.ends_with(b"\n") {
+                            return true;
+                        }
+                    }
+                    ChannelMsg::Eof | ChannelMsg::Close | ChannelMsg::ExitStatus { .. } => {
+                        return false
+                    }
+                    _ => {}
+                }
+            }
+            false
+        })
+        .await
+        .map_err(|_| gone("did not answer"))?;
+        if !answer {
+            return Err(gone("closed"));
+        }
+        let line = String::from_utf8_lossy(&said).trim().to_string();
+        match line.strip_prefix("lost") {
+            None if line == "ok" => Ok(()),
+            Some(holder) => Err(LockError::Lost(holder.trim().to_string())),
+            None => Err(gone(&format!("said {line:?}"))),
+        }
+    }
+
+    /// Lets go of the lock now (closing the channel ends the loop and `flock`).
+    pub async fn release(self) {
+        let _ = self.channel.eof().await;
+        let _ = self.channel.close().await;
+    }
+}
