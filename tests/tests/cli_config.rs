@@ -63,13 +63,7 @@ fn the_full_schema_lists_what_is_not_acted_on_yet() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    for key in [
-        "retain_versions",
-        "secrets_file",
-        "dependencies",
-        "builder",
-        "registry",
-    ] {
+    for key in ["retain_versions", "dependencies", "builder", "registry"] {
         assert!(
             text.contains(&format!(
                 "not yet supported (accepted, not acted on): {key}"
@@ -98,6 +92,13 @@ const BAD: &[(&str, &[&str])] = &[
     (
         "both-accessories-and-dependencies.yml",
         &["`dependencies` and its older name `accessories`"],
+    ),
+    (
+        "secret-missing-from-file.yml",
+        &[
+            "secret-missing-from-file.yml:10: env.secret: ODY_CORPUS_NOT_THERE is not set",
+            "or add it to ../secrets/app.env",
+        ],
     ),
     (
         "bad-values.yml",
@@ -144,6 +145,27 @@ fn every_broken_config_fails_clearly_with_exit_code_2() {
                 "{name}: expected `{needle}` in:\n{err}"
             );
         }
+    }
+}
+
+/// The whole message of every broken file, as the user reads it: a change of wording or
+/// a lost line number shows up in review.
+#[test]
+fn every_validation_error_reads_as_snapshotted() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs/bad");
+    for file in corpus("bad") {
+        let out = odysseus()
+            .current_dir(&dir)
+            .arg("validate")
+            .arg("-c")
+            .arg(file.file_name().unwrap())
+            .output()
+            .unwrap();
+        let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+        insta::assert_snapshot!(
+            format!("validate_{name}"),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 

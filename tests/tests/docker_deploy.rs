@@ -305,9 +305,17 @@ fn env_secrets_volumes_limits_and_labels_reach_the_engine_and_secrets_stay_out_o
   clear:
     MODE: demo
     PORT: 3000
-  secret: [ODYSSEUS_IT_SECRET]
+  secret: [ODYSSEUS_IT_SECRET, ODYSSEUS_IT_FILE_SECRET]
+secrets_file: app.secrets
 ";
     let app = App::new("settings", "odysseus-demo", extra);
+    // One secret from the environment, one from the secrets file beside deploy.yml.
+    let file_secret = "f1le-s3cret-that-must-not-leak-either";
+    std::fs::write(
+        app.dir.join("app.secrets"),
+        format!("ODYSSEUS_IT_FILE_SECRET={file_secret}\n"),
+    )
+    .unwrap();
     // Named volumes and limits go on the role.
     let config = std::fs::read_to_string(app.config()).unwrap().replace(
         "    deploy:\n",
@@ -330,6 +338,10 @@ fn env_secrets_volumes_limits_and_labels_reach_the_engine_and_secrets_stay_out_o
     assert!(
         env.contains(&format!("ODYSSEUS_IT_SECRET={secret}")),
         "the secret reaches the container through the API"
+    );
+    assert!(
+        env.contains(&format!("ODYSSEUS_IT_FILE_SECRET={file_secret}")),
+        "the secret from secrets_file reaches the container"
     );
     assert_eq!(
         docker(&[
@@ -363,11 +375,13 @@ fn env_secrets_volumes_limits_and_labels_reach_the_engine_and_secrets_stay_out_o
                 stack.push(path);
             } else {
                 let bytes = std::fs::read(&path).unwrap();
-                assert!(
-                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-                    "{} holds the secret",
-                    path.display()
-                );
+                for s in [secret, file_secret] {
+                    assert!(
+                        !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                        "{} holds a secret",
+                        path.display()
+                    );
+                }
             }
         }
     }
@@ -812,4 +826,69 @@ fn rollback_returns_to_the_previous_version_and_refuses_a_missing_image() {
         report.errors
     );
     assert_converged(&app, "v1");
+}
+
+/// `deploy --json`: stdout is JSON Lines, one object per event as it is recorded, in
+/// replay's shape, then one `summary` object; progress stays on stderr.
+#[test]
+fn deploy_json_streams_one_object_per_event_then_a_summary() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("jsonlines", "odysseus-demo", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    let out = app.deploy(&["--image", "v2", "--json"]);
+    assert_exit(&out, 0, "deploy --json");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let (summary, events) = lines.split_last().unwrap();
+    assert_eq!(summary["kind"], "summary", "{summary}");
+    assert_eq!(summary["deployment"]["status"], "completed");
+    assert_eq!(summary["deployment"]["version"], "v2");
+    assert_eq!(summary["targets"][0]["serving"], "v2");
+    assert_eq!(summary["targets"][0]["host"], "local");
+    // Every event, in order, with the fields replay --json documents.
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["seq"], i as u64, "{e}");
+        assert!(e["time"].is_string() && e["kind"].is_string(), "{e}");
+    }
+    assert_eq!(events[0]["kind"], "deployment-started");
+    assert_eq!(events.last().unwrap()["kind"], "deployment-completed");
+    let steps: Vec<&str> = events
+        .iter()
+        .filter(|e| e["kind"] == "step-succeeded")
+        .map(|e| {
+            assert!(
+                e["duration_ms"].is_u64() && e["host"] == "local" && e["role"] == "web",
+                "{e}"
+            );
+            e["step"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "start-new",
+            "await-healthy",
+            "add-upstream",
+            "remove-old-upstream",
+            "drain-old",
+            "stop-old",
+            "clean-stale-upstreams"
+        ]
+    );
+    // The same events as the journal's own record.
+    let replay = std::process::Command::new(real::odysseus_bin())
+        .args(["replay", "--json", "-c"])
+        .arg(app.config())
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&replay.stdout).unwrap();
+    assert_eq!(doc["events"].as_array().unwrap().len(), events.len());
+    assert!(
+        stderr(&out).contains("[web@local] start-new ok"),
+        "progress stays on stderr"
+    );
 }

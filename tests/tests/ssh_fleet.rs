@@ -772,6 +772,82 @@ fn status_shows_every_host_from_the_hosts_themselves_and_names_an_unreachable_on
     );
 }
 
+/// A server on a non-default port (`host:port`): its key is checked against the
+/// `[host]:port` entry OpenSSH writes, `trust` records that form, and the server's Docker
+/// socket can live somewhere else (`ssh.docker_socket`).
+#[test]
+fn a_host_port_uses_bracketed_known_hosts_entries_and_the_docker_socket_path_is_configurable() {
+    let _serial = serial();
+    fleet_up();
+    let app = FleetApp::new("sshport", "");
+    let key = std::fs::read_to_string(format!("{BASE}/s1/ssh_host_ed25519_key.pub")).unwrap();
+    let key: Vec<&str> = key.split_whitespace().take(2).collect();
+    let key = key.join(" ");
+    // The server's engine, reached through a socket path of our choosing on the server.
+    std::fs::create_dir_all(format!("{BASE}/s1/run/odysseus-alt")).unwrap();
+    let _ = std::fs::remove_file(format!("{BASE}/s1/run/odysseus-alt/docker.sock"));
+    std::os::unix::fs::symlink(
+        "/run/docker.sock",
+        format!("{BASE}/s1/run/odysseus-alt/docker.sock"),
+    )
+    .unwrap();
+    let config = |known: &str, socket: &str| {
+        app.write(known, "");
+        let yaml = std::fs::read_to_string(app.dir.join("deploy.yml"))
+            .unwrap()
+            .replace(&HOSTS.join(", "), "198.51.100.11:2222")
+            .replace(
+                &format!("  known_hosts: {known}\n"),
+                &format!("  known_hosts: {known}\n  docker_socket: {socket}\n"),
+            );
+        std::fs::write(app.dir.join("deploy.yml"), yaml).unwrap();
+    };
+    let known = app.dir.join("known_hosts_port");
+    let known_s = known.to_string_lossy().into_owned();
+    let alt = "/run/odysseus-alt/docker.sock";
+
+    // Only the port-22 form: the server on 2222 is unknown, as it is to OpenSSH.
+    std::fs::write(&known, format!("198.51.100.11 {key}\n")).unwrap();
+    config(&known_s, alt);
+    let refused = app.deploy(&["--image", "v1"]);
+    assert_exit(&refused, 3, "a plain entry for a host on port 2222");
+    assert!(
+        stderr(&refused).contains("[198.51.100.11]:2222 is unknown"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // `trust` records the bracketed form; then the deploy goes through the other socket.
+    let trusted = Command::new(real::odysseus_bin())
+        .args(["trust", "-c"])
+        .arg(app.dir.join("deploy.yml"))
+        .output()
+        .unwrap();
+    assert_exit(&trusted, 0, "trust 198.51.100.11:2222");
+    assert!(
+        std::fs::read_to_string(&known)
+            .unwrap()
+            .lines()
+            .any(|l| l.starts_with("[198.51.100.11]:2222 ")),
+        "{}",
+        std::fs::read_to_string(&known).unwrap()
+    );
+    std::fs::write(&known, format!("[198.51.100.11]:2222 {key}\n")).unwrap();
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "deploy over port 2222");
+    assert_eq!(app.versions()[0], "v1");
+
+    // A socket path with no engine behind it: refused before anything changes, naming it.
+    config(&known_s, "/run/odysseus-nothing.sock");
+    let wrong = app.deploy(&["--image", "v2"]);
+    assert_exit(&wrong, 3, "a docker_socket with no engine");
+    assert!(
+        stderr(&wrong).contains("no Docker engine answers at /run/odysseus-nothing.sock"),
+        "{}",
+        stderr(&wrong)
+    );
+    assert_eq!(app.versions()[0], "v1");
+}
+
 #[test]
 fn trust_records_new_host_keys_once_and_never_replaces_a_changed_one() {
     let _serial = serial();

@@ -19,6 +19,7 @@ use odysseus_executors::fleet_lock::LockFailure;
 use crate::config::{self, Config};
 use crate::exit::{Exit, UsageError};
 use crate::progress::Progress;
+use crate::render::json_lines::JsonLines;
 use crate::state::{open_journal, state_dir};
 use crate::GlobalArgs;
 
@@ -48,6 +49,10 @@ pub struct DeployArgs {
     /// (no registry needed); hosts with the same image id are skipped.
     #[arg(long)]
     push_image: bool,
+    /// Stream every event to stdout as it is recorded, one JSON object per line (JSON
+    /// Lines), then one `summary` object; progress stays on stderr.
+    #[arg(long)]
+    json: bool,
 }
 
 fn operator() -> Operator {
@@ -124,6 +129,7 @@ impl DeployArgs {
             abort: false,
             dry_run: false,
             push_image: false,
+            json: false,
         }
     }
 }
@@ -305,17 +311,7 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
             }
             Err(e) => return Err(e.into()),
         };
-    let result = drive(
-        global,
-        &config,
-        &journal,
-        &clock,
-        &me,
-        &lock,
-        mode,
-        args.push_image,
-    )
-    .await;
+    let result = drive(global, &config, &journal, &clock, &me, &lock, mode, &args).await;
     journal.release_lock(&service, lock.token())?;
     result
 }
@@ -328,7 +324,7 @@ async fn drive(
     me: &Operator,
     lock: &Acquired,
     mode: Mode,
-    args_push_image: bool,
+    args: &DeployArgs,
 ) -> anyhow::Result<Exit> {
     let hosts = config.hosts();
     let executor =
@@ -373,7 +369,7 @@ async fn drive(
             return Ok(Exit::Blocked);
         }
     };
-    if args_push_image {
+    if args.push_image {
         if let Mode::Start(tag) = &mode {
             if let Err(e) = push_and_report(&executor, &format!("{}:{tag}", config.image)).await {
                 eprintln!("odysseus: {e}\nNothing was changed.");
@@ -382,9 +378,13 @@ async fn drive(
         }
     }
     let progress = RefCell::new(Progress::new());
+    let json_lines = RefCell::new(args.json.then(JsonLines::default));
     let mut runtime =
         Runtime::new(journal, &executor, clock).on_event(|seq, event: &Event, state| {
             progress.borrow_mut().event(seq, event, state);
+            if let Some(lines) = json_lines.borrow_mut().as_mut() {
+                lines.event(seq, event, state);
+            }
         });
     let aborting = matches!(mode, Mode::Abort(_));
     // Known before anything runs, so an interruption can be recorded against it.
@@ -489,7 +489,11 @@ async fn drive(
         }
     };
     fleet_lock.release().await;
-    print_summary(global, &state);
+    if args.json {
+        print_summary_json(&state);
+    } else {
+        print_summary(global, &state);
+    }
 
     Ok(match state.phase {
         Phase::Completed => Exit::Ok,
@@ -556,6 +560,44 @@ fn interrupted(
         what_next(global)
     );
     Ok(Exit::Blocked)
+}
+
+/// The last line of `deploy --json`: the deployment and what each target serves now.
+fn print_summary_json(state: &DeploymentState) {
+    let Some(started) = state.started() else {
+        return;
+    };
+    let targets: Vec<serde_json::Value> = state
+        .targets
+        .iter()
+        .zip(&started.plan.targets)
+        .map(|(t, target)| {
+            serde_json::json!({
+                "host": target.host,
+                "role": target.role,
+                "serving": serving_version(started, t, target),
+            })
+        })
+        .collect();
+    let summary = serde_json::json!({
+        "kind": "summary",
+        "deployment": crate::render::deployment_json(state),
+        "targets": targets,
+        "failure": state.failure,
+    });
+    let _ = crate::exit::print_stdout(&format!("{summary}\n"));
+}
+
+fn serving_version(
+    started: &odysseus_engine::machine::DeploymentStarted,
+    t: &odysseus_engine::machine::TargetState,
+    target: &odysseus_engine::machine::Target,
+) -> Option<String> {
+    match t.serving() {
+        odysseus_engine::machine::Serving::New => Some(started.version.clone()),
+        odysseus_engine::machine::Serving::Old => target.old_version.clone(),
+        odysseus_engine::machine::Serving::InTransition => None,
+    }
 }
 
 fn print_summary(global: &GlobalArgs, state: &DeploymentState) {

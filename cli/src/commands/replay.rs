@@ -82,23 +82,6 @@ fn resolve(journal: &Journal, service: &str, wanted: &str) -> anyhow::Result<Dep
     }
 }
 
-fn summary_json(state: &DeploymentState) -> Value {
-    match state.started() {
-        Some(s) => json!({
-            "id": s.id.to_string(),
-            "service": s.service,
-            "image": s.image,
-            "version": s.version,
-            "status": state.phase.as_str(),
-            "config_digest": s.config_digest,
-            "operator": s.operator.to_string(),
-            "started_at": state.started_at.to_string(),
-            "duration_ms": state.last_at.millis_since(state.started_at),
-        }),
-        None => Value::Null,
-    }
-}
-
 pub fn replay(global: &GlobalArgs, args: ReplayArgs) -> anyhow::Result<Exit> {
     let service = service_name(global)?;
     let journal = open_journal(global, false)?;
@@ -134,7 +117,7 @@ pub fn replay(global: &GlobalArgs, args: ReplayArgs) -> anyhow::Result<Exit> {
             })
             .collect();
         out = serde_json::to_string_pretty(
-            &json!({"deployment": summary_json(&state), "events": events}),
+            &json!({"deployment": render::deployment_json(&state), "events": events}),
         )?;
         out.push('\n');
     } else if let Some(s) = started {
@@ -165,43 +148,8 @@ pub fn replay(global: &GlobalArgs, args: ReplayArgs) -> anyhow::Result<Exit> {
 
 /// For each event, the duration of the step it ends (time since its step-started).
 fn step_durations(events: &[Event]) -> Vec<Option<u64>> {
-    use odysseus_engine::machine::Fact;
-    let mut started = std::collections::HashMap::new();
-    events
-        .iter()
-        .map(|e| match &e.fact {
-            Fact::StepStarted {
-                target,
-                step,
-                attempt,
-                ..
-            } => {
-                started.insert((*target, *step, *attempt), e.at);
-                None
-            }
-            Fact::StepSucceeded {
-                target,
-                step,
-                attempt,
-                ..
-            }
-            | Fact::StepFailed {
-                target,
-                step,
-                attempt,
-                ..
-            }
-            | Fact::StepObserved {
-                target,
-                step,
-                attempt,
-                ..
-            } => started
-                .get(&(*target, *step, *attempt))
-                .map(|t0| e.at.millis_since(*t0)),
-            _ => None,
-        })
-        .collect()
+    let mut timer = render::event::StepTimer::default();
+    events.iter().map(|e| timer.duration(e)).collect()
 }
 
 pub fn history(global: &GlobalArgs, args: HistoryArgs) -> anyhow::Result<Exit> {
@@ -222,7 +170,7 @@ pub fn history(global: &GlobalArgs, args: HistoryArgs) -> anyhow::Result<Exit> {
                 continue;
             }
         };
-        rows.push(summary_json(&state));
+        rows.push(render::deployment_json(&state));
     }
     let out = if args.json {
         serde_json::to_string_pretty(&rows)? + "\n"

@@ -1,7 +1,9 @@
 //! Loading and validating deploy.yml. Every problem is reported at once, each with the
 //! file and, where the parser knows it, the line and column.
 
+mod locate;
 mod raw;
+mod secrets_file;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -244,6 +246,20 @@ pub fn load(path: &Path, secrets: &dyn Fn(&str) -> Option<String>) -> Result<Con
     let raw: RawConfig = serde_saphyr::from_str(&blank_extension_keys(&text))
         .map_err(|e| one(parse_problem(path, &e)))?;
     validate(path, raw, &bytes, secrets)
+}
+
+/// `file: key: message` → `file:line: key: message`, when the key is in the file.
+fn with_line(shown: &str, lines: &locate::KeyLines, problem: String) -> String {
+    let Some(rest) = problem.strip_prefix(&format!("{shown}: ")) else {
+        return problem;
+    };
+    let Some((key, _)) = rest.split_once(": ") else {
+        return problem;
+    };
+    match lines.line(key) {
+        Some(line) => format!("{shown}:{line}: {rest}"),
+        None => problem,
+    }
 }
 
 fn validate(
@@ -512,18 +528,52 @@ fn validate(
         });
     }
 
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let home = std::env::var("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("/root"));
+    let resolve = |p: &str| -> PathBuf {
+        if let Some(rest) = p.strip_prefix("~/") {
+            home.join(rest)
+        } else if Path::new(p).is_absolute() {
+            PathBuf::from(p)
+        } else {
+            base.join(p)
+        }
+    };
+
+    // env.secret values: the environment first (an explicit override), then secrets_file,
+    // read only when a name is missing from the environment.
+    let mut file_secrets: Option<BTreeMap<String, String>> = None;
+    let mut from_file = |name: &str, problems: &mut Vec<String>| -> Option<String> {
+        let f = raw.secrets_file.as_ref()?;
+        if file_secrets.is_none() {
+            file_secrets = Some(secrets_file::read(&resolve(f)).unwrap_or_else(|e| {
+                problems.push(format!("{shown}: secrets_file: {e}"));
+                BTreeMap::new()
+            }));
+        }
+        file_secrets.as_ref()?.get(name).cloned()
+    };
     let mut env = BTreeMap::new();
     if let Some(e) = &raw.env {
         for (k, Scalar(v)) in e.clear.iter().flatten() {
             env.insert(k.clone(), v.clone());
         }
         for name in e.secret.iter().flatten() {
-            match secrets(name) {
+            match secrets(name).or_else(|| from_file(name, &mut problems)) {
                 Some(value) => {
                     env.insert(name.clone(), value);
                 }
                 None => problems.push(format!(
-                    "{shown}: env.secret: {name} is not set; export it in the environment that runs odysseus"
+                    "{shown}: env.secret: {name} is not set; export it in the environment that runs odysseus{}",
+                    match &raw.secrets_file {
+                        Some(f) => format!(" or add it to {f}"),
+                        None => " or name a secrets_file that has it".into(),
+                    }
                 )),
             }
         }
@@ -562,7 +612,6 @@ fn validate(
     let mut not_yet_supported = Vec::new();
     for (present, key) in [
         (raw.retain_versions.is_some(), "retain_versions"),
-        (raw.secrets_file.is_some(), "secrets_file"),
         (raw.dependencies.is_some(), "dependencies"),
         (raw.accessories.is_some(), "accessories"),
         (raw.builder.is_some(), "builder"),
@@ -573,22 +622,6 @@ fn validate(
         }
     }
 
-    let base = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let home = std::env::var("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from("/root"));
-    let resolve = |p: &str| -> PathBuf {
-        if let Some(rest) = p.strip_prefix("~/") {
-            home.join(rest)
-        } else if Path::new(p).is_absolute() {
-            PathBuf::from(p)
-        } else {
-            base.join(p)
-        }
-    };
     let raw_ssh = raw.ssh.unwrap_or_default();
     let keys: Vec<PathBuf> = match &raw_ssh.keys {
         Some(keys) => keys.iter().map(|k| resolve(k)).collect(),
@@ -598,6 +631,13 @@ fn validate(
             .filter(|k| k.exists())
             .collect(),
     };
+    if let Some(socket) = &raw_ssh.docker_socket {
+        if !socket.starts_with('/') {
+            problems.push(format!(
+                "{shown}: ssh.docker_socket: `{socket}` must be an absolute path on the servers, like /var/run/docker.sock"
+            ));
+        }
+    }
     let ssh = SshSettings {
         user: raw_ssh.user.clone().unwrap_or_else(|| "root".into()),
         keys,
@@ -608,10 +648,27 @@ fn validate(
                 .unwrap_or("~/.ssh/known_hosts"),
         ),
         connect_timeout: std::time::Duration::from_secs(10),
+        docker_socket: raw_ssh
+            .docker_socket
+            .clone()
+            .unwrap_or_else(|| "/var/run/docker.sock".into()),
         trust_unknown: false,
     };
 
     if !problems.is_empty() {
+        let lines = locate::KeyLines::scan(&String::from_utf8_lossy(bytes));
+        let mut problems: Vec<String> = problems
+            .into_iter()
+            .map(|p| with_line(&shown, &lines, p))
+            .collect();
+        // In file order, as the reader will fix them.
+        problems.sort_by_key(|p| {
+            p.strip_prefix(&shown)
+                .and_then(|r| r.strip_prefix(':'))
+                .and_then(|r| r.split(':').next())
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(usize::MAX)
+        });
         return Err(ConfigErrors { problems });
     }
     Ok(Config {

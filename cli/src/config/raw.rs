@@ -111,6 +111,7 @@ pub struct RawSsh {
     pub keys: Option<Vec<String>>,
     pub port: Option<u16>,
     pub known_hosts: Option<String>,
+    pub docker_socket: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]

@@ -172,3 +172,51 @@ pub fn json(seq: u64, event: &Event, started: Option<&DeploymentStarted>) -> Val
     }
     v
 }
+
+/// How long each step attempt took, from its `step-started` to its outcome.
+#[derive(Default)]
+pub struct StepTimer {
+    started: std::collections::HashMap<
+        (u32, odysseus_engine::machine::StepName, u32),
+        odysseus_engine::Timestamp,
+    >,
+}
+
+impl StepTimer {
+    /// The duration an outcome event closes, in milliseconds.
+    pub fn duration(&mut self, e: &Event) -> Option<u64> {
+        match &e.fact {
+            Fact::StepStarted {
+                target,
+                step,
+                attempt,
+                ..
+            } => {
+                self.started.insert((*target, *step, *attempt), e.at);
+                None
+            }
+            Fact::StepSucceeded {
+                target,
+                step,
+                attempt,
+                ..
+            }
+            | Fact::StepFailed {
+                target,
+                step,
+                attempt,
+                ..
+            }
+            | Fact::StepObserved {
+                target,
+                step,
+                attempt,
+                ..
+            } => self
+                .started
+                .get(&(*target, *step, *attempt))
+                .map(|t0| e.at.millis_since(*t0)),
+            _ => None,
+        }
+    }
+}

@@ -160,9 +160,18 @@ impl DockerExecutor {
                     std::process::id(),
                     sanitize(host)
                 ));
-                let local = forward_unix(conn.clone(), &socket_dir, "/var/run/docker.sock").await?;
+                let remote = &ssh.docker_socket;
+                let local = forward_unix(conn.clone(), &socket_dir, remote).await?;
                 let admin_port = forward_tcp(conn.clone(), "127.0.0.1", 2019).await?;
-                let engine = Engine::connect(host, &local.to_string_lossy()).await?;
+                // The local end of the tunnel means nothing to the user: name the server's.
+                let engine = Engine::connect(host, &local.to_string_lossy())
+                    .await
+                    .map_err(|_| {
+                        ExecError::Permanent(format!(
+                            "{host}: no Docker engine answers at {remote} on the server (ssh.docker_socket); \
+                             is dockerd running there, and is that its socket?"
+                        ))
+                    })?;
                 HostHandle {
                     engine,
                     admin: CaddyAdmin::new(&format!("http://127.0.0.1:{admin_port}")),

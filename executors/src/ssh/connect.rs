@@ -26,6 +26,8 @@ pub struct SshSettings {
     pub keys: Vec<PathBuf>,
     pub known_hosts: PathBuf,
     pub connect_timeout: Duration,
+    /// Where the server's Docker engine listens (forwarded with direct-streamlocal).
+    pub docker_socket: String,
     /// Record an unknown host's key instead of refusing it (an explicit opt-in, for
     /// `odysseus trust`). A changed key is refused regardless.
     pub trust_unknown: bool,
