@@ -892,3 +892,20 @@ fn deploy_json_streams_one_object_per_event_then_a_summary() {
         "progress stays on stderr"
     );
 }
+
+/// The dry-run plan as the user reads it, for a first deploy (nothing of the service runs
+/// yet, so the plan holds no container names that change from run to run).
+#[test]
+fn the_dry_run_plan_of_a_first_deploy_reads_as_snapshotted() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new(
+        "dryplan",
+        "odysseus-demo",
+        "batch_size: 1\non_failure: rollback\n",
+    );
+    let out = app.deploy(&["--image", "v1", "--dry-run"]);
+    assert_exit(&out, 0, "--dry-run of a first deploy");
+    insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout));
+    assert!(app.all_containers().is_empty(), "a dry run starts nothing");
+}
