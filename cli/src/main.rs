@@ -2,7 +2,8 @@
 //! message and a documented exit code.
 
 mod commands;
-mod config;
+// The parser lives in the library half of this crate, so the fuzz target can reach it.
+use odysseus::config;
 mod exit;
 mod progress;
 mod render;

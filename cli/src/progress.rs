@@ -1,19 +1,99 @@
-//! Progress on stderr while a deployment runs: one plain line per step outcome, with
-//! its duration, stable enough for logs and CI.
+//! Progress on stderr while a deployment runs. Always one line per step outcome, with its
+//! duration — the same plain, stable lines on a terminal and in CI logs. On a terminal
+//! (stderr is a TTY) each target in flight also gets a spinner below those lines naming
+//! its current step and how long it has been running (indicatif); colour only on a
+//! terminal and never when NO_COLOR is set.
 
 use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::time::Duration;
 
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use odysseus_engine::machine::{DeploymentState, Event, Fact, Observation};
 
 pub struct Progress {
     started: HashMap<(u32, String), u64>,
+    tty: Option<Spinners>,
+}
+
+/// The live part of a terminal display: one spinner per target with a step running.
+struct Spinners {
+    multi: MultiProgress,
+    bars: HashMap<u32, ProgressBar>,
+    color: bool,
+}
+
+impl Spinners {
+    fn new() -> Self {
+        Spinners {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            bars: HashMap::new(),
+            color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
+    }
+
+    fn step(&mut self, target: u32, what: String) {
+        let color = self.color;
+        let multi = &self.multi;
+        let bar = self.bars.entry(target).or_insert_with(|| {
+            let template = if color {
+                "{spinner:.cyan} {msg} {elapsed:.dim}"
+            } else {
+                "{spinner} {msg} {elapsed}"
+            };
+            let bar = multi.add(ProgressBar::new_spinner());
+            if let Ok(style) = ProgressStyle::with_template(template) {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        bar.set_message(what);
+        bar.reset_elapsed();
+    }
+
+    fn done(&mut self, target: u32) {
+        if let Some(bar) = self.bars.remove(&target) {
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
+        }
+    }
+
+    /// A finished line, printed above the spinners; failures in red, successes in green.
+    fn println(&self, line: &str) {
+        let line = if !self.color {
+            line.to_string()
+        } else if line.contains("FAILED") {
+            format!("\x1b[31m{line}\x1b[0m")
+        } else if line.contains(" ok ") || line.ends_with(" done") {
+            format!("\x1b[32m{line}\x1b[0m")
+        } else {
+            line.to_string()
+        };
+        let _ = self.multi.println(line);
+    }
+}
+
+impl Drop for Spinners {
+    fn drop(&mut self) {
+        for bar in self.bars.values() {
+            bar.finish_and_clear();
+        }
+        let _ = self.multi.clear();
+    }
 }
 
 impl Progress {
     pub fn new() -> Self {
         Progress {
             started: HashMap::new(),
+            tty: std::io::stderr().is_terminal().then(Spinners::new),
         }
+    }
+
+    /// Clears the spinners (a terminal shows only the finished lines from here on).
+    pub fn finish(&mut self) {
+        self.tty = None;
     }
 
     pub fn event(&mut self, _seq: u64, event: &Event, state: &DeploymentState) {
@@ -31,6 +111,9 @@ impl Progress {
         let line = match &event.fact {
             Fact::StepStarted { target, step, .. } => {
                 self.started.insert((*target, step.to_string()), event.at.0);
+                if let Some(tty) = self.tty.as_mut() {
+                    tty.step(*target, format!("{} {step}", place(*target)));
+                }
                 return;
             }
             Fact::StepSucceeded {
@@ -110,7 +193,21 @@ impl Progress {
             }
             _ => return,
         };
-        eprintln!("{}", line.trim_end());
+        if let Some(tty) = self.tty.as_mut() {
+            if let Some(target) = event.fact.target() {
+                if matches!(
+                    event.fact,
+                    Fact::TargetCompleted { .. }
+                        | Fact::TargetRolledBack { .. }
+                        | Fact::TargetRollbackFailed { .. }
+                ) {
+                    tty.done(target);
+                }
+            }
+            tty.println(line.trim_end());
+        } else {
+            eprintln!("{}", line.trim_end());
+        }
     }
 
     fn took(&self, target: u32, step: &str, now: u64) -> String {

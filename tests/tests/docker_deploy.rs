@@ -909,3 +909,68 @@ fn the_dry_run_plan_of_a_first_deploy_reads_as_snapshotted() {
     insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout));
     assert!(app.all_containers().is_empty(), "a dry run starts nothing");
 }
+
+/// Runs `odysseus` with a pseudo-terminal as its stderr (util-linux `script`), as a person
+/// at a terminal would; returns everything the terminal received.
+fn on_a_terminal(app: &App, args: &str, no_color: bool) -> String {
+    let command = format!(
+        "{} deploy -c {} {args}",
+        real::odysseus_bin().display(),
+        app.config().display()
+    );
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qfec", &command, "/dev/null"]);
+    if no_color {
+        cmd.env("NO_COLOR", "1");
+    } else {
+        cmd.env_remove("NO_COLOR");
+    }
+    let out = cmd.output().unwrap();
+    assert_exit(&out, 0, &format!("deploy {args} on a terminal"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// On a terminal: the same finished-step lines as in CI, plus a spinner per target in
+/// flight (its step and elapsed time); colour unless NO_COLOR is set.
+#[test]
+fn on_a_terminal_steps_get_spinners_and_no_color_means_no_colour() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("ttyprogress", "odysseus-demo", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    // A slow request keeps the drain (and its spinner) on screen for a while.
+    let slow = real::slow_request(
+        format!("127.0.0.1:{}", real::HTTP_PORT),
+        app.host_header.clone(),
+        2,
+    );
+    let colour = on_a_terminal(&app, "--image v2", false);
+    let _ = slow.join();
+    let spinner_frames = ['⠁', '⠂', '⠄', '⡀', '⢀', '⠠', '⠐', '⠈'];
+    assert!(
+        colour.contains("[web@local] drain-old") && colour.contains(spinner_frames),
+        "no spinner for the drain: {colour:?}"
+    );
+    assert!(
+        colour.contains("[web@local] drain-old ok") && colour.contains("[web@local] done"),
+        "{colour:?}"
+    );
+    assert!(
+        colour.contains("\x1b[32m"),
+        "finished steps are green: {colour:?}"
+    );
+    let plain = on_a_terminal(&app, "--image v1", true);
+    assert!(plain.contains("[web@local] stop-old ok"), "{plain:?}");
+    // No SGR sequence (ESC [ … m) at all: cursor movement stays, colour goes.
+    let sgr = plain
+        .split('\x1b')
+        .skip(1)
+        .filter(|s| {
+            s.strip_prefix('[').is_some_and(|rest| {
+                let end = rest.find(|c: char| !(c.is_ascii_digit() || c == ';'));
+                end.is_some_and(|i| rest[i..].starts_with('m'))
+            })
+        })
+        .count();
+    assert_eq!(sgr, 0, "NO_COLOR output has colour codes: {plain:?}");
+}

@@ -27,3 +27,8 @@ fn the_record_decoder_survives_its_corpus() {
 fn the_machine_survives_folding_its_corpus() {
     replay("fold_events", odysseus_engine::fuzzing::fold_events);
 }
+
+#[test]
+fn the_config_parser_survives_its_corpus() {
+    replay("parse_config", odysseus::config::fuzz_parse);
+}

@@ -453,9 +453,12 @@ async fn drive(
         outcome = run => outcome,
         signal = stop_signal() => {
             drop(runtime);
+            progress.borrow_mut().finish();
             return interrupted(global, journal, me, id, &signal);
         }
     };
+    // The spinners go before any closing message is printed.
+    progress.borrow_mut().finish();
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(Ok(e)) => return Err(e),

@@ -232,11 +232,29 @@ fn parse_expect(s: &str) -> Option<ExpectStatus> {
 /// Loads deploy.yml, resolving `env.secret` names from `secrets` (the process
 /// environment, in practice).
 pub fn load(path: &Path, secrets: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    let bytes = std::fs::read(path).map_err(|e| ConfigErrors {
+        problems: vec![format!("{}: cannot read: {e}", path.display())],
+    })?;
+    parse(path, &bytes, secrets)
+}
+
+/// The fuzz target's entry point: any bytes, never a panic. Every secret resolves (to an
+/// empty value), so nothing beside the input is read.
+pub fn fuzz_parse(data: &[u8]) {
+    let _ = parse(Path::new("fuzz/deploy.yml"), data, &|_| Some(String::new()));
+}
+
+/// Parses and checks the bytes of a deploy.yml; `path` names it in messages and anchors
+/// relative paths (keys, known_hosts, secrets_file). Never panics, whatever the bytes.
+pub fn parse(
+    path: &Path,
+    bytes: &[u8],
+    secrets: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
     let shown = path.display().to_string();
     let one = |p: String| ConfigErrors { problems: vec![p] };
-    let bytes = std::fs::read(path).map_err(|e| one(format!("{shown}: cannot read: {e}")))?;
     let text =
-        String::from_utf8(bytes.clone()).map_err(|_| one(format!("{shown}: not UTF-8 text")))?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| one(format!("{shown}: not UTF-8 text")))?;
     if text
         .lines()
         .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
@@ -245,7 +263,7 @@ pub fn load(path: &Path, secrets: &dyn Fn(&str) -> Option<String>) -> Result<Con
     }
     let raw: RawConfig = serde_saphyr::from_str(&blank_extension_keys(&text))
         .map_err(|e| one(parse_problem(path, &e)))?;
-    validate(path, raw, &bytes, secrets)
+    validate(path, raw, bytes, secrets)
 }
 
 /// `file: key: message` → `file:line: key: message`, when the key is in the file.
