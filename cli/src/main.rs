@@ -30,6 +30,10 @@ pub struct GlobalArgs {
     /// Where the journal lives (default: `.odysseus/` beside deploy.yml).
     #[arg(long, global = true, env = "ODYSSEUS_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<std::path::PathBuf>,
+    /// More detail on stderr: -v for what odysseus does (SSH, locks, steps), -vv for
+    /// everything. RUST_LOG, when set, decides instead.
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
 }
 
 #[derive(Parser, Debug)]
@@ -110,6 +114,7 @@ fn main() -> ExitCode {
         }
     };
     let global = cli.global;
+    init_tracing(global.verbose);
     let result = std::panic::catch_unwind(|| match cli.command {
         Command::Deploy(args) => commands::deploy::run(&global, args),
         Command::App(args) => commands::app::run(&global, args),
@@ -149,6 +154,26 @@ fn main() -> ExitCode {
         Err(_) => Exit::Internal,
     };
     ExitCode::from(code.code())
+}
+
+/// Diagnostics (tracing) on stderr: warnings only unless -v/-vv or RUST_LOG ask for more.
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(match verbose {
+            0 => "warn",
+            1 => "warn,odysseus=debug,odysseus_engine=debug,odysseus_executors=debug",
+            _ => "trace",
+        })
+    });
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .with_target(false)
+        .try_init();
 }
 
 fn panic_message(info: &std::panic::PanicHookInfo<'_>) -> String {

@@ -974,3 +974,100 @@ fn on_a_terminal_steps_get_spinners_and_no_color_means_no_colour() {
         .count();
     assert_eq!(sgr, 0, "NO_COLOR output has colour codes: {plain:?}");
 }
+
+/// `retain_versions: 2`: after each completed deploy the host keeps the containers and
+/// images of the two newest versions; older ones go, the serving one never does, and an
+/// image no container of the service ever ran is left alone.
+#[test]
+fn retain_versions_prunes_old_containers_and_images_after_a_completed_deploy() {
+    let _serial = serial();
+    require_docker();
+    // Versions of our own (new tags of the demo images), so pruning them touches nothing
+    // another test uses: removing a tag that another name shares only removes the tag.
+    let repo = "odysseus-prune";
+    for (from, to) in [
+        ("v1", "p1"),
+        ("v2", "p2"),
+        ("v3", "p3"),
+        ("v1", "p4"),
+        ("v2", "p5"),
+    ] {
+        docker(&[
+            "tag",
+            &format!("odysseus-demo:{from}"),
+            &format!("{repo}:{to}"),
+        ]);
+    }
+    let app = App::new("prune", repo, "retain_versions: 2\n");
+    for v in ["p1", "p2"] {
+        let out = app.deploy(&["--image", v]);
+        assert_exit(&out, 0, v);
+        assert!(
+            !stderr(&out).contains("kept the newest"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    for (v, gone) in [("p3", "p1"), ("p4", "p2")] {
+        let out = app.deploy(&["--image", v]);
+        assert_exit(&out, 0, v);
+        assert!(
+            stderr(&out).contains(&format!(
+                "[local] kept the newest 2 version(s): removed 1 old container(s) and image(s) {repo}:{gone}"
+            )),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let versions = |all: bool| {
+        let mut args = vec![
+            "ps",
+            "--filter",
+            "label=odysseus.service=prune",
+            "--format",
+            "{{.Label \"odysseus.version\"}}",
+        ];
+        if all {
+            args.insert(1, "-a");
+        }
+        let mut v: Vec<String> = docker(&args).lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(versions(true), ["p3", "p4"]);
+    assert_eq!(versions(false), ["p4"]);
+    let present = |tag: &str| {
+        std::process::Command::new("docker")
+            .args(["image", "inspect", &format!("{repo}:{tag}")])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(!present("p1") && !present("p2"), "old images are gone");
+    assert!(
+        present("p3") && present("p4"),
+        "kept versions keep their images"
+    );
+    assert!(
+        present("p5"),
+        "a version never deployed here is not touched"
+    );
+    assert!(
+        std::process::Command::new("docker")
+            .args(["image", "inspect", "odysseus-demo:v1"])
+            .output()
+            .unwrap()
+            .status
+            .success(),
+        "a shared image only lost its extra tag"
+    );
+    // p4 is a new tag of the demo's v1, which answers with its own name.
+    assert_eq!(app.get("/").unwrap(), (200, "v1\n".to_string()));
+    // Going back to a kept version still works (p3 is the demo's v3).
+    assert_exit(&app.deploy(&["--image", "p3"]), 0, "back to p3");
+    assert_eq!(app.get("/").unwrap(), (200, "v3\n".to_string()));
+    for tag in ["p3", "p4", "p5"] {
+        docker(&["rmi", &format!("{repo}:{tag}")]);
+    }
+}

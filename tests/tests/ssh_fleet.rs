@@ -538,6 +538,29 @@ fn a_deployer_whose_lock_was_released_stops_before_its_next_side_effect() {
     );
 }
 
+/// `--hosts` and `--roles` narrow a deploy: only the named host moves, and a name the
+/// config does not have is a usage error that lists the ones it has.
+#[test]
+fn deploy_hosts_moves_only_the_named_host() {
+    let _serial = serial();
+    fleet_up();
+    let app = FleetApp::new("sshsubset", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    let out = app.deploy(&["--image", "v2", "--hosts", "198.51.100.12"]);
+    assert_exit(&out, 0, "deploy --hosts 198.51.100.12");
+    assert_eq!(app.versions(), ["v1", "v2", "v1"]);
+    let wrong = app.deploy(&["--image", "v2", "--hosts", "198.51.100.99"]);
+    assert_exit(&wrong, 2, "an unknown host");
+    assert!(
+        stderr(&wrong).contains("198.51.100.99 is not a host of the config (hosts: 198.51.100.11, 198.51.100.12, 198.51.100.13)"),
+        "{}",
+        stderr(&wrong)
+    );
+    let out = app.deploy(&["--image", "v2", "--roles", "web"]);
+    assert_exit(&out, 0, "the rest, by role");
+    assert_eq!(app.versions(), ["v2"; 3]);
+}
+
 /// Freezes (SIGSTOP) or cuts (link down) host 2 while its deploy runs: the deploy must
 /// end on its own within its timeouts, hosts 1 and 3 keep serving, and once the host is
 /// back `--resume` converges to all-new.

@@ -53,6 +53,12 @@ pub struct DeployArgs {
     /// Lines), then one `summary` object; progress stays on stderr.
     #[arg(long)]
     json: bool,
+    /// Deploy only to these hosts (comma-separated, as written in deploy.yml).
+    #[arg(long, value_delimiter = ',', value_name = "HOST,..", conflicts_with_all = ["resume", "abort"])]
+    hosts: Vec<String>,
+    /// Deploy only these roles (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "ROLE,..", conflicts_with_all = ["resume", "abort"])]
+    roles: Vec<String>,
 }
 
 fn operator() -> Operator {
@@ -130,13 +136,18 @@ impl DeployArgs {
             dry_run: false,
             push_image: false,
             json: false,
+            hosts: Vec::new(),
+            roles: Vec::new(),
         }
     }
 }
 
 pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<Exit> {
-    let config = config::load(&global.config, &|name| std::env::var(name).ok())
+    let mut config = config::load(&global.config, &|name| std::env::var(name).ok())
         .map_err(|e| UsageError(e.to_string()))?;
+    config
+        .restrict(&args.hosts, &args.roles)
+        .map_err(UsageError)?;
     for key in &config.not_yet_supported {
         eprintln!(
             "warning: `{key}` in {} is accepted but not acted on yet",
@@ -491,6 +502,9 @@ async fn drive(
             return Ok(Exit::Blocked);
         }
     };
+    if state.phase == Phase::Completed {
+        prune(&executor, config, &hosts).await;
+    }
     fleet_lock.release().await;
     if args.json {
         print_summary_json(&state);
@@ -503,6 +517,29 @@ async fn drive(
         Phase::Aborted if aborting => Exit::Ok,
         _ => Exit::Failed,
     })
+}
+
+/// `retain_versions`, after a completed deployment, while the lock is still held. A
+/// failure here is reported and changes nothing else: the next deploy prunes again.
+async fn prune(executor: &DockerExecutor, config: &Config, hosts: &[String]) {
+    let keep = config.retain_versions as usize;
+    for host in hosts {
+        match executor.prune(host, &config.image, keep).await {
+            Ok(p) if p.containers > 0 || !p.images.is_empty() => eprintln!(
+                "[{host}] kept the newest {keep} version(s): removed {} old container(s){}",
+                p.containers,
+                if p.images.is_empty() {
+                    String::new()
+                } else {
+                    format!(" and image(s) {}", p.images.join(", "))
+                }
+            ),
+            Ok(_) => {}
+            Err(e) => eprintln!(
+                "[{host}] could not remove old versions ({e}); the next deploy tries again"
+            ),
+        }
+    }
 }
 
 /// Sends the image to every host that lacks it, one line per host on stderr.

@@ -30,6 +30,8 @@ pub struct Config {
     pub spec: ServiceSpec,
     pub batch_size: BatchSize,
     pub on_failure: FailurePolicy,
+    /// Versions each host keeps (containers and images) after a completed deployment.
+    pub retain_versions: u32,
     /// How remote hosts are reached.
     pub ssh: SshSettings,
     pub ssh_port: u16,
@@ -597,6 +599,14 @@ fn validate(
         }
     }
 
+    if raw.retain_versions == Some(0) {
+        push(
+            &mut problems,
+            &shown,
+            "retain_versions",
+            "must be at least 1 (the version serving now is always kept)".into(),
+        );
+    }
     let on_failure = match raw.on_failure.as_deref() {
         None | Some("halt") => FailurePolicy::Halt,
         Some("rollback") => FailurePolicy::Rollback,
@@ -629,7 +639,6 @@ fn validate(
 
     let mut not_yet_supported = Vec::new();
     for (present, key) in [
-        (raw.retain_versions.is_some(), "retain_versions"),
         (raw.dependencies.is_some(), "dependencies"),
         (raw.accessories.is_some(), "accessories"),
         (raw.builder.is_some(), "builder"),
@@ -706,6 +715,7 @@ fn validate(
         },
         batch_size,
         on_failure,
+        retain_versions: raw.retain_versions.unwrap_or(5),
         digest: format!("fnv64:{:016x}", fnv64(bytes)),
         not_yet_supported,
     })
@@ -724,11 +734,75 @@ impl Config {
         }
         hosts
     }
+
+    /// Narrows the config to some hosts and roles (`deploy --hosts/--roles`); empty
+    /// lists mean all. A name the config does not have is an error naming those it has.
+    pub fn restrict(&mut self, hosts: &[String], roles: &[String]) -> Result<(), String> {
+        let all_hosts = self.hosts();
+        for h in hosts {
+            if !all_hosts.contains(h) {
+                return Err(format!(
+                    "--hosts: {h} is not a host of the config (hosts: {})",
+                    all_hosts.join(", ")
+                ));
+            }
+        }
+        for r in roles {
+            if !self.roles.iter().any(|role| &role.name == r) {
+                return Err(format!(
+                    "--roles: {r} is not a role of the config (roles: {})",
+                    self.roles
+                        .iter()
+                        .map(|r| r.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        self.roles
+            .retain(|r| roles.is_empty() || roles.contains(&r.name));
+        for role in &mut self.roles {
+            role.hosts.retain(|h| hosts.is_empty() || hosts.contains(h));
+        }
+        self.roles.retain(|r| !r.hosts.is_empty());
+        if self.roles.is_empty() {
+            return Err("--hosts and --roles leave nothing to deploy: no selected role runs on a selected host".into());
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restrict_keeps_the_chosen_hosts_and_roles_and_names_unknown_ones() {
+        let text = "service: app\nimage: app\nservers:\n  web:\n    hosts: [a, b]\n  jobs:\n    hosts: [b, c]\nproxy:\n  app_port: 80\n";
+        let load = || load_str(text).unwrap();
+        let mut c = load();
+        c.restrict(&["b".into()], &[]).unwrap();
+        assert_eq!(c.hosts(), ["b"]);
+        assert_eq!(c.roles.len(), 2);
+        let mut c = load();
+        c.restrict(&[], &["jobs".into()]).unwrap();
+        assert_eq!(c.hosts(), ["b", "c"]);
+        let mut c = load();
+        assert!(c
+            .restrict(&["a".into()], &["jobs".into()])
+            .unwrap_err()
+            .contains("leave nothing"));
+        let mut c = load();
+        assert!(c
+            .restrict(&["z".into()], &[])
+            .unwrap_err()
+            .contains("(hosts: a, b, c)"));
+        let mut c = load();
+        assert!(c
+            .restrict(&[], &["db".into()])
+            .unwrap_err()
+            .contains("(roles: web, jobs)"));
+    }
 
     fn load_str(text: &str) -> Result<Config, ConfigErrors> {
         let dir = std::env::temp_dir().join(format!(

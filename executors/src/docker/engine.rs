@@ -336,6 +336,24 @@ impl Engine {
         }
     }
 
+    /// Removes an image (by `repo:tag`: a tag shared with other names only loses that
+    /// name). `false` when it is still used by a container, or already gone.
+    pub async fn remove_image(&self, image: &str) -> Result<bool, ExecError> {
+        let options = bollard::query_parameters::RemoveImageOptions {
+            force: false,
+            noprune: false,
+            platforms: None,
+        };
+        match self.docker.remove_image(image, Some(options), None).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(false),
+            Err(e) => Err(transient(&format!("removing image {image}"), e)),
+        }
+    }
+
     /// The last lines the container printed, for failure reports.
     pub async fn last_logs(&self, name: &str, lines: usize) -> String {
         let options = LogsOptions {

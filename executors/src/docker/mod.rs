@@ -7,6 +7,7 @@ pub use executor::{local_socket, parse_host, Access, DockerExecutor, HostHandle}
 mod logs;
 mod oneoff;
 pub mod probe;
+pub mod prune;
 mod push;
 mod status;
 pub use push::PushOutcome;

@@ -182,6 +182,7 @@ pub async fn connect_reporting(
         .map_err(|_| ExecError::Retryable(format!("{where_}: authentication timed out")))?
         .map_err(|e| ExecError::Retryable(format!("{where_}: authentication failed: {e}")))?;
         if auth.success() {
+            tracing::debug!(host = %where_, key = %path.display(), "SSH connected");
             let learned = learned.lock().unwrap().take();
             return Ok((Arc::new(session), learned));
         }
@@ -307,6 +308,7 @@ impl Connection {
         if let LockState::Lost(e) = &*self.lock.lock().await {
             return Err(e.clone());
         }
+        tracing::info!(host = %self.target.host, "SSH connection dropped; connecting again");
         let fresh = connect(&self.target, &self.settings)
             .await
             .map_err(|e| match e {
@@ -376,6 +378,7 @@ impl Connection {
         };
         match take(session, &claim, Take::Renew).await {
             Ok(held) => {
+                tracing::info!(host = %self.target.host, "deploy lock taken again after reconnecting");
                 *state = LockState::Held {
                     claim,
                     held: Some(held),

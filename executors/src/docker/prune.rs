@@ -1,0 +1,194 @@
+//! `retain_versions`: after a deployment completes, each host keeps the containers and
+//! images of the newest N versions of the service and loses the rest.
+//!
+//! Housekeeping outside the state machine, on purpose: it only ever removes *stopped*
+//! containers of versions that are not serving, and the images only those containers
+//! used. Interrupted, it is simply done again after the next deployment. Images that no
+//! container of the service has run (a version pushed ahead of its deploy) are never
+//! touched.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use odysseus_engine::runtime::ExecError;
+
+use super::executor::DockerExecutor;
+
+/// One container of the service on a host, as the selection sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub name: String,
+    pub version: String,
+    /// `odysseus.deployed_at`: RFC 3339 in UTC, so it sorts as text.
+    pub deployed_at: String,
+    pub running: bool,
+}
+
+/// What to remove: stopped containers beyond the kept versions (and older duplicates of a
+/// kept version), and the versions whose images may go.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Selection {
+    pub containers: Vec<String>,
+    pub versions: Vec<String>,
+}
+
+/// Keeps the `keep` most recently deployed versions, and every version still running.
+pub fn select(seen: &[Seen], keep: usize) -> Selection {
+    let mut newest: BTreeMap<&str, &str> = BTreeMap::new();
+    for c in seen {
+        let at = newest.entry(&c.version).or_insert(&c.deployed_at);
+        if c.deployed_at.as_str() > *at {
+            *at = &c.deployed_at;
+        }
+    }
+    let mut by_age: Vec<(&str, &str)> = newest.into_iter().map(|(v, at)| (at, v)).collect();
+    by_age.sort_by(|a, b| b.cmp(a));
+    let running: BTreeSet<&str> = seen
+        .iter()
+        .filter(|c| c.running)
+        .map(|c| c.version.as_str())
+        .collect();
+    let kept: BTreeSet<&str> = by_age
+        .iter()
+        .take(keep.max(1))
+        .map(|(_, v)| *v)
+        .chain(running.iter().copied())
+        .collect();
+    let mut selection = Selection::default();
+    // Of a kept version, the newest stopped container stays (a redeploy of the same
+    // version leaves its predecessor behind, which is no use to anyone).
+    let mut newest_stopped: BTreeMap<&str, &Seen> = BTreeMap::new();
+    for c in seen.iter().filter(|c| !c.running) {
+        if !kept.contains(c.version.as_str()) {
+            selection.containers.push(c.name.clone());
+            continue;
+        }
+        match newest_stopped.get(c.version.as_str()) {
+            Some(other) if other.deployed_at >= c.deployed_at => {
+                selection.containers.push(c.name.clone())
+            }
+            Some(other) => {
+                selection.containers.push(other.name.clone());
+                newest_stopped.insert(&c.version, c);
+            }
+            None => {
+                newest_stopped.insert(&c.version, c);
+            }
+        }
+    }
+    selection.versions = by_age
+        .iter()
+        .map(|(_, v)| v.to_string())
+        .filter(|v| !kept.contains(v.as_str()))
+        .collect();
+    selection.containers.sort();
+    selection
+}
+
+/// What a host lost.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub containers: usize,
+    pub images: Vec<String>,
+}
+
+impl DockerExecutor {
+    /// Applies `retain_versions` on `host`; `repository` is the service's image without a
+    /// tag (deploy.yml's `image`).
+    pub async fn prune(
+        &self,
+        host: &str,
+        repository: &str,
+        keep: usize,
+    ) -> Result<Pruned, ExecError> {
+        let h = self.host(host)?;
+        let service = &self.spec().service;
+        let labels = [("odysseus.service", service.as_str())];
+        let running: BTreeSet<String> = h
+            .engine
+            .list(&labels, false)
+            .await?
+            .into_iter()
+            .map(|(_, name, _)| name)
+            .collect();
+        let seen: Vec<Seen> = h
+            .engine
+            .list(&labels, true)
+            .await?
+            .into_iter()
+            .filter_map(|(_, name, l)| {
+                Some(Seen {
+                    running: running.contains(&name),
+                    version: l.get("odysseus.version")?.clone(),
+                    deployed_at: l.get("odysseus.deployed_at").cloned().unwrap_or_default(),
+                    name,
+                })
+            })
+            .collect();
+        let selection = select(&seen, keep);
+        let mut pruned = Pruned::default();
+        for name in &selection.containers {
+            h.engine.remove(name).await?;
+            pruned.containers += 1;
+        }
+        for version in &selection.versions {
+            let image = format!("{repository}:{version}");
+            // Refused while any container (of any service) still uses it: then it stays.
+            if h.engine.remove_image(&image).await? {
+                pruned.images.push(image);
+            }
+        }
+        Ok(pruned)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(name: &str, version: &str, at: &str, running: bool) -> Seen {
+        Seen {
+            name: name.into(),
+            version: version.into(),
+            deployed_at: at.into(),
+            running,
+        }
+    }
+
+    #[test]
+    fn the_newest_versions_and_the_serving_one_stay() {
+        let seen = [
+            c("a1", "v1", "2026-01-01", false),
+            c("a2", "v2", "2026-01-02", false),
+            c("a3", "v3", "2026-01-03", false),
+            c("a4", "v4", "2026-01-04", true),
+        ];
+        let s = select(&seen, 2);
+        assert_eq!(s.containers, ["a1", "a2"]);
+        assert_eq!(s.versions, ["v2", "v1"]);
+        // A rolled-back fleet serves an old version: it stays whatever its age.
+        let seen = [
+            c("a1", "v1", "2026-01-01", true),
+            c("a2", "v2", "2026-01-02", false),
+            c("a3", "v3", "2026-01-03", false),
+        ];
+        let s = select(&seen, 1);
+        assert_eq!(s.containers, ["a2"]);
+        assert_eq!(s.versions, ["v2"]);
+    }
+
+    #[test]
+    fn older_stopped_twins_of_a_kept_version_go_and_nothing_runs_is_fine() {
+        let seen = [
+            c("web-v2-a", "v2", "2026-01-02", false),
+            c("web-v2-b", "v2", "2026-01-05", false),
+            c("web-v3", "v3", "2026-01-06", true),
+        ];
+        let s = select(&seen, 5);
+        assert_eq!(s.containers, ["web-v2-a"]);
+        assert!(s.versions.is_empty());
+        assert_eq!(select(&[], 3), Selection::default());
+        // keep 0 is treated as 1: the newest version always stays.
+        let s = select(&[c("x", "v1", "2026", false)], 0);
+        assert!(s.containers.is_empty());
+    }
+}
