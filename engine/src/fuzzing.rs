@@ -98,7 +98,7 @@ fn next_fact(input: &mut Bytes) -> Option<Fact> {
     }
     let target = input.small(4);
     let attempt = input.small(5);
-    Some(match input.small(17) {
+    Some(match input.small(18) {
         0 => {
             let targets = (0..input.small(4))
                 .map(|_| Target {
@@ -220,6 +220,16 @@ fn next_fact(input: &mut Bytes) -> Option<Fact> {
         15 => Fact::LockReleased {
             by: operator(input),
             from: (input.small(2) == 0).then(|| operator(input)),
+        },
+        16 => Fact::Provenance {
+            images: (0..input.small(3))
+                .map(|_| crate::machine::HostImage {
+                    host: input.text(),
+                    image_id: (input.small(2) == 0).then(|| input.text()),
+                })
+                .collect(),
+            secrets: (0..input.small(3)).map(|_| input.text()).collect(),
+            secrets_digest: (input.small(2) == 0).then(|| input.text()),
         },
         _ => Fact::LockTakenOver {
             from: operator(input),

@@ -385,6 +385,24 @@ secrets_file: app.secrets
             }
         }
     }
+    // What the journal keeps instead: the names, a digest of the values, the image id.
+    let replay = std::process::Command::new(real::odysseus_bin())
+        .args(["replay", "--json", "-c"])
+        .arg(app.config())
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&replay.stdout).unwrap();
+    let provenance = &doc["events"][1];
+    assert_eq!(provenance["kind"], "provenance", "{doc}");
+    let detail = provenance["detail"].as_str().unwrap();
+    let image_id = docker(&["image", "inspect", "-f", "{{.Id}}", "odysseus-demo:v1"]);
+    assert!(
+        detail.contains(&format!("local has {}", image_id.trim()))
+            && detail
+                .contains("secrets ODYSSEUS_IT_SECRET, ODYSSEUS_IT_FILE_SECRET (values sha256:"),
+        "{detail}"
+    );
+    assert!(!detail.contains(secret) && !detail.contains(file_secret));
     docker(&["volume", "rm", "-f", "settings-data"]);
 }
 

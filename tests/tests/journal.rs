@@ -350,3 +350,36 @@ fn child_process_entry_point() {
         other => panic!("unknown child mode {other}"),
     }
 }
+
+/// `provenance` (kind 18) was appended to the v1 format after the golden logs: it
+/// round-trips, and it is accepted in a running deployment without changing its course.
+#[test]
+fn a_provenance_record_round_trips_and_folds_without_changing_the_deployment() {
+    use odysseus_engine::machine::{DeploymentState, HostImage};
+    let fact = Fact::Provenance {
+        images: vec![
+            HostImage {
+                host: "web1".into(),
+                image_id: Some("sha256:abc".into()),
+            },
+            HostImage {
+                host: "web2".into(),
+                image_id: None,
+            },
+        ],
+        secrets: vec!["DATABASE_URL".into()],
+        secrets_digest: Some("sha256:0011223344556677".into()),
+    };
+    let event = Event {
+        at: Timestamp(1),
+        fact,
+    };
+    let bytes = journal::encode(&event);
+    assert_eq!(bytes[1], 18, "the kind byte of provenance is frozen at 18");
+    assert_eq!(journal::decode(&bytes).unwrap(), event);
+    let before = DeploymentState::fold(&[started(id(1), "app")]).unwrap();
+    let after = DeploymentState::fold(&[started(id(1), "app"), event]).unwrap();
+    assert_eq!(after.phase, before.phase);
+    assert_eq!(after.targets, before.targets);
+    assert_eq!(after.next_seq, before.next_seq + 1);
+}

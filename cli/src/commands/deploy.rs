@@ -388,10 +388,15 @@ async fn drive(
             }
         }
     }
+    let preamble = match &mode {
+        Mode::Start(tag) => vec![provenance(&executor, config, &hosts, tag).await],
+        _ => Vec::new(),
+    };
     let progress = RefCell::new(Progress::new());
     let json_lines = RefCell::new(args.json.then(JsonLines::default));
-    let mut runtime =
-        Runtime::new(journal, &executor, clock).on_event(|seq, event: &Event, state| {
+    let mut runtime = Runtime::new(journal, &executor, clock)
+        .preamble(preamble)
+        .on_event(|seq, event: &Event, state| {
             progress.borrow_mut().event(seq, event, state);
             if let Some(lines) = json_lines.borrow_mut().as_mut() {
                 lines.event(seq, event, state);
@@ -517,6 +522,33 @@ async fn drive(
         Phase::Aborted if aborting => Exit::Ok,
         _ => Exit::Failed,
     })
+}
+
+/// What exactly is deployed, for the journal: each host's image id for the tag and the
+/// secrets' names with a digest of their values.
+async fn provenance(
+    executor: &DockerExecutor,
+    config: &Config,
+    hosts: &[String],
+    tag: &str,
+) -> Fact {
+    let image = format!("{}:{tag}", config.image);
+    let mut images = Vec::new();
+    for host in hosts {
+        let image_id = match executor.host(host) {
+            Ok(h) => h.engine.image_id(&image).await.ok().flatten(),
+            Err(_) => None,
+        };
+        images.push(odysseus_engine::machine::HostImage {
+            host: host.clone(),
+            image_id,
+        });
+    }
+    Fact::Provenance {
+        images,
+        secrets: config.secret_names.clone(),
+        secrets_digest: config.secrets_digest.clone(),
+    }
 }
 
 /// `retain_versions`, after a completed deployment, while the lock is still held. A

@@ -90,6 +90,25 @@ fn outcome_and_detail(fact: &Fact) -> (Option<&'static str>, String) {
             None,
             format!("from {from} (process gone) by {by}, lock token {lock_token}"),
         ),
+        Fact::Provenance {
+            images,
+            secrets,
+            secrets_digest,
+        } => {
+            let images: Vec<String> = images
+                .iter()
+                .map(|i| match &i.image_id {
+                    Some(id) => format!("{} has {id}", i.host),
+                    None => format!("{} lacks it (pulled at start-new)", i.host),
+                })
+                .collect();
+            let secrets = match (secrets.is_empty(), secrets_digest) {
+                (true, _) => "no secrets".to_string(),
+                (false, Some(d)) => format!("secrets {} (values {d})", secrets.join(", ")),
+                (false, None) => format!("secrets {}", secrets.join(", ")),
+            };
+            (None, format!("image: {}; {secrets}", images.join(", ")))
+        }
     }
 }
 

@@ -85,6 +85,12 @@ pub enum FactV1 {
         by: OperatorV1,
         from: Option<OperatorV1>,
     },
+    Provenance {
+        /// (host, image id)
+        images: Vec<(String, Option<String>)>,
+        secrets: Vec<String>,
+        secrets_digest: Option<String>,
+    },
 }
 
 /// The envelope's kind byte for each fact, frozen with the format.
@@ -107,6 +113,7 @@ pub fn kind_code(fact: &m::Fact) -> u8 {
         m::Fact::LockTakenOver { .. } => 15,
         m::Fact::Interrupted { .. } => 16,
         m::Fact::LockReleased { .. } => 17,
+        m::Fact::Provenance { .. } => 18,
     }
 }
 
@@ -309,6 +316,18 @@ impl From<&m::Fact> for FactV1 {
             F::LockReleased { by, from } => FactV1::LockReleased {
                 by: by.into(),
                 from: from.as_ref().map(Into::into),
+            },
+            F::Provenance {
+                images,
+                secrets,
+                secrets_digest,
+            } => FactV1::Provenance {
+                images: images
+                    .iter()
+                    .map(|i| (i.host.clone(), i.image_id.clone()))
+                    .collect(),
+                secrets: secrets.clone(),
+                secrets_digest: secrets_digest.clone(),
             },
         }
     }
@@ -520,6 +539,18 @@ impl From<FactV1> for m::Fact {
             FactV1::LockReleased { by, from } => F::LockReleased {
                 by: by.into(),
                 from: from.map(Into::into),
+            },
+            FactV1::Provenance {
+                images,
+                secrets,
+                secrets_digest,
+            } => F::Provenance {
+                images: images
+                    .into_iter()
+                    .map(|(host, image_id)| m::HostImage { host, image_id })
+                    .collect(),
+                secrets,
+                secrets_digest,
             },
         }
     }

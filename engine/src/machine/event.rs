@@ -150,6 +150,21 @@ pub enum Fact {
         by: Operator,
         from: Option<Operator>,
     },
+    /// What exactly is being deployed, recorded right after `DeploymentStarted`: the
+    /// image id each host has for the tag (None: not there yet, pulled at start-new),
+    /// and the names of the secrets with a digest of their values (never the values).
+    Provenance {
+        images: Vec<HostImage>,
+        secrets: Vec<String>,
+        secrets_digest: Option<String>,
+    },
+}
+
+/// The image a host has for the deployed tag.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct HostImage {
+    pub host: String,
+    pub image_id: Option<String>,
 }
 
 impl Fact {
@@ -173,6 +188,7 @@ impl Fact {
             Fact::LockTakenOver { .. } => "lock-taken-over",
             Fact::Interrupted { .. } => "interrupted",
             Fact::LockReleased { .. } => "lock-released",
+            Fact::Provenance { .. } => "provenance",
         }
     }
 

@@ -12,7 +12,9 @@ mod state;
 
 pub use decide::{decide, Action, Decision};
 pub use effect::{deadline_ms, new_container_name, Effect};
-pub use event::{DeploymentStarted, Event, Fact, FailedOutcome, FailureKind, Observation};
+pub use event::{
+    DeploymentStarted, Event, Fact, FailedOutcome, FailureKind, HostImage, Observation,
+};
 pub use plan::{
     FailurePolicy, Plan, RetryPolicy, RoleKind, StepName, Target, Timeouts, UnknownStep,
 };

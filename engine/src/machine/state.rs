@@ -389,7 +389,8 @@ impl DeploymentState {
             | Fact::Resumed { .. }
             | Fact::LockTakenOver { .. }
             | Fact::Interrupted { .. }
-            | Fact::LockReleased { .. } => {}
+            | Fact::LockReleased { .. }
+            | Fact::Provenance { .. } => {}
             Fact::DeploymentAborted => {
                 let settled = self
                     .targets
@@ -556,7 +557,7 @@ impl DeploymentState {
                 }
             }
             Fact::LockTakenOver { lock_token, .. } => self.lock_token = *lock_token,
-            Fact::Interrupted { .. } | Fact::LockReleased { .. } => {}
+            Fact::Interrupted { .. } | Fact::LockReleased { .. } | Fact::Provenance { .. } => {}
         }
     }
 

@@ -51,6 +51,7 @@ pub struct Runtime<'a, L, E, C> {
     executor: &'a E,
     clock: &'a C,
     on_event: EventSink<'a>,
+    preamble: Vec<Fact>,
 }
 
 impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
@@ -60,7 +61,15 @@ impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
             executor,
             clock,
             on_event: Box::new(|_, _, _| {}),
+            preamble: Vec::new(),
         }
+    }
+
+    /// Facts recorded right after `DeploymentStarted` by [`Runtime::start`], before any
+    /// step (what exactly is deployed: `Fact::Provenance`).
+    pub fn preamble(mut self, facts: Vec<Fact>) -> Self {
+        self.preamble = facts;
+        self
     }
 
     /// Called after every appended event, with its sequence number and the new state.
@@ -79,6 +88,9 @@ impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
         let mut state = DeploymentState::default();
         let by = started.operator.clone();
         self.record(id, &mut state, Fact::DeploymentStarted(Box::new(started)))?;
+        for fact in std::mem::take(&mut self.preamble) {
+            self.record(id, &mut state, fact)?;
+        }
         if let Acquired::TakenOver { previous, token } = lock {
             let fact = Fact::LockTakenOver {
                 from: previous.owner.clone(),

@@ -34,6 +34,7 @@ impl Drop for ScratchDir {
 }
 
 /// Cases for the property tests: PROPTEST_CASES when set, else the default given.
+#[allow(dead_code)] // each test file compiles this module; not all of them run proptest
 pub fn cases(default: u32) -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
