@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{IgnoredAny, MapAccess, Visitor};
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 #[derive(Deserialize, Debug)]
@@ -153,21 +153,66 @@ impl<'de> Deserialize<'de> for Scalar {
     }
 }
 
-/// A mapping kept in the order it was written (roles deploy in config order).
+/// A mapping kept in the order it was written (roles deploy in config order). Kamal's
+/// short forms are accepted too: `servers: [host, …]` is the web role on those hosts,
+/// and a role may be just its list of hosts (`web: [host, …]`).
 fn ordered_map<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, RawRole)>, D::Error> {
     struct V;
     impl<'de> Visitor<'de> for V {
         type Value = Vec<(String, RawRole)>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a mapping of role names to roles")
+            f.write_str("a mapping of role names to roles (or a list of hosts for the web role)")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut out = Vec::new();
-            while let Some((k, v)) = map.next_entry::<String, RawRole>()? {
+            while let Some((k, RoleEntry(v))) = map.next_entry::<String, RoleEntry>()? {
                 out.push((k, v));
             }
             Ok(out)
         }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut hosts = Vec::new();
+            while let Some(h) = seq.next_element::<String>()? {
+                hosts.push(h);
+            }
+            Ok(vec![(
+                "web".to_string(),
+                RawRole {
+                    hosts,
+                    ..RawRole::default()
+                },
+            )])
+        }
     }
-    d.deserialize_map(V)
+    d.deserialize_any(V)
+}
+
+/// A role as a mapping (the full form) or as a bare list of hosts.
+struct RoleEntry(RawRole);
+
+impl<'de> Deserialize<'de> for RoleEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RoleEntry;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a role (`hosts:`, `cmd:`, …) or a list of hosts")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RoleEntry, A::Error> {
+                RawRole::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RoleEntry)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RoleEntry, A::Error> {
+                let mut hosts = Vec::new();
+                while let Some(h) = seq.next_element::<String>()? {
+                    hosts.push(h);
+                }
+                Ok(RoleEntry(RawRole {
+                    hosts,
+                    ..RawRole::default()
+                }))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
