@@ -78,6 +78,7 @@ enum Command {
     /// Record the host key of new servers in known_hosts (an explicit opt-in).
     Trust(commands::trust::TrustArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Exit codes: 0 printed; 2 unknown shell.")]
     Completions {
         /// The shell to complete for.
         shell: clap_complete::Shell,

@@ -91,7 +91,16 @@ const BAD: &[(&str, &[&str])] = &[
     ("empty.yml", &["the file is empty"]),
     ("not-a-mapping.yml", &["not-a-mapping.yml:"]),
     ("duplicate-keys.yml", &["duplicate-keys.yml:3:", "service"]),
-    ("missing-service.yml", &["service"]),
+    ("missing-service.yml", &["service: is required"]),
+    (
+        "missing-everything.yml",
+        &[
+            "3 problems",
+            "service: is required",
+            "image: is required",
+            "servers: is required",
+        ],
+    ),
     ("web-without-app-port.yml", &["proxy.app_port"]),
     (
         "both-accessories-and-dependencies.yml",

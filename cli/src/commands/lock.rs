@@ -27,9 +27,10 @@ enum LockCommand {
     Status,
     /// Break the deploy lock everywhere and record it in the unfinished deployment's log.
     #[command(after_help = "\
-Use it only when the holder is gone for good (its machine died) or after stopping it: a
-holder that is still running is not stopped by this. The break is recorded in the journal
-as a `lock-released` event of the unfinished deployment, if there is one.
+Use it when the holder is gone for good (its machine died) or stuck. A holder that is still
+running notices before its next side effect on a host (every step first checks that the
+lock there is still its own) and stops acting; its deployment halts. The break is recorded
+in the journal as a `lock-released` event of the unfinished deployment, if there is one.
 
 Exit codes: 0 released; 2 bad usage or config; 3 a host could not be reached.")]
     Release,

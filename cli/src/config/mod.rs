@@ -322,22 +322,38 @@ fn validate(
         problems.push(format!("{shown}: {key}: {msg}"));
     }
 
-    if !valid_name(&raw.service) {
+    let service = raw.service.clone().unwrap_or_default();
+    if raw.service.is_none() {
+        push(
+            &mut problems,
+            &shown,
+            "service",
+            "is required: the service's name (it names its containers, labels, Caddy route and journal)".into(),
+        );
+    } else if !valid_name(&service) {
         push(
             &mut problems,
             &shown,
             "service",
             format!(
-                "`{}` must be lowercase letters, digits, - and _, starting with a letter or digit",
-                raw.service
+                "`{service}` must be lowercase letters, digits, - and _, starting with a letter or digit"
             ),
         );
     }
-    let (image, default_tag) = match raw.image.rsplit_once(':') {
+    let raw_image = raw.image.clone().unwrap_or_default();
+    let (image, default_tag) = match raw_image.rsplit_once(':') {
         Some((repo, tag)) if !tag.contains('/') => (repo.to_string(), Some(tag.to_string())),
-        _ => (raw.image.clone(), None),
+        _ => (raw_image.clone(), None),
     };
-    if image.trim().is_empty() {
+    if raw.image.is_none() {
+        push(
+            &mut problems,
+            &shown,
+            "image",
+            "is required: the image repository, without a tag (the tag is chosen at deploy time)"
+                .into(),
+        );
+    } else if image.trim().is_empty() {
         push(
             &mut problems,
             &shown,
@@ -345,7 +361,15 @@ fn validate(
             "must name an image repository".into(),
         );
     }
-    if raw.servers.is_empty() {
+    let servers: &[(String, raw::RawRole)] = raw.servers.as_deref().unwrap_or_default();
+    if raw.servers.is_none() {
+        push(
+            &mut problems,
+            &shown,
+            "servers",
+            "is required: roles and their hosts (e.g. `web:` with `hosts: [...]`)".into(),
+        );
+    } else if servers.is_empty() {
         push(
             &mut problems,
             &shown,
@@ -415,7 +439,7 @@ fn validate(
 
     let mut roles = Vec::new();
     let mut role_specs = Vec::new();
-    for (name, r) in &raw.servers {
+    for (name, r) in servers {
         let key = format!("servers.{name}");
         if !valid_name(name) {
             push(
@@ -545,7 +569,7 @@ fn validate(
                         && !source.starts_with('.')
                         && !source.starts_with('~') =>
                 {
-                    format!("{}-{source}:{rest}", raw.service)
+                    format!("{service}-{source}:{rest}")
                 }
                 _ => v,
             })
@@ -736,12 +760,12 @@ fn validate(
         ssh,
         ssh_port: raw_ssh.port.unwrap_or(22),
         path: path.to_path_buf(),
-        service: raw.service.clone(),
+        service: service.clone(),
         image,
         default_tag,
         roles,
         spec: ServiceSpec {
-            service: raw.service,
+            service,
             roles: role_specs,
             proxy,
             env,

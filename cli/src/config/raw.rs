@@ -10,12 +10,14 @@ use serde::{Deserialize, Deserializer};
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
-    pub service: String,
-    pub image: String,
+    // The three required keys are optional here so that all the missing ones are
+    // reported at once, by the validation, instead of the first one by the parser.
+    pub service: Option<String>,
+    pub image: Option<String>,
     pub retain_versions: Option<u32>,
     pub secrets_file: Option<String>,
-    #[serde(deserialize_with = "ordered_map")]
-    pub servers: Vec<(String, RawRole)>,
+    #[serde(default, deserialize_with = "some_ordered_map")]
+    pub servers: Option<Vec<(String, RawRole)>>,
     pub proxy: Option<RawProxy>,
     pub env: Option<RawEnv>,
     pub ssh: Option<RawSsh>,
@@ -151,6 +153,12 @@ impl<'de> Deserialize<'de> for Scalar {
         }
         d.deserialize_any(V)
     }
+}
+
+fn some_ordered_map<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<(String, RawRole)>>, D::Error> {
+    ordered_map(d).map(Some)
 }
 
 /// A mapping kept in the order it was written (roles deploy in config order). Kamal's
