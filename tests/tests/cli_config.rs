@@ -2,18 +2,13 @@
 //! shapes that must validate, and a corpus of broken files that must each fail with a
 //! clear message (file and line where the parser knows it), exit code 2, never a panic.
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::Command;
 
 fn odysseus() -> Command {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("odysseus");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p odysseus` first (scripts/test.sh does)",
-        bin.display()
-    );
-    let mut cmd = Command::new(bin);
+    let mut cmd = Command::new(support::odysseus_bin());
     // Secrets named by the corpus, as an operator would export them.
     cmd.env("POSTGRES_PASSWORD", "x");
     cmd

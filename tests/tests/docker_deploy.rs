@@ -386,12 +386,7 @@ secrets_file: app.secrets
         }
     }
     // What the journal keeps instead: the names, a digest of the values, the image id.
-    let replay = std::process::Command::new(real::odysseus_bin())
-        .args(["replay", "--json", "-c"])
-        .arg(app.config())
-        .output()
-        .unwrap();
-    let doc: serde_json::Value = serde_json::from_slice(&replay.stdout).unwrap();
+    let doc = app.replay_json();
     let provenance = &doc["events"][1];
     assert_eq!(provenance["kind"], "provenance", "{doc}");
     let detail = provenance["detail"].as_str().unwrap();
@@ -626,12 +621,7 @@ fn sigint_mid_deploy_records_the_interruption_releases_the_lock_and_resume_conve
     let out = app.deploy(&["--resume"]);
     assert_exit(&out, 0, "--resume after SIGINT");
     assert!(!stderr(&out).contains("took over"), "{}", stderr(&out));
-    let replay = std::process::Command::new(real::odysseus_bin())
-        .args(["replay", "--json", "-c"])
-        .arg(app.config())
-        .output()
-        .unwrap();
-    let doc: serde_json::Value = serde_json::from_slice(&replay.stdout).unwrap();
+    let doc = app.replay_json();
     let kinds: Vec<&str> = doc["events"]
         .as_array()
         .unwrap()
@@ -783,12 +773,7 @@ fn lock_status_names_the_holder_and_lock_release_is_recorded_in_the_journal() {
         text.contains("journal") && text.contains(": free\n") && !text.contains(&pid),
         "{text}"
     );
-    let replay = std::process::Command::new(real::odysseus_bin())
-        .args(["replay", "--json", "-c"])
-        .arg(app.config())
-        .output()
-        .unwrap();
-    let doc: serde_json::Value = serde_json::from_slice(&replay.stdout).unwrap();
+    let doc = app.replay_json();
     assert!(doc["events"]
         .as_array()
         .unwrap()
@@ -898,12 +883,7 @@ fn deploy_json_streams_one_object_per_event_then_a_summary() {
         ]
     );
     // The same events as the journal's own record.
-    let replay = std::process::Command::new(real::odysseus_bin())
-        .args(["replay", "--json", "-c"])
-        .arg(app.config())
-        .output()
-        .unwrap();
-    let doc: serde_json::Value = serde_json::from_slice(&replay.stdout).unwrap();
+    let doc = app.replay_json();
     assert_eq!(doc["events"].as_array().unwrap().len(), events.len());
     assert!(
         stderr(&out).contains("[web@local] start-new ok"),

@@ -12,14 +12,7 @@ use odysseus_executors::sim::{self, CrashPoint, Fault, Scenario};
 use support::ScratchDir;
 
 fn odysseus() -> Command {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("odysseus");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p odysseus` first (scripts/test.sh does)",
-        bin.display()
-    );
-    Command::new(bin)
+    Command::new(support::odysseus_bin())
 }
 
 /// A state dir holding the journal of `scenario`, and a deploy.yml naming its service.

@@ -1,17 +1,12 @@
 //! `odysseus simulate` through the built binary: the same seed and arguments print the
 //! same bytes, the JSON summary has its documented fields, bad usage exits 2.
 
+mod support;
+
 use std::process::Command;
 
 fn odysseus() -> Command {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("odysseus");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p odysseus` first (scripts/test.sh does)",
-        bin.display()
-    );
-    let mut cmd = Command::new(bin);
+    let mut cmd = Command::new(support::odysseus_bin());
     // Help texts show the variable's value: keep them independent of the environment.
     cmd.env_remove("ODYSSEUS_STATE_DIR");
     cmd

@@ -1,5 +1,8 @@
 //! Helpers shared by the integration tests.
 
+// Every test file compiles this module and uses only part of it.
+#![allow(dead_code)]
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -33,8 +36,19 @@ impl Drop for ScratchDir {
     }
 }
 
+/// The built `odysseus` binary beside this test binary.
+pub fn odysseus_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("odysseus");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p odysseus` first (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
 /// Cases for the property tests: PROPTEST_CASES when set, else the default given.
-#[allow(dead_code)] // each test file compiles this module; not all of them run proptest
 pub fn cases(default: u32) -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()

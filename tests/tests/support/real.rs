@@ -108,6 +108,21 @@ proxy:
         std::fs::write(self.config(), yaml).unwrap();
     }
 
+    /// `odysseus replay --json` of the latest deployment.
+    pub fn replay_json(&self) -> serde_json::Value {
+        let out = Command::new(odysseus_bin())
+            .args(["replay", "--json", "-c"])
+            .arg(self.config())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     pub fn config(&self) -> PathBuf {
         self.dir.join("deploy.yml")
     }
