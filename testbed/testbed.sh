@@ -5,7 +5,7 @@
 #                        start the fake servers (ODYSSEUS_TESTBED_SERVERS, default 3)
 #   testbed.sh install   apt packages only
 #   testbed.sh dockerd   start the local dockerd (idempotent)
-#   testbed.sh images    build the demo, bad and Caddy images (idempotent)
+#   testbed.sh images    build the demo, other, bad and Caddy images (idempotent)
 #   testbed.sh clean     remove every container odysseus deployed locally (and Caddy's volumes)
 #   testbed.sh down      stop the dockerd this script started and everything it runs
 #   testbed.sh reset     down, then up
@@ -83,7 +83,7 @@ busybox_rootfs() {
     local root="$1"
     mkdir -p "$root/bin" "$root/www/cgi-bin" "$root/tmp"
     cp /bin/busybox "$root/bin/busybox"
-    for applet in sh httpd sleep cat echo kill wget ps grep seq sed; do
+    for applet in sh httpd sleep cat echo printf kill wget ps grep seq sed; do
         ln -sf busybox "$root/bin/$applet"
     done
 }
@@ -99,6 +99,21 @@ build_demo() {
     echo "ok" >"$work/rootfs/www/health"
     cp "$HERE/images/demo/Dockerfile" "$work/Dockerfile"
     DOCKER_BUILDKIT=0 docker build -q -t "odysseus-demo:$version" "$work" >/dev/null
+    rm -rf "$work"
+}
+
+build_other() {
+    local version="$1" work
+    work="$(mktemp -d)"
+    busybox_rootfs "$work/rootfs"
+    cp "$HERE/images/other/serve.sh" "$work/rootfs/bin/serve"
+    cp "$HERE/images/other/worker.sh" "$work/rootfs/bin/worker"
+    cp "$HERE/images/other/healthz.cgi" "$work/rootfs/www/cgi-bin/healthz"
+    cp "$HERE/images/other/greet.cgi" "$work/rootfs/www/cgi-bin/greet"
+    chmod +x "$work/rootfs/bin/serve" "$work/rootfs/bin/worker" "$work/rootfs/www/cgi-bin/"*
+    echo "other-$version" >"$work/rootfs/www/index.html"
+    cp "$HERE/images/other/Dockerfile" "$work/Dockerfile"
+    DOCKER_BUILDKIT=0 docker build -q -t "odysseus-other:$version" "$work" >/dev/null
     rm -rf "$work"
 }
 
@@ -132,6 +147,9 @@ image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 build_images() {
     for v in v1 v2 v3; do
         image_exists "odysseus-demo:$v" || { log "building odysseus-demo:$v"; build_demo "$v"; }
+    done
+    for v in 1 2; do
+        image_exists "odysseus-other:$v" || { log "building odysseus-other:$v"; build_other "$v"; }
     done
     image_exists odysseus-bad:latest || { log "building odysseus-bad:latest"; build_bad; }
     image_exists odysseus-testbed/caddy:2.6 || { log "building odysseus-testbed/caddy:2.6"; build_caddy; }

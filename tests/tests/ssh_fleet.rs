@@ -1080,3 +1080,163 @@ fn logs_shows_what_the_serving_container_printed() {
     assert_eq!(nothing.status.code(), Some(3), "{}", stderr(&nothing));
     assert!(stderr(&nothing).contains("runs nothing"));
 }
+
+/// A well-mixed 64-bit hash (SplitMix64), for kill instants spread over the range.
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Not our demo: another app with its own port (from the environment), a 204 health
+/// check on its own path, no EXPOSE or HEALTHCHECK, a worker role on other hosts, a secret
+/// from a secrets file, batch 50%, rollback policy, one retained version, images pushed by
+/// the deploy itself — and the deployer SIGKILLed at random instants (printed, so a
+/// failure can be replayed) until a plain re-run finishes. No request fails on the way.
+#[test]
+fn another_app_survives_random_kills_of_its_deployer_and_converges() {
+    let _serial = serial();
+    fleet_up();
+    let app = FleetApp::new("otherapp", "");
+    let yaml = format!(
+        "# written as a user would, for an app that is not the demo
+service: otherapp
+image: odysseus-other
+retain_versions: 1
+batch_size: 50%
+on_failure: rollback
+secrets_file: secrets.yml
+servers:
+  web:
+    hosts: [{h1}, {h2}]
+    deploy:
+      boot_timeout: 20
+      drain_timeout: 10
+  worker:
+    hosts: [{h2}, {h3}]
+    cmd: [/bin/worker]
+proxy:
+  app_port: 8080
+  hosts: [otherapp.test]
+  ssl: false
+  http_port: 80
+  image: odysseus-testbed/caddy:2.6
+  healthcheck:
+    path: /cgi-bin/healthz
+    expect_status: 204
+env:
+  clear:
+    PORT: 8080
+  secret: [GREETING]
+ssh:
+  keys: [{BASE}/id_ed25519]
+  known_hosts: {BASE}/known_hosts
+",
+        h1 = HOSTS[0],
+        h2 = HOSTS[1],
+        h3 = HOSTS[2]
+    );
+    std::fs::write(app.dir.join("deploy.yml"), yaml).unwrap();
+    std::fs::write(app.dir.join("secrets.yml"), "GREETING: hello from a file\n").unwrap();
+    let get = |host: &str, path: &str| {
+        real::http_get_raw(&format!("{host}:80"), path, "otherapp.test")
+            .map(|(s, b)| (s, b.trim().to_string()))
+    };
+    assert_exit(
+        &app.deploy(&["--image", "1", "--push-image"]),
+        0,
+        "first deploy of the other app",
+    );
+    assert_eq!(get(HOSTS[0], "/").unwrap(), (200, "other-1".to_string()));
+    let loads: Vec<Load> = HOSTS[..2]
+        .iter()
+        .map(|h| {
+            Load::start_at(
+                &format!("{h}:80"),
+                "otherapp.test",
+                2,
+                50_000,
+                Duration::from_secs(300),
+            )
+        })
+        .collect();
+    // Kill instants we did not pick: drawn from the clock, printed for a replay.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let mut kills = Vec::new();
+    for round in 0..3u64 {
+        let delay = Duration::from_millis(150 + splitmix(seed ^ round) % 2_500);
+        let mut child = app
+            .cmd(&["--image", "2", "--push-image"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let finished = child.try_wait().unwrap().is_some();
+        let _ = child.kill();
+        let _ = child.wait();
+        kills.push(format!(
+            "{delay:?}{}",
+            if finished { " (already done)" } else { "" }
+        ));
+    }
+    eprintln!("SIGKILL after: {kills:?}");
+    // A plain re-run of the same command resumes whatever is unfinished.
+    let mut done = None;
+    for _ in 0..5 {
+        let out = app.deploy(&["--image", "2", "--push-image"]);
+        if out.status.code() == Some(0) {
+            done = Some(out);
+            break;
+        }
+        eprintln!("re-run: {}", stderr(&out));
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let out = done.unwrap_or_else(|| panic!("never converged after kills at {kills:?}"));
+    assert_no_failures(loads, &format!("the other app, kills at {kills:?}"));
+    for h in &HOSTS[..2] {
+        assert_eq!(get(h, "/").unwrap(), (200, "other-2".to_string()), "{h}");
+        // (The CGI answer comes chunked; the helper does not decode chunks.)
+        let (status, body) = get(h, "/cgi-bin/greet").unwrap();
+        assert!(
+            status == 200 && body.contains("hello from a file"),
+            "the secret from secrets.yml reaches the app on {h}: {status} {body:?}"
+        );
+    }
+    for n in 2..=3 {
+        let workers = server_docker(
+            n,
+            &[
+                "ps",
+                "--filter",
+                "label=odysseus.service=otherapp",
+                "--filter",
+                "label=odysseus.role=worker",
+                "--format",
+                "{{.Label \"odysseus.version\"}}",
+            ],
+        );
+        assert_eq!(workers.trim(), "2", "the worker on s{n}");
+    }
+    // retain_versions: 1 — once complete, nothing stopped is left behind.
+    for n in 1..=3 {
+        let all = server_docker(
+            n,
+            &["ps", "-aq", "--filter", "label=odysseus.service=otherapp"],
+        );
+        let running = server_docker(
+            n,
+            &["ps", "-q", "--filter", "label=odysseus.service=otherapp"],
+        );
+        assert_eq!(
+            all.lines().count(),
+            running.lines().count(),
+            "s{n}: {}",
+            stderr(&out)
+        );
+    }
+}

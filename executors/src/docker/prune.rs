@@ -54,11 +54,13 @@ pub fn select(seen: &[Seen], keep: usize) -> Selection {
         .chain(running.iter().copied())
         .collect();
     let mut selection = Selection::default();
-    // Of a kept version, the newest stopped container stays (a redeploy of the same
-    // version leaves its predecessor behind, which is no use to anyone).
+    // Of a kept version that is not running, the newest stopped container stays (its
+    // logs may still matter); older twins go.
     let mut newest_stopped: BTreeMap<&str, &Seen> = BTreeMap::new();
     for c in seen.iter().filter(|c| !c.running) {
-        if !kept.contains(c.version.as_str()) {
+        // A stopped container of a version that is running (left by a redeploy of the
+        // same version) is no use either: a rollback starts from the image.
+        if !kept.contains(c.version.as_str()) || running.contains(c.version.as_str()) {
             selection.containers.push(c.name.clone());
             continue;
         }
@@ -186,6 +188,12 @@ mod tests {
         let s = select(&seen, 5);
         assert_eq!(s.containers, ["web-v2-a"]);
         assert!(s.versions.is_empty());
+        // A redeploy of the serving version leaves a stopped twin of it: it goes.
+        let seen = [
+            c("web-v3-a", "v3", "2026-01-06", false),
+            c("web-v3-b", "v3", "2026-01-07", true),
+        ];
+        assert_eq!(select(&seen, 1).containers, ["web-v3-a"]);
         assert_eq!(select(&[], 3), Selection::default());
         // keep 0 is treated as 1: the newest version always stays.
         let s = select(&[c("x", "v1", "2026", false)], 0);
