@@ -290,6 +290,15 @@ fn a_plain_deploy_of_another_image_is_refused_while_one_is_unfinished() {
         err.contains("unfinished") && err.contains("--resume") && err.contains("--abort"),
         "{err}"
     );
+    // A narrowed run cannot continue a plan that names its own targets.
+    let out = app.deploy(&["--image", "v2", "--hosts", "local"]);
+    assert_exit(&out, 3, "--hosts over an unfinished deployment");
+    assert!(
+        stderr(&out).contains("--hosts and --roles apply to new deployments only")
+            && stderr(&out).contains("--resume"),
+        "{}",
+        stderr(&out)
+    );
     // The same image resumes and says so.
     let out = app.deploy(&["--image", "v2"]);
     assert_exit(&out, 0, "plain deploy of the same image");

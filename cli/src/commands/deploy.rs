@@ -267,6 +267,14 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
     let mode = match (unfinished, args.resume, args.abort) {
         (Some(id), _, true) => Mode::Abort(id),
         (Some(id), true, _) => Mode::Resume(id, "resuming"),
+        (Some(id), false, false) if !args.hosts.is_empty() || !args.roles.is_empty() => {
+            // Its plan names its own targets; a narrowed run cannot continue it.
+            eprintln!(
+                "odysseus: deployment {id} is unfinished; --hosts and --roles apply to new deployments only.\n{}",
+                what_next(global)
+            );
+            return Ok(Exit::Blocked);
+        }
         (Some(id), false, false) => {
             let state = DeploymentState::fold(&journal.load(id)?)?;
             let started = state
