@@ -561,6 +561,30 @@ fn deploy_hosts_moves_only_the_named_host() {
     assert_eq!(app.versions(), ["v2"; 3]);
 }
 
+/// The journal is the truth of an unfinished deployment: after deploy.yml drops a host,
+/// `--resume` still finishes the plan it recorded, on every host it names.
+#[test]
+fn resume_follows_the_recorded_plan_even_when_deploy_yml_changed() {
+    let _serial = serial();
+    fleet_up();
+    let app = FleetApp::new("sshplan", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    let (mut child, lines) = real::spawn_until(
+        app.cmd(&["--image", "v2"]),
+        "[web@198.51.100.11] add-upstream ok",
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(lines);
+    let yaml = std::fs::read_to_string(app.dir.join("deploy.yml"))
+        .unwrap()
+        .replace(&HOSTS.join(", "), &HOSTS[..2].join(", "));
+    std::fs::write(app.dir.join("deploy.yml"), yaml).unwrap();
+    let out = app.deploy(&["--resume"]);
+    assert_exit(&out, 0, "--resume with a host dropped from deploy.yml");
+    assert_eq!(app.versions(), vec!["v2"; 3]);
+}
+
 /// Freezes (SIGSTOP) or cuts (link down) host 2 while its deploy runs: the deploy must
 /// end on its own within its timeouts, hosts 1 and 3 keep serving, and once the host is
 /// back `--resume` converges to all-new.

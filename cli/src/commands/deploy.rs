@@ -345,7 +345,25 @@ async fn drive(
     mode: Mode,
     args: &DeployArgs,
 ) -> anyhow::Result<Exit> {
-    let hosts = config.hosts();
+    // A new deployment goes to the config's hosts; an unfinished one to the hosts its
+    // recorded plan names (deploy.yml may have changed since).
+    let hosts = match &mode {
+        Mode::Start(_) => config.hosts(),
+        Mode::Resume(id, _) | Mode::Abort(id) => {
+            let state = DeploymentState::fold(&journal.load(*id)?)?;
+            let mut hosts: Vec<String> = Vec::new();
+            for t in state
+                .started()
+                .map(|s| s.plan.targets.as_slice())
+                .unwrap_or_default()
+            {
+                if !hosts.contains(&t.host) {
+                    hosts.push(t.host.clone());
+                }
+            }
+            hosts
+        }
+    };
     let executor =
         match DockerExecutor::connect(config.spec.clone(), &hosts, &config.ssh, config.ssh_port)
             .await
@@ -361,6 +379,7 @@ async fn drive(
         .iter()
         .filter(|r| r.kind == odysseus_engine::machine::RoleKind::Web)
         .flat_map(|r| r.hosts.clone())
+        .filter(|h| hosts.contains(h))
         .collect();
     if let Err(e) = executor.preflight(&web_hosts).await {
         eprintln!("odysseus: {e}\nNothing was changed.");
