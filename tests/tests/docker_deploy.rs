@@ -861,6 +861,8 @@ fn deploy_json_streams_one_object_per_event_then_a_summary() {
     assert_eq!(summary["deployment"]["version"], "v2");
     assert_eq!(summary["targets"][0]["serving"], "v2");
     assert_eq!(summary["targets"][0]["host"], "local");
+    let image_id = docker(&["image", "inspect", "-f", "{{.Id}}", "odysseus-demo:v2"]);
+    assert_eq!(summary["deployment"]["image_ids"]["local"], image_id.trim());
     // Every event, in order, with the fields replay --json documents.
     for (i, e) in events.iter().enumerate() {
         assert_eq!(e["seq"], i as u64, "{e}");

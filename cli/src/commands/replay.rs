@@ -132,6 +132,27 @@ pub fn replay(global: &GlobalArgs, args: ReplayArgs) -> anyhow::Result<Exit> {
             s.operator,
             s.config_digest
         ));
+        if let Some(p) = &state.provenance {
+            let ids: Vec<String> = p
+                .images
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{} {}",
+                        i.host,
+                        i.image_id.as_deref().unwrap_or("(pulled at start-new)")
+                    )
+                })
+                .collect();
+            out.push_str(&format!("image ids: {}\n", ids.join(", ")));
+            if !p.secrets.is_empty() {
+                out.push_str(&format!(
+                    "secrets: {} (values {})\n",
+                    p.secrets.join(", "),
+                    p.secrets_digest.as_deref().unwrap_or("-")
+                ));
+            }
+        }
         let t0 = state.started_at.0;
         let durations = step_durations(&events);
         for (seq, event) in events.iter().enumerate() {

@@ -21,6 +21,15 @@ pub fn deployment_json(state: &DeploymentState) -> Value {
             "operator": s.operator.to_string(),
             "started_at": state.started_at.to_string(),
             "duration_ms": state.last_at.millis_since(state.started_at),
+            // From the `provenance` event: null in logs written before it existed.
+            "image_ids": state.provenance.as_ref().map(|p| {
+                p.images
+                    .iter()
+                    .map(|i| (i.host.clone(), json!(i.image_id)))
+                    .collect::<serde_json::Map<String, Value>>()
+            }),
+            "secrets": state.provenance.as_ref().map(|p| json!(p.secrets)),
+            "secrets_digest": state.provenance.as_ref().and_then(|p| p.secrets_digest.clone()),
         }),
         None => Value::Null,
     }

@@ -18,7 +18,9 @@ pub use event::{
 pub use plan::{
     FailurePolicy, Plan, RetryPolicy, RoleKind, StepName, Target, Timeouts, UnknownStep,
 };
-pub use state::{DeploymentState, Phase, Serving, StepFailure, TargetState, TargetStatus};
+pub use state::{
+    DeploymentState, Phase, Provenance, Serving, StepFailure, TargetState, TargetStatus,
+};
 
 /// The log and the code disagree: an event cannot happen in the state the earlier
 /// events produced. This is never the user's fault and never silently skipped.

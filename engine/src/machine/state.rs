@@ -5,7 +5,9 @@
 
 use serde::Serialize;
 
-use super::event::{DeploymentStarted, Event, Fact, FailedOutcome, FailureKind, Observation};
+use super::event::{
+    DeploymentStarted, Event, Fact, FailedOutcome, FailureKind, HostImage, Observation,
+};
 use super::plan::StepName;
 use super::Error;
 use crate::ids::Timestamp;
@@ -194,6 +196,17 @@ pub struct DeploymentState {
     pub last_at: Timestamp,
     /// Why the deployment failed, once it did.
     pub failure: Option<String>,
+    /// What exactly was deployed, from the `provenance` event (logs written before that
+    /// event existed have none).
+    pub provenance: Option<Provenance>,
+}
+
+/// Each host's image id for the deployed tag, and the secrets' names with a digest.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Provenance {
+    pub images: Vec<HostImage>,
+    pub secrets: Vec<String>,
+    pub secrets_digest: Option<String>,
 }
 
 impl Default for DeploymentState {
@@ -207,6 +220,7 @@ impl Default for DeploymentState {
             started_at: Timestamp(0),
             last_at: Timestamp(0),
             failure: None,
+            provenance: None,
         }
     }
 }
@@ -557,7 +571,18 @@ impl DeploymentState {
                 }
             }
             Fact::LockTakenOver { lock_token, .. } => self.lock_token = *lock_token,
-            Fact::Interrupted { .. } | Fact::LockReleased { .. } | Fact::Provenance { .. } => {}
+            Fact::Interrupted { .. } | Fact::LockReleased { .. } => {}
+            Fact::Provenance {
+                images,
+                secrets,
+                secrets_digest,
+            } => {
+                self.provenance = Some(Provenance {
+                    images: images.clone(),
+                    secrets: secrets.clone(),
+                    secrets_digest: secrets_digest.clone(),
+                })
+            }
         }
     }
 

@@ -8,8 +8,8 @@ use std::rc::Rc;
 
 use odysseus_engine::journal::{self, Acquired, Journal};
 use odysseus_engine::machine::{
-    DeploymentStarted, DeploymentState, Event, FailurePolicy, Phase, RetryPolicy, RoleKind,
-    TargetStatus, Timeouts,
+    DeploymentStarted, DeploymentState, Event, Fact, FailurePolicy, HostImage, Phase, RetryPolicy,
+    RoleKind, TargetStatus, Timeouts,
 };
 use odysseus_engine::runtime::{self, plan_deployment, Runtime, TargetSpec};
 use odysseus_engine::{DeploymentId, Operator};
@@ -219,9 +219,24 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
             schedule: &schedule,
         };
         let live_cell = RefCell::new(live.clone());
-        let mut runtime = Runtime::new(&log, &executor, &clock).on_event(|_, _, state| {
-            *live_cell.borrow_mut() = state.clone();
-        });
+        // What the CLI records after `deployment-started`: the image each host has.
+        let provenance = Fact::Provenance {
+            images: scenario
+                .hosts
+                .iter()
+                .map(|h| HostImage {
+                    host: h.clone(),
+                    image_id: Some(format!("sim:{}:{NEW_VERSION}", scenario.service)),
+                })
+                .collect(),
+            secrets: Vec::new(),
+            secrets_digest: None,
+        };
+        let mut runtime = Runtime::new(&log, &executor, &clock)
+            .preamble(vec![provenance])
+            .on_event(|_, _, state| {
+                *live_cell.borrow_mut() = state.clone();
+            });
         let unfinished = journal.unfinished(&scenario.service).unwrap_or(None);
         let exists = journal.raw_records(id).is_ok();
         let result = match (&mode, unfinished, exists) {
