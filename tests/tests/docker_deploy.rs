@@ -760,7 +760,7 @@ fn lock_status_names_the_holder_and_lock_release_is_recorded_in_the_journal() {
     // The running deploy holds its journal open: status says so and reads the host lock.
     assert!(
         text.contains("in use by a running deploy")
-            && text.contains(&format!("local: held by"))
+            && text.contains(&"local: held by".to_string())
             && text.contains(&pid),
         "{text}"
     );

@@ -335,6 +335,8 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
     result
 }
 
+// The run's whole context, passed as it is rather than bundled into a one-use struct.
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     global: &GlobalArgs,
     config: &Config,
@@ -449,7 +451,7 @@ async fn drive(
                     RetryPolicy::default(),
                 )
                 .await
-                .map_err(|e| Err::<anyhow::Error, _>(e))?;
+                .map_err(Err::<anyhow::Error, _>)?;
                 journal
                     .set_lock_deployment(&config.service, lock.token(), id)
                     .map_err(|e| Ok(e.into()))?;

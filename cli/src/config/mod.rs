@@ -160,7 +160,7 @@ fn parse_problem(path: &Path, e: &serde_saphyr::Error) -> String {
             .split("expected ")
             .nth(1)
             .unwrap_or("")
-            .split(|c: char| c == '`' || c == ',' || c == ' ')
+            .split(['`', ',', ' '])
             .filter(|w| !w.is_empty() && *w != "one" && *w != "of" && *w != "or")
             .collect();
         if let Some(suggestion) = closest(unknown, &expected) {

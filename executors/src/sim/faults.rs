@@ -95,10 +95,8 @@ impl FaultPlan {
                     host: h,
                     from_call,
                     calls,
-                } if h == host => {
-                    if call >= *from_call && call < from_call.saturating_add(*calls) {
-                        return Injected::Unreachable;
-                    }
+                } if h == host && call >= *from_call && call < from_call.saturating_add(*calls) => {
+                    return Injected::Unreachable;
                 }
                 Fault::Fail {
                     host: h,

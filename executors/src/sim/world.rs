@@ -87,7 +87,7 @@ impl World {
             service: service.to_string(),
             hosts: BTreeMap::new(),
             faults,
-            rng: Rng::new(seed ^ 0x5eed_0f_0d15_5e05),
+            rng: Rng::new(seed ^ 0x005e_ed0f_0d15_5e05),
             now_ms: 0,
             violations: Vec::new(),
             next_id: 1,
