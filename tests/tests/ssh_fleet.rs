@@ -634,7 +634,10 @@ fn fault_mid_step_then_recover(fault: &str, recover: &str) {
     );
     assert_no_failures(loads, &format!("hosts 1 and 3 during the {fault}"));
     assert_eq!(app.versions(), vec!["v2"; 3]);
-    eprintln!("{fault}: the deploy gave up after {took:?}");
+    eprintln!(
+        "{fault}: the deploy gave up after {took:?}:\n{}",
+        rest.join("\n")
+    );
 }
 
 #[test]

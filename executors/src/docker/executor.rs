@@ -709,13 +709,42 @@ fn secs_ns(s: u64) -> i64 {
     (s.max(1) * 1_000_000_000).min(i64::MAX as u64) as i64
 }
 
+impl DockerExecutor {
+    /// An error seen through a dead SSH connection says so first: "client error
+    /// (SendRequest)" from the tunnelled Docker socket means nothing to a person.
+    async fn explain(&self, host: &str, e: ExecError) -> ExecError {
+        let Ok(HostHandle {
+            access: Access::Ssh { conn, .. },
+            ..
+        }) = self.host(host)
+        else {
+            return e;
+        };
+        if !conn.is_down().await {
+            return e;
+        }
+        let say = |m: String| format!("{host}: the SSH connection is lost ({m})");
+        match e {
+            ExecError::Retryable(m) => ExecError::Retryable(say(m)),
+            ExecError::OutcomeUnknown(m) => ExecError::OutcomeUnknown(say(m)),
+            permanent => permanent,
+        }
+    }
+}
+
 impl Executor for DockerExecutor {
     async fn execute(&self, effect: &Effect) -> Result<Observation, ExecError> {
-        self.perform(effect).await
+        match self.perform(effect).await {
+            Err(e) => Err(self.explain(&effect.host, e).await),
+            ok => ok,
+        }
     }
 
     async fn observe(&self, effect: &Effect) -> Result<Option<Observation>, ExecError> {
-        self.look(effect).await
+        match self.look(effect).await {
+            Err(e) => Err(self.explain(&effect.host, e).await),
+            ok => ok,
+        }
     }
 
     async fn survey(

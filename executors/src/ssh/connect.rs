@@ -320,6 +320,16 @@ impl Connection {
         Ok(fresh)
     }
 
+    /// True when the last session is gone (closed, or never re-established): an error
+    /// seen through the tunnels is then really "the host is unreachable".
+    pub async fn is_down(&self) -> bool {
+        match self.current.try_lock() {
+            Ok(current) => current.as_ref().is_none_or(|s| s.is_closed()),
+            // Someone is reconnecting right now: the connection was down.
+            Err(_) => true,
+        }
+    }
+
     /// Takes the deploy lock on this host, or says who holds it.
     pub async fn take_lock(&self, claim: Claim) -> Result<(), LockError> {
         let session = self.session().await.map_err(LockError::Failed)?;
