@@ -2,10 +2,12 @@
 # The project's test bed: real dockerd, real Caddy, demo images built without a registry.
 #
 #   testbed.sh up        install what is missing, start the local dockerd, build images,
-#                        start the fake servers (ODYSSEUS_TESTBED_SERVERS, default 3)
+#                        start the fake servers (ODYSSEUS_TESTBED_SERVERS, default 3) and
+#                        a plain-HTTP registry on 198.51.100.1:5000
 #   testbed.sh install   apt packages only
 #   testbed.sh dockerd   start the local dockerd (idempotent)
 #   testbed.sh images    build the demo, other, bad and Caddy images (idempotent)
+#   testbed.sh registry  start the registry (idempotent; needs the servers' bridge)
 #   testbed.sh clean     remove every container odysseus deployed locally (and Caddy's volumes)
 #   testbed.sh down      stop the dockerd this script started and everything it runs
 #   testbed.sh reset     down, then up
@@ -21,6 +23,9 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 STATE=/run/odysseus-testbed
 DOCKER_SOCK=/var/run/docker.sock
 log() { printf 'testbed: %s\n' "$*" >&2; }
+# A plain-HTTP image registry on the test LAN (the servers' dockerd trust it as insecure):
+# what deploys pull from when an image is missing on a host.
+REGISTRY=198.51.100.1:5000
 
 install_packages() {
     local missing=()
@@ -33,6 +38,7 @@ install_packages() {
     command -v ip >/dev/null || missing+=(iproute2)
     command -v iptables >/dev/null || missing+=(iptables)
     command -v curl >/dev/null || missing+=(curl)
+    command -v docker-registry >/dev/null || missing+=(docker-registry)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
@@ -68,6 +74,7 @@ start_dockerd() {
         --bip 198.18.0.1/24 \
         --default-address-pool base=198.19.0.0/16,size=24 \
         --pidfile "$STATE/dockerd.pid" \
+        --insecure-registry "$REGISTRY" \
         >"$STATE/dockerd.log" 2>&1 &
     for _ in $(seq 1 100); do
         docker_ready && { log "dockerd is up"; return 0; }
@@ -183,17 +190,54 @@ stop_dockerd() {
     fi
 }
 
+# The registry (distribution, Debian's docker-registry) on the LAN bridge, which
+# servers.sh creates. Idempotent.
+start_registry() {
+    if [ -f "$STATE/registry.pid" ] && kill -0 "$(cat "$STATE/registry.pid")" 2>/dev/null; then
+        return 0
+    fi
+    mkdir -p "$STATE" /var/lib/odysseus-testbed/registry
+    cat >"$STATE/registry.yml" <<YAML
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: /var/lib/odysseus-testbed/registry
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY
+YAML
+    log "starting the registry on $REGISTRY"
+    nohup docker-registry serve "$STATE/registry.yml" >"$STATE/registry.log" 2>&1 &
+    echo $! >"$STATE/registry.pid"
+    for _ in $(seq 1 100); do
+        curl -fsS "http://$REGISTRY/v2/" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    log "the registry did not start; its log:"
+    tail -n 20 "$STATE/registry.log" >&2
+    return 1
+}
+
+stop_registry() {
+    if [ -f "$STATE/registry.pid" ]; then
+        kill "$(cat "$STATE/registry.pid")" 2>/dev/null || true
+        rm -f "$STATE/registry.pid"
+    fi
+}
+
 case "${1:-up}" in
     install) install_packages ;;
     clean) clean_apps ;;
     dockerd) start_dockerd ;;
     images) start_dockerd; build_images ;;
-    up) install_packages; start_dockerd; build_images; bash "$HERE/servers.sh" up "${ODYSSEUS_TESTBED_SERVERS:-3}" ;;
-    down) bash "$HERE/servers.sh" down; stop_dockerd ;;
+    up) install_packages; start_dockerd; build_images; bash "$HERE/servers.sh" up "${ODYSSEUS_TESTBED_SERVERS:-3}"; start_registry ;;
+    registry) start_registry ;;
+    down) stop_registry; bash "$HERE/servers.sh" down; stop_dockerd ;;
     reset)
-        bash "$HERE/servers.sh" down; stop_dockerd
-        install_packages; start_dockerd; build_images; bash "$HERE/servers.sh" up "${ODYSSEUS_TESTBED_SERVERS:-3}"
+        stop_registry; bash "$HERE/servers.sh" down; stop_dockerd
+        install_packages; start_dockerd; build_images; bash "$HERE/servers.sh" up "${ODYSSEUS_TESTBED_SERVERS:-3}"; start_registry
         ;;
     kill|stop|freeze|thaw|cut|uncut|start) bash "$HERE/servers.sh" "$1" "$2" ;;
-    *) echo "usage: $0 up|down|reset|clean|install|dockerd|images" >&2; exit 2 ;;
+    *) echo "usage: $0 up|down|reset|clean|install|dockerd|images|registry" >&2; exit 2 ;;
 esac

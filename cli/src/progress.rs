@@ -183,7 +183,19 @@ impl Progress {
                 format!("{} rolling back: {reason}", place(*target))
             }
             Fact::TargetRolledBack { target } => {
-                format!("{} rolled back: the old container serves", place(*target))
+                let first = started
+                    .plan
+                    .targets
+                    .get(*target as usize)
+                    .is_some_and(|t| t.is_first_deploy());
+                if first {
+                    format!(
+                        "{} rolled back: nothing of it is left (it was a first deploy)",
+                        place(*target)
+                    )
+                } else {
+                    format!("{} rolled back: the old container serves", place(*target))
+                }
             }
             Fact::TargetRollbackFailed { target, reason } => {
                 format!("{} ROLLBACK FAILED: {reason}", place(*target))

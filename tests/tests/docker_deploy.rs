@@ -1080,3 +1080,34 @@ fn retain_versions_prunes_old_containers_and_images_after_a_completed_deploy() {
         docker(&["rmi", &format!("{repo}:{tag}")]);
     }
 }
+
+/// A first deploy that fails before anything was routed, on a host with no Caddy at all:
+/// its undo must not depend on the Caddy that was never created. It rolls back cleanly
+/// and leaves nothing behind.
+#[test]
+fn a_failed_first_deploy_on_a_host_without_caddy_rolls_back_cleanly() {
+    let _serial = serial();
+    require_docker();
+    // No Caddy on this engine (the next test that needs one creates it again).
+    docker(&["rm", "-f", "odysseus-caddy"]);
+    let app = App::new("nocaddy", "odysseus-bad", "");
+    let out = app.deploy(&["--image", "latest"]);
+    assert_exit(
+        &out,
+        1,
+        "a first deploy of an image that never becomes healthy",
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("[web@local] rolled back: nothing of it is left (it was a first deploy)")
+            && !err.contains("ROLLBACK FAILED"),
+        "{err}"
+    );
+    assert!(
+        app.all_containers().is_empty(),
+        "{:?}",
+        app.all_containers()
+    );
+    // halt (the default policy): resumable, nothing of it serves anywhere.
+    assert_eq!(app.replay_json()["deployment"]["status"], "halted");
+}

@@ -585,6 +585,63 @@ fn resume_follows_the_recorded_plan_even_when_deploy_yml_changed() {
     assert_eq!(app.versions(), vec!["v2"; 3]);
 }
 
+/// The pull path, with the test bed's registry on the LAN: servers that lack the image
+/// pull it at start-new; a tag the registry does not have fails the host before any
+/// traffic moves, and the old version keeps serving.
+#[test]
+fn an_image_missing_on_the_servers_is_pulled_from_the_registry() {
+    let _serial = serial();
+    fleet_up();
+    let registry = "198.51.100.1:5000";
+    let repo = format!("{registry}/odysseus-demo");
+    for v in ["v1", "v3"] {
+        let tagged = format!("{repo}:{v}");
+        real::docker(&["tag", &format!("odysseus-demo:{v}"), &tagged]);
+        let push = Command::new("docker")
+            .args(["push", "-q", &tagged])
+            .output()
+            .unwrap();
+        assert!(
+            push.status.success(),
+            "docker push {tagged}: {}",
+            String::from_utf8_lossy(&push.stderr)
+        );
+        for n in 1..=3 {
+            server_docker(n, &["rmi", "-f", &tagged]);
+        }
+    }
+    let app = FleetApp::new("sshpull", "");
+    let yaml = std::fs::read_to_string(app.dir.join("deploy.yml"))
+        .unwrap()
+        .replace("image: odysseus-demo\n", &format!("image: {repo}\n"));
+    std::fs::write(app.dir.join("deploy.yml"), yaml).unwrap();
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy, pulled");
+    assert_eq!(app.versions(), vec!["v1"; 3]);
+    let out = app.deploy(&["--image", "v3"]);
+    assert_exit(&out, 0, "deploy v3, pulled");
+    assert_eq!(app.versions(), vec!["v3"; 3]);
+    for n in 1..=3 {
+        assert!(
+            !server_docker(n, &["images", "-q", &format!("{repo}:v3")])
+                .trim()
+                .is_empty(),
+            "s{n} pulled {repo}:v3"
+        );
+    }
+    // A tag the registry lacks: the first host fails at start-new, nothing is routed.
+    let missing = app.deploy(&["--image", "v404"]);
+    assert_exit(&missing, 1, "a tag the registry does not have");
+    assert!(
+        stderr(&missing).contains("could not be pulled"),
+        "{}",
+        stderr(&missing)
+    );
+    assert_eq!(app.versions(), vec!["v3"; 3]);
+    for v in ["v1", "v3"] {
+        real::docker(&["rmi", &format!("{repo}:{v}")]);
+    }
+}
+
 /// Freezes (SIGSTOP) or cuts (link down) host 2 while its deploy runs: the deploy must
 /// end on its own within its timeouts, hosts 1 and 3 keep serving, and once the host is
 /// back `--resume` converges to all-new.

@@ -424,6 +424,19 @@ impl DockerExecutor {
         }
     }
 
+    /// The service's upstreams on a host; None when it has no route — also when the host
+    /// has no Caddy at all (a first deploy that failed before anything was routed), so an
+    /// undo never depends on a Caddy that was never created.
+    async fn upstreams(&self, h: &HostHandle) -> Result<Option<Vec<String>>, ExecError> {
+        match h.admin.upstreams(&self.spec.service).await {
+            Ok(u) => Ok(u),
+            Err(e) => match h.engine.inspect(super::caddy::CADDY_CONTAINER).await? {
+                None => Ok(None),
+                Some(_) => Err(e),
+            },
+        }
+    }
+
     async fn perform(&self, e: &Effect) -> Result<Observation, ExecError> {
         // The host-level fence: a deployer that lost its lock on this host stops here.
         self.check_lock(&e.host).await?;
@@ -561,7 +574,7 @@ impl DockerExecutor {
                 let h = self.host(&e.host)?;
                 // Undo must not depend on creating anything: with no route there is
                 // nothing to unroute.
-                if web && h.admin.upstreams(service).await?.is_some() {
+                if web && self.upstreams(h).await?.is_some() {
                     let dial = self.dial(&e.new_container)?;
                     h.admin
                         .edit_upstreams(service, |u| u.retain(|d| *d != dial))
@@ -595,10 +608,7 @@ impl DockerExecutor {
             if !web {
                 return Ok::<Vec<String>, ExecError>(Vec::new());
             }
-            Ok(h.admin
-                .upstreams(&self.spec.service)
-                .await?
-                .unwrap_or_default())
+            Ok(self.upstreams(h).await?.unwrap_or_default())
         };
         let done = match e.step {
             StepName::StartNew => {
