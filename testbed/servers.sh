@@ -87,7 +87,8 @@ ip link set lo up
 dockerd --host unix:///run/docker.sock --data-root $dir/docker --exec-root /run/docker-exec \\
     --pidfile /run/docker.pid --bip 198.18.${name#s}.1/24 \\
     --default-address-pool base=198.19.0.0/16,size=24 \\
-    --insecure-registry 198.51.100.1:5000 >$dir/dockerd.log 2>&1 &
+    --insecure-registry 198.51.100.1:5000 --insecure-registry 198.51.100.1:5001 \\
+    >$dir/dockerd.log 2>&1 &
 /usr/sbin/sshd -D -e -f $dir/sshd_config >$dir/sshd.log 2>&1 &
 trap 'kill -TERM \$(jobs -p) 2>/dev/null; wait; exit 0' TERM INT
 wait

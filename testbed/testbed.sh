@@ -3,7 +3,8 @@
 #
 #   testbed.sh up        install what is missing, start the local dockerd, build images,
 #                        start the fake servers (ODYSSEUS_TESTBED_SERVERS, default 3) and
-#                        a plain-HTTP registry on 198.51.100.1:5000
+#                        plain-HTTP registries on 198.51.100.1:5000 (open) and :5001
+#                        (user odysseus, password in /var/lib/odysseus-testbed/registry-password)
 #   testbed.sh install   apt packages only
 #   testbed.sh dockerd   start the local dockerd (idempotent)
 #   testbed.sh images    build the demo, other, bad and Caddy images (idempotent)
@@ -26,6 +27,10 @@ log() { printf 'testbed: %s\n' "$*" >&2; }
 # A plain-HTTP image registry on the test LAN (the servers' dockerd trust it as insecure):
 # what deploys pull from when an image is missing on a host.
 REGISTRY=198.51.100.1:5000
+# The same, behind a password (htpasswd): for `registry.username/password` in deploy.yml.
+AUTH_REGISTRY=198.51.100.1:5001
+AUTH_USER=odysseus
+AUTH_PASSWORD_FILE=/var/lib/odysseus-testbed/registry-password
 
 install_packages() {
     local missing=()
@@ -39,6 +44,7 @@ install_packages() {
     command -v iptables >/dev/null || missing+=(iptables)
     command -v curl >/dev/null || missing+=(curl)
     command -v docker-registry >/dev/null || missing+=(docker-registry)
+    command -v htpasswd >/dev/null || missing+=(apache2-utils)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
@@ -75,6 +81,7 @@ start_dockerd() {
         --default-address-pool base=198.19.0.0/16,size=24 \
         --pidfile "$STATE/dockerd.pid" \
         --insecure-registry "$REGISTRY" \
+        --insecure-registry "$AUTH_REGISTRY" \
         >"$STATE/dockerd.log" 2>&1 &
     for _ in $(seq 1 100); do
         docker_ready && { log "dockerd is up"; return 0; }
@@ -190,40 +197,57 @@ stop_dockerd() {
     fi
 }
 
-# The registry (distribution, Debian's docker-registry) on the LAN bridge, which
-# servers.sh creates. Idempotent.
+# The registries (distribution, Debian's docker-registry) on the LAN bridge, which
+# servers.sh creates: an open one and one behind a password. Idempotent.
 start_registry() {
-    if [ -f "$STATE/registry.pid" ] && kill -0 "$(cat "$STATE/registry.pid")" 2>/dev/null; then
+    run_registry open "$REGISTRY" ""
+    [ -f "$AUTH_PASSWORD_FILE" ] || head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$AUTH_PASSWORD_FILE"
+    htpasswd -Bbc "$STATE/registry.htpasswd" "$AUTH_USER" "$(cat "$AUTH_PASSWORD_FILE")" 2>/dev/null
+    run_registry auth "$AUTH_REGISTRY" "auth:
+  htpasswd:
+    realm: odysseus-testbed
+    path: $STATE/registry.htpasswd"
+}
+
+run_registry() { # name addr auth-yaml
+    local name=$1 addr=$2 auth=$3
+    if [ -f "$STATE/registry-$name.pid" ] && kill -0 "$(cat "$STATE/registry-$name.pid")" 2>/dev/null; then
         return 0
     fi
-    mkdir -p "$STATE" /var/lib/odysseus-testbed/registry
-    cat >"$STATE/registry.yml" <<YAML
+    mkdir -p "$STATE" "/var/lib/odysseus-testbed/registry-$name"
+    cat >"$STATE/registry-$name.yml" <<YAML
 version: 0.1
 storage:
   filesystem:
-    rootdirectory: /var/lib/odysseus-testbed/registry
+    rootdirectory: /var/lib/odysseus-testbed/registry-$name
   delete:
     enabled: true
 http:
-  addr: $REGISTRY
+  addr: $addr
+$auth
 YAML
-    log "starting the registry on $REGISTRY"
-    nohup docker-registry serve "$STATE/registry.yml" >"$STATE/registry.log" 2>&1 &
-    echo $! >"$STATE/registry.pid"
+    log "starting the $name registry on $addr"
+    nohup docker-registry serve "$STATE/registry-$name.yml" >"$STATE/registry-$name.log" 2>&1 &
+    echo $! >"$STATE/registry-$name.pid"
     for _ in $(seq 1 100); do
-        curl -fsS "http://$REGISTRY/v2/" >/dev/null 2>&1 && return 0
+        # 200 when open, 401 when it asks for the password: either way it is up.
+        case "$(curl -s -o /dev/null -w '%{http_code}' "http://$addr/v2/")" in
+            200|401) return 0 ;;
+        esac
         sleep 0.1
     done
-    log "the registry did not start; its log:"
-    tail -n 20 "$STATE/registry.log" >&2
+    log "the $name registry did not start; its log:"
+    tail -n 20 "$STATE/registry-$name.log" >&2
     return 1
 }
 
 stop_registry() {
-    if [ -f "$STATE/registry.pid" ]; then
-        kill "$(cat "$STATE/registry.pid")" 2>/dev/null || true
-        rm -f "$STATE/registry.pid"
-    fi
+    local pidfile
+    for pidfile in "$STATE"/registry-*.pid; do
+        [ -f "$pidfile" ] || continue
+        kill "$(cat "$pidfile")" 2>/dev/null || true
+        rm -f "$pidfile"
+    done
 }
 
 case "${1:-up}" in

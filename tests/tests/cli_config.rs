@@ -58,7 +58,7 @@ fn the_full_schema_lists_what_is_not_acted_on_yet() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    for key in ["dependencies", "builder", "registry"] {
+    for key in ["dependencies", "builder"] {
         assert!(
             text.contains(&format!(
                 "not yet supported (accepted, not acted on): {key}"
@@ -66,8 +66,12 @@ fn the_full_schema_lists_what_is_not_acted_on_yet() {
             "{key}: {text}"
         );
     }
+    assert!(
+        text.contains("warning: registry.server is ghcr.io, but image registry.example.com/team/myapp is not on it"),
+        "{text}"
+    );
     // Acted on now, so no longer listed.
-    for key in ["retain_versions", "secrets_file"] {
+    for key in ["retain_versions", "secrets_file", "registry"] {
         assert!(!text.contains(&format!(": {key}\n")), "{key}: {text}");
     }
 }

@@ -642,6 +642,110 @@ fn an_image_missing_on_the_servers_is_pulled_from_the_registry() {
     }
 }
 
+/// `registry.username/password` (the password named as a secret, Kamal's form): the
+/// servers pull from the test bed's password-protected registry; without the login the
+/// pull is refused and the old version keeps serving.
+#[test]
+fn a_private_registry_is_pulled_from_with_the_configured_login() {
+    let _serial = serial();
+    fleet_up();
+    let registry = "198.51.100.1:5001";
+    let password = std::fs::read_to_string(format!("{BASE}/registry-password"))
+        .expect("the test bed writes the registry's password")
+        .trim()
+        .to_string();
+    // Put the images there, logged in on this machine's engine just for the push.
+    let login = Command::new("docker")
+        .args(["login", "-u", "odysseus", "--password-stdin", registry])
+        .stdin(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(password.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    let repo = format!("{registry}/odysseus-demo");
+    for v in ["v1", "v2"] {
+        let tagged = format!("{repo}:{v}");
+        real::docker(&["tag", &format!("odysseus-demo:{v}"), &tagged]);
+        let push = Command::new("docker")
+            .args(["push", "-q", &tagged])
+            .output()
+            .unwrap();
+        assert!(
+            push.status.success(),
+            "{}",
+            String::from_utf8_lossy(&push.stderr)
+        );
+        real::docker(&["rmi", &tagged]);
+        for n in 1..=3 {
+            server_docker(n, &["rmi", "-f", &tagged]);
+        }
+    }
+    real::docker(&["logout", registry]);
+    let app = FleetApp::new("sshprivate", "");
+    let base = std::fs::read_to_string(app.dir.join("deploy.yml"))
+        .unwrap()
+        .replace("image: odysseus-demo\n", &format!("image: {repo}\n"));
+    let with_login = format!(
+        "{base}registry:\n  server: {registry}\n  username: odysseus\n  password: [ODY_TEST_REGISTRY_PASSWORD]\n"
+    );
+    std::fs::write(app.dir.join("deploy.yml"), &with_login).unwrap();
+    let deploy = |tag: &str| {
+        app.cmd(&["--image", tag])
+            .env("ODY_TEST_REGISTRY_PASSWORD", &password)
+            .output()
+            .unwrap()
+    };
+    let out = deploy("v1");
+    assert_exit(&out, 0, "first deploy, pulled with the login");
+    assert_eq!(app.versions(), vec!["v1"; 3]);
+    assert!(
+        !stderr(&out).contains(&password),
+        "the password is never printed"
+    );
+    // Without the login the registry refuses the pull: nothing moves.
+    std::fs::write(app.dir.join("deploy.yml"), &base).unwrap();
+    let refused = deploy("v2");
+    assert_exit(&refused, 1, "a pull without the login");
+    assert!(
+        stderr(&refused).contains("could not be pulled"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(app.versions(), vec!["v1"; 3]);
+    // With it again, the halted deployment of v2 resumes and completes.
+    std::fs::write(app.dir.join("deploy.yml"), &with_login).unwrap();
+    let out = deploy("v2");
+    assert_exit(&out, 0, "v2 with the login");
+    assert_eq!(app.versions(), vec!["v2"; 3]);
+    // The journal holds no trace of the password.
+    let mut stack = vec![app.dir.join(".odysseus")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                assert!(
+                    !bytes
+                        .windows(password.len())
+                        .any(|w| w == password.as_bytes()),
+                    "{} holds the registry password",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
 /// Freezes (SIGSTOP) or cuts (link down) host 2 while its deploy runs: the deploy must
 /// end on its own within its timeouts, hosts 1 and 3 keep serving, and once the host is
 /// back `--resume` converges to all-new.

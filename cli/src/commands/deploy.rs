@@ -154,6 +154,9 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<Exit> {
             config.path.display()
         );
     }
+    for warning in &config.warnings {
+        eprintln!("warning: {}: {warning}", config.path.display());
+    }
     let runtime = super::runtime()?;
     if args.dry_run {
         return runtime.block_on(dry_run(args, config));

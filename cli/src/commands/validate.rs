@@ -29,6 +29,9 @@ pub fn run(global: &GlobalArgs, _args: ValidateArgs) -> anyhow::Result<Exit> {
         config.batch_size.hosts(hosts.len()),
         config.on_failure.as_str()
     );
+    for warning in &config.warnings {
+        out.push_str(&format!("warning: {warning}\n"));
+    }
     for key in &config.not_yet_supported {
         out.push_str(&format!(
             "not yet supported (accepted, not acted on): {key}\n"

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use odysseus_engine::machine::{FailurePolicy, RoleKind, Timeouts};
 use odysseus_executors::docker::spec::{
-    CmdCheck, ExpectStatus, HttpCheck, ProxySpec, Resources, RoleSpec, ServiceSpec,
+    CmdCheck, ExpectStatus, HttpCheck, ProxySpec, RegistryAuth, Resources, RoleSpec, ServiceSpec,
 };
 use odysseus_executors::ssh::SshSettings;
 
@@ -39,6 +39,8 @@ pub struct Config {
     pub digest: String,
     /// Keys present in the file that this version accepts but does not act on yet.
     pub not_yet_supported: Vec<&'static str>,
+    /// Valid but probably not what was meant; shown by `validate` and `deploy`.
+    pub warnings: Vec<String>,
     /// The `env.secret` names, and a digest of their values: what the journal keeps of
     /// secrets (`provenance`), so a changed secret shows without the value ever stored.
     pub secret_names: Vec<String>,
@@ -656,6 +658,73 @@ fn validate(
         }
     }
 
+    // registry: a literal value, or `[NAME]` naming a secret (resolved like env.secret).
+    let mut registry_value = |key: &str, v: &Option<StringOrList>, problems: &mut Vec<String>| {
+        match v {
+            None => None,
+            Some(StringOrList::One(s)) => Some(s.clone()),
+            Some(StringOrList::Many(names)) if names.len() == 1 => {
+                let name = &names[0];
+                let found = secrets(name).or_else(|| from_file(name, problems));
+                if found.is_none() {
+                    problems.push(format!(
+                        "{shown}: registry.{key}: {name} is not set; export it in the environment that runs odysseus{}",
+                        match &raw.secrets_file {
+                            Some(f) => format!(" or add it to {f}"),
+                            None => " or name a secrets_file that has it".into(),
+                        }
+                    ));
+                }
+                found
+            }
+            Some(StringOrList::Many(_)) => {
+                problems.push(format!(
+                    "{shown}: registry.{key}: a value, or a list of exactly one secret name like [REGISTRY_PASSWORD]"
+                ));
+                None
+            }
+        }
+    };
+    let registry = match &raw.registry {
+        None => None,
+        Some(r) => {
+            let username = registry_value("username", &r.username, &mut problems);
+            let password = registry_value("password", &r.password, &mut problems);
+            match (
+                username,
+                password,
+                r.username.is_some(),
+                r.password.is_some(),
+            ) {
+                (Some(username), Some(password), _, _) => Some(RegistryAuth {
+                    server: r.server.clone().filter(|s| !s.trim().is_empty()),
+                    username,
+                    password,
+                }),
+                (_, _, true, false) => {
+                    push(
+                        &mut problems,
+                        &shown,
+                        "registry.password",
+                        "is required with registry.username".into(),
+                    );
+                    None
+                }
+                (_, _, false, true) => {
+                    push(
+                        &mut problems,
+                        &shown,
+                        "registry.username",
+                        "is required with registry.password".into(),
+                    );
+                    None
+                }
+                // Nothing to log in with (only `server`), or a value already reported.
+                _ => None,
+            }
+        }
+    };
+
     if raw.retain_versions == Some(0) {
         push(
             &mut problems,
@@ -694,12 +763,21 @@ fn validate(
         }
     };
 
+    let mut warnings = Vec::new();
+    if let Some(auth) = &registry {
+        if !auth.covers(&raw_image) {
+            warnings.push(format!(
+                "registry.server is {}, but image {} is not on it: the login will not be used to pull it",
+                auth.server.as_deref().unwrap_or("Docker Hub"),
+                raw_image
+            ));
+        }
+    }
     let mut not_yet_supported = Vec::new();
     for (present, key) in [
         (raw.dependencies.is_some(), "dependencies"),
         (raw.accessories.is_some(), "accessories"),
         (raw.builder.is_some(), "builder"),
-        (raw.registry.is_some(), "registry"),
     ] {
         if present {
             not_yet_supported.push(key);
@@ -766,6 +844,7 @@ fn validate(
         roles,
         spec: ServiceSpec {
             service,
+            registry,
             roles: role_specs,
             proxy,
             env,
@@ -776,6 +855,7 @@ fn validate(
         retain_versions: raw.retain_versions.unwrap_or(5),
         digest: format!("fnv64:{:016x}", fnv64(bytes)),
         not_yet_supported,
+        warnings,
         secrets_digest,
         secret_names,
     })

@@ -24,7 +24,7 @@ pub struct RawConfig {
     pub dependencies: Option<IgnoredAny>,
     pub accessories: Option<IgnoredAny>,
     pub builder: Option<IgnoredAny>,
-    pub registry: Option<IgnoredAny>,
+    pub registry: Option<RawRegistry>,
     /// Ours: how many hosts deploy at once: a number or a percentage ("25%").
     pub batch_size: Option<Scalar>,
     /// Ours: `halt` (default) or `rollback`.
@@ -97,6 +97,16 @@ pub struct RawProxyHealth {
     pub interval: Option<u64>,
     pub timeout: Option<u64>,
     pub expect_status: Option<Scalar>,
+}
+
+/// `username` and `password` are literal strings, or (Kamal's form) a one-element list
+/// naming a secret: `password: [REGISTRY_PASSWORD]`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegistry {
+    pub server: Option<String>,
+    pub username: Option<StringOrList>,
+    pub password: Option<StringOrList>,
 }
 
 #[derive(Deserialize, Debug, Default)]

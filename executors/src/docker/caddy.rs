@@ -368,13 +368,14 @@ pub async fn ensure_caddy(
     admin: &CaddyAdmin,
     proxy: &ProxySpec,
     subnet: Option<&str>,
+    auth: Option<&super::spec::RegistryAuth>,
 ) -> Result<(), ExecError> {
     engine.ensure_network(subnet).await?;
     match engine.inspect(CADDY_CONTAINER).await? {
         Some(c) if c.running => {}
         Some(_) => engine.start(CADDY_CONTAINER).await?,
         None => {
-            engine.ensure_image(&proxy.image).await?;
+            engine.ensure_image(&proxy.image, auth).await?;
             let labels: std::collections::HashMap<String, String> =
                 [("odysseus.proxy".to_string(), "caddy".to_string())]
                     .into_iter()

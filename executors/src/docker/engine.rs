@@ -134,8 +134,13 @@ impl Engine {
         }
     }
 
-    /// Uses an image already on the engine as it is; pulls it only when missing.
-    pub async fn ensure_image(&self, image: &str) -> Result<(), ExecError> {
+    /// Uses an image already on the engine as it is; pulls it only when missing, with
+    /// `auth` when the image lives on that registry.
+    pub async fn ensure_image(
+        &self,
+        image: &str,
+        auth: Option<&super::spec::RegistryAuth>,
+    ) -> Result<(), ExecError> {
         if self.image_present(image).await? {
             return Ok(());
         }
@@ -148,7 +153,15 @@ impl Engine {
             tag: Some(tag),
             ..Default::default()
         };
-        let mut pull = self.docker.create_image(Some(options), None, None);
+        let credentials =
+            auth.filter(|a| a.covers(image))
+                .map(|a| bollard::auth::DockerCredentials {
+                    username: Some(a.username.clone()),
+                    password: Some(a.password.clone()),
+                    serveraddress: a.server.clone(),
+                    ..Default::default()
+                });
+        let mut pull = self.docker.create_image(Some(options), None, credentials);
         while let Some(item) = pull.next().await {
             if let Err(e) = item {
                 return Err(ExecError::Permanent(format!(

@@ -244,7 +244,9 @@ impl DockerExecutor {
             return Ok(Observation::Container { id: existing.id });
         }
         let image = e.image_ref();
-        h.engine.ensure_image(&image).await?;
+        h.engine
+            .ensure_image(&image, self.spec.registry.as_ref())
+            .await?;
         let labels: HashMap<String, String> = [
             ("odysseus.service", e.service.clone()),
             ("odysseus.role", e.role.clone()),
@@ -391,6 +393,7 @@ impl DockerExecutor {
             &h.admin,
             proxy,
             self.spec.network_subnet.as_deref(),
+            self.spec.registry.as_ref(),
         )
         .await?;
         h.admin.ensure_route(&self.spec.service, proxy).await?;

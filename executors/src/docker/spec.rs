@@ -74,6 +74,8 @@ pub struct ProxySpec {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServiceSpec {
     pub service: String,
+    /// Credentials for pulls from a private registry (deploy.yml's `registry`).
+    pub registry: Option<RegistryAuth>,
     pub roles: Vec<RoleSpec>,
     pub proxy: Option<ProxySpec>,
     /// Clear env and resolved secrets together, in the order given.
@@ -81,8 +83,81 @@ pub struct ServiceSpec {
     pub network_subnet: Option<String>,
 }
 
+/// A registry login. Used only for pulls of images that live on `server`; never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegistryAuth {
+    /// `ghcr.io`, `registry.example.com:5000`; None means Docker Hub.
+    pub server: Option<String>,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryAuth")
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl RegistryAuth {
+    /// Whether `image` (`[registry/]repo[:tag]`) is pulled from this registry.
+    pub fn covers(&self, image: &str) -> bool {
+        let hub = |s: &str| matches!(s, "docker.io" | "index.docker.io" | "registry-1.docker.io");
+        let first = image.split('/').next().unwrap_or_default();
+        let registry = if image.contains('/')
+            && (first.contains('.') || first.contains(':') || first == "localhost")
+        {
+            Some(first)
+        } else {
+            None
+        };
+        match (self.server.as_deref(), registry) {
+            (None, None) => true,
+            (None, Some(r)) | (Some(r), None) => hub(r),
+            (Some(s), Some(r)) => s == r || (hub(s) && hub(r)),
+        }
+    }
+}
+
 impl ServiceSpec {
     pub fn role(&self, name: &str) -> Option<&RoleSpec> {
         self.roles.iter().find(|r| r.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RegistryAuth;
+
+    fn auth(server: Option<&str>) -> RegistryAuth {
+        RegistryAuth {
+            server: server.map(str::to_string),
+            username: "u".into(),
+            password: "p".into(),
+        }
+    }
+
+    #[test]
+    fn a_login_covers_only_images_on_its_registry() {
+        let ghcr = auth(Some("ghcr.io"));
+        assert!(ghcr.covers("ghcr.io/team/app:v1"));
+        assert!(!ghcr.covers("registry.example.com/team/app"));
+        assert!(!ghcr.covers("caddy:2-alpine"));
+        let lan = auth(Some("198.51.100.1:5001"));
+        assert!(lan.covers("198.51.100.1:5001/odysseus-demo:v1"));
+        assert!(!lan.covers("198.51.100.1:5000/odysseus-demo:v1"));
+        let hub = auth(None);
+        assert!(
+            hub.covers("team/app:v1") && hub.covers("caddy") && hub.covers("docker.io/team/app")
+        );
+        assert!(!hub.covers("ghcr.io/team/app"));
+        assert!(auth(Some("docker.io")).covers("team/app"));
+        assert!(auth(Some("localhost")).covers("localhost/app"));
+        assert!(
+            format!("{ghcr:?}").contains("<redacted>") && !format!("{ghcr:?}").contains("\"p\"")
+        );
     }
 }
