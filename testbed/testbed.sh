@@ -63,7 +63,13 @@ docker_ready() { docker -H "unix://$DOCKER_SOCK" version >/dev/null 2>&1; }
 
 start_dockerd() {
     if docker_ready; then
-        return 0
+        # A dockerd started before the registries existed does not trust them.
+        if docker info --format '{{range .RegistryConfig.IndexConfigs}}{{.Name}} {{end}}' 2>/dev/null |
+            grep -c "$AUTH_REGISTRY" >/dev/null; then
+            return 0
+        fi
+        log "the running dockerd does not trust the test registries (--insecure-registry): restart it with \`bash testbed/testbed.sh reset\`"
+        return 1
     fi
     mkdir -p "$STATE"
     safety_routes
