@@ -1076,8 +1076,31 @@ fn retain_versions_prunes_old_containers_and_images_after_a_completed_deploy() {
     // Going back to a kept version still works (p3 is the demo's v3).
     assert_exit(&app.deploy(&["--image", "p3"]), 0, "back to p3");
     assert_eq!(app.get("/").unwrap(), (200, "v3\n".to_string()));
+    // deploy.yml moves to another repository: the old containers go with their own
+    // images, never an image of the new repository that merely shares an old tag.
+    let other = "odysseus-prune-b";
+    docker(&["tag", "odysseus-demo:v2", &format!("{other}:p9")]);
+    docker(&["tag", "odysseus-demo:v1", &format!("{other}:p4")]);
+    app.write_config(other, "retain_versions: 1\n");
+    assert_exit(
+        &app.deploy(&["--image", "p9"]),
+        0,
+        "p9 from another repository",
+    );
+    assert!(
+        std::process::Command::new("docker")
+            .args(["image", "inspect", &format!("{other}:p4")])
+            .output()
+            .unwrap()
+            .status
+            .success(),
+        "{other}:p4 shares a tag with a pruned version but was never deployed: it stays"
+    );
     for tag in ["p3", "p4", "p5"] {
         docker(&["rmi", &format!("{repo}:{tag}")]);
+    }
+    for tag in ["p4", "p9"] {
+        docker(&["rmi", &format!("{other}:{tag}")]);
     }
 }
 

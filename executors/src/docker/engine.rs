@@ -33,6 +33,8 @@ pub struct ContainerInfo {
     pub health: Option<String>,
     pub ip: Option<String>,
     pub labels: HashMap<String, String>,
+    /// The image reference it was created from (`repo:tag`).
+    pub image: String,
     /// Published ports: (container port, host port).
     pub published: Vec<(u16, u16)>,
 }
@@ -406,6 +408,11 @@ fn info(c: ContainerInspectResponse) -> ContainerInfo {
         .and_then(|h| h.status)
         .map(|s| s.to_string())
         .filter(|s| !s.is_empty() && s != "none");
+    let image = c
+        .config
+        .as_ref()
+        .and_then(|c| c.image.clone())
+        .unwrap_or_default();
     let ip = c
         .network_settings
         .and_then(|n| n.networks)
@@ -423,6 +430,7 @@ fn info(c: ContainerInspectResponse) -> ContainerInfo {
         health,
         ip,
         labels: c.config.and_then(|c| c.labels).unwrap_or_default(),
+        image,
         published,
     }
 }

@@ -128,12 +128,30 @@ impl DockerExecutor {
             .collect();
         let selection = select(&seen, keep);
         let mut pruned = Pruned::default();
+        // The images the removed containers were created from, when they are this
+        // version of the service's image (a container of another repository — deploy.yml
+        // changed its `image` since — leaves its image alone).
+        let mut images = BTreeSet::new();
         for name in &selection.containers {
+            if let Some(c) = h.engine.inspect(name).await? {
+                if c.running {
+                    continue; // never a running container, whatever the listing said
+                }
+                let version = c
+                    .labels
+                    .get("odysseus.version")
+                    .cloned()
+                    .unwrap_or_default();
+                if selection.versions.contains(&version)
+                    && c.image == format!("{repository}:{version}")
+                {
+                    images.insert(c.image.clone());
+                }
+            }
             h.engine.remove(name).await?;
             pruned.containers += 1;
         }
-        for version in &selection.versions {
-            let image = format!("{repository}:{version}");
+        for image in images {
             // Refused while any container (of any service) still uses it: then it stays.
             if h.engine.remove_image(&image).await? {
                 pruned.images.push(image);
