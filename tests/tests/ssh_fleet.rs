@@ -746,6 +746,51 @@ fn a_private_registry_is_pulled_from_with_the_configured_login() {
     }
 }
 
+/// A real sshd may keep a dead client's session — and our fence loop with the lock — for
+/// hours. Renewing then finds the lock held under our own name: that holder is ours, so it
+/// is stopped and the lock taken again, instead of the host being given up as "held by"
+/// ourselves. (The stale loop is stood in for by a process that holds the lock with our
+/// holder line, started on the server over plain ssh.)
+#[test]
+fn a_renewal_stops_our_own_stale_lock_holder_instead_of_giving_up() {
+    let _serial = serial();
+    fleet_up();
+    let app = FleetApp::new("sshstale", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    let (mut first, lines) = real::spawn_until(
+        app.cmd(&["--image", "v2"]),
+        "[web@198.51.100.11] add-upstream ok",
+    );
+    signal(first.id(), "-STOP");
+    servers(&["drop-ssh", "s3"]);
+    // Our holder line is still in the holder file on s3; hold the lock under it.
+    let stale = "flock /run/lock/odysseus-sshstale.lock sh -c 'echo $$ > /run/lock/odysseus-sshstale.pid; exec sleep 300'";
+    let started = Command::new("ssh")
+        .args([
+            "-i",
+            &format!("{BASE}/id_ed25519"),
+            "-o",
+            &format!("UserKnownHostsFile={BASE}/known_hosts"),
+            "-o",
+            "BatchMode=yes",
+            &format!("root@{}", HOSTS[2]),
+            &format!("nohup {stale} >/dev/null 2>&1 &"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    signal(first.id(), "-CONT");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = first.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", rest.join("\n"));
+    assert_eq!(app.versions(), vec!["v2"; 3]);
+}
+
 /// Freezes (SIGSTOP) or cuts (link down) host 2 while its deploy runs: the deploy must
 /// end on its own within its timeouts, hosts 1 and 3 keep serving, and once the host is
 /// back `--resume` converges to all-new.

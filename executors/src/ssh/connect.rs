@@ -268,6 +268,8 @@ pub struct Connection {
     pub target: SshTarget,
     settings: SshSettings,
     current: tokio::sync::Mutex<Option<Arc<Session>>>,
+    /// Set while a dropped connection is being re-established.
+    reconnecting: std::sync::atomic::AtomicBool,
     lock: tokio::sync::Mutex<LockState>,
 }
 
@@ -291,6 +293,7 @@ impl Connection {
             target,
             settings,
             current: tokio::sync::Mutex::new(Some(session)),
+            reconnecting: std::sync::atomic::AtomicBool::new(false),
             lock: tokio::sync::Mutex::new(LockState::None),
         }))
     }
@@ -305,16 +308,26 @@ impl Connection {
             }
         }
         *current = None;
-        if let LockState::Lost(e) = &*self.lock.lock().await {
-            return Err(e.clone());
+        {
+            let mut lock = self.lock.lock().await;
+            match &mut *lock {
+                LockState::Lost(e) => return Err(e.clone()),
+                // The lock's channel died with the old session.
+                LockState::Held { held, .. } => *held = None,
+                LockState::None => {}
+            }
         }
         tracing::info!(host = %self.target.host, "SSH connection dropped; connecting again");
+        use std::sync::atomic::Ordering;
+        self.reconnecting.store(true, Ordering::SeqCst);
         let fresh = connect(&self.target, &self.settings)
             .await
             .map_err(|e| match e {
                 ExecError::Retryable(m) => ExecError::OutcomeUnknown(m),
                 other => other,
-            })?;
+            });
+        self.reconnecting.store(false, Ordering::SeqCst);
+        let fresh = fresh?;
         self.renew(&fresh).await?;
         *current = Some(fresh.clone());
         Ok(fresh)
@@ -323,10 +336,13 @@ impl Connection {
     /// True when the last session is gone (closed, or never re-established): an error
     /// seen through the tunnels is then really "the host is unreachable".
     pub async fn is_down(&self) -> bool {
+        if self.reconnecting.load(std::sync::atomic::Ordering::SeqCst) {
+            return true;
+        }
         match self.current.try_lock() {
             Ok(current) => current.as_ref().is_none_or(|s| s.is_closed()),
-            // Someone is reconnecting right now: the connection was down.
-            Err(_) => true,
+            // Another task is using (not re-establishing) it right now.
+            Err(_) => false,
         }
     }
 
@@ -365,7 +381,13 @@ impl Connection {
         if let Some(h) = held.as_mut() {
             match h.check().await {
                 Ok(()) => return Ok(()),
-                Err(LockError::Failed(_)) => *held = None,
+                Err(LockError::Failed(_)) => {
+                    // Close the old loop's channel first, so our own loop does not
+                    // hold the lock against our renewal.
+                    if let Some(old) = held.take() {
+                        old.release().await;
+                    }
+                }
                 Err(lost) => {
                     let e = lost.into_exec(&self.target.host, &claim.service);
                     *state = LockState::Lost(e.clone());
@@ -382,8 +404,9 @@ impl Connection {
     async fn renew(&self, session: &Session) -> Result<(), ExecError> {
         let mut state = self.lock.lock().await;
         let claim = match &*state {
+            // Another task renewed it meanwhile.
+            LockState::Held { held: Some(_), .. } | LockState::None => return Ok(()),
             LockState::Held { claim, .. } => claim.clone(),
-            LockState::None => return Ok(()),
             LockState::Lost(e) => return Err(e.clone()),
         };
         match take(session, &claim, Take::Renew).await {

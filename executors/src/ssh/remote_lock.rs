@@ -94,16 +94,41 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// The script run under `flock`: `$0` is the holder line, `$1` the holder file, `$2` the
-/// take mode. Exit 76 means "not ours any more" and prints who holds it instead.
+/// Before `flock`: `$1` lock file, `$2` holder file, `$3` pid file, `$4` mode, `$5` our
+/// holder line, `$6` the script below. A renewal may find the lock still held by our own
+/// loop of a connection the server has not noticed is dead (a real sshd can keep it for
+/// hours): if the holder file names us, that loop is ours — stop it, then wait a little
+/// for the lock. A fresh take never waits: a second operator is refused at once.
+const OUTER: &str = r#"mkdir -p /run/lock || exit 77
+if [ "$4" = renew ] && ! flock -n "$1" true; then
+  { read -r cur < "$2"; } 2>/dev/null || cur=
+  if [ "$cur" = "$5" ]; then kill "$(cat "$3" 2>/dev/null)" 2>/dev/null; fi
+fi
+if [ "$4" = renew ]; then wait=-w8; else wait=-n; fi
+exec flock $wait -E 75 "$1" sh -c "$6" "$5" "$2" "$4" "$3""#;
+
+/// Run under `flock`: `$0` our holder line, `$1` holder file, `$2` mode, `$3` pid file.
+/// Exit 76: not ours any more (prints who holds it); 77: the holder file cannot be
+/// written. Then the fence loop: each question `? N` gets `ok N` or `lost N <holder>`.
 const SCRIPT: &str = r#"h=$0; f=$1
 if [ "$2" = renew ]; then { read -r cur < "$f"; } 2>/dev/null || cur=; [ "$cur" = "$h" ] || { printf 'lost %s\n' "$cur"; exit 76; }; fi
-printf '%s\n' "$h" > "$f"; echo locked
-while read -r _; do { read -r cur < "$f"; } 2>/dev/null || cur=; if [ "$cur" = "$h" ]; then echo ok; else printf 'lost %s\n' "$cur"; fi; done"#;
+printf '%s\n' "$h" > "$f" || exit 77
+echo $$ > "$3" 2>/dev/null
+echo locked
+while read -r _ n; do { read -r cur < "$f"; } 2>/dev/null || cur=; if [ "$cur" = "$h" ]; then echo "ok $n"; else printf 'lost %s %s\n' "$n" "$cur"; fi; done"#;
+
+pub fn pid_path(service: &str) -> String {
+    format!("/run/lock/odysseus-{service}.pid")
+}
 
 /// The held lock: an open channel running the fence loop.
 pub struct HeldLock {
     channel: Channel<Msg>,
+    /// The number of the last question; answers to earlier ones (a check that was
+    /// cancelled before it read its answer) are skipped.
+    asked: u64,
+    /// What arrived and is not a whole line yet.
+    pending: Vec<u8>,
 }
 
 /// Takes the lock on the host behind `session`.
@@ -114,16 +139,18 @@ pub async fn take(session: &Session, claim: &Claim, mode: Take) -> Result<HeldLo
         )))
     })?;
     let command = format!(
-        "mkdir -p /run/lock && exec flock -n -E 75 {} sh -c {} {} {} {}",
+        "sh -c {} sh {} {} {} {} {} {}",
+        shell_quote(OUTER),
         claim.lock_path(),
-        shell_quote(SCRIPT),
-        shell_quote(&claim.holder),
         claim.holder_path(),
+        pid_path(&claim.service),
         if mode == Take::Renew {
             "renew"
         } else {
             "fresh"
-        }
+        },
+        shell_quote(&claim.holder),
+        shell_quote(SCRIPT),
     );
     channel
         .exec(true, command)
@@ -145,11 +172,24 @@ pub async fn take(session: &Session, claim: &Claim, mode: Take) -> Result<HeldLo
         }
         None
     })
-    .await
-    .map_err(|_| LockError::Failed(ExecError::Retryable("taking the lock timed out".into())))?;
+    .await;
+    let verdict = match verdict {
+        Ok(v) => v,
+        Err(_) => {
+            // The server may yet grant it: close the channel so a late grant ends too.
+            let _ = channel.close().await;
+            return Err(LockError::Failed(ExecError::Retryable(
+                "taking the lock timed out".into(),
+            )));
+        }
+    };
     let line = String::from_utf8_lossy(&said).trim().to_string();
     if line == "locked" {
-        return Ok(HeldLock { channel });
+        return Ok(HeldLock {
+            channel,
+            asked: 0,
+            pending: Vec::new(),
+        });
     }
     if let Some(holder) = line.strip_prefix("lost") {
         return Err(LockError::Lost(holder.trim().to_string()));
@@ -168,6 +208,10 @@ pub async fn take(session: &Session, claim: &Claim, mode: Take) -> Result<HeldLo
             .unwrap_or_else(|| "another process".into());
             Err(LockError::Held(holder))
         }
+        Some(77) => Err(LockError::Failed(ExecError::Permanent(format!(
+            "cannot write {} on the server (permissions? a full /run?)",
+            claim.holder_path()
+        )))),
         other => Err(LockError::Failed(ExecError::Retryable(format!(
             "taking the lock failed (exit {other:?}): {line}"
         )))),
@@ -181,38 +225,43 @@ impl HeldLock {
         let gone = |what: &str| {
             LockError::Failed(ExecError::OutcomeUnknown(format!("lock channel {what}")))
         };
+        self.asked += 1;
+        let n = self.asked.to_string();
         self.channel
-            .data(&b"?\n"[..])
+            .data(format!("? {n}\n").as_bytes())
             .await
             .map_err(|_| gone("closed"))?;
-        let mut said = Vec::new();
         let answer = tokio::time::timeout(ANSWER_TIMEOUT, async {
-            while let Some(msg) = self.channel.wait().await {
-                match msg {
-                    ChannelMsg::Data { data } => {
-                        said.extend_from_slice(&data);
-                        if said.ends_with(b"\n") {
-                            return true;
+            loop {
+                // Whole lines already here: the answer to this question, or stale ones.
+                while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = self.pending.drain(..=end).collect();
+                    let line = String::from_utf8_lossy(&line).trim().to_string();
+                    if let Some(rest) = line.strip_prefix("ok ") {
+                        if rest == n {
+                            return Ok(());
+                        }
+                    } else if let Some(rest) = line.strip_prefix("lost ") {
+                        let (m, holder) = rest.split_once(' ').unwrap_or((rest, ""));
+                        if m == n {
+                            return Err(Some(holder.trim().to_string()));
                         }
                     }
-                    ChannelMsg::Eof | ChannelMsg::Close | ChannelMsg::ExitStatus { .. } => {
-                        return false
-                    }
-                    _ => {}
+                }
+                match self.channel.wait().await {
+                    Some(ChannelMsg::Data { data }) => self.pending.extend_from_slice(&data),
+                    Some(ChannelMsg::Eof | ChannelMsg::Close | ChannelMsg::ExitStatus { .. })
+                    | None => return Err(None),
+                    Some(_) => {}
                 }
             }
-            false
         })
         .await
         .map_err(|_| gone("did not answer"))?;
-        if !answer {
-            return Err(gone("closed"));
-        }
-        let line = String::from_utf8_lossy(&said).trim().to_string();
-        match line.strip_prefix("lost") {
-            None if line == "ok" => Ok(()),
-            Some(holder) => Err(LockError::Lost(holder.trim().to_string())),
-            None => Err(gone(&format!("said {line:?}"))),
+        match answer {
+            Ok(()) => Ok(()),
+            Err(Some(holder)) => Err(LockError::Lost(holder)),
+            Err(None) => Err(gone("closed")),
         }
     }
 
