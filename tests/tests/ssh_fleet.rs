@@ -586,8 +586,8 @@ fn resume_follows_the_recorded_plan_even_when_deploy_yml_changed() {
 }
 
 /// The pull path, with the test bed's registry on the LAN: servers that lack the image
-/// pull it at start-new; a tag the registry does not have fails the host before any
-/// traffic moves, and the old version keeps serving.
+/// pull it before anything changes; a tag the registry does not have stops the deploy
+/// up front, and the old version keeps serving.
 #[test]
 fn an_image_missing_on_the_servers_is_pulled_from_the_registry() {
     let _serial = serial();
@@ -628,11 +628,12 @@ fn an_image_missing_on_the_servers_is_pulled_from_the_registry() {
             "s{n} pulled {repo}:v3"
         );
     }
-    // A tag the registry lacks: the first host fails at start-new, nothing is routed.
+    // A tag the registry lacks: every host is asked for it before anything changes.
     let missing = app.deploy(&["--image", "v404"]);
-    assert_exit(&missing, 1, "a tag the registry does not have");
+    assert_exit(&missing, 3, "a tag the registry does not have");
     assert!(
-        stderr(&missing).contains("could not be pulled"),
+        stderr(&missing).contains("could not be pulled")
+            && stderr(&missing).contains("Nothing was changed"),
         "{}",
         stderr(&missing)
     );
@@ -713,14 +714,15 @@ fn a_private_registry_is_pulled_from_with_the_configured_login() {
     // Without the login the registry refuses the pull: nothing moves.
     std::fs::write(app.dir.join("deploy.yml"), &base).unwrap();
     let refused = deploy("v2");
-    assert_exit(&refused, 1, "a pull without the login");
+    assert_exit(&refused, 3, "a pull without the login");
     assert!(
-        stderr(&refused).contains("could not be pulled"),
+        stderr(&refused).contains("could not be pulled")
+            && stderr(&refused).contains("Nothing was changed"),
         "{}",
         stderr(&refused)
     );
     assert_eq!(app.versions(), vec!["v1"; 3]);
-    // With it again, the halted deployment of v2 resumes and completes.
+    // With it again, v2 goes through.
     std::fs::write(app.dir.join("deploy.yml"), &with_login).unwrap();
     let out = deploy("v2");
     assert_exit(&out, 0, "v2 with the login");

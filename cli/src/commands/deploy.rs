@@ -420,6 +420,15 @@ async fn drive(
             }
         }
     }
+    if let Mode::Start(tag) = &mode {
+        if let Err(e) = executor
+            .pull_everywhere(&format!("{}:{tag}", config.image))
+            .await
+        {
+            eprintln!("odysseus: {e}\nNothing was changed.");
+            return Ok(Exit::Blocked);
+        }
+    }
     let preamble = match &mode {
         Mode::Start(tag) => vec![provenance(&executor, config, &hosts, tag).await],
         _ => Vec::new(),

@@ -136,13 +136,7 @@ pub fn replay(global: &GlobalArgs, args: ReplayArgs) -> anyhow::Result<Exit> {
             let ids: Vec<String> = p
                 .images
                 .iter()
-                .map(|i| {
-                    format!(
-                        "{} {}",
-                        i.host,
-                        i.image_id.as_deref().unwrap_or("(pulled at start-new)")
-                    )
-                })
+                .map(|i| format!("{} {}", i.host, i.image_id.as_deref().unwrap_or("(none)")))
                 .collect();
             out.push_str(&format!("image ids: {}\n", ids.join(", ")));
             if !p.secrets.is_empty() {

@@ -131,7 +131,7 @@ pub fn run(global: &GlobalArgs, args: RollbackArgs) -> anyhow::Result<Exit> {
         }
         Ok(missing) if !missing.is_empty() && pullable => {
             eprintln!(
-                "odysseus: {image} is not on {}: it will be pulled from its registry at start-new.",
+                "odysseus: {image} is not on {}: it will be pulled from its registry first.",
                 missing.join(", ")
             );
         }

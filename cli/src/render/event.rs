@@ -99,7 +99,7 @@ fn outcome_and_detail(fact: &Fact) -> (Option<&'static str>, String) {
                 .iter()
                 .map(|i| match &i.image_id {
                     Some(id) => format!("{} has {id}", i.host),
-                    None => format!("{} lacks it (pulled at start-new)", i.host),
+                    None => format!("{} lacked it", i.host),
                 })
                 .collect();
             let secrets = match (secrets.is_empty(), secrets_digest) {

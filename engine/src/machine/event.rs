@@ -151,7 +151,8 @@ pub enum Fact {
         from: Option<Operator>,
     },
     /// What exactly is being deployed, recorded right after `DeploymentStarted`: the
-    /// image id each host has for the tag (None: not there yet, pulled at start-new),
+    /// image id each host has for the tag (pulled first where missing; None only in
+    /// logs of runs that could not tell),
     /// and the names of the secrets with a digest of their values (never the values).
     Provenance {
         images: Vec<HostImage>,

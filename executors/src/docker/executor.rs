@@ -197,6 +197,21 @@ impl DockerExecutor {
         Ok(())
     }
 
+    /// Makes sure every host has `image` (pulling where it is missing, with the registry
+    /// login), before anything changes: a tag that cannot be pulled somewhere stops the
+    /// deploy up front instead of after the first hosts moved.
+    pub async fn pull_everywhere(&self, image: &str) -> Result<(), ExecError> {
+        let pulls = self.hosts.values().map(|h| async move {
+            h.engine
+                .ensure_image(image, self.spec.registry.as_ref())
+                .await
+        });
+        for result in futures_util::future::join_all(pulls).await {
+            result?;
+        }
+        Ok(())
+    }
+
     /// The hosts in a fixed order (so two lockers never wait on each other in a cycle).
     pub fn hosts_sorted(&self) -> impl Iterator<Item = (&String, &HostHandle)> {
         self.hosts.iter()
