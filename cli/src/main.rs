@@ -7,6 +7,7 @@ use odysseus::config;
 mod exit;
 mod progress;
 mod render;
+mod secrets_digest;
 mod state;
 
 use std::process::ExitCode;

@@ -403,7 +403,7 @@ secrets_file: app.secrets
     assert!(
         detail.contains(&format!("local has {}", image_id.trim()))
             && detail
-                .contains("secrets ODYSSEUS_IT_SECRET, ODYSSEUS_IT_FILE_SECRET (values sha256:"),
+                .contains("secrets ODYSSEUS_IT_SECRET, ODYSSEUS_IT_FILE_SECRET (values hmac-sha256:"),
         "{detail}"
     );
     assert!(!detail.contains(secret) && !detail.contains(file_secret));

@@ -430,7 +430,9 @@ async fn drive(
         }
     }
     let preamble = match &mode {
-        Mode::Start(tag) => vec![provenance(&executor, config, &hosts, tag).await],
+        Mode::Start(tag) => {
+            vec![provenance(&executor, config, &hosts, tag, &state_dir(global)).await]
+        }
         _ => Vec::new(),
     };
     let progress = RefCell::new(Progress::new());
@@ -572,6 +574,7 @@ async fn provenance(
     config: &Config,
     hosts: &[String],
     tag: &str,
+    state_dir: &std::path::Path,
 ) -> Fact {
     let image = format!("{}:{tag}", config.image);
     let mut images = Vec::new();
@@ -588,7 +591,14 @@ async fn provenance(
     Fact::Provenance {
         images,
         secrets: config.secret_names.clone(),
-        secrets_digest: config.secrets_digest.clone(),
+        // A failure to make the key leaves the digest out; it never stops a deploy.
+        secrets_digest: crate::secrets_digest::secrets_digest(
+            state_dir,
+            &config.secret_names,
+            &config.spec.env,
+        )
+        .ok()
+        .flatten(),
     }
 }
 

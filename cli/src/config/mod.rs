@@ -41,10 +41,9 @@ pub struct Config {
     pub not_yet_supported: Vec<&'static str>,
     /// Valid but probably not what was meant; shown by `validate` and `deploy`.
     pub warnings: Vec<String>,
-    /// The `env.secret` names, and a digest of their values: what the journal keeps of
-    /// secrets (`provenance`), so a changed secret shows without the value ever stored.
+    /// The `env.secret` names (their values are in `spec.env`): the journal keeps the
+    /// names and a keyed digest of the values (`provenance`), never the values.
     pub secret_names: Vec<String>,
-    pub secrets_digest: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -272,30 +271,6 @@ pub fn parse(
     let raw: RawConfig = serde_saphyr::from_str(&blank_extension_keys(&text))
         .map_err(|e| one(parse_problem(path, &e)))?;
     validate(path, raw, bytes, secrets)
-}
-
-/// SHA-256 over the secrets' names and values (sorted by name), shortened: enough to
-/// tell that a value changed between deployments, never enough to hold the value.
-fn secrets_digest(names: &[String], env: &BTreeMap<String, String>) -> Option<String> {
-    use sha2::{Digest, Sha256};
-    if names.is_empty() {
-        return None;
-    }
-    let mut sorted: Vec<&String> = names.iter().collect();
-    sorted.sort();
-    sorted.dedup();
-    let mut hasher = Sha256::new();
-    for name in sorted {
-        hasher.update(name.as_bytes());
-        hasher.update([0]);
-        hasher.update(env.get(name).map(String::as_bytes).unwrap_or_default());
-        hasher.update([0]);
-    }
-    let hex: String = hasher.finalize()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Some(format!("sha256:{hex}"))
 }
 
 /// `file: key: message` → `file:line: key: message`, when the key is in the file.
@@ -833,7 +808,6 @@ fn validate(
         });
         return Err(ConfigErrors { problems });
     }
-    let secrets_digest = secrets_digest(&secret_names, &env);
     Ok(Config {
         ssh,
         ssh_port: raw_ssh.port.unwrap_or(22),
@@ -856,7 +830,6 @@ fn validate(
         digest: format!("fnv64:{:016x}", fnv64(bytes)),
         not_yet_supported,
         warnings,
-        secrets_digest,
         secret_names,
     })
 }

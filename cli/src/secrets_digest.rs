@@ -1,0 +1,144 @@
+//! What the journal keeps of secret values: a keyed digest (HMAC-SHA-256) over the
+//! secrets' names and values, so `replay` shows that a value changed between deployments
+//! without the value being recoverable. The key is random, made once per state dir and
+//! kept beside the journal (mode 0600): without it, a leaked journal or `--json` output
+//! does not let anyone test guesses of a short secret against the digest.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+const BLOCK: usize = 64;
+
+/// `hmac-sha256:<16 hex>` over the sorted `name\0value\0` pairs; None without secrets.
+pub fn secrets_digest(
+    state_dir: &Path,
+    names: &[String],
+    env: &BTreeMap<String, String>,
+) -> std::io::Result<Option<String>> {
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let key = key(state_dir)?;
+    let mut sorted: Vec<&String> = names.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    let mut message = Vec::new();
+    for name in sorted {
+        message.extend_from_slice(name.as_bytes());
+        message.push(0);
+        message.extend_from_slice(env.get(name).map(String::as_bytes).unwrap_or_default());
+        message.push(0);
+    }
+    let mac = hmac_sha256(&key, &message);
+    let hex: String = mac[..8].iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Some(format!("hmac-sha256:{hex}")))
+}
+
+/// The state dir's digest key, made on first use.
+fn key(state_dir: &Path) -> std::io::Result<Vec<u8>> {
+    let path = state_dir.join("secrets.key");
+    if let Ok(key) = std::fs::read(&path) {
+        if key.len() == 32 {
+            return Ok(key);
+        }
+    }
+    let mut key = vec![0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
+    std::fs::create_dir_all(state_dir)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(&path)?.write_all(&key)?;
+    Ok(key)
+}
+
+/// HMAC (RFC 2104) with SHA-256.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let mut block = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| -> [u8; BLOCK] { block.map(|b| b ^ byte) };
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(message)
+        .finalize();
+    let outer = Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize();
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&outer);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        // Test case 2 of RFC 4231.
+        assert_eq!(
+            hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // Test case 6: a key longer than the block.
+        assert_eq!(
+            hex(&hmac_sha256(
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First"
+            )),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
+
+    #[test]
+    fn the_digest_is_stable_per_state_dir_and_changes_with_a_value() {
+        let dir = std::env::temp_dir().join(format!("ody-digest-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let names = vec!["B".to_string(), "A".to_string()];
+        let env = |a: &str| {
+            BTreeMap::from([
+                ("A".to_string(), a.to_string()),
+                ("B".to_string(), "b".to_string()),
+            ])
+        };
+        let one = secrets_digest(&dir, &names, &env("1")).unwrap().unwrap();
+        assert_eq!(
+            secrets_digest(&dir, &names, &env("1")).unwrap().unwrap(),
+            one
+        );
+        assert_ne!(
+            secrets_digest(&dir, &names, &env("2")).unwrap().unwrap(),
+            one
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join("secrets.key"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // Another state dir has another key: the same values digest differently.
+        let other = dir.join("other");
+        assert_ne!(
+            secrets_digest(&other, &names, &env("1")).unwrap().unwrap(),
+            one
+        );
+        assert_eq!(secrets_digest(&dir, &[], &env("1")).unwrap(), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
