@@ -402,8 +402,9 @@ secrets_file: app.secrets
     let image_id = docker(&["image", "inspect", "-f", "{{.Id}}", "odysseus-demo:v1"]);
     assert!(
         detail.contains(&format!("local has {}", image_id.trim()))
-            && detail
-                .contains("secrets ODYSSEUS_IT_SECRET, ODYSSEUS_IT_FILE_SECRET (values hmac-sha256:"),
+            && detail.contains(
+                "secrets ODYSSEUS_IT_SECRET, ODYSSEUS_IT_FILE_SECRET (values hmac-sha256:"
+            ),
         "{detail}"
     );
     assert!(!detail.contains(secret) && !detail.contains(file_secret));

@@ -18,8 +18,12 @@ pub fn read(path: &Path) -> Result<BTreeMap<String, String>, String> {
     if text.trim().is_empty() {
         return Ok(BTreeMap::new());
     }
+    // A one-line dotenv file like `MSG=Deploy: done` is also a YAML mapping (with the key
+    // `MSG=Deploy`): YAML counts only when every key is a plain name.
     if let Ok(map) = serde_saphyr::from_str::<BTreeMap<String, Scalar>>(&text) {
-        return Ok(map.into_iter().map(|(k, Scalar(v))| (k, v)).collect());
+        if map.keys().all(|k| is_name(k)) {
+            return Ok(map.into_iter().map(|(k, Scalar(v))| (k, v)).collect());
+        }
     }
     dotenv(&text).map_err(|line| {
         format!(
@@ -27,6 +31,10 @@ pub fn read(path: &Path) -> Result<BTreeMap<String, String>, String> {
             path.display()
         )
     })
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// `NAME=value` lines; `#` comments, blank lines, an `export ` prefix and one pair of
@@ -41,7 +49,7 @@ fn dotenv(text: &str) -> Result<BTreeMap<String, String>, usize> {
         let line = line.strip_prefix("export ").unwrap_or(line);
         let (name, value) = line.split_once('=').ok_or(n + 1)?;
         let name = name.trim();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        if !is_name(name) {
             return Err(n + 1);
         }
         let value = value.trim();
@@ -75,6 +83,9 @@ mod tests {
         std::fs::write(&file, "DATABASE_URL: postgres://x\nPIN: 1234\n").unwrap();
         let map = read(&file).unwrap();
         assert_eq!(map["PIN"], "1234");
+        // One dotenv line that YAML would also read, as `{"MSG=Deploy": "done"}`.
+        std::fs::write(&file, "MSG=Deploy: done\n").unwrap();
+        assert_eq!(read(&file).unwrap()["MSG"], "Deploy: done");
         std::fs::write(&file, "A=1\nnot a pair: [\n").unwrap();
         let err = read(&file).unwrap_err();
         assert!(

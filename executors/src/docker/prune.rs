@@ -17,6 +17,7 @@ use super::executor::DockerExecutor;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Seen {
     pub name: String,
+    pub role: String,
     pub version: String,
     /// `odysseus.deployed_at`: RFC 3339 in UTC, so it sorts as text.
     pub deployed_at: String,
@@ -54,9 +55,9 @@ pub fn select(seen: &[Seen], keep: usize) -> Selection {
         .chain(running.iter().copied())
         .collect();
     let mut selection = Selection::default();
-    // Of a kept version that is not running, the newest stopped container stays (its
-    // logs may still matter); older twins go.
-    let mut newest_stopped: BTreeMap<&str, &Seen> = BTreeMap::new();
+    // Of a kept version that is not running, the newest stopped container of each role
+    // stays (its logs may still matter); older twins go.
+    let mut newest_stopped: BTreeMap<(&str, &str), &Seen> = BTreeMap::new();
     for c in seen.iter().filter(|c| !c.running) {
         // A stopped container of a version that is running (left by a redeploy of the
         // same version) is no use either: a rollback starts from the image.
@@ -64,16 +65,17 @@ pub fn select(seen: &[Seen], keep: usize) -> Selection {
             selection.containers.push(c.name.clone());
             continue;
         }
-        match newest_stopped.get(c.version.as_str()) {
+        let slot = (c.role.as_str(), c.version.as_str());
+        match newest_stopped.get(&slot) {
             Some(other) if other.deployed_at >= c.deployed_at => {
                 selection.containers.push(c.name.clone())
             }
             Some(other) => {
                 selection.containers.push(other.name.clone());
-                newest_stopped.insert(&c.version, c);
+                newest_stopped.insert(slot, c);
             }
             None => {
-                newest_stopped.insert(&c.version, c);
+                newest_stopped.insert(slot, c);
             }
         }
     }
@@ -102,6 +104,8 @@ impl DockerExecutor {
         repository: &str,
         keep: usize,
     ) -> Result<Pruned, ExecError> {
+        // Removing is a side effect like any other: only while the lock is ours.
+        self.check_lock(host).await?;
         let h = self.host(host)?;
         let service = &self.spec().service;
         let labels = [("odysseus.service", service.as_str())];
@@ -120,6 +124,7 @@ impl DockerExecutor {
             .filter_map(|(_, name, l)| {
                 Some(Seen {
                     running: running.contains(&name),
+                    role: l.get("odysseus.role").cloned().unwrap_or_default(),
                     version: l.get("odysseus.version")?.clone(),
                     deployed_at: l.get("odysseus.deployed_at").cloned().unwrap_or_default(),
                     name,
@@ -168,6 +173,7 @@ mod tests {
     fn c(name: &str, version: &str, at: &str, running: bool) -> Seen {
         Seen {
             name: name.into(),
+            role: "web".into(),
             version: version.into(),
             deployed_at: at.into(),
             running,
@@ -213,6 +219,17 @@ mod tests {
         ];
         assert_eq!(select(&seen, 1).containers, ["web-v3-a"]);
         assert_eq!(select(&[], 3), Selection::default());
+        // Each role keeps its own newest stopped container of a kept version.
+        let jobs = Seen {
+            role: "jobs".into(),
+            ..c("jobs-v2", "v2", "2026-01-03", false)
+        };
+        let seen = [
+            c("web-v2", "v2", "2026-01-02", false),
+            jobs,
+            c("web-v3", "v3", "2026-01-06", true),
+        ];
+        assert!(select(&seen, 2).containers.is_empty());
         // keep 0 is treated as 1: the newest version always stays.
         let s = select(&[c("x", "v1", "2026", false)], 0);
         assert!(s.containers.is_empty());
