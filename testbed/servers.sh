@@ -20,6 +20,7 @@ set -euo pipefail
 
 BASE=/var/lib/odysseus-testbed
 BRIDGE=odybr0
+DEPLOY_USER=odydeploy
 log() { printf 'testbed: %s\n' "$*" >&2; }
 
 addr() { echo "198.51.100.$((10 + ${1#s}))"; }
@@ -83,6 +84,8 @@ set -e
 hostname $name
 mount --bind $dir/run /run
 mkdir -p /run/sshd
+# As on a real Debian server: a world-writable, sticky /run/lock.
+mkdir -p /run/lock && chmod 1777 /run/lock
 ip link set lo up
 dockerd --host unix:///run/docker.sock --data-root $dir/docker --exec-root /run/docker-exec \\
     --pidfile /run/docker.pid --bip 198.18.${name#s}.1/24 \\
@@ -177,6 +180,12 @@ up() {
     local count=${1:-3} i
     ensure_keys
     ensure_bridge
+    # A non-root deploy user in the docker group (the servers share this machine's
+    # accounts), for ssh.user tests; the servers' sshd take the same key for every user.
+    if ! id "$DEPLOY_USER" >/dev/null 2>&1 && getent group docker >/dev/null; then
+        # '*': no password, but not locked (sshd without PAM refuses locked accounts).
+        useradd -m -s /bin/sh -G docker -p '*' "$DEPLOY_USER"
+    fi
     for i in $(seq 1 "$count"); do start_server "s$i"; done
     for i in $(seq 1 "$count"); do wait_ready "s$i"; done
     log "servers s1..s$count are up on 198.51.100.11..$((10 + count))"

@@ -793,6 +793,42 @@ fn a_renewal_stops_our_own_stale_lock_holder_instead_of_giving_up() {
     assert_eq!(app.versions(), vec!["v2"; 3]);
 }
 
+/// `ssh.user` other than root, as many teams run it: a user in the docker group. The
+/// deploy (Docker socket, Caddy, probes, drain counts, the lock under /run/lock) works
+/// without root on the servers.
+#[test]
+fn a_non_root_deploy_user_in_the_docker_group_deploys_the_fleet() {
+    let _serial = serial();
+    fleet_up();
+    let app = FleetApp::new("sshuser", "");
+    let yaml = std::fs::read_to_string(app.dir.join("deploy.yml"))
+        .unwrap()
+        .replace("ssh:\n", "ssh:\n  user: odydeploy\n");
+    std::fs::write(app.dir.join("deploy.yml"), yaml).unwrap();
+    assert_exit(
+        &app.deploy(&["--image", "v1"]),
+        0,
+        "first deploy as odydeploy",
+    );
+    let slow = real::slow_request("198.51.100.12:80".into(), app.host_header(), 2);
+    let out = app.deploy(&["--image", "v2"]);
+    assert_exit(&out, 0, "second deploy as odydeploy");
+    assert_eq!(
+        slow.join().unwrap().unwrap().0,
+        200,
+        "the drain waited for the request"
+    );
+    assert_eq!(app.versions(), vec!["v2"; 3]);
+    // The lock's holder file on the servers was written by that user.
+    let holder = std::path::PathBuf::from(format!("{BASE}/s1/run/lock/odysseus-sshuser.holder"));
+    let owner = Command::new("stat")
+        .args(["-c", "%U"])
+        .arg(&holder)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&owner.stdout).trim(), "odydeploy");
+}
+
 /// Freezes (SIGSTOP) or cuts (link down) host 2 while its deploy runs: the deploy must
 /// end on its own within its timeouts, hosts 1 and 3 keep serving, and once the host is
 /// back `--resume` converges to all-new.
