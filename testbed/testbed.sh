@@ -250,7 +250,8 @@ YAML
 
 stop_registry() {
     local pidfile
-    for pidfile in "$STATE"/registry-*.pid; do
+    # (registry.pid: the single registry of an older test bed.)
+    for pidfile in "$STATE"/registry.pid "$STATE"/registry-*.pid; do
         [ -f "$pidfile" ] || continue
         kill "$(cat "$pidfile")" 2>/dev/null || true
         rm -f "$pidfile"

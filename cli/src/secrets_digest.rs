@@ -37,23 +37,46 @@ pub fn secrets_digest(
     Ok(Some(format!("hmac-sha256:{hex}")))
 }
 
-/// The state dir's digest key, made on first use.
+/// The state dir's digest key, made on first use. Two deploys of different services can
+/// share a state dir: the key is written whole to a temporary file and linked into place,
+/// so a racing second one reads the winner's key instead of a half-written or replaced one.
 fn key(state_dir: &Path) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::PermissionsExt;
     let path = state_dir.join("secrets.key");
-    if let Ok(key) = std::fs::read(&path) {
-        if key.len() == 32 {
-            return Ok(key);
+    let existing = |path: &Path| -> std::io::Result<Option<Vec<u8>>> {
+        match std::fs::read(path) {
+            Ok(key) if key.len() == 32 => {
+                // Tighten a key file that was copied in with looser permissions.
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+                Ok(Some(key))
+            }
+            Ok(_) => Err(std::io::Error::other(format!(
+                "{} is not a 32-byte key; remove it to make a new one",
+                path.display()
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
         }
+    };
+    if let Some(key) = existing(&path)? {
+        return Ok(key);
     }
     let mut key = vec![0u8; 32];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
     std::fs::create_dir_all(state_dir)?;
+    let temp = state_dir.join(format!("secrets.key.{}", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(&path)?.write_all(&key)?;
-    Ok(key)
+    options.open(&temp)?.write_all(&key)?;
+    let linked = std::fs::hard_link(&temp, &path);
+    let _ = std::fs::remove_file(&temp);
+    match linked {
+        Ok(()) => Ok(key),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => existing(&path)?
+            .ok_or_else(|| std::io::Error::other("secrets.key vanished while being made")),
+        Err(e) => Err(e),
+    }
 }
 
 /// HMAC (RFC 2104) with SHA-256.

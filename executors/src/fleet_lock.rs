@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::docker::{Access, DockerExecutor};
 use crate::ssh::exec as ssh_exec;
-use crate::ssh::remote_lock::{holder_path, lock_path, Claim, LockError};
+use crate::ssh::remote_lock::{holder_path, lock_path, Claim, LockError, LOCK_DIR};
 use crate::ssh::Connection;
 
 /// What blocked the lock.
@@ -120,7 +120,10 @@ impl DockerExecutor {
                 let session = conn.session().await?;
                 ssh_exec(
                     &session,
-                    &format!("rm -f {lock_path} {holder_path}"),
+                    &format!(
+                        "rm -f {lock_path} {holder_path} {}",
+                        crate::ssh::remote_lock::pid_path(service)
+                    ),
                     Duration::from_secs(10),
                 )
                 .await
@@ -154,7 +157,14 @@ impl DockerExecutor {
             match &handle.access {
                 Access::Local => {
                     let (lock_path, holder_path) = paths(service);
-                    std::fs::create_dir_all("/run/lock").ok();
+                    if std::fs::create_dir_all(LOCK_DIR).is_ok() {
+                        // Any local deploy user may lock (see remote_lock::LOCK_DIR).
+                        use std::os::unix::fs::PermissionsExt;
+                        let _ = std::fs::set_permissions(
+                            LOCK_DIR,
+                            std::fs::Permissions::from_mode(0o777),
+                        );
+                    }
                     let file = std::fs::OpenOptions::new()
                         .create(true)
                         .truncate(false)

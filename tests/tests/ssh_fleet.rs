@@ -766,7 +766,27 @@ fn a_renewal_stops_our_own_stale_lock_holder_instead_of_giving_up() {
     signal(first.id(), "-STOP");
     servers(&["drop-ssh", "s3"]);
     // Our holder line is still in the holder file on s3; hold the lock under it.
-    let stale = "flock /run/lock/odysseus-sshstale.lock sh -c 'echo $$ > /run/lock/odysseus-sshstale.pid; exec sleep 300'";
+    // Like the fence loop, the stand-in carries the holder line on its command line (the
+    // renewal checks that before it signals anything). /tmp is shared with the servers.
+    let holder = std::fs::read_to_string(format!("{BASE}/s3/run/lock/odysseus/sshstale.holder"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let script = app.dir.join("stale.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/bash\necho $$ > /run/lock/odysseus/sshstale.pid\nexec -a \"$1\" sleep 300\n",
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .unwrap();
+    let stale = format!(
+        "flock /run/lock/odysseus/sshstale.lock {} '{holder}'",
+        script.display()
+    );
     let started = Command::new("ssh")
         .args([
             "-i",
@@ -793,40 +813,36 @@ fn a_renewal_stops_our_own_stale_lock_holder_instead_of_giving_up() {
     assert_eq!(app.versions(), vec!["v2"; 3]);
 }
 
-/// `ssh.user` other than root, as many teams run it: a user in the docker group. The
-/// deploy (Docker socket, Caddy, probes, drain counts, the lock under /run/lock) works
-/// without root on the servers.
+/// `ssh.user` other than root, as many teams run it: a user in the docker group, after
+/// root deployed the same service. The deploy (Docker socket, Caddy, probes, drain
+/// counts, the lock files root created) works without root on the servers.
 #[test]
 fn a_non_root_deploy_user_in_the_docker_group_deploys_the_fleet() {
     let _serial = serial();
     fleet_up();
     let app = FleetApp::new("sshuser", "");
+    // Root deploys first, so the lock files on the servers are root's; then the deploy
+    // user must still be able to lock, write the holder, and deploy.
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy as root");
     let yaml = std::fs::read_to_string(app.dir.join("deploy.yml"))
         .unwrap()
         .replace("ssh:\n", "ssh:\n  user: odydeploy\n");
     std::fs::write(app.dir.join("deploy.yml"), yaml).unwrap();
-    assert_exit(
-        &app.deploy(&["--image", "v1"]),
-        0,
-        "first deploy as odydeploy",
-    );
     let slow = real::slow_request("198.51.100.12:80".into(), app.host_header(), 2);
     let out = app.deploy(&["--image", "v2"]);
-    assert_exit(&out, 0, "second deploy as odydeploy");
+    assert_exit(&out, 0, "second deploy as odydeploy, after root");
     assert_eq!(
         slow.join().unwrap().unwrap().0,
         200,
         "the drain waited for the request"
     );
     assert_eq!(app.versions(), vec!["v2"; 3]);
-    // The lock's holder file on the servers was written by that user.
-    let holder = std::path::PathBuf::from(format!("{BASE}/s1/run/lock/odysseus-sshuser.holder"));
-    let owner = Command::new("stat")
-        .args(["-c", "%U"])
-        .arg(&holder)
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&owner.stdout).trim(), "odydeploy");
+    assert_exit(
+        &app.deploy(&["--image", "v1"]),
+        0,
+        "third deploy as odydeploy",
+    );
+    assert_eq!(app.versions(), vec!["v1"; 3]);
 }
 
 /// Freezes (SIGSTOP) or cuts (link down) host 2 while its deploy runs: the deploy must

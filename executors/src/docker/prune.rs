@@ -3,9 +3,10 @@
 //!
 //! Housekeeping outside the state machine, on purpose: it only ever removes *stopped*
 //! containers of versions that are not serving, and the images only those containers
-//! used. Interrupted, it is simply done again after the next deployment. Images that no
-//! container of the service has run (a version pushed ahead of its deploy) are never
-//! touched.
+//! used. Interrupted, the containers left are removed after the next deployment; an image
+//! whose container is already gone is not found again (it stays until removed by hand).
+//! Images that no container of the service has run (a version pushed ahead of its
+//! deploy) are never touched.
 
 use std::collections::{BTreeMap, BTreeSet};
 

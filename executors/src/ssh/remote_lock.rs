@@ -42,12 +42,23 @@ impl Claim {
     }
 }
 
+/// Where the lock files live: a directory of its own, writable by everyone and *not*
+/// sticky, so that deploy users other than the one who first locked (root, another
+/// admin) can lock, write the holder and release — in the sticky /run/lock itself,
+/// another user's files could not be written (and with `fs.protected_regular`, not even
+/// opened).
+pub const LOCK_DIR: &str = "/run/lock/odysseus";
+
 pub fn lock_path(service: &str) -> String {
-    format!("/run/lock/odysseus-{service}.lock")
+    format!("{LOCK_DIR}/{service}.lock")
 }
 
 pub fn holder_path(service: &str) -> String {
-    format!("/run/lock/odysseus-{service}.holder")
+    format!("{LOCK_DIR}/{service}.holder")
+}
+
+pub fn pid_path(service: &str) -> String {
+    format!("{LOCK_DIR}/{service}.pid")
 }
 
 /// Taking the lock for the first time, or taking it again after a lost connection.
@@ -98,11 +109,18 @@ fn shell_quote(s: &str) -> String {
 /// holder line, `$6` the script below. A renewal may find the lock still held by our own
 /// loop of a connection the server has not noticed is dead (a real sshd can keep it for
 /// hours): if the holder file names us, that loop is ours — stop it, then wait a little
-/// for the lock. A fresh take never waits: a second operator is refused at once.
-const OUTER: &str = r#"mkdir -p /run/lock || exit 77
+/// for the lock. It is stopped only if the pid file is ours and that pid's command line
+/// carries our holder line: a stale or planted pid never gets a signal. A fresh take never
+/// waits: a second operator is refused at once.
+const OUTER: &str = r#"umask 0
+mkdir -p /run/lock/odysseus 2>/dev/null; chmod 0777 /run/lock/odysseus 2>/dev/null
+[ -d /run/lock/odysseus ] && [ -w /run/lock/odysseus ] || exit 77
 if [ "$4" = renew ] && ! flock -n "$1" true; then
   { read -r cur < "$2"; } 2>/dev/null || cur=
-  if [ "$cur" = "$5" ]; then kill "$(cat "$3" 2>/dev/null)" 2>/dev/null; fi
+  { read -r p < "$3"; } 2>/dev/null || p=
+  if [ "$cur" = "$5" ] && [ -O "$3" ] && [ -n "$p" ] && tr '\0' '\n' < "/proc/$p/cmdline" 2>/dev/null | grep -qxF -- "$5"; then
+    kill "$p" 2>/dev/null
+  fi
 fi
 if [ "$4" = renew ]; then wait=-w8; else wait=-n; fi
 exec flock $wait -E 75 "$1" sh -c "$6" "$5" "$2" "$4" "$3""#;
@@ -113,13 +131,9 @@ exec flock $wait -E 75 "$1" sh -c "$6" "$5" "$2" "$4" "$3""#;
 const SCRIPT: &str = r#"h=$0; f=$1
 if [ "$2" = renew ]; then { read -r cur < "$f"; } 2>/dev/null || cur=; [ "$cur" = "$h" ] || { printf 'lost %s\n' "$cur"; exit 76; }; fi
 printf '%s\n' "$h" > "$f" || exit 77
-echo $$ > "$3" 2>/dev/null
+echo $$ > "$3" || exit 77
 echo locked
 while read -r _ n; do { read -r cur < "$f"; } 2>/dev/null || cur=; if [ "$cur" = "$h" ]; then echo "ok $n"; else printf 'lost %s %s\n' "$n" "$cur"; fi; done"#;
-
-pub fn pid_path(service: &str) -> String {
-    format!("/run/lock/odysseus-{service}.pid")
-}
 
 /// The held lock: an open channel running the fence loop.
 pub struct HeldLock {
@@ -209,8 +223,7 @@ pub async fn take(session: &Session, claim: &Claim, mode: Take) -> Result<HeldLo
             Err(LockError::Held(holder))
         }
         Some(77) => Err(LockError::Failed(ExecError::Permanent(format!(
-            "cannot write {} on the server (permissions? a full /run?)",
-            claim.holder_path()
+            "cannot write the lock files in {LOCK_DIR} on the server (permissions? a full /run?)"
         )))),
         other => Err(LockError::Failed(ExecError::Retryable(format!(
             "taking the lock failed (exit {other:?}): {line}"
