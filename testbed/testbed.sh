@@ -190,7 +190,7 @@ stop_dockerd() {
     if docker_ready; then
         # Only what odysseus and its tests made: containers labelled or named by us.
         local ids
-        ids=$(docker ps -aq --filter label=odysseus.service; docker ps -aq --filter name=odysseus-caddy)
+        ids=$(docker ps -aq --filter label=odysseus.service; docker ps -aq --filter label=odysseus.dependency; docker ps -aq --filter name=odysseus-caddy)
         [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1 || true
     fi
     if [ -f "$STATE/dockerd.pid" ]; then

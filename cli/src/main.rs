@@ -60,6 +60,10 @@ struct Cli {
 enum Command {
     /// Deploy a new image tag to every host of the config, with zero downtime.
     Deploy(commands::deploy::DeployArgs),
+    /// The services the app needs beside it (deploy.yml's `dependencies`): boot, status,
+    /// remove.
+    #[command(alias = "accessory")]
+    Dependency(commands::dependency::DependencyArgs),
     /// One-off commands in the service's image (e.g. `app exec HOST --command "rails db:migrate"`).
     App(commands::app::AppArgs),
     /// Who holds the deploy lock (`lock status`), or break it (`lock release`).
@@ -120,6 +124,7 @@ fn main() -> ExitCode {
     let result = std::panic::catch_unwind(|| match cli.command {
         Command::Deploy(args) => commands::deploy::run(&global, args),
         Command::App(args) => commands::app::run(&global, args),
+        Command::Dependency(args) => commands::dependency::run(&global, args),
         Command::Lock(args) => commands::lock::run(&global, args),
         Command::Logs(args) => commands::logs::run(&global, args),
         Command::Completions { shell } => {

@@ -845,6 +845,105 @@ fn a_non_root_deploy_user_in_the_docker_group_deploys_the_fleet() {
     assert_eq!(app.versions(), vec!["v1"; 3]);
 }
 
+/// `dependencies` (a cache here, the "other" image): `dependency boot` creates it on its
+/// host with its ports, env and secret, waits for its health check; booting again keeps
+/// it; the app reaches it by name on the `odysseus` network; `remove` takes it away.
+#[test]
+fn a_dependency_is_booted_reached_by_the_app_and_removed() {
+    let _serial = serial();
+    fleet_up();
+    let load = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "docker save odysseus-other:1 | docker -H unix://{BASE}/s2/run/docker.sock load -q"
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        load.status.success(),
+        "{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    let app = FleetApp::new(
+        "sshdeps",
+        "dependencies:
+  cache:
+    image: odysseus-other:1
+    hosts: [198.51.100.12]
+    ports: [\"9090:8080\"]
+    env:
+      clear: { PORT: 8080 }
+      secret: [GREETING]
+    healthcheck:
+      cmd: wget -q -O /dev/null http://127.0.0.1:8080/
+      interval: 1
+",
+    );
+    let run = |args: &[&str]| {
+        Command::new(real::odysseus_bin())
+            .args(args)
+            .arg("-c")
+            .arg(app.dir.join("deploy.yml"))
+            .env("GREETING", "hello from a dependency")
+            .output()
+            .unwrap()
+    };
+    let _ = server_docker(2, &["rm", "-f", "sshdeps-cache"]);
+    let booted = run(&["dependency", "boot"]);
+    assert_exit(&booted, 0, "dependency boot");
+    assert!(
+        stderr(&booted).contains("[198.51.100.12] cache: created, healthy"),
+        "{}",
+        stderr(&booted)
+    );
+    let (status, body) = real::http_get_raw("198.51.100.12:9090", "/cgi-bin/greet", "any").unwrap();
+    assert!(
+        status == 200 && body.contains("hello from a dependency"),
+        "{status} {body}"
+    );
+    let again = run(&["dependency", "boot", "cache"]);
+    assert_exit(&again, 0, "dependency boot again");
+    assert!(
+        stderr(&again).contains("cache: already running"),
+        "{}",
+        stderr(&again)
+    );
+    let shown = run(&["dependency", "status"]);
+    assert_exit(&shown, 0, "dependency status");
+    let text = String::from_utf8_lossy(&shown.stdout).into_owned();
+    assert!(
+        text.contains("cache") && text.contains("running") && text.contains("healthy"),
+        "{text}"
+    );
+    // The app reaches it by its name on the odysseus network. (The whole config needs
+    // its secrets, the dependency's too.)
+    let deploy = |tag: &str| {
+        app.cmd(&["--image", tag])
+            .env("GREETING", "hello from a dependency")
+            .output()
+            .unwrap()
+    };
+    assert_exit(&deploy("v1"), 0, "deploy the app");
+    let reached = run(&[
+        "app",
+        "exec",
+        "198.51.100.12",
+        "--command",
+        "wget -q -O- http://sshdeps-cache:8080/",
+    ]);
+    assert_exit(&reached, 0, "the app reaches the dependency by name");
+    assert!(String::from_utf8_lossy(&reached.stdout).contains("other-1"));
+    // Deploys never touch it.
+    assert_exit(&deploy("v2"), 0, "deploy v2");
+    assert!(String::from_utf8_lossy(&run(&["dependency", "status"]).stdout).contains("running"));
+    let unknown = run(&["dependency", "boot", "db"]);
+    assert_exit(&unknown, 2, "an unknown dependency");
+    assert!(stderr(&unknown).contains("no dependency named db (dependencies: cache)"));
+    let removed = run(&["dependency", "remove", "cache"]);
+    assert_exit(&removed, 0, "dependency remove");
+    assert!(String::from_utf8_lossy(&run(&["dependency", "status"]).stdout).contains("absent"));
+}
+
 /// Freezes (SIGSTOP) or cuts (link down) host 2 while its deploy runs: the deploy must
 /// end on its own within its timeouts, hosts 1 and 3 keep serving, and once the host is
 /// back `--resume` converges to all-new.

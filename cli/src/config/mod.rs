@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use odysseus_engine::machine::{FailurePolicy, RoleKind, Timeouts};
 use odysseus_executors::docker::spec::{
-    CmdCheck, ExpectStatus, HttpCheck, ProxySpec, RegistryAuth, Resources, RoleSpec, ServiceSpec,
+    CmdCheck, DependencySpec, ExpectStatus, HttpCheck, ProxySpec, RegistryAuth, Resources,
+    RoleSpec, ServiceSpec,
 };
 use odysseus_executors::ssh::SshSettings;
 
@@ -271,6 +272,35 @@ pub fn parse(
     let raw: RawConfig = serde_saphyr::from_str(&blank_extension_keys(&text))
         .map_err(|e| one(parse_problem(path, &e)))?;
     validate(path, raw, bytes, secrets)
+}
+
+/// `5432`, `5433:5432`, `127.0.0.1:5433:5432` → (container port, host address, host port).
+fn parse_port(s: &str) -> Option<(u16, String, u16)> {
+    let parts: Vec<&str> = s.trim().split(':').collect();
+    let port = |p: &str| p.parse::<u16>().ok().filter(|p| *p > 0);
+    match parts.as_slice() {
+        [c] => Some((port(c)?, "0.0.0.0".into(), port(c)?)),
+        [h, c] => Some((port(c)?, "0.0.0.0".into(), port(h)?)),
+        [a, h, c] if !a.is_empty() => Some((port(c)?, a.to_string(), port(h)?)),
+        _ => None,
+    }
+}
+
+/// A named volume (no path) is namespaced by the service; paths are binds as written.
+fn namespace_volumes(service: &str, volumes: Vec<String>) -> Vec<String> {
+    volumes
+        .into_iter()
+        .map(|v| match v.split_once(':') {
+            Some((source, rest))
+                if !source.starts_with('/')
+                    && !source.starts_with('.')
+                    && !source.starts_with('~') =>
+            {
+                format!("{service}-{source}:{rest}")
+            }
+            _ => v,
+        })
+        .collect()
 }
 
 /// `file: key: message` → `file:line: key: message`, when the key is in the file.
@@ -534,23 +564,7 @@ fn validate(
             }
             resources.cpu_shares = o.cpu_shares;
         }
-        let volumes = r
-            .volumes
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|v| match v.split_once(':') {
-                // A named volume (no path) is namespaced by the service.
-                Some((source, rest))
-                    if !source.starts_with('/')
-                        && !source.starts_with('.')
-                        && !source.starts_with('~') =>
-                {
-                    format!("{service}-{source}:{rest}")
-                }
-                _ => v,
-            })
-            .collect();
+        let volumes = namespace_volumes(&service, r.volumes.clone().unwrap_or_default());
         let cmd = r.cmd.as_ref().map(|c| match c {
             StringOrList::One(s) => vec!["/bin/sh".to_string(), "-c".to_string(), s.clone()],
             StringOrList::Many(v) => v.clone(),
@@ -738,7 +752,99 @@ fn validate(
         }
     };
 
+    // dependencies (or their older name, accessories; both at once is refused above).
+    let mut dependencies = Vec::new();
+    let raw_dependencies = raw.dependencies.as_ref().or(raw.accessories.as_ref());
+    let dep_key = if raw.dependencies.is_some() {
+        "dependencies"
+    } else {
+        "accessories"
+    };
+    for (name, d) in raw_dependencies.into_iter().flatten() {
+        let key = format!("{dep_key}.{name}");
+        if !valid_name(name) {
+            push(
+                &mut problems,
+                &shown,
+                &key,
+                "dependency names are lowercase letters, digits, - and _".into(),
+            );
+        }
+        if d.image.trim().is_empty() {
+            push(
+                &mut problems,
+                &shown,
+                &format!("{key}.image"),
+                "must name an image".into(),
+            );
+        }
+        if d.hosts.is_empty() {
+            push(
+                &mut problems,
+                &shown,
+                &format!("{key}.hosts"),
+                "needs at least one host".into(),
+            );
+        }
+        let mut ports = Vec::new();
+        for p in d.ports.iter().flatten() {
+            match parse_port(p) {
+                Some(port) => ports.push(port),
+                None => push(
+                    &mut problems,
+                    &shown,
+                    &format!("{key}.ports"),
+                    format!("`{p}` is not CONTAINER, HOST:CONTAINER or ADDRESS:HOST:CONTAINER"),
+                ),
+            }
+        }
+        let mut dep_env = BTreeMap::new();
+        if let Some(e) = &d.env {
+            for (k, Scalar(v)) in e.clear.iter().flatten() {
+                dep_env.insert(k.clone(), v.clone());
+            }
+            for secret in e.secret.iter().flatten() {
+                match secrets(secret).or_else(|| from_file(secret, &mut problems)) {
+                    Some(value) => {
+                        dep_env.insert(secret.clone(), value);
+                    }
+                    None => problems.push(format!(
+                        "{shown}: {key}.env.secret: {secret} is not set; export it in the environment that runs odysseus{}",
+                        match &raw.secrets_file {
+                            Some(f) => format!(" or add it to {f}"),
+                            None => " or name a secrets_file that has it".into(),
+                        }
+                    )),
+                }
+            }
+        }
+        dependencies.push(DependencySpec {
+            name: name.clone(),
+            image: d.image.clone(),
+            hosts: d.hosts.clone(),
+            cmd: d.cmd.as_ref().map(|c| match c {
+                StringOrList::One(s) => vec!["/bin/sh".to_string(), "-c".to_string(), s.clone()],
+                StringOrList::Many(v) => v.clone(),
+            }),
+            ports,
+            volumes: namespace_volumes(&service, d.volumes.clone().unwrap_or_default()),
+            env: dep_env,
+            healthcheck: d.healthcheck.as_ref().map(|h| CmdCheck {
+                cmd: h.cmd.clone(),
+                interval_s: h.interval.unwrap_or(30),
+                timeout_s: h.timeout.unwrap_or(10),
+                retries: h.retries.unwrap_or(3),
+            }),
+        });
+    }
     let mut warnings = Vec::new();
+    for (name, d) in raw_dependencies.into_iter().flatten() {
+        if d.proxy.is_some() {
+            warnings.push(format!(
+                "{dep_key}.{name}.proxy is not acted on: reach the dependency on the `odysseus` network as {service}-{name}, or through its published ports"
+            ));
+        }
+    }
     if let Some(auth) = &registry {
         if !auth.covers(&raw_image) {
             warnings.push(format!(
@@ -749,11 +855,7 @@ fn validate(
         }
     }
     let mut not_yet_supported = Vec::new();
-    for (present, key) in [
-        (raw.dependencies.is_some(), "dependencies"),
-        (raw.accessories.is_some(), "accessories"),
-        (raw.builder.is_some(), "builder"),
-    ] {
+    for (present, key) in [(raw.builder.is_some(), "builder")] {
         if present {
             not_yet_supported.push(key);
         }
@@ -818,6 +920,7 @@ fn validate(
         roles,
         spec: ServiceSpec {
             service,
+            dependencies,
             registry,
             roles: role_specs,
             proxy,
@@ -888,6 +991,22 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ports_are_written_as_docker_writes_them() {
+        assert_eq!(parse_port("5432"), Some((5432, "0.0.0.0".into(), 5432)));
+        assert_eq!(
+            parse_port("5433:5432"),
+            Some((5432, "0.0.0.0".into(), 5433))
+        );
+        assert_eq!(
+            parse_port("127.0.0.1:5433:5432"),
+            Some((5432, "127.0.0.1".into(), 5433))
+        );
+        assert_eq!(parse_port("0"), None);
+        assert_eq!(parse_port("a:b"), None);
+        assert_eq!(parse_port(":1:2"), None);
+    }
 
     #[test]
     fn restrict_keeps_the_chosen_hosts_and_roles_and_names_unknown_ones() {

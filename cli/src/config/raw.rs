@@ -21,8 +21,9 @@ pub struct RawConfig {
     pub proxy: Option<RawProxy>,
     pub env: Option<RawEnv>,
     pub ssh: Option<RawSsh>,
-    pub dependencies: Option<IgnoredAny>,
-    pub accessories: Option<IgnoredAny>,
+    pub dependencies: Option<BTreeMap<String, RawDependency>>,
+    /// The older name of `dependencies`.
+    pub accessories: Option<BTreeMap<String, RawDependency>>,
     pub builder: Option<IgnoredAny>,
     pub registry: Option<RawRegistry>,
     /// Ours: how many hosts deploy at once: a number or a percentage ("25%").
@@ -97,6 +98,24 @@ pub struct RawProxyHealth {
     pub interval: Option<u64>,
     pub timeout: Option<u64>,
     pub expect_status: Option<Scalar>,
+}
+
+/// A service the app needs beside it (a database, a cache): one long-running container
+/// per host, booted and removed by `odysseus dependency`, not rolled by deploys.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct RawDependency {
+    pub image: String,
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    pub cmd: Option<StringOrList>,
+    pub ports: Option<Vec<String>>,
+    pub volumes: Option<Vec<String>>,
+    pub env: Option<RawEnv>,
+    pub healthcheck: Option<RawRoleHealth>,
+    /// Accepted, not acted on: a dependency is reached on the `odysseus` network or its
+    /// published ports, not through Caddy.
+    pub proxy: Option<IgnoredAny>,
 }
 
 /// `username` and `password` are literal strings, or (Kamal's form) a one-element list

@@ -349,7 +349,7 @@ impl DockerExecutor {
 
     /// Waits for health, bounded by `boot_ms`. On failure the error carries the
     /// container's last log lines.
-    async fn await_healthy(
+    pub(crate) async fn await_healthy(
         &self,
         host: &str,
         name: &str,
@@ -733,7 +733,7 @@ fn sanitize(host: &str) -> String {
         .collect()
 }
 
-fn secs_ns(s: u64) -> i64 {
+pub(crate) fn secs_ns(s: u64) -> i64 {
     (s.max(1) * 1_000_000_000).min(i64::MAX as u64) as i64
 }
 

@@ -1,6 +1,7 @@
 //! The real executors: a Docker engine (bollard) and the Caddy admin API (reqwest).
 
 pub mod caddy;
+pub mod dependency;
 pub mod engine;
 mod executor;
 pub use executor::{local_socket, parse_host, Access, DockerExecutor, HostHandle};

@@ -74,6 +74,7 @@ pub struct ProxySpec {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServiceSpec {
     pub service: String,
+    pub dependencies: Vec<DependencySpec>,
     /// Credentials for pulls from a private registry (deploy.yml's `registry`).
     pub registry: Option<RegistryAuth>,
     pub roles: Vec<RoleSpec>,
@@ -81,6 +82,24 @@ pub struct ServiceSpec {
     /// Clear env and resolved secrets together, in the order given.
     pub env: BTreeMap<String, String>,
     pub network_subnet: Option<String>,
+}
+
+/// A dependency (deploy.yml's `dependencies`, once `accessories`): one container per host
+/// named `<service>-<name>`, on the `odysseus` network under that name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DependencySpec {
+    pub name: String,
+    /// The full image reference, tag included (`postgres:16`).
+    pub image: String,
+    pub hosts: Vec<String>,
+    pub cmd: Option<Vec<String>>,
+    /// (container port, host address, host port).
+    pub ports: Vec<(u16, String, u16)>,
+    /// Binds, named volumes already namespaced `<service>-<name>`.
+    pub volumes: Vec<String>,
+    /// Clear env and resolved secrets.
+    pub env: BTreeMap<String, String>,
+    pub healthcheck: Option<CmdCheck>,
 }
 
 /// A registry login. Used only for pulls of images that live on `server`; never logged.
