@@ -21,7 +21,8 @@ echo "== cargo test --workspace"
 status=0
 cargo test --workspace --locked || status=$?
 
-# Stop what the tests started: deployed containers and the fake servers.
+# Stop what the tests started: deployed containers, the registries, the fake servers.
 bash testbed/testbed.sh clean
+bash testbed/testbed.sh registry-down
 bash testbed/servers.sh down
 exit $status

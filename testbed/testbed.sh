@@ -8,7 +8,8 @@
 #   testbed.sh install   apt packages only
 #   testbed.sh dockerd   start the local dockerd (idempotent)
 #   testbed.sh images    build the demo, other, bad and Caddy images (idempotent)
-#   testbed.sh registry  start the registry (idempotent; needs the servers' bridge)
+#   testbed.sh registry  start the registries (idempotent; needs the servers' bridge)
+#   testbed.sh registry-down  stop them
 #   testbed.sh clean     remove every container odysseus deployed locally (and Caddy's volumes)
 #   testbed.sh down      stop the dockerd this script started and everything it runs
 #   testbed.sh reset     down, then up
@@ -265,11 +266,12 @@ case "${1:-up}" in
     images) start_dockerd; build_images ;;
     up) install_packages; start_dockerd; build_images; bash "$HERE/servers.sh" up "${ODYSSEUS_TESTBED_SERVERS:-3}"; start_registry ;;
     registry) start_registry ;;
+    registry-down) stop_registry ;;
     down) stop_registry; bash "$HERE/servers.sh" down; stop_dockerd ;;
     reset)
         stop_registry; bash "$HERE/servers.sh" down; stop_dockerd
         install_packages; start_dockerd; build_images; bash "$HERE/servers.sh" up "${ODYSSEUS_TESTBED_SERVERS:-3}"; start_registry
         ;;
     kill|stop|freeze|thaw|cut|uncut|start) bash "$HERE/servers.sh" "$1" "$2" ;;
-    *) echo "usage: $0 up|down|reset|clean|install|dockerd|images|registry" >&2; exit 2 ;;
+    *) echo "usage: $0 up|down|reset|clean|install|dockerd|images|registry|registry-down" >&2; exit 2 ;;
 esac
