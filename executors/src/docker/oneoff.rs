@@ -81,16 +81,26 @@ impl DockerExecutor {
             })
             .await?;
         let result = async {
-            h.engine.start(&name).await?;
-            let options = bollard::query_parameters::LogsOptions {
-                follow: true,
+            // Attached before it starts, so nothing it prints is missed; reading its log
+            // with `follow` instead repeated the output of a command that exits at once
+            // (a dockerd 20.10 race between the log file and the follower).
+            let attach = bollard::query_parameters::AttachContainerOptions {
                 stdout: true,
                 stderr: true,
-                tail: "all".into(),
-                ..Default::default()
+                stream: true,
+                logs: false,
+                stdin: false,
+                detach_keys: None,
             };
-            let mut logs = h.engine.docker().logs(&name, Some(options));
-            while let Some(Ok(chunk)) = logs.next().await {
+            let mut output = h
+                .engine
+                .docker()
+                .attach_container(&name, Some(attach))
+                .await
+                .map_err(|e| ExecError::Retryable(format!("attaching to {name}: {e}")))?
+                .output;
+            h.engine.start(&name).await?;
+            while let Some(Ok(chunk)) = output.next().await {
                 match chunk {
                     bollard::container::LogOutput::StdErr { message } => {
                         let _ = std::io::stderr().write_all(&message);
