@@ -728,24 +728,7 @@ fn a_private_registry_is_pulled_from_with_the_configured_login() {
     assert_exit(&out, 0, "v2 with the login");
     assert_eq!(app.versions(), vec!["v2"; 3]);
     // The journal holds no trace of the password.
-    let mut stack = vec![app.dir.join(".odysseus")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let bytes = std::fs::read(&path).unwrap();
-                assert!(
-                    !bytes
-                        .windows(password.len())
-                        .any(|w| w == password.as_bytes()),
-                    "{} holds the registry password",
-                    path.display()
-                );
-            }
-        }
-    }
+    real::assert_no_file_holds(&app.dir.join(".odysseus"), &password);
 }
 
 /// A real sshd may keep a dead client's session — and our fence loop with the lock — for

@@ -197,6 +197,29 @@ impl DockerExecutor {
         Ok(())
     }
 
+    /// The container a role serves on a host: the most recently deployed running one,
+    /// as (id, name, labels).
+    pub(crate) async fn serving_container(
+        &self,
+        host: &str,
+        role: &str,
+    ) -> Result<Option<(String, String, HashMap<String, String>)>, ExecError> {
+        let running = self
+            .host(host)?
+            .engine
+            .list(
+                &[
+                    ("odysseus.service", &self.spec.service),
+                    ("odysseus.role", role),
+                ],
+                false,
+            )
+            .await?;
+        Ok(running
+            .into_iter()
+            .max_by_key(|(_, _, l)| l.get("odysseus.deployed_at").cloned()))
+    }
+
     /// Makes sure every host has `image` (pulling where it is missing, with the registry
     /// login), before anything changes: a tag that cannot be pulled somewhere stops the
     /// deploy up front instead of after the first hosts moved.

@@ -18,20 +18,7 @@ impl DockerExecutor {
         follow: bool,
     ) -> Result<String, ExecError> {
         let h = self.host(host)?;
-        let running = h
-            .engine
-            .list(
-                &[
-                    ("odysseus.service", &self.spec().service),
-                    ("odysseus.role", role),
-                ],
-                false,
-            )
-            .await?;
-        let Some((_, name, _)) = running
-            .into_iter()
-            .max_by_key(|(_, _, l)| l.get("odysseus.deployed_at").cloned())
-        else {
+        let Some((_, name, _)) = self.serving_container(host, role).await? else {
             return Err(ExecError::Permanent(format!(
                 "{role} runs nothing on {host}"
             )));

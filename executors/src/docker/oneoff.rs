@@ -23,20 +23,7 @@ impl DockerExecutor {
             .spec()
             .role(role)
             .ok_or_else(|| ExecError::Permanent(format!("role {role} is not in the config")))?;
-        let serving = h
-            .engine
-            .list(
-                &[
-                    ("odysseus.service", &self.spec().service),
-                    ("odysseus.role", role),
-                ],
-                false,
-            )
-            .await?;
-        let Some((id, _, labels)) = serving
-            .into_iter()
-            .max_by_key(|(_, _, l)| l.get("odysseus.deployed_at").cloned())
-        else {
+        let Some((id, _, labels)) = self.serving_container(host, role).await? else {
             return Err(ExecError::Permanent(format!(
                 "{role} runs nothing on {host}: deploy it first"
             )));
