@@ -132,6 +132,7 @@ build_other() {
     cp "$HERE/images/other/worker.sh" "$work/rootfs/bin/worker"
     cp "$HERE/images/other/healthz.cgi" "$work/rootfs/www/cgi-bin/healthz"
     cp "$HERE/images/other/greet.cgi" "$work/rootfs/www/cgi-bin/greet"
+    cp "$HERE/images/demo/slow.cgi" "$work/rootfs/www/cgi-bin/slow"
     chmod +x "$work/rootfs/bin/serve" "$work/rootfs/bin/worker" "$work/rootfs/www/cgi-bin/"*
     echo "other-$version" >"$work/rootfs/www/index.html"
     cp "$HERE/images/other/Dockerfile" "$work/Dockerfile"
@@ -170,8 +171,10 @@ build_images() {
     for v in v1 v2 v3; do
         image_exists "odysseus-demo:$v" || { log "building odysseus-demo:$v"; build_demo "$v"; }
     done
+    local rev
     for v in 1 2; do
-        image_exists "odysseus-other:$v" || { log "building odysseus-other:$v"; build_other "$v"; }
+        rev=$(docker image inspect -f '{{index .Config.Labels "odysseus.testbed.rev"}}' "odysseus-other:$v" 2>/dev/null || true)
+        [ "$rev" = 2 ] || { log "building odysseus-other:$v"; build_other "$v"; }
     done
     image_exists odysseus-bad:latest || { log "building odysseus-bad:latest"; build_bad; }
     image_exists odysseus-testbed/caddy:2.6 || { log "building odysseus-testbed/caddy:2.6"; build_caddy; }

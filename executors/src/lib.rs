@@ -4,4 +4,5 @@
 pub mod docker;
 pub mod fleet_lock;
 pub mod sim;
+pub mod steps;
 pub mod ssh;

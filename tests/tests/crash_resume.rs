@@ -14,7 +14,7 @@ mod support;
 use odysseus_engine::machine::{
     FailurePolicy, Phase, RetryPolicy, RoleKind, StepName, TargetStatus, Timeouts,
 };
-use odysseus_executors::sim::{self, CrashPoint, Fault, RoleSetup, Scenario};
+use odysseus_executors::sim::{self, AppShape, CrashPoint, Fault, RoleSetup, Scenario};
 use proptest::prelude::*;
 use support::{cases, ScratchDir};
 
@@ -22,23 +22,65 @@ fn step() -> impl Strategy<Value = StepName> {
     proptest::sample::select(StepName::ALL.to_vec())
 }
 
+/// The steps after which a new container may die on its own and the deployment can
+/// still notice (after `stop-old` nothing is left to fall back on).
+fn death_step() -> impl Strategy<Value = StepName> {
+    proptest::sample::select(vec![
+        StepName::StartNew,
+        StepName::AwaitHealthy,
+        StepName::AddUpstream,
+        StepName::RemoveOldUpstream,
+        StepName::DrainOld,
+    ])
+}
+
 fn fault(hosts: usize) -> impl Strategy<Value = Fault> {
     let host = (1..=hosts).prop_map(|i| format!("host{i}"));
+    let role = proptest::sample::select(vec!["web", "jobs"]).prop_map(str::to_string);
     prop_oneof![
         4 => (host.clone(), step(), 1u32..5, proptest::bool::weighted(0.25))
             .prop_map(|(host, step, times, permanent)| Fault::Fail { host, step, times, permanent }),
         2 => (host.clone(), step(), 1u32..3).prop_map(|(host, step, times)| Fault::Hang { host, step, times }),
         2 => (host.clone(), step(), 1u32..3).prop_map(|(host, step, times)| Fault::LoseReply { host, step, times }),
         1 => host.clone().prop_map(|host| Fault::NeverHealthy { host }),
+        2 => (host.clone(), role, death_step()).prop_map(|(host, role, after)| Fault::Dies { host, role, after }),
         2 => (host, 1u32..25, 1u32..8).prop_map(|(host, from_call, calls)| Fault::HostDown { host, from_call, calls }),
     ]
 }
 
+/// The largest generated plan (5 hosts, 2 roles, 2 old containers, retries) writes
+/// about 130 records; crash points reach past its end.
 fn crash() -> impl Strategy<Value = CrashPoint> {
     prop_oneof![
-        (1u64..80).prop_map(CrashPoint::AfterAppend),
-        (1u64..80).prop_map(CrashPoint::BeforeAppend),
+        (1u64..160).prop_map(CrashPoint::AfterAppend),
+        (1u64..160).prop_map(CrashPoint::BeforeAppend),
+        (1u64..120).prop_map(CrashPoint::DuringEffect),
     ]
+}
+
+/// An app image: the port it listens on and the health path it answers. Releases may
+/// change both, with deploy.yml changed to match.
+fn app() -> impl Strategy<Value = AppShape> {
+    (
+        proptest::sample::select(vec![3000u16, 3001]),
+        proptest::sample::select(vec!["/up", "/health"]),
+    )
+        .prop_map(|(port, path)| AppShape {
+            port,
+            health_path: path.to_string(),
+        })
+}
+
+/// What changes between releases and between processes: the images, deploy.yml after
+/// a crash, how many old containers a target has, an operator who aborts.
+fn world_setup() -> impl Strategy<Value = (AppShape, AppShape, usize, Option<AppShape>, bool)> {
+    (
+        app(),
+        app(),
+        1usize..=2,
+        proptest::option::weighted(0.2, app()),
+        proptest::bool::weighted(0.15),
+    )
 }
 
 fn scenario() -> impl Strategy<Value = Scenario> {
@@ -59,10 +101,19 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                 proptest::collection::vec(crash(), 0..4),
                 prop_oneof![Just(FailurePolicy::Halt), Just(FailurePolicy::Rollback)],
                 1u32..=3,
+                world_setup(),
             )
         })
         .prop_map(
-            |(hosts, seed, roles, masks, first_deploy, faults, crashes, on_failure, batch_size)| {
+            |(hosts, seed, roles, masks, first_deploy, faults, crashes, on_failure, batch_size, setup)| {
+                let (old_app, new_app, old_per_target, config_after_crash, abort_after_crash) = setup;
+                // A job's first deploy has no step after await-healthy that could notice
+                // its container dying then: nothing could, so it is not a case.
+                let faults: Vec<Fault> = faults
+                    .into_iter()
+                    .filter(|f| !matches!(f, Fault::Dies { host, role, after: StepName::AwaitHealthy }
+                        if role == "jobs" && first_deploy[host[4..].parse::<usize>().unwrap() - 1]))
+                    .collect();
                 let roles = roles
                     .iter()
                     .zip(masks)
@@ -94,6 +145,12 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                         op_ms: 2_000,
                     },
                     settle: true,
+                    old_app,
+                    new_app,
+                    old_per_target,
+                    old_labelled: true,
+                    config_after_crash,
+                    abort_after_crash,
                 }
             },
         )
@@ -110,10 +167,17 @@ fn check(scenario: &Scenario) -> Result<(), TestCaseError> {
     );
     // Determinism of replay: the journal folds to exactly the live state.
     prop_assert_eq!(&outcome.folded, &outcome.live);
-    // Liveness once faults stop: the settled deployment is final.
+    // Liveness once faults stop: the settled deployment is final — unless deploy.yml
+    // was edited after a crash into settings the new image does not serve, when
+    // halting (the old version serving) is the right end.
     let phase = outcome.phase();
+    let wrong_config = scenario
+        .config_after_crash
+        .as_ref()
+        .is_some_and(|c| *c != scenario.new_app);
     prop_assert!(
-        matches!(phase, Phase::Completed | Phase::RolledBack | Phase::Aborted),
+        matches!(phase, Phase::Completed | Phase::RolledBack | Phase::Aborted)
+            || (wrong_config && phase == Phase::Halted),
         "ended {:?}",
         phase
     );
@@ -172,6 +236,8 @@ fn the_generator_reaches_every_kind_of_ending() {
     let strategy = scenario();
     let (mut completed, mut rolled_back, mut aborted, mut resumed_after_halt) = (0, 0, 0, 0);
     let (mut crashed, mut takeovers, mut observed) = (0, 0, 0);
+    let (mut mid_effect, mut died_refused, mut several_old, mut aborted_after_crash) = (0, 0, 0, 0);
+    let (mut drifted, mut port_changed, mut path_changed) = (0, 0, 0);
     for _ in 0..300 {
         let scenario = strategy.new_tree(&mut runner).unwrap().current();
         let dir = ScratchDir::new("cover");
@@ -196,16 +262,51 @@ fn the_generator_reaches_every_kind_of_ending() {
                 .any(|f| matches!(f, Fact::LockTakenOver { .. })),
         );
         observed += usize::from(facts.iter().any(|f| matches!(f, Fact::StepObserved { .. })));
+        mid_effect += usize::from(
+            outcome
+                .crashes
+                .iter()
+                .any(|(_, p)| matches!(p, CrashPoint::DuringEffect(_))),
+        );
+        // A container died after its step and a later step's re-check refused to go on.
+        died_refused += usize::from(facts.iter().any(|f| {
+            matches!(f, Fact::StepFailed { reason, .. } if reason.contains("healthy now: not"))
+        }));
+        several_old += usize::from(scenario.old_per_target > 1 && !outcome.events.is_empty());
+        let resumed = facts.iter().any(|f| matches!(f, Fact::Resumed { .. }));
+        aborted_after_crash += usize::from(
+            !outcome.crashes.is_empty()
+                && facts.iter().any(|f| matches!(f, Fact::AbortRequested { .. })),
+        );
+        drifted += usize::from(scenario.config_after_crash.is_some() && resumed);
+        port_changed += usize::from(
+            scenario.old_app.port != scenario.new_app.port && phase_is_completed(&outcome),
+        );
+        path_changed += usize::from(
+            scenario.old_app.health_path != scenario.new_app.health_path
+                && phase_is_completed(&outcome),
+        );
     }
     let counts = [
-        completed,
-        rolled_back,
-        aborted,
-        resumed_after_halt,
-        crashed,
-        takeovers,
-        observed,
+        ("completed", completed),
+        ("rolled back", rolled_back),
+        ("aborted", aborted),
+        ("resumed after halt", resumed_after_halt),
+        ("crashed", crashed),
+        ("takeovers", takeovers),
+        ("observed", observed),
+        ("crashed in the middle of an effect", mid_effect),
+        ("a dead new container refused by a re-check", died_refused),
+        ("several old containers", several_old),
+        ("aborted after a crash", aborted_after_crash),
+        ("deploy.yml changed before a resume", drifted),
+        ("completed across an app_port change", port_changed),
+        ("completed across a health path change", path_changed),
     ];
     eprintln!("coverage {counts:?}");
-    assert!(counts.iter().all(|&n| n >= 3), "completed, rolled back, aborted, resumed after halt, crashed, takeovers, observed: {counts:?}");
+    assert!(counts.iter().all(|&(_, n)| n >= 3), "{counts:?}");
+}
+
+fn phase_is_completed(outcome: &sim::Outcome) -> bool {
+    outcome.phase() == Phase::Completed
 }

@@ -15,6 +15,7 @@ use odysseus_engine::runtime::{self, plan_deployment, Clock, Runtime, SystemCloc
 use odysseus_engine::{DeploymentId, Operator};
 use odysseus_executors::docker::{DockerExecutor, PushOutcome};
 use odysseus_executors::fleet_lock::LockFailure;
+use odysseus_executors::steps::Steps;
 
 use crate::config::{self, Config};
 use crate::exit::{Exit, UsageError};
@@ -201,7 +202,7 @@ async fn dry_run(args: DeployArgs, config: Config) -> anyhow::Result<Exit> {
     let batch = config.batch_size.hosts(hosts.len());
     let retry = RetryPolicy::default();
     let plan = match plan_deployment(
-        &executor,
+        &Steps::new(&executor),
         &config.service,
         &target_specs(&config, &hosts),
         batch,
@@ -437,7 +438,8 @@ async fn drive(
     };
     let progress = RefCell::new(Progress::new());
     let json_lines = RefCell::new(args.json.then(JsonLines::default));
-    let mut runtime = Runtime::new(journal, &executor, clock)
+    let steps = Steps::new(&executor);
+    let mut runtime = Runtime::new(journal, &steps, clock)
         .preamble(preamble)
         .on_event(|seq, event: &Event, state| {
             progress.borrow_mut().event(seq, event, state);
@@ -457,7 +459,7 @@ async fn drive(
                 let specs = target_specs(config, &hosts);
                 let batch = config.batch_size.hosts(hosts.len());
                 let plan = plan_deployment(
-                    &executor,
+                    &steps,
                     &config.service,
                     &specs,
                     batch,

@@ -255,6 +255,6 @@ fn effect(
         old_version: target.old_version.clone(),
         timeouts: target.timeouts,
         backoff_ms,
-        deadline_ms: deadline_ms(step, &target.timeouts),
+        deadline_ms: deadline_ms(step, &target.timeouts, target.old_containers.len()),
     }
 }

@@ -47,8 +47,10 @@ pub fn new_container_name(service: &str, role: &str, deployment: DeploymentId) -
     format!("{service}-{role}-{}", deployment.short())
 }
 
-/// How long a step may take in all, from the target's timeouts.
-pub fn deadline_ms(step: StepName, t: &Timeouts) -> u64 {
+/// How long a step may take in all, from the target's timeouts. A step that waits on
+/// each of several old containers in turn (restart and health, stop) gets each one's
+/// time: one shared deadline would give spurious outcome-unknown failures.
+pub fn deadline_ms(step: StepName, t: &Timeouts, old_containers: usize) -> u64 {
     let base = match step {
         StepName::StartNew => t.op_ms,
         StepName::AwaitHealthy => t.boot_ms,
@@ -60,6 +62,10 @@ pub fn deadline_ms(step: StepName, t: &Timeouts) -> u64 {
         StepName::RestoreOldUpstream => t.boot_ms,
         StepName::RemoveNew => t.drain_ms + t.stop_ms,
     };
+    let each = match step {
+        StepName::StopOld | StepName::RestoreOldUpstream => old_containers.max(1) as u64,
+        _ => 1,
+    };
     // Every step also makes a few API calls of its own.
-    base.saturating_add(t.op_ms)
+    base.saturating_mul(each).saturating_add(t.op_ms)
 }

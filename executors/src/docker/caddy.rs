@@ -326,6 +326,51 @@ impl CaddyAdmin {
     }
 }
 
+impl CaddyAdmin {
+    /// Read-modify-write of the service's whole route under If-Match (retried on 412):
+    /// its upstreams edited by `edit`, its matcher and active health check as `proxy`
+    /// and `health` say now. One change, so the proxy never judges the upstreams by a
+    /// health check they were not deployed with; nothing is written when nothing
+    /// differs (every write is a Caddy reload). Returns the dials before and after.
+    pub async fn write_route(
+        &self,
+        service: &str,
+        proxy: &ProxySpec,
+        health: Option<&super::spec::HttpCheck>,
+        edit: &dyn Fn(&mut Vec<String>),
+    ) -> Result<(Vec<String>, Vec<String>), ExecError> {
+        let path = format!("/id/{}", route_id(service));
+        let settings = ProxySpec {
+            healthcheck: health.cloned(),
+            ..proxy.clone()
+        };
+        for _ in 0..10 {
+            let Some((current, etag)) = self.get(&path).await? else {
+                return Err(ExecError::Retryable(format!(
+                    "Caddy has no route for {service}"
+                )));
+            };
+            let before = dials(&current["handle"][0]["upstreams"]);
+            let mut after = before.clone();
+            edit(&mut after);
+            let wanted = route_config(service, &settings, &after);
+            if wanted == current {
+                return Ok((before, after));
+            }
+            if self
+                .send(reqwest::Method::PATCH, &path, &wanted, etag.as_deref())
+                .await?
+                != 412
+            {
+                return Ok((before, after));
+            }
+        }
+        Err(ExecError::Retryable(
+            "the Caddy route kept changing under us (412 ten times)".into(),
+        ))
+    }
+}
+
 fn dials(value: &Value) -> Vec<String> {
     value
         .as_array()

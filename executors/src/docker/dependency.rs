@@ -99,7 +99,7 @@ impl DockerExecutor {
         };
         // Health as for a job role: its Docker health check, else still running after a
         // moment.
-        self.await_healthy(host, &name, RoleKind::Job, BOOT_TIMEOUT.as_millis() as u64)
+        crate::steps::await_healthy(self, host, &name, RoleKind::Job, BOOT_TIMEOUT.as_millis() as u64)
             .await?;
         Ok(outcome)
     }

@@ -28,6 +28,8 @@ pub struct ContainerInfo {
     pub id: String,
     pub name: String,
     pub running: bool,
+    /// Docker's `State.StartedAt`: changes at every (re)start.
+    pub started: String,
     pub pid: Option<i64>,
     /// `None` when the container has no health check.
     pub health: Option<String>,
@@ -426,6 +428,7 @@ fn info(c: ContainerInspectResponse) -> ContainerInfo {
             .trim_start_matches('/')
             .to_string(),
         running: state.running.unwrap_or(false),
+        started: state.started_at.clone().unwrap_or_default(),
         pid: state.pid.filter(|p| *p > 0),
         health,
         ip,

@@ -1,26 +1,21 @@
-//! The Docker executor: performs the engine's effects on Docker engines and their Caddy,
-//! with the same idempotency and observe contract as the simulator.
+//! The Docker fleet handle: one connection per host (this machine's engine, or a server
+//! over SSH) with its Docker engine and Caddy admin API. The deployment steps run over
+//! it through `host_ops.rs`; the other commands (status, logs, prune, …) use it directly.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bollard::models::HealthConfig;
-use odysseus_engine::machine::{Effect, Observation, RoleKind, StepName};
-use odysseus_engine::runtime::{Clock, ExecError, Executor, Survey, SystemClock};
+use odysseus_engine::runtime::ExecError;
 
-use super::caddy::{ensure_caddy, CaddyAdmin};
-use super::engine::{Engine, NewContainer};
-use super::probe::{accepts, count_established, established_connections, http_status};
-use super::spec::{ExpectStatus, RoleSpec, ServiceSpec};
+use super::caddy::CaddyAdmin;
+use super::engine::Engine;
+use super::probe::{accepts, http_status};
+use super::spec::{ExpectStatus, ServiceSpec};
 use crate::ssh::{
     exec as ssh_exec, forward_tcp, forward_unix, open_tcp, Connection, SshSettings, SshTarget,
 };
-
-const POLL: Duration = Duration::from_millis(200);
-/// A job role without a Docker health check is healthy once it has kept running this long.
-const JOB_SETTLE: Duration = Duration::from_secs(2);
 
 /// How odysseus reaches a host: this machine's engine, or a server over SSH.
 pub enum Access {
@@ -41,7 +36,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl HostHandle {
     /// A TCP connection to `ip:port` as seen from the host (through SSH: from the server).
-    async fn tcp_ok(&self, ip: &str, port: u16) -> bool {
+    pub(crate) async fn tcp_ok(&self, ip: &str, port: u16) -> bool {
         match &self.access {
             Access::Local => {
                 matches!(
@@ -60,7 +55,7 @@ impl HostHandle {
     }
 
     /// An HTTP GET of `path` on `ip:port`, from the host's side.
-    async fn http_ok(&self, ip: &str, port: u16, path: &str, expect: &ExpectStatus) -> bool {
+    pub(crate) async fn http_ok(&self, ip: &str, port: u16, path: &str, expect: &ExpectStatus) -> bool {
         let host = format!("{ip}:{port}");
         let status = match &self.access {
             Access::Local => match tokio::time::timeout(
@@ -85,15 +80,29 @@ impl HostHandle {
         accepts(status, expect)
     }
 
-    /// Established connections on `port` in the network namespace of process `pid`.
-    async fn established(&self, pid: i64, port: u16) -> Result<u32, ExecError> {
+    /// The TCP tables (/proc/PID/net/tcp and tcp6) of process `pid`'s network
+    /// namespace, read on the host.
+    pub(crate) async fn tcp_tables(&self, pid: i64) -> Result<String, ExecError> {
         match &self.access {
-            Access::Local => established_connections(pid, port),
+            Access::Local => {
+                let mut text = String::new();
+                for table in ["tcp", "tcp6"] {
+                    if let Ok(t) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) {
+                        text.push_str(&t);
+                    }
+                }
+                if text.is_empty() {
+                    return Err(ExecError::Retryable(format!(
+                        "cannot read /proc/{pid}/net/tcp"
+                    )));
+                }
+                Ok(text)
+            }
             Access::Ssh { conn, .. } => {
                 let session = conn.session().await?;
                 let command = format!("cat /proc/{pid}/net/tcp /proc/{pid}/net/tcp6 2>/dev/null");
                 let (_, out) = ssh_exec(&session, &command, Duration::from_secs(10)).await?;
-                Ok(count_established(&String::from_utf8_lossy(&out), port))
+                Ok(String::from_utf8_lossy(&out).into_owned())
             }
         }
     }
@@ -250,473 +259,6 @@ impl DockerExecutor {
             .ok_or_else(|| ExecError::Permanent(format!("unknown host {host}")))
     }
 
-    fn role(&self, role: &str) -> Result<&RoleSpec, ExecError> {
-        self.spec
-            .role(role)
-            .ok_or_else(|| ExecError::Permanent(format!("role {role} is not in the config")))
-    }
-
-    fn app_port(&self) -> Result<u16, ExecError> {
-        self.spec
-            .proxy
-            .as_ref()
-            .map(|p| p.app_port)
-            .ok_or_else(|| ExecError::Permanent("the web role needs proxy.app_port".into()))
-    }
-
-    fn dial(&self, container: &str) -> Result<String, ExecError> {
-        Ok(format!("{container}:{}", self.app_port()?))
-    }
-
-    async fn start_new(&self, e: &Effect) -> Result<Observation, ExecError> {
-        let h = self.host(&e.host)?;
-        let role = self.role(&e.role)?;
-        h.engine
-            .ensure_network(self.spec.network_subnet.as_deref())
-            .await?;
-        if let Some(existing) = h.engine.inspect(&e.new_container).await? {
-            // Adopt: a redo after a crash finds the container it created.
-            if !existing.running {
-                h.engine.start(&e.new_container).await?;
-            }
-            return Ok(Observation::Container { id: existing.id });
-        }
-        let image = e.image_ref();
-        h.engine
-            .ensure_image(&image, self.spec.registry.as_ref())
-            .await?;
-        let labels: HashMap<String, String> = [
-            ("odysseus.service", e.service.clone()),
-            ("odysseus.role", e.role.clone()),
-            ("odysseus.version", e.version.clone()),
-            ("odysseus.deployment", e.deployment.to_string()),
-            ("odysseus.deployed_at", SystemClock.now().to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        let env: Vec<String> = self
-            .spec
-            .env
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        let healthcheck = role.healthcheck.as_ref().map(|hc| HealthConfig {
-            test: Some(vec!["CMD-SHELL".into(), hc.cmd.clone()]),
-            interval: Some(secs_ns(hc.interval_s)),
-            timeout: Some(secs_ns(hc.timeout_s)),
-            retries: Some(i64::from(hc.retries)),
-            ..Default::default()
-        });
-        let id = h
-            .engine
-            .create(NewContainer {
-                name: &e.new_container,
-                image: &image,
-                cmd: role.cmd.clone(),
-                env,
-                labels,
-                binds: role.volumes.clone(),
-                resources: &role.resources,
-                healthcheck,
-                publish: vec![],
-                aliases: vec![],
-                sysctls: vec![],
-            })
-            .await?;
-        h.engine.start(&e.new_container).await?;
-        Ok(Observation::Container { id })
-    }
-
-    /// One look: is this container healthy right now, by the checks that apply to it?
-    async fn healthy_now(
-        &self,
-        host: &str,
-        name: &str,
-        kind: RoleKind,
-        running_since: Option<Instant>,
-    ) -> Result<bool, ExecError> {
-        let h = self.host(host)?;
-        let Some(info) = h.engine.inspect(name).await? else {
-            return Ok(false);
-        };
-        if !info.running {
-            return Ok(false);
-        }
-        if let Some(health) = &info.health {
-            if health != "healthy" {
-                return Ok(false);
-            }
-        }
-        match kind {
-            RoleKind::Web => {
-                let Some(ip) = info.ip.as_deref() else {
-                    return Ok(false);
-                };
-                let port = self.app_port()?;
-                match self
-                    .spec
-                    .proxy
-                    .as_ref()
-                    .and_then(|p| p.healthcheck.as_ref())
-                {
-                    Some(hc) => Ok(h.http_ok(ip, port, &hc.path, &hc.expect).await),
-                    None if info.health.is_some() => Ok(true),
-                    None => Ok(h.tcp_ok(ip, port).await),
-                }
-            }
-            RoleKind::Job if info.health.is_some() => Ok(true),
-            RoleKind::Job => Ok(running_since.is_none_or(|t| t.elapsed() >= JOB_SETTLE)),
-        }
-    }
-
-    /// Waits for health, bounded by `boot_ms`. On failure the error carries the
-    /// container's last log lines.
-    pub(crate) async fn await_healthy(
-        &self,
-        host: &str,
-        name: &str,
-        kind: RoleKind,
-        boot_ms: u64,
-    ) -> Result<(), ExecError> {
-        let h = self.host(host)?;
-        let started = Instant::now();
-        let mut running_since = None;
-        loop {
-            let info = h.engine.inspect(name).await?;
-            match &info {
-                None => {
-                    return Err(ExecError::Permanent(format!(
-                        "container {name} does not exist"
-                    )))
-                }
-                Some(i) if !i.running => {
-                    let logs = h.engine.last_logs(name, 20).await;
-                    return Err(ExecError::Permanent(format!(
-                        "{name} exited before becoming healthy; its last lines:\n{logs}"
-                    )));
-                }
-                Some(_) => {
-                    running_since.get_or_insert_with(Instant::now);
-                }
-            }
-            if self.healthy_now(host, name, kind, running_since).await? {
-                return Ok(());
-            }
-            if started.elapsed() >= Duration::from_millis(boot_ms) {
-                let logs = h.engine.last_logs(name, 20).await;
-                return Err(ExecError::Permanent(format!(
-                    "{name} did not become healthy within {} s (boot_timeout); its last lines:\n{}",
-                    boot_ms / 1000,
-                    if logs.trim().is_empty() {
-                        "(no output)".to_string()
-                    } else {
-                        logs
-                    }
-                )));
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
-    async fn ensure_route(&self, host: &str) -> Result<&HostHandle, ExecError> {
-        let h = self.host(host)?;
-        let proxy = self
-            .spec
-            .proxy
-            .as_ref()
-            .ok_or_else(|| ExecError::Permanent("the web role needs a proxy section".into()))?;
-        ensure_caddy(
-            &h.engine,
-            &h.admin,
-            proxy,
-            self.spec.network_subnet.as_deref(),
-            self.spec.registry.as_ref(),
-        )
-        .await?;
-        h.admin.ensure_route(&self.spec.service, proxy).await?;
-        Ok(h)
-    }
-
-    /// Waits until the containers serve no established connection, capped by `drain_ms`.
-    async fn drain(
-        &self,
-        host: &str,
-        names: &[String],
-        drain_ms: u64,
-    ) -> Result<(u64, u32), ExecError> {
-        let h = self.host(host)?;
-        let port = self.app_port()?;
-        let started = Instant::now();
-        loop {
-            let mut remaining = 0;
-            for name in names {
-                if let Some(info) = h.engine.inspect(name).await? {
-                    if let (true, Some(pid)) = (info.running, info.pid) {
-                        remaining += h.established(pid, port).await?;
-                    }
-                }
-            }
-            let waited = started.elapsed().as_millis() as u64;
-            if remaining == 0 || waited >= drain_ms {
-                return Ok((waited, remaining));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// The service's upstreams on a host; None when it has no route — also when the host
-    /// has no Caddy at all (a first deploy that failed before anything was routed), so an
-    /// undo never depends on a Caddy that was never created.
-    async fn upstreams(&self, h: &HostHandle) -> Result<Option<Vec<String>>, ExecError> {
-        match h.admin.upstreams(&self.spec.service).await {
-            Ok(u) => Ok(u),
-            Err(e) => match h.engine.inspect(super::caddy::CADDY_CONTAINER).await? {
-                None => Ok(None),
-                Some(_) => Err(e),
-            },
-        }
-    }
-
-    async fn perform(&self, e: &Effect) -> Result<Observation, ExecError> {
-        // The host-level fence: a deployer that lost its lock on this host stops here.
-        self.check_lock(&e.host).await?;
-        let web = e.kind == RoleKind::Web;
-        let service = &self.spec.service;
-        match e.step {
-            StepName::StartNew => self.start_new(e).await,
-            StepName::AwaitHealthy => {
-                self.await_healthy(&e.host, &e.new_container, e.kind, e.timeouts.boot_ms)
-                    .await?;
-                Ok(Observation::Done)
-            }
-            StepName::AddUpstream => {
-                if web {
-                    // Never route what is not healthy, even when redone after a crash.
-                    if !self
-                        .healthy_now(&e.host, &e.new_container, e.kind, None)
-                        .await?
-                    {
-                        return Err(ExecError::Permanent(format!(
-                            "{} is not healthy: not routing it",
-                            e.new_container
-                        )));
-                    }
-                    let h = self.ensure_route(&e.host).await?;
-                    let dial = self.dial(&e.new_container)?;
-                    h.admin
-                        .edit_upstreams(service, |u| {
-                            if !u.contains(&dial) {
-                                u.push(dial.clone())
-                            }
-                        })
-                        .await?;
-                }
-                Ok(Observation::Done)
-            }
-            StepName::RemoveOldUpstream => {
-                let h = self.host(&e.host)?;
-                if h.admin.upstreams(service).await?.is_none() {
-                    return Ok(Observation::Count { n: 0 });
-                }
-                let olds: Vec<String> = e
-                    .old_containers
-                    .iter()
-                    .map(|o| self.dial(o))
-                    .collect::<Result<_, _>>()?;
-                let (before, after) = h
-                    .admin
-                    .edit_upstreams(service, |u| u.retain(|d| !olds.contains(d)))
-                    .await?;
-                Ok(Observation::Count {
-                    n: (before.len() - after.len()) as u32,
-                })
-            }
-            StepName::DrainOld => {
-                let (waited_ms, remaining) = self
-                    .drain(&e.host, &e.old_containers, e.timeouts.drain_ms)
-                    .await?;
-                Ok(Observation::Drained {
-                    waited_ms,
-                    remaining,
-                })
-            }
-            StepName::StopOld => {
-                let h = self.host(&e.host)?;
-                let mut n = 0;
-                for old in &e.old_containers {
-                    if h.engine.inspect(old).await?.is_some_and(|c| c.running) {
-                        h.engine.stop(old, e.timeouts.stop_ms / 1000).await?;
-                        n += 1;
-                    }
-                }
-                Ok(Observation::Count { n })
-            }
-            StepName::CleanStaleUpstreams => {
-                let h = self.ensure_route(&e.host).await?;
-                let current = h.admin.upstreams(service).await?.unwrap_or_default();
-                let mut stale = Vec::new();
-                for dial in current {
-                    let name = dial.rsplit_once(':').map_or(dial.as_str(), |(n, _)| n);
-                    if !h.engine.inspect(name).await?.is_some_and(|c| c.running) {
-                        stale.push(dial.clone());
-                    }
-                }
-                if !stale.is_empty() {
-                    h.admin
-                        .edit_upstreams(service, |u| u.retain(|d| !stale.contains(d)))
-                        .await?;
-                }
-                Ok(Observation::Count {
-                    n: stale.len() as u32,
-                })
-            }
-            StepName::RestoreOldUpstream => {
-                let h = self.host(&e.host)?;
-                for old in &e.old_containers {
-                    match h.engine.inspect(old).await? {
-                        None => {
-                            return Err(ExecError::Permanent(format!(
-                                "old container {old} no longer exists; it cannot be restored"
-                            )))
-                        }
-                        Some(c) if !c.running => h.engine.start(old).await?,
-                        Some(_) => {}
-                    }
-                }
-                for old in &e.old_containers {
-                    self.await_healthy(&e.host, old, e.kind, e.timeouts.boot_ms)
-                        .await
-                        .map_err(|err| match err {
-                            ExecError::Permanent(m) => ExecError::Retryable(m),
-                            other => other,
-                        })?;
-                }
-                if web {
-                    let h = self.ensure_route(&e.host).await?;
-                    let dials: Vec<String> = e
-                        .old_containers
-                        .iter()
-                        .map(|o| self.dial(o))
-                        .collect::<Result<_, _>>()?;
-                    h.admin
-                        .edit_upstreams(service, |u| {
-                            dials.iter().for_each(|d| {
-                                if !u.contains(d) {
-                                    u.push(d.clone())
-                                }
-                            })
-                        })
-                        .await?;
-                }
-                Ok(Observation::Done)
-            }
-            StepName::RemoveNew => {
-                let h = self.host(&e.host)?;
-                // Undo must not depend on creating anything: with no route there is
-                // nothing to unroute.
-                if web && self.upstreams(h).await?.is_some() {
-                    let dial = self.dial(&e.new_container)?;
-                    h.admin
-                        .edit_upstreams(service, |u| u.retain(|d| *d != dial))
-                        .await?;
-                    self.drain(
-                        &e.host,
-                        std::slice::from_ref(&e.new_container),
-                        e.timeouts.drain_ms,
-                    )
-                    .await?;
-                }
-                if h.engine
-                    .inspect(&e.new_container)
-                    .await?
-                    .is_some_and(|c| c.running)
-                {
-                    h.engine
-                        .stop(&e.new_container, e.timeouts.stop_ms / 1000)
-                        .await?;
-                }
-                h.engine.remove(&e.new_container).await?;
-                Ok(Observation::Done)
-            }
-        }
-    }
-
-    async fn look(&self, e: &Effect) -> Result<Option<Observation>, ExecError> {
-        let h = self.host(&e.host)?;
-        let web = e.kind == RoleKind::Web;
-        let routed = || async {
-            if !web {
-                return Ok::<Vec<String>, ExecError>(Vec::new());
-            }
-            Ok(self.upstreams(h).await?.unwrap_or_default())
-        };
-        let done = match e.step {
-            StepName::StartNew => {
-                return Ok(h
-                    .engine
-                    .inspect(&e.new_container)
-                    .await?
-                    .filter(|c| c.running)
-                    .map(|c| Observation::Container { id: c.id }))
-            }
-            StepName::AwaitHealthy => {
-                self.healthy_now(&e.host, &e.new_container, e.kind, None)
-                    .await?
-            }
-            StepName::AddUpstream => {
-                !web || routed().await?.contains(&self.dial(&e.new_container)?)
-            }
-            StepName::RemoveOldUpstream => {
-                let upstreams = routed().await?;
-                e.old_containers
-                    .iter()
-                    .map(|o| self.dial(o))
-                    .collect::<Result<Vec<_>, _>>()?
-                    .iter()
-                    .all(|d| !upstreams.contains(d))
-            }
-            StepName::DrainOld => self.drain(&e.host, &e.old_containers, 0).await?.1 == 0,
-            StepName::StopOld => {
-                let mut all_stopped = true;
-                for old in &e.old_containers {
-                    all_stopped &= !h.engine.inspect(old).await?.is_some_and(|c| c.running);
-                }
-                all_stopped
-            }
-            StepName::CleanStaleUpstreams => {
-                let mut clean = true;
-                for dial in routed().await? {
-                    let name = dial.rsplit_once(':').map_or(dial.as_str(), |(n, _)| n);
-                    clean &= h.engine.inspect(name).await?.is_some_and(|c| c.running);
-                }
-                clean
-            }
-            StepName::RestoreOldUpstream => {
-                let upstreams = routed().await?;
-                let mut ok = true;
-                for old in &e.old_containers {
-                    ok &= self.healthy_now(&e.host, old, e.kind, None).await?;
-                    ok &= !web || upstreams.contains(&self.dial(old)?);
-                }
-                ok
-            }
-            StepName::RemoveNew => {
-                h.engine.inspect(&e.new_container).await?.is_none()
-                    && !routed().await?.contains(&self.dial(&e.new_container)?)
-            }
-        };
-        Ok(done.then_some(match e.step {
-            StepName::RemoveOldUpstream | StepName::StopOld | StepName::CleanStaleUpstreams => {
-                Observation::Count { n: 0 }
-            }
-            StepName::DrainOld => Observation::Drained {
-                waited_ms: 0,
-                remaining: 0,
-            },
-            _ => Observation::Done,
-        }))
-    }
 }
 
 /// `name` or `name:port`; `[v6addr]:port` too.
@@ -763,7 +305,7 @@ pub(crate) fn secs_ns(s: u64) -> i64 {
 impl DockerExecutor {
     /// An error seen through a dead SSH connection says so first: "client error
     /// (SendRequest)" from the tunnelled Docker socket means nothing to a person.
-    async fn explain(&self, host: &str, e: ExecError) -> ExecError {
+    pub(crate) async fn explain_lost(&self, host: &str, e: ExecError) -> ExecError {
         let Ok(HostHandle {
             access: Access::Ssh { conn, .. },
             ..
@@ -783,52 +325,3 @@ impl DockerExecutor {
     }
 }
 
-impl Executor for DockerExecutor {
-    async fn execute(&self, effect: &Effect) -> Result<Observation, ExecError> {
-        match self.perform(effect).await {
-            Err(e) => Err(self.explain(&effect.host, e).await),
-            ok => ok,
-        }
-    }
-
-    async fn observe(&self, effect: &Effect) -> Result<Option<Observation>, ExecError> {
-        match self.look(effect).await {
-            Err(e) => Err(self.explain(&effect.host, e).await),
-            ok => ok,
-        }
-    }
-
-    async fn survey(
-        &self,
-        service: &str,
-        role: &str,
-        _kind: RoleKind,
-        host: &str,
-    ) -> Result<Survey, ExecError> {
-        let h = self.host(host)?;
-        let list = h
-            .engine
-            .list(
-                &[("odysseus.service", service), ("odysseus.role", role)],
-                false,
-            )
-            .await?;
-        let mut containers: Vec<(String, String)> = list
-            .into_iter()
-            .map(|(_, name, labels)| {
-                (
-                    name,
-                    labels.get("odysseus.version").cloned().unwrap_or_default(),
-                )
-            })
-            .collect();
-        containers.sort();
-        Ok(Survey {
-            version: containers
-                .first()
-                .map(|(_, v)| v.clone())
-                .filter(|v| !v.is_empty()),
-            containers: containers.into_iter().map(|(n, _)| n).collect(),
-        })
-    }
-}

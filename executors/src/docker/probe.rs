@@ -79,6 +79,38 @@ pub fn count_established(table: &str, port: u16) -> u32 {
         .count() as u32
 }
 
+/// (local port, state) of every row of /proc/net/tcp{,6} text.
+fn rows(table: &str) -> impl Iterator<Item = (u16, &str)> {
+    table.lines().filter_map(|line| {
+        let mut fields = line.split_whitespace();
+        let local = fields.nth(1)?;
+        let state = fields.nth(1)?;
+        let port = u16::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
+        Some((port, state))
+    })
+}
+
+/// The ports with a listening socket (state 0A) in the table.
+pub fn listening_ports(table: &str) -> Vec<u16> {
+    let mut ports: Vec<u16> = rows(table)
+        .filter(|(_, state)| *state == "0A")
+        .map(|(port, _)| port)
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// Established connections whose local port is one the namespace listens on: the
+/// requests a container serves, whatever port it was deployed with (its own outgoing
+/// connections, to a database say, do not count).
+pub fn count_inbound(table: &str) -> u32 {
+    let listening = listening_ports(table);
+    rows(table)
+        .filter(|(port, state)| *state == "01" && listening.contains(port))
+        .count() as u32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +124,8 @@ mod tests {
    3: 020012C6:9C44 030012C6:0BB8 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1";
         assert_eq!(count_established(table, 3000), 1);
         assert_eq!(count_established(table, 80), 0);
+        assert_eq!(listening_ports(table), vec![3000]);
+        // Row 3 is an outgoing connection from an ephemeral port: not served.
+        assert_eq!(count_inbound(table), 1);
     }
 }

@@ -15,6 +15,11 @@ pub enum CrashPoint {
     /// Die right before the n-th append is written: if it reports an effect's outcome,
     /// the effect happened and the log does not know.
     BeforeAppend(u64),
+    /// Die in the middle of an effect, just before the n-th host operation that changes
+    /// the world (1-based, over the whole run): a container created and not started, a
+    /// route written and a container not yet stopped, one of several old containers
+    /// stopped.
+    DuringEffect(u64),
 }
 
 /// Shared across the simulated process's incarnations: the append counter and the
@@ -25,6 +30,12 @@ pub struct CrashSchedule {
     pub pending: RefCell<Vec<CrashPoint>>,
     /// Sequence numbers (per deployment) after which a crash happened, for the timeline.
     pub crashed_after_seq: RefCell<Vec<(u64, CrashPoint)>>,
+    /// Mutating host operations so far, and the last sequence number appended.
+    pub host_ops: Cell<u64>,
+    last_seq: Cell<Option<u64>>,
+    /// The process died in the middle of an effect: nothing it does reaches the world or
+    /// the journal until the next incarnation.
+    dead: Cell<bool>,
 }
 
 impl CrashSchedule {
@@ -33,6 +44,31 @@ impl CrashSchedule {
             pending: RefCell::new(points),
             ..Default::default()
         }
+    }
+
+    pub fn is_dead(&self) -> bool {
+        self.dead.get()
+    }
+
+    /// A new process starts.
+    pub fn revive(&self) {
+        self.dead.set(false);
+    }
+
+    /// Counts one mutating host operation; true when the process dies before it.
+    pub fn host_op(&self) -> bool {
+        let n = self.host_ops.get() + 1;
+        self.host_ops.set(n);
+        if self.take(CrashPoint::DuringEffect(n)) {
+            self.dead.set(true);
+            if let Some(seq) = self.last_seq.get() {
+                self.crashed_after_seq
+                    .borrow_mut()
+                    .push((seq, CrashPoint::DuringEffect(n)));
+            }
+            return true;
+        }
+        false
     }
 
     fn take(&self, point: CrashPoint) -> bool {
@@ -59,6 +95,11 @@ impl EventLog for CrashingLog<'_> {
         expected_seq: u64,
         event: &Event,
     ) -> Result<u64, Error> {
+        if self.schedule.is_dead() {
+            return Err(Error::Interrupted(
+                "simulated crash during an effect".to_string(),
+            ));
+        }
         let n = self.schedule.appends.get() + 1;
         if self.schedule.take(CrashPoint::BeforeAppend(n)) {
             let seq = expected_seq.checked_sub(1);
@@ -74,6 +115,7 @@ impl EventLog for CrashingLog<'_> {
         }
         let seq = self.journal.append(deployment, expected_seq, event)?;
         self.schedule.appends.set(n);
+        self.schedule.last_seq.set(Some(seq));
         if self.schedule.take(CrashPoint::AfterAppend(n)) {
             self.schedule
                 .crashed_after_seq

@@ -26,6 +26,13 @@ pub enum Fault {
     },
     /// New containers on `host` never become healthy (a bad image).
     NeverHealthy { host: String },
+    /// The role's new container on `host` dies on its own right after `after` succeeds
+    /// there (a crash or the OOM killer; the proxy is not told).
+    Dies {
+        host: String,
+        role: String,
+        after: StepName,
+    },
     /// `host` answers nothing for `calls` calls, starting at its `from_call`-th call.
     HostDown {
         host: String,
@@ -41,6 +48,7 @@ impl Fault {
             | Fault::Hang { host, .. }
             | Fault::LoseReply { host, .. }
             | Fault::NeverHealthy { host }
+            | Fault::Dies { host, .. }
             | Fault::HostDown { host, .. } => host,
         }
     }
@@ -74,6 +82,15 @@ impl FaultPlan {
         self.faults
             .iter()
             .any(|f| matches!(f, Fault::NeverHealthy { host: h } if h == host))
+    }
+
+    /// Whether the new container of `role` on `host` dies now that `step` is done there
+    /// (consumed: it dies once).
+    pub fn dies_after(&mut self, host: &str, role: &str, step: StepName) -> bool {
+        let found = self.faults.iter().position(|f| {
+            matches!(f, Fault::Dies { host: h, role: r, after } if h == host && r == role && *after == step)
+        });
+        found.map(|i| self.faults.remove(i)).is_some()
     }
 
     /// Decides (and consumes) what happens to the next call of `step` on `host`.

@@ -14,10 +14,13 @@ use odysseus_engine::machine::{
 use odysseus_engine::runtime::{self, plan_deployment, Runtime, TargetSpec};
 use odysseus_engine::{DeploymentId, Operator};
 
+use super::clock::{SimClock, SIM_EPOCH_MS};
 use super::crash::{CrashPoint, CrashSchedule, CrashingLog};
-use super::executor::{SimClock, SimExecutor, SIM_EPOCH_MS};
+use super::executor::SimExecutor;
 use super::faults::{Fault, FaultPlan};
-use super::world::{ContainerState, World};
+use super::world::{AppShape, ContainerState, World};
+use crate::docker::spec::{ExpectStatus, HttpCheck};
+use crate::steps::{dial_container, ProxySettings};
 
 pub const OLD_VERSION: &str = "v1";
 pub const NEW_VERSION: &str = "v2";
@@ -47,6 +50,19 @@ pub struct Scenario {
     /// After the run, let faults stop and `--resume` a halted deployment or `--abort`
     /// one whose rollback failed: liveness once faults stop.
     pub settle: bool,
+    /// What the running version's image does, and the new one's. deploy.yml at the
+    /// start says the new one's port and health path (a config that changed between
+    /// releases when they differ).
+    pub old_app: AppShape,
+    pub new_app: AppShape,
+    /// Old containers per target (several after an earlier interrupted deploy).
+    pub old_per_target: usize,
+    /// Whether the old containers carry odysseus's labels (port, health path).
+    pub old_labelled: bool,
+    /// deploy.yml as edited between a crash and the next process (config drift).
+    pub config_after_crash: Option<AppShape>,
+    /// The process that follows the first crash runs `--abort` instead of resuming.
+    pub abort_after_crash: bool,
 }
 
 impl Scenario {
@@ -77,6 +93,12 @@ impl Scenario {
                 op_ms: 5_000,
             },
             settle: false,
+            old_app: AppShape::default_app(),
+            new_app: AppShape::default_app(),
+            old_per_target: 1,
+            old_labelled: true,
+            config_after_crash: None,
+            abort_after_crash: false,
         }
     }
 
@@ -144,6 +166,29 @@ impl Outcome {
     }
 }
 
+impl AppShape {
+    /// The image both versions are unless a scenario says otherwise.
+    pub fn default_app() -> Self {
+        AppShape {
+            port: 3000,
+            health_path: "/up".into(),
+        }
+    }
+}
+
+/// deploy.yml's proxy settings that describe `app` correctly.
+fn config_for(app: &AppShape) -> ProxySettings {
+    ProxySettings {
+        app_port: app.port,
+        healthcheck: Some(HttpCheck {
+            path: app.health_path.clone(),
+            interval_s: 1,
+            timeout_s: 2,
+            expect: ExpectStatus::Any2xx,
+        }),
+    }
+}
+
 /// Runs the scenario with its journal in `dir` (which must be empty or absent).
 pub fn run(scenario: &Scenario, dir: &Path) -> Outcome {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -167,25 +212,41 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
         scenario.seed,
         FaultPlan::new(scenario.faults.clone()),
     );
+    world.new_app = scenario.new_app.clone();
+    world.config = Some(config_for(&scenario.new_app));
+    world.boot_ms = scenario.timeouts.boot_ms;
+    world.drain_ms = scenario.timeouts.drain_ms;
     for (h, host) in scenario.hosts.iter().enumerate() {
         world.add_host(host);
         if !scenario.first_deploy.get(h).copied().unwrap_or(false) {
             for role in scenario.roles.iter().filter(|r| r.hosts.contains(&h)) {
-                world.seed_container(host, &role.name, role.kind == RoleKind::Web, OLD_VERSION);
+                for i in 0..scenario.old_per_target.max(1) {
+                    world.seed_container(
+                        host,
+                        &role.name,
+                        role.kind == RoleKind::Web,
+                        OLD_VERSION,
+                        i,
+                        &scenario.old_app,
+                        scenario.old_labelled,
+                    );
+                }
             }
         }
     }
     let world = Rc::new(RefCell::new(world));
-    let executor = SimExecutor::new(world.clone(), clock.clone());
-    let schedule = CrashSchedule::new(scenario.crashes.clone());
+    let schedule = Rc::new(CrashSchedule::new(scenario.crashes.clone()));
+    let executor = SimExecutor::new(world.clone(), clock.clone(), Some(schedule.clone()));
     let id = scenario.deployment_id();
     let mut errors = Vec::new();
     let mut live = DeploymentState::default();
     let mut incarnation: u32 = 0;
     let mut mode = Mode::Drive;
+    let mut settled = false;
     let max_incarnations = scenario.crashes.len() as u32 + 3;
 
     while incarnation < max_incarnations {
+        schedule.revive();
         let journal = match Journal::open(dir) {
             Ok(j) => j,
             Err(e) => {
@@ -242,7 +303,8 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
         let result = match (&mode, unfinished, exists) {
             (Mode::Abort, Some(d), _) => runtime.abort(d, operator.clone(), &lock).await,
             (_, Some(d), _) => runtime.resume(d, operator.clone(), &lock).await,
-            (Mode::Drive, None, false) => {
+            // An abort with nothing started finds nothing to abort: the operator deploys.
+            (_, None, false) => {
                 start(
                     scenario,
                     &executor,
@@ -268,7 +330,17 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
         live = live_cell.into_inner();
         incarnation += 1;
         match result {
-            Err(runtime::Error::Interrupted(_)) => continue, // the process died; a new one resumes
+            Err(runtime::Error::Interrupted(_)) => {
+                // The process died; a new one resumes (or aborts), maybe after the
+                // operator edited deploy.yml.
+                if let Some(edited) = &scenario.config_after_crash {
+                    world.borrow_mut().config = Some(config_for(edited));
+                }
+                if scenario.abort_after_crash && matches!(mode, Mode::Drive) {
+                    mode = Mode::Abort;
+                }
+                continue;
+            }
             Err(e) => {
                 errors.push(e.to_string());
                 break;
@@ -276,7 +348,8 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
             Ok(state) => {
                 live = state;
                 let _ = journal.release_lock(&scenario.service, lock.token());
-                if scenario.settle && matches!(mode, Mode::Drive) && live.phase.is_suspended() {
+                if scenario.settle && !settled && live.phase.is_suspended() {
+                    settled = true;
                     world.borrow_mut().faults.clear();
                     mode = if live.phase == Phase::Halted {
                         Mode::Resume
@@ -397,10 +470,11 @@ fn check_end_state(
         let web = target.kind == RoleKind::Web;
         let new_name =
             odysseus_engine::machine::new_container_name(&scenario.service, &target.role, id);
-        let routed: Vec<&String> = host
+        let routed: Vec<&str> = host
             .upstreams
             .iter()
-            .filter(|u| host.container(u).is_some_and(|c| c.role == target.role))
+            .map(|d| dial_container(d))
+            .filter(|name| host.container(name).is_some_and(|c| c.role == target.role))
             .collect();
         match status {
             TargetStatus::Completed => {
@@ -410,14 +484,29 @@ fn check_end_state(
                         running.len()
                     ));
                 }
-                if web && routed != vec![&new_name] {
+                if web && routed != vec![new_name.as_str()] {
                     violations.push(format!("{label} completed but routes {routed:?}"));
+                }
+                if web && host.routed_healthy(world.now_ms) == 0 {
+                    violations.push(format!(
+                        "{label} completed but the proxy finds no healthy upstream ({:?}, health check {:?})",
+                        host.upstreams, host.route_health_path
+                    ));
                 }
             }
             TargetStatus::Pending | TargetStatus::RolledBack => {
                 if host.container(&new_name).is_some() {
                     violations.push(format!(
                         "{label} is back on the old version but {new_name} still exists"
+                    ));
+                }
+                if web
+                    && !target.old_containers.is_empty()
+                    && host.routed_healthy(world.now_ms) == 0
+                {
+                    violations.push(format!(
+                        "{label} is back on the old version but the proxy finds no healthy upstream ({:?}, health check {:?})",
+                        host.upstreams, host.route_health_path
                     ));
                 }
                 for old in &target.old_containers {
@@ -429,7 +518,7 @@ fn check_end_state(
                             "{label} is back on the old version but {old} is not running"
                         ));
                     }
-                    if web && !host.upstreams.contains(old) {
+                    if web && !host.is_routed(old) {
                         violations.push(format!(
                             "{label} is back on the old version but {old} is not routed"
                         ));
@@ -448,7 +537,7 @@ fn check_end_state(
     for (name, host) in &world.hosts {
         for upstream in &host.upstreams {
             if !host
-                .container(upstream)
+                .container(dial_container(upstream))
                 .is_some_and(|c| c.state == ContainerState::Running)
             {
                 violations.push(format!(
@@ -460,7 +549,7 @@ fn check_end_state(
             if c.deployment == Some(id)
                 && c.web
                 && c.state == ContainerState::Running
-                && !host.upstreams.contains(&c.name)
+                && !host.is_routed(&c.name)
             {
                 violations.push(format!(
                     "{name}: {} was created by the deployment and runs unrouted",

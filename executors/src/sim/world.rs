@@ -1,6 +1,7 @@
-//! The simulated world: hosts, their containers, each host's Caddy upstream set and the
-//! requests in flight. Every change goes through a method that checks the safety
-//! invariants at that instant and records any violation.
+//! The simulated world: hosts, their containers (each listening on a port and answering
+//! one health path, like a real app image), each host's proxy route (dials and its
+//! active health check) and the requests in flight. Every change goes through a method
+//! that checks the safety invariants at that instant and records any violation.
 
 use std::collections::BTreeMap;
 
@@ -8,11 +9,19 @@ use odysseus_engine::DeploymentId;
 
 use super::faults::FaultPlan;
 use super::rng::Rng;
+use crate::steps::{dial_container, ProxySettings};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ContainerState {
     Running,
     Stopped,
+}
+
+/// How an app image behaves: the port it listens on and the health path it answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppShape {
+    pub port: u16,
+    pub health_path: String,
 }
 
 #[derive(Clone, Debug)]
@@ -23,6 +32,13 @@ pub struct Container {
     pub version: String,
     pub web: bool,
     pub state: ContainerState,
+    /// What the image really does.
+    pub app: AppShape,
+    /// What odysseus labelled it with (None: a container from before the labels).
+    pub label_port: Option<u16>,
+    pub label_health_path: Option<String>,
+    /// Counts its starts: Docker's StartedAt.
+    pub starts: u32,
     /// When it becomes healthy after its last start (virtual ms); `None` = never.
     pub healthy_at: Option<u64>,
     /// End times of requests in flight when it was taken out of the upstreams.
@@ -37,6 +53,11 @@ impl Container {
         self.state == ContainerState::Running && self.healthy_at.is_some_and(|t| t <= now)
     }
 
+    /// Would a request (or the proxy's health check, if `path`) to this port succeed?
+    pub fn serves(&self, now: u64, port: u16, path: Option<&str>) -> bool {
+        self.healthy(now) && self.app.port == port && path.is_none_or(|p| p == self.app.health_path)
+    }
+
     pub fn inflight_at(&self, now: u64) -> u32 {
         self.inflight.iter().filter(|&&end| end > now).count() as u32
     }
@@ -45,8 +66,12 @@ impl Container {
 #[derive(Clone, Debug, Default)]
 pub struct Host {
     pub containers: Vec<Container>,
-    /// The service's route in this host's Caddy: container names.
+    /// The service's route exists in this host's proxy.
+    pub routed: bool,
+    /// The route's upstream dials, `name:port`.
     pub upstreams: Vec<String>,
+    /// The route's active health check path (the proxy skips upstreams that fail it).
+    pub route_health_path: Option<String>,
     /// The host had a routed healthy container before the deployment.
     pub was_serving: bool,
 }
@@ -60,11 +85,24 @@ impl Host {
         self.containers.iter_mut().find(|c| c.name == name)
     }
 
+    /// Does `dial` reach a container that answers requests and the route's health check?
+    pub fn dial_serves(&self, dial: &str, now: u64) -> bool {
+        let port = dial.rsplit_once(':').and_then(|(_, p)| p.parse().ok());
+        match (self.container(dial_container(dial)), port) {
+            (Some(c), Some(port)) => c.serves(now, port, self.route_health_path.as_deref()),
+            _ => false,
+        }
+    }
+
     pub fn routed_healthy(&self, now: u64) -> usize {
         self.upstreams
             .iter()
-            .filter(|u| self.container(u).is_some_and(|c| c.healthy(now)))
+            .filter(|d| self.dial_serves(d, now))
             .count()
+    }
+
+    pub fn is_routed(&self, name: &str) -> bool {
+        self.upstreams.iter().any(|d| dial_container(d) == name)
     }
 }
 
@@ -79,6 +117,14 @@ pub struct World {
     next_id: u64,
     /// Largest number of simultaneous containers one deployment had for a role on a host.
     pub max_twins: usize,
+    /// deploy.yml as the running process loaded it (it may change between processes).
+    pub config: Option<ProxySettings>,
+    /// What the image being deployed does.
+    pub new_app: AppShape,
+    /// The plan's timeouts: a new container is healthy within a quarter of `boot_ms`;
+    /// a stop before `drain_ms` with requests in flight is a violation.
+    pub boot_ms: u64,
+    pub drain_ms: u64,
 }
 
 impl World {
@@ -92,6 +138,13 @@ impl World {
             violations: Vec::new(),
             next_id: 1,
             max_twins: 0,
+            config: None,
+            new_app: AppShape {
+                port: 3000,
+                health_path: "/up".into(),
+            },
+            boot_ms: 10_000,
+            drain_ms: 5_000,
         }
     }
 
@@ -104,9 +157,22 @@ impl World {
     }
 
     /// Puts an already running, healthy (and for web, routed) container on a host: the
-    /// state before the deployment.
-    pub fn seed_container(&mut self, host: &str, role: &str, web: bool, version: &str) {
-        let name = format!("{}-{role}-{version}", self.service);
+    /// state before the deployment. `route_health_path` is the route's health check.
+    pub fn seed_container(
+        &mut self,
+        host: &str,
+        role: &str,
+        web: bool,
+        version: &str,
+        index: usize,
+        app: &AppShape,
+        labelled: bool,
+    ) {
+        let name = if index == 0 {
+            format!("{}-{role}-{version}", self.service)
+        } else {
+            format!("{}-{role}-{version}-{index}", self.service)
+        };
         let id = self.fresh_id();
         let h = self.hosts.entry(host.to_string()).or_default();
         h.containers.push(Container {
@@ -116,13 +182,19 @@ impl World {
             version: version.to_string(),
             web,
             state: ContainerState::Running,
+            app: app.clone(),
+            label_port: (web && labelled).then_some(app.port),
+            label_health_path: (web && labelled).then(|| app.health_path.clone()),
+            starts: 1,
             healthy_at: Some(0),
             inflight: Vec::new(),
             unrouted_at: None,
             deployment: None,
         });
         if web {
-            h.upstreams.push(name);
+            h.routed = true;
+            h.route_health_path = Some(app.health_path.clone());
+            h.upstreams.push(format!("{name}:{}", app.port));
             h.was_serving = true;
         }
     }
@@ -137,9 +209,9 @@ impl World {
         id
     }
 
-    /// Creates a container, or starts it again if one of that name exists (adoption).
+    /// Creates a stopped container of the new image, labelled with `settings`.
     #[allow(clippy::too_many_arguments)]
-    pub fn create_or_start(
+    pub fn create(
         &mut self,
         host: &str,
         name: &str,
@@ -147,40 +219,38 @@ impl World {
         web: bool,
         version: &str,
         deployment: DeploymentId,
-        boot_ms: u64,
+        settings: Option<&ProxySettings>,
     ) -> String {
-        let now = self.now_ms;
-        let never = self.faults.never_healthy(host);
-        let delay = self.rng.upto(boot_ms / 4);
-        let healthy_at = if never { None } else { Some(now + delay) };
-        if self
+        if let Some(id) = self
             .hosts
             .get(host)
             .and_then(|h| h.container(name))
-            .is_none()
+            .map(|c| c.id.clone())
         {
-            let id = self.fresh_id();
-            let h = self.hosts.get_mut(host).expect("simulated host exists");
-            h.containers.push(Container {
-                name: name.to_string(),
-                id,
-                role: role.to_string(),
-                version: version.to_string(),
-                web,
-                state: ContainerState::Stopped,
-                healthy_at: None,
-                inflight: Vec::new(),
-                unrouted_at: None,
-                deployment: Some(deployment),
-            });
+            self.violation(format!("created {name} on {host} twice"));
+            return id;
         }
+        let id = self.fresh_id();
+        let app = self.new_app.clone();
         let h = self.hosts.get_mut(host).expect("simulated host exists");
-        let c = h.container_mut(name).expect("just ensured");
-        if c.state != ContainerState::Running {
-            c.state = ContainerState::Running;
-            c.healthy_at = healthy_at;
-        }
-        let id = c.id.clone();
+        h.containers.push(Container {
+            name: name.to_string(),
+            id: id.clone(),
+            role: role.to_string(),
+            version: version.to_string(),
+            web,
+            state: ContainerState::Stopped,
+            app,
+            label_port: settings.map(|s| s.app_port),
+            label_health_path: settings
+                .and_then(|s| s.healthcheck.as_ref())
+                .map(|hc| hc.path.clone()),
+            starts: 0,
+            healthy_at: None,
+            inflight: Vec::new(),
+            unrouted_at: None,
+            deployment: Some(deployment),
+        });
         self.check_twins(host, role, deployment);
         id
     }
@@ -199,72 +269,106 @@ impl World {
         }
     }
 
-    /// Starts a stopped container again (for a restore).
-    pub fn restart(&mut self, host: &str, name: &str, boot_ms: u64) -> bool {
+    /// Starts a container (again); it becomes healthy after a while, or never when the
+    /// host's new image is broken.
+    pub fn start(&mut self, host: &str, name: &str, boot_ms: u64) -> bool {
         let now = self.now_ms;
         let delay = self.rng.upto(boot_ms / 4);
+        let never = self.faults.never_healthy(host);
         let Some(c) = self.hosts.get_mut(host).and_then(|h| h.container_mut(name)) else {
             return false;
         };
         if c.state != ContainerState::Running {
             c.state = ContainerState::Running;
-            c.healthy_at = Some(now + delay);
+            c.starts += 1;
+            c.healthy_at = if never && c.deployment.is_some() {
+                None
+            } else {
+                Some(now + delay)
+            };
             c.inflight.clear();
         }
         true
     }
 
-    pub fn route(&mut self, host: &str, name: &str) -> Result<(), String> {
-        let now = self.now_ms;
-        let h = self.hosts.get_mut(host).expect("simulated host exists");
-        let Some(c) = h.container_mut(name) else {
-            return Err(format!("no container {name}"));
-        };
-        if !c.healthy(now) {
-            // The executor must refuse; reaching here would route an unhealthy container.
-            self.violation(format!("routed {name} on {host} while it was not healthy"));
-            return Err(format!("{name} is not healthy"));
+    /// The container dies on its own (a crash, the OOM killer): the proxy is not told.
+    pub fn kill(&mut self, host: &str, name: &str) {
+        if let Some(c) = self.hosts.get_mut(host).and_then(|h| h.container_mut(name)) {
+            c.state = ContainerState::Stopped;
+            c.inflight.clear();
         }
-        c.unrouted_at = None;
-        if !h.upstreams.iter().any(|u| u == name) {
-            h.upstreams.push(name.to_string());
-        }
-        Ok(())
     }
 
-    /// Takes a container out of the upstreams; the requests it was serving keep running.
-    pub fn unroute(&mut self, host: &str, name: &str, drain_ms: u64) -> bool {
+    /// Writes the route in one change: its health check and its dials. Every dial added
+    /// must reach a container that serves by that health check; the requests of every
+    /// dial removed keep running on their container.
+    pub fn write_route(&mut self, host: &str, health_path: Option<String>, dials: Vec<String>) {
         let now = self.now_ms;
-        let requests = self.rng.upto(3);
-        let ends: Vec<u64> = (0..requests)
-            .map(|_| now + 1 + self.rng.upto(drain_ms * 3 / 2))
-            .collect();
+        let drain_ms = 1 + self.rng.upto(4_000);
+        let before = self.hosts[host].routed_healthy(now);
         let h = self.hosts.get_mut(host).expect("simulated host exists");
-        let Some(pos) = h.upstreams.iter().position(|u| u == name) else {
-            return false;
-        };
-        h.upstreams.remove(pos);
-        if let Some(c) = h.container_mut(name) {
-            c.unrouted_at = Some(now);
-            if c.state == ContainerState::Running {
-                c.inflight = ends;
+        let removed: Vec<String> = h
+            .upstreams
+            .iter()
+            .filter(|d| !dials.contains(d))
+            .cloned()
+            .collect();
+        let added: Vec<String> = dials
+            .iter()
+            .filter(|d| !h.upstreams.contains(d))
+            .cloned()
+            .collect();
+        h.routed = true;
+        h.route_health_path = health_path;
+        h.upstreams = dials;
+        let mut problems = Vec::new();
+        for dial in &added {
+            if !h.dial_serves(dial, now) {
+                problems.push(format!(
+                    "routed {dial} on {host} while it does not serve there by the route's health check"
+                ));
+            }
+            if let Some(c) = h.container_mut(dial_container(dial)) {
+                c.unrouted_at = None;
             }
         }
-        self.check_availability(host);
-        true
+        // A container removed under every dial keeps serving its requests in flight.
+        let unrouted: Vec<String> = removed
+            .iter()
+            .map(|d| dial_container(d).to_string())
+            .filter(|name| !h.is_routed(name))
+            .collect();
+        for name in unrouted {
+            let requests = self.rng.upto(3);
+            let ends: Vec<u64> = (0..requests)
+                .map(|_| now + 1 + self.rng.upto(drain_ms))
+                .collect();
+            let h = self.hosts.get_mut(host).expect("simulated host exists");
+            if let Some(c) = h.container_mut(&name) {
+                c.unrouted_at = Some(now);
+                if c.state == ContainerState::Running {
+                    c.inflight = ends;
+                }
+            }
+        }
+        for p in problems {
+            self.violation(p);
+        }
+        self.check_availability(host, before);
     }
 
     /// Stops a container gracefully (what SIGTERM + the stop timeout achieve).
     pub fn stop(&mut self, host: &str, name: &str, drain_ms: u64) -> bool {
         let now = self.now_ms;
         let h = &self.hosts[host];
+        let before = h.routed_healthy(now);
         let Some(c) = h.container(name) else {
             return false;
         };
         if c.state != ContainerState::Running {
             return false;
         }
-        let still_routed = h.upstreams.iter().any(|u| u == name);
+        let still_routed = h.is_routed(name);
         let inflight = c.inflight_at(now);
         let drained_long_enough = c
             .unrouted_at
@@ -283,12 +387,11 @@ impl World {
         let c = self
             .hosts
             .get_mut(host)
-            .unwrap()
-            .container_mut(name)
-            .unwrap();
+            .and_then(|h| h.container_mut(name))
+            .expect("checked above");
         c.state = ContainerState::Stopped;
         c.inflight.clear();
-        self.check_availability(host);
+        self.check_availability(host, before);
         true
     }
 
@@ -305,25 +408,12 @@ impl World {
         true
     }
 
-    /// Removes upstreams whose container is missing or not running.
-    pub fn clean_stale(&mut self, host: &str) -> u32 {
-        let h = self.hosts.get_mut(host).expect("simulated host exists");
-        let before = h.upstreams.len();
-        let containers = &h.containers;
-        h.upstreams.retain(|u| {
-            containers
-                .iter()
-                .any(|c| &c.name == u && c.state == ContainerState::Running)
-        });
-        (before - h.upstreams.len()) as u32
-    }
-
-    /// Availability: a host that served before the deployment must always have a
-    /// routed healthy container.
-    pub fn check_availability(&mut self, host: &str) {
+    /// Availability: a change made by the deployer must never take a host that served
+    /// (a routed container answering the route's health check) to serving nothing.
+    fn check_availability(&mut self, host: &str, before: usize) {
         let now = self.now_ms;
         let h = &self.hosts[host];
-        if h.was_serving && h.routed_healthy(now) == 0 {
+        if h.was_serving && before > 0 && h.routed_healthy(now) == 0 {
             self.violation(format!("{host} has no routed healthy container"));
         }
     }

@@ -1,0 +1,244 @@
+//! The host operations of a real deploy: Docker engine calls (bollard), Caddy admin API
+//! calls, and probes and connection counts taken from the host's side (locally, or on
+//! the server through the SSH connection). The steps themselves live in `crate::steps`.
+
+use std::collections::HashMap;
+
+use bollard::models::HealthConfig;
+use odysseus_engine::machine::Effect;
+use odysseus_engine::runtime::{Clock, ExecError, Survey, SystemClock};
+
+use super::caddy::{ensure_caddy, CADDY_CONTAINER};
+use super::engine::NewContainer;
+use super::executor::{secs_ns, DockerExecutor, HostHandle};
+use super::probe::{count_inbound, listening_ports};
+use super::spec::HttpCheck;
+use crate::steps::{ContainerView, HostOps, Probe, ProxySettings};
+
+/// Labels that record what a container was deployed with, so a later deployment (or
+/// its undo) handles it by them rather than by today's config.
+pub const LABEL_APP_PORT: &str = "odysseus.app_port";
+pub const LABEL_HEALTH_PATH: &str = "odysseus.health_path";
+
+impl DockerExecutor {
+    /// The service's upstreams on a host; None when it has no route — also when the host
+    /// has no Caddy at all (a first deploy that failed before anything was routed), so an
+    /// undo never depends on a Caddy that was never created.
+    async fn upstreams(&self, h: &HostHandle) -> Result<Option<Vec<String>>, ExecError> {
+        match h.admin.upstreams(&self.spec().service).await {
+            Ok(u) => Ok(u),
+            Err(e) => match h.engine.inspect(CADDY_CONTAINER).await? {
+                None => Ok(None),
+                Some(_) => Err(e),
+            },
+        }
+    }
+
+    async fn pid_of(&self, host: &str, name: &str) -> Result<Option<i64>, ExecError> {
+        Ok(self
+            .host(host)?
+            .engine
+            .inspect(name)
+            .await?
+            .filter(|c| c.running)
+            .and_then(|c| c.pid))
+    }
+}
+
+impl HostOps for DockerExecutor {
+    fn proxy(&self) -> Option<ProxySettings> {
+        self.spec().proxy.as_ref().map(|p| ProxySettings {
+            app_port: p.app_port,
+            healthcheck: p.healthcheck.clone(),
+        })
+    }
+
+    async fn check_lock(&self, host: &str) -> Result<(), ExecError> {
+        DockerExecutor::check_lock(self, host).await
+    }
+
+    async fn container(&self, host: &str, name: &str) -> Result<Option<ContainerView>, ExecError> {
+        Ok(self
+            .host(host)?
+            .engine
+            .inspect(name)
+            .await?
+            .map(|c| ContainerView {
+                app_port: c.labels.get(LABEL_APP_PORT).and_then(|p| p.parse().ok()),
+                health_path: c.labels.get(LABEL_HEALTH_PATH).cloned(),
+                id: c.id,
+                running: c.running,
+                started: c.started,
+                health: c.health,
+            }))
+    }
+
+    async fn create(
+        &self,
+        e: &Effect,
+        settings: Option<&ProxySettings>,
+    ) -> Result<String, ExecError> {
+        let spec = self.spec();
+        let h = self.host(&e.host)?;
+        let role = spec
+            .role(&e.role)
+            .ok_or_else(|| ExecError::Permanent(format!("role {} is not in the config", e.role)))?;
+        h.engine
+            .ensure_network(spec.network_subnet.as_deref())
+            .await?;
+        let image = e.image_ref();
+        h.engine
+            .ensure_image(&image, spec.registry.as_ref())
+            .await?;
+        let mut labels: HashMap<String, String> = [
+            ("odysseus.service", e.service.clone()),
+            ("odysseus.role", e.role.clone()),
+            ("odysseus.version", e.version.clone()),
+            ("odysseus.deployment", e.deployment.to_string()),
+            ("odysseus.deployed_at", SystemClock.now().to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        if let Some(s) = settings {
+            labels.insert(LABEL_APP_PORT.into(), s.app_port.to_string());
+            if let Some(hc) = &s.healthcheck {
+                labels.insert(LABEL_HEALTH_PATH.into(), hc.path.clone());
+            }
+        }
+        let env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let healthcheck = role.healthcheck.as_ref().map(|hc| HealthConfig {
+            test: Some(vec!["CMD-SHELL".into(), hc.cmd.clone()]),
+            interval: Some(secs_ns(hc.interval_s)),
+            timeout: Some(secs_ns(hc.timeout_s)),
+            retries: Some(i64::from(hc.retries)),
+            ..Default::default()
+        });
+        h.engine
+            .create(NewContainer {
+                name: &e.new_container,
+                image: &image,
+                cmd: role.cmd.clone(),
+                env,
+                labels,
+                binds: role.volumes.clone(),
+                resources: &role.resources,
+                healthcheck,
+                publish: vec![],
+                aliases: vec![],
+                sysctls: vec![],
+            })
+            .await
+    }
+
+    async fn start(&self, host: &str, name: &str) -> Result<(), ExecError> {
+        self.host(host)?.engine.start(name).await
+    }
+
+    async fn stop(&self, host: &str, name: &str, stop_ms: u64) -> Result<(), ExecError> {
+        self.host(host)?.engine.stop(name, stop_ms / 1000).await
+    }
+
+    async fn remove(&self, host: &str, name: &str) -> Result<(), ExecError> {
+        self.host(host)?.engine.remove(name).await
+    }
+
+    async fn probe(&self, host: &str, name: &str, port: u16, probe: Probe<'_>) -> bool {
+        let Ok(h) = self.host(host) else {
+            return false;
+        };
+        let Ok(Some(info)) = h.engine.inspect(name).await else {
+            return false;
+        };
+        let Some(ip) = info.ip.as_deref() else {
+            return false;
+        };
+        match probe {
+            Probe::Tcp => h.tcp_ok(ip, port).await,
+            Probe::Http { path, expect } => h.http_ok(ip, port, path, expect).await,
+        }
+    }
+
+    async fn listening_ports(&self, host: &str, name: &str) -> Result<Vec<u16>, ExecError> {
+        match self.pid_of(host, name).await? {
+            Some(pid) => Ok(listening_ports(&self.host(host)?.tcp_tables(pid).await?)),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn inbound_connections(&self, host: &str, name: &str) -> Result<u32, ExecError> {
+        match self.pid_of(host, name).await? {
+            Some(pid) => Ok(count_inbound(&self.host(host)?.tcp_tables(pid).await?)),
+            None => Ok(0),
+        }
+    }
+
+    async fn last_logs(&self, host: &str, name: &str) -> String {
+        match self.host(host) {
+            Ok(h) => h.engine.last_logs(name, 20).await,
+            Err(_) => String::new(),
+        }
+    }
+
+    async fn route(&self, host: &str) -> Result<Option<Vec<String>>, ExecError> {
+        self.upstreams(self.host(host)?).await
+    }
+
+    async fn write_route(
+        &self,
+        host: &str,
+        health: Option<&HttpCheck>,
+        edit: &dyn Fn(&mut Vec<String>),
+    ) -> Result<(Vec<String>, Vec<String>), ExecError> {
+        let spec = self.spec();
+        let h = self.host(host)?;
+        let proxy = spec
+            .proxy
+            .as_ref()
+            .ok_or_else(|| ExecError::Permanent("the web role needs a proxy section".into()))?;
+        ensure_caddy(
+            &h.engine,
+            &h.admin,
+            proxy,
+            spec.network_subnet.as_deref(),
+            spec.registry.as_ref(),
+        )
+        .await?;
+        h.admin.ensure_route(&spec.service, proxy).await?;
+        h.admin
+            .write_route(&spec.service, proxy, health, edit)
+            .await
+    }
+
+    async fn survey(&self, host: &str, service: &str, role: &str) -> Result<Survey, ExecError> {
+        let h = self.host(host)?;
+        let list = h
+            .engine
+            .list(
+                &[("odysseus.service", service), ("odysseus.role", role)],
+                false,
+            )
+            .await?;
+        let mut containers: Vec<(String, String)> = list
+            .into_iter()
+            .map(|(_, name, labels)| {
+                (
+                    name,
+                    labels.get("odysseus.version").cloned().unwrap_or_default(),
+                )
+            })
+            .collect();
+        containers.sort();
+        Ok(Survey {
+            version: containers
+                .first()
+                .map(|(_, v)| v.clone())
+                .filter(|v| !v.is_empty()),
+            containers: containers.into_iter().map(|(n, _)| n).collect(),
+        })
+    }
+
+    async fn explain(&self, host: &str, e: ExecError) -> ExecError {
+        self.explain_lost(host, e).await
+    }
+}

@@ -1,0 +1,213 @@
+//! The promise across releases that change things, and containers that decay: real
+//! Docker, real Caddy, the built binary, under load.
+//!
+//! - a release that moves the app to another port: the old container is unrouted,
+//!   drained on its own port and stopped only then, and an abort returns to it;
+//! - a release whose health check path changes: the route's active health check is
+//!   brought up to date in the same change that routes the new container;
+//! - a new container that dies after it was routed, while the deployer was down: the
+//!   resumed deploy never unroutes or stops the old container.
+
+#[path = "support/real.rs"]
+mod real;
+
+use std::time::Duration;
+
+use real::{assert_exit, docker, require_docker, serial, stderr, App, Load, HTTP_PORT};
+
+/// deploy.yml for the test bed's "other" app, which listens on $PORT.
+fn write_other(app: &App, version_image: &str, port: u16, health_path: &str) {
+    let yaml = format!(
+        "service: {service}
+image: {version_image}
+servers:
+  web:
+    hosts: [local]
+    deploy:
+      drain_timeout: 10
+      boot_timeout: 15
+      stop_timeout: 10
+env:
+  clear:
+    PORT: \"{port}\"
+proxy:
+  app_port: {port}
+  hosts: [{host}]
+  ssl: false
+  image: odysseus-testbed/caddy:2.6
+  http_port: {HTTP_PORT}
+  healthcheck:
+    path: {health_path}
+    interval: 1
+",
+        service = app.service,
+        host = app.host_header,
+    );
+    std::fs::write(app.config(), yaml).unwrap();
+}
+
+/// The service's route as Caddy holds it.
+fn route(app: &App) -> serde_json::Value {
+    let out = std::process::Command::new("curl")
+        .args(["-sf", "-H", "Host: 127.0.0.1:2019"])
+        .arg(format!(
+            "http://127.0.0.1:2019/id/odysseus-route-{}",
+            app.service
+        ))
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("route JSON: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn assert_no_failures(report: &real::LoadReport, what: &str) {
+    assert_eq!(
+        report.failures(),
+        0,
+        "{what}: non-2xx {:?}, errors {:?}",
+        report.non_2xx,
+        &report.errors[..report.errors.len().min(5)]
+    );
+    assert!(report.ok > 20, "{what}: only {} requests got through", report.ok);
+}
+
+fn slow(app: &App, secs: u32) -> std::thread::JoinHandle<Result<(u16, String), String>> {
+    real::slow_request(
+        format!("127.0.0.1:{HTTP_PORT}"),
+        app.host_header.clone(),
+        secs,
+    )
+}
+
+#[test]
+fn a_release_on_another_app_port_drains_the_old_container_on_its_own_port() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("portmove", "odysseus-other", "");
+    write_other(&app, "odysseus-other", 3000, "/cgi-bin/healthz");
+    assert_exit(&app.deploy(&["--image", "1"]), 0, "v1 on port 3000");
+
+    let load = Load::start(&app.host_header, 3, 20_000, Duration::from_secs(90));
+    let in_flight = slow(&app, 3);
+    write_other(&app, "odysseus-other", 3001, "/cgi-bin/healthz");
+    let out = app.deploy(&["--image", "2"]);
+    assert_exit(&out, 0, "v2 on port 3001");
+    let (status, body) = in_flight.join().unwrap().expect("the slow request got an answer");
+    assert_eq!(status, 200, "the request in flight on v1: {body}");
+    assert!(body.contains("other-1"), "served by v1: {body}");
+    assert_no_failures(&load.finish(), "deploy across a port change");
+
+    // The old container was unrouted (matched by name, whatever the port), drained on
+    // its own port (the slow request held it), and only then stopped.
+    let err = stderr(&out);
+    assert!(err.contains("remove-old-upstream ok"), "{err}");
+    let running = app.running();
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert_eq!(app.upstreams(), vec![format!("{}:3001", running[0].0)]);
+    let (status, body) = app.get("/").unwrap();
+    assert_eq!((status, body.trim()), (200, "other-2"));
+}
+
+#[test]
+fn an_abort_across_a_port_change_returns_to_the_old_container_on_its_old_port() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("portabort", "odysseus-other", "");
+    write_other(&app, "odysseus-other", 3000, "/cgi-bin/healthz");
+    assert_exit(&app.deploy(&["--image", "1"]), 0, "v1 on port 3000");
+    let load = Load::start(&app.host_header, 3, 30_000, Duration::from_secs(150));
+    // Kill the deployer after each of these steps, then abort: the undo must restart,
+    // health-check and route the old container by what it was deployed with.
+    for marker in ["add-upstream ok", "remove-old-upstream ok", "stop-old ok"] {
+        write_other(&app, "odysseus-other", 3001, "/cgi-bin/healthz");
+        let (mut child, lines) = real::spawn_until(app.deploy_cmd(&["--image", "2"]), marker);
+        drop(lines);
+        let _ = child.kill();
+        let _ = child.wait();
+        let out = app.deploy(&["--abort"]);
+        assert_exit(&out, 0, &format!("--abort after {marker}"));
+        let running = app.running();
+        assert_eq!(running.len(), 1, "after {marker}: {running:?}");
+        assert_eq!(running[0].1, "1", "after {marker}: {running:?}");
+        assert_eq!(
+            app.upstreams(),
+            vec![format!("{}:3000", running[0].0)],
+            "after {marker}"
+        );
+        let (status, body) = app.get("/").unwrap();
+        assert_eq!((status, body.trim()), (200, "other-1"), "after {marker}");
+    }
+    assert_no_failures(&load.finish(), "kills and aborts across a port change");
+}
+
+#[test]
+fn a_release_with_another_health_path_updates_the_route_before_traffic_moves() {
+    let _serial = serial();
+    require_docker();
+    // v1 is the demo app: it answers /health, not /cgi-bin/healthz.
+    let app = App::new("pathmove", "odysseus-demo", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "v1 with /health");
+    let before = route(&app);
+    assert_eq!(
+        before["handle"][0]["health_checks"]["active"]["uri"], "/health",
+        "{before}"
+    );
+
+    // v2 is the other app on the same port: it answers /cgi-bin/healthz, not /health.
+    let load = Load::start(&app.host_header, 3, 20_000, Duration::from_secs(90));
+    write_other(&app, "odysseus-other", 3000, "/cgi-bin/healthz");
+    let out = app.deploy(&["--image", "2"]);
+    assert_exit(&out, 0, "v2 with /cgi-bin/healthz");
+    std::thread::sleep(Duration::from_secs(3)); // several of Caddy's health checks
+    for i in 0..20 {
+        let (status, body) = app.get("/").unwrap_or_else(|e| panic!("request {i}: {e}"));
+        assert_eq!((status, body.trim()), (200, "other-2"), "request {i}");
+    }
+    assert_no_failures(&load.finish(), "deploy across a health path change");
+    let after = route(&app);
+    assert_eq!(
+        after["handle"][0]["health_checks"]["active"]["uri"], "/cgi-bin/healthz",
+        "{after}"
+    );
+    // `status` shows the route as odysseus wrote it.
+    let status = std::process::Command::new(real::odysseus_bin())
+        .args(["status", "-c"])
+        .arg(app.config())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains(&app.running()[0].0), "{text}");
+}
+
+#[test]
+fn a_new_container_that_dies_while_the_deployer_is_down_never_costs_the_old_one_its_traffic() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("decay", "odysseus-demo", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "v1");
+    let old = app.running()[0].0.clone();
+    let load = Load::start(&app.host_header, 3, 20_000, Duration::from_secs(120));
+    let (mut child, lines) = real::spawn_until(app.deploy_cmd(&["--image", "v2"]), "add-upstream ok");
+    drop(lines);
+    let _ = child.kill(); // SIGKILL: the journal says add-upstream succeeded
+    let _ = child.wait();
+    let new = app
+        .running()
+        .into_iter()
+        .find(|(_, v)| v == "v2")
+        .expect("the new container runs")
+        .0;
+    docker(&["rm", "-f", &new]); // it dies; nobody tells Caddy
+    let out = app.deploy(&["--resume"]);
+    let err = stderr(&out);
+    assert_exit(&out, 1, "--resume with the new container gone");
+    assert!(
+        err.contains("is not routed and healthy now: not unrouting the old containers"),
+        "{err}"
+    );
+    // The old container never stopped serving, and serves alone.
+    let running = app.running();
+    assert_eq!(running, vec![(old.clone(), "v1".to_string())]);
+    assert_eq!(app.upstreams(), vec![format!("{old}:3000")]);
+    assert_no_failures(&load.finish(), "resume after the new container died");
+}
