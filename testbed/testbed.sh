@@ -188,6 +188,9 @@ clean_apps() {
     ids=$(docker ps -aq --filter label=odysseus.service; docker ps -aq --filter name='^odysseus-caddy$')
     [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1 || true
     docker volume rm odysseus-caddy-config odysseus-caddy-data >/dev/null 2>&1 || true
+    # The marks of unfinished deployments (volumes named odysseus-deployment-<service>).
+    ids=$(docker volume ls -q --filter name='^odysseus-deployment-')
+    [ -n "$ids" ] && docker volume rm $ids >/dev/null 2>&1 || true
 }
 
 stop_dockerd() {

@@ -98,7 +98,7 @@ fn next_fact(input: &mut Bytes) -> Option<Fact> {
     }
     let target = input.small(4);
     let attempt = input.small(5);
-    Some(match input.small(18) {
+    Some(match input.small(21) {
         0 => {
             let targets = (0..input.small(4))
                 .map(|_| Target {
@@ -230,6 +230,23 @@ fn next_fact(input: &mut Bytes) -> Option<Fact> {
                 .collect(),
             secrets: (0..input.small(3)).map(|_| input.text()).collect(),
             secrets_digest: (input.small(2) == 0).then(|| input.text()),
+        },
+        17 => Fact::Abandoned {
+            by: operator(input),
+            reason: input.text(),
+        },
+        18 => Fact::Superseded {
+            by: operator(input),
+            deployment: DeploymentId {
+                millis: u64::from(input.byte()),
+                nonce: u32::from(input.byte()),
+            },
+        },
+        19 => Fact::Supersedes {
+            deployment: DeploymentId {
+                millis: u64::from(input.byte()),
+                nonce: u32::from(input.byte()),
+            },
         },
         _ => Fact::LockTakenOver {
             from: operator(input),

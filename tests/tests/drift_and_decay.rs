@@ -211,3 +211,132 @@ fn a_new_container_that_dies_while_the_deployer_is_down_never_costs_the_old_one_
     assert_eq!(app.upstreams(), vec![format!("{old}:3000")]);
     assert_no_failures(&load.finish(), "resume after the new container died");
 }
+
+/// `odysseus deploy` with a state dir of its own: another machine's journal.
+fn deploy_from(app: &App, state_dir: &std::path::Path, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(real::odysseus_bin());
+    cmd.arg("--state-dir")
+        .arg(state_dir)
+        .arg("deploy")
+        .arg("-c")
+        .arg(app.config())
+        .args(args);
+    cmd.env_remove("ODYSSEUS_STATE_DIR");
+    cmd
+}
+
+#[test]
+fn a_deploy_from_another_journal_is_refused_while_one_is_unfinished_on_the_host() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("twojournals", "odysseus-demo", "");
+    let other = app.dir.join("other-state");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "v1 from journal A");
+    let load = Load::start(&app.host_header, 3, 20_000, Duration::from_secs(120));
+
+    // A is killed half-way: v1 and v2 both routed.
+    let (mut child, lines) = real::spawn_until(app.deploy_cmd(&["--image", "v2"]), "add-upstream ok");
+    drop(lines);
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // B, with a journal of its own, must not take v2 for an old container to stop.
+    let out = deploy_from(&app, &other, &["--image", "v3"]).output().unwrap();
+    let err = stderr(&out);
+    assert_exit(&out, 3, "deploy from journal B");
+    assert!(
+        err.contains("in the middle of deployment") && err.contains("--resume") && err.contains("lock release"),
+        "{err}"
+    );
+    let mut versions: Vec<String> = app.running().into_iter().map(|(_, v)| v).collect();
+    versions.sort();
+    assert_eq!(versions, vec!["v1", "v2"], "B changed nothing");
+
+    // A finishes; then B may deploy.
+    assert_exit(&app.deploy(&["--resume"]), 0, "A resumes");
+    assert_exit(
+        &deploy_from(&app, &other, &["--image", "v3"]).output().unwrap(),
+        0,
+        "B deploys once A is done",
+    );
+    let running = app.running();
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert_eq!(running[0].1, "v3");
+    assert_no_failures(&load.finish(), "two journals");
+}
+
+#[test]
+fn a_resume_after_another_deployment_changed_the_host_stops_with_a_report() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("foreign", "odysseus-demo", "");
+    let other = app.dir.join("other-state");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "v1 from journal A");
+    let (mut child, lines) = real::spawn_until(app.deploy_cmd(&["--image", "v2"]), "await-healthy ok");
+    drop(lines);
+    let _ = child.kill();
+    let _ = child.wait();
+    // Someone decides A's journal is lost: `lock release` clears the mark, B deploys v3
+    // and stops what it finds (v1 and A's v2) as old containers.
+    let release = std::process::Command::new(real::odysseus_bin())
+        .arg("--state-dir")
+        .arg(&other)
+        .args(["lock", "release", "-c"])
+        .arg(app.config())
+        .output()
+        .unwrap();
+    assert_exit(&release, 0, "lock release from B");
+    assert!(String::from_utf8_lossy(&release.stdout).contains("cleared"), "{}", String::from_utf8_lossy(&release.stdout));
+    assert_exit(
+        &deploy_from(&app, &other, &["--image", "v3"]).output().unwrap(),
+        0,
+        "B deploys v3",
+    );
+    // A comes back: resuming would route v2 beside v3. It stops instead, changing nothing.
+    let out = app.deploy(&["--resume"]);
+    let err = stderr(&out);
+    assert_exit(&out, 3, "A resumes over B's deployment");
+    assert!(
+        err.contains("the hosts changed since deployment") && err.contains("--abandon"),
+        "{err}"
+    );
+    let running = app.running();
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert_eq!(running[0].1, "v3");
+    // A ends its deployment without touching anything.
+    let out = app.deploy(&["--abandon", "B deployed v3 meanwhile"]);
+    assert_exit(&out, 0, "--abandon");
+    assert!(stderr(&out).contains("(v3)"), "{}", stderr(&out));
+    let replay = app.replay_json();
+    assert_eq!(replay["deployment"]["status"], "abandoned", "{replay}");
+    assert_eq!(app.running().len(), 1);
+}
+
+#[test]
+fn a_fixed_image_supersedes_a_halted_deployment_that_no_host_serves() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("supersede", "odysseus-demo", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "v1");
+    let load = Load::start(&app.host_header, 2, 10_000, Duration::from_secs(90));
+    // v2 of a broken image: halted, nothing switched.
+    app.write_config("odysseus-bad", "");
+    let out = app.deploy(&["--image", "latest"]);
+    assert_exit(&out, 1, "the bad image halts");
+    // The fixed image deploys at once, recorded in both deployments.
+    app.write_config("odysseus-demo", "");
+    let out = app.deploy(&["--image", "v2"]);
+    assert_exit(&out, 0, "the fixed image");
+    assert!(stderr(&out).contains("superseded"), "{}", stderr(&out));
+    let running = app.running();
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert_eq!(running[0].1, "v2");
+    let history = std::process::Command::new(real::odysseus_bin())
+        .args(["history", "--json", "-c"])
+        .arg(app.config())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&history.stdout);
+    assert!(text.contains("\"superseded\""), "{text}");
+    assert_no_failures(&load.finish(), "halted then superseded");
+}

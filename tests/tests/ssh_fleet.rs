@@ -176,6 +176,15 @@ ssh:
 
     fn remove_containers(&self) {
         for n in 1..=3 {
+            server_docker(
+                n,
+                &[
+                    "volume",
+                    "rm",
+                    "-f",
+                    &format!("odysseus-deployment-{}", self.service),
+                ],
+            );
             let ids = server_docker(
                 n,
                 &[
@@ -1607,5 +1616,95 @@ ssh:
             "s{n}: {}",
             stderr(&out)
         );
+    }
+}
+
+/// Recovery without every host: host 2 dies half-switched; `--abort` rolls back the
+/// hosts it can reach (under load, no failed request there) and stays resumable for
+/// host 2; `--abandon` ends the deployment without touching anything; once host 2 is
+/// back, its mark is cleared by `lock release` and a new deployment converges.
+#[test]
+fn an_abort_with_a_host_powered_off_rolls_back_the_others_and_abandon_ends_it() {
+    let _serial = serial();
+    fleet_up();
+    let app = FleetApp::new("hostdown", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    let (mut child, lines) = real::spawn_until(
+        app.cmd(&["--image", "v2"]),
+        "[web@198.51.100.12] add-upstream ok",
+    );
+    drop(lines);
+    let _ = child.kill();
+    let _ = child.wait();
+    servers(&["kill", "s2"]);
+    let loads: Vec<Load> = [HOSTS[0], HOSTS[2]]
+        .iter()
+        .map(|h| {
+            Load::start_at(
+                &format!("{h}:80"),
+                &app.host_header(),
+                2,
+                10_000,
+                Duration::from_secs(150),
+            )
+        })
+        .collect();
+
+    let out = app.deploy(&["--abort"]);
+    let err = stderr(&out);
+    assert_exit(&out, 1, "--abort with host 2 down");
+    assert!(
+        err.contains("going on without 198.51.100.12"),
+        "the run says it goes on without host 2: {err}"
+    );
+    let versions = app.versions();
+    assert_eq!(
+        (versions[0].as_str(), versions[2].as_str()),
+        ("v1", "v1"),
+        "hosts 1 and 3 are back on v1: {versions:?}"
+    );
+    assert_eq!(app.running_versions(1), vec!["v1"]);
+
+    // It can never finish while host 2 is gone: abandon it, with a reason.
+    let out = app.deploy(&["--abandon", "s2 lost its power supply"]);
+    let err = stderr(&out);
+    assert_exit(&out, 0, "--abandon");
+    assert!(
+        err.contains("198.51.100.11: hostdown-web-") && err.contains("(v1)"),
+        "{err}"
+    );
+    assert!(err.contains("198.51.100.12: UNREACHABLE"), "{err}");
+    let replay = Command::new(real::odysseus_bin())
+        .args(["replay", "-c"])
+        .arg(app.dir.join("deploy.yml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&replay.stdout);
+    assert!(
+        text.contains("abandoned") && text.contains("s2 lost its power supply"),
+        "{text}"
+    );
+    assert_no_failures(loads, "hosts 1 and 3 during the abort");
+
+    // Host 2 comes back still marked by the abandoned deployment: a new one is refused
+    // until `lock release` clears the mark, then converges everywhere.
+    servers(&["start", "s2"]);
+    let out = app.deploy(&["--image", "v2"]);
+    assert_exit(&out, 3, "a new deployment over host 2's mark");
+    assert!(stderr(&out).contains("lock release"), "{}", stderr(&out));
+    let release = Command::new(real::odysseus_bin())
+        .args(["lock", "release", "-c"])
+        .arg(app.dir.join("deploy.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&release.stdout).contains("198.51.100.12: the mark"),
+        "{}",
+        String::from_utf8_lossy(&release.stdout)
+    );
+    assert_exit(&app.deploy(&["--image", "v2"]), 0, "a new deployment");
+    assert_eq!(app.versions(), vec!["v2"; 3]);
+    for n in 1..=3 {
+        assert_eq!(app.running_versions(n), vec!["v2"], "server s{n}");
     }
 }

@@ -3,15 +3,15 @@
 
 use std::cell::RefCell;
 
-use anyhow::Context;
 use clap::Args;
-use odysseus_engine::journal::{
-    self, local_hostname, process_alive, process_start_ticks, Acquired, Journal,
-};
+use odysseus_engine::journal::{self, local_hostname, process_alive, process_start_ticks, Journal};
 use odysseus_engine::machine::{
     DeploymentStarted, DeploymentState, Event, Fact, Phase, RetryPolicy,
 };
-use odysseus_engine::runtime::{self, plan_deployment, Clock, Runtime, SystemClock, TargetSpec};
+use odysseus_engine::runtime::{
+    self, plan_deployment, record_fact, Choice, Clock, Refusal, Request, Runtime, Session,
+    SystemClock, TargetSpec,
+};
 use odysseus_engine::{DeploymentId, Operator};
 use odysseus_executors::docker::{DockerExecutor, PushOutcome};
 use odysseus_executors::fleet_lock::LockFailure;
@@ -27,8 +27,10 @@ use crate::GlobalArgs;
 #[derive(Args, Debug)]
 #[command(after_help = "\
 If a deployment of the service is unfinished (interrupted, halted, or its rollback failed):
-  --resume continues it, --abort rolls it back; a plain deploy of the same image resumes it
-  and says so; a plain deploy of another image is refused and names the unfinished one.
+  --resume continues it, --abort rolls it back, --abandon REASON ends it without touching
+  anything; a plain deploy of the same image resumes it and says so; a plain deploy of
+  another image supersedes a halted one that no host serves (--supersede: even if some do)
+  and is refused otherwise, naming the unfinished one.
 
 Exit codes: 0 deployed (or aborted as asked); 1 the deployment failed or was rolled back;
 2 bad usage or config; 3 blocked or interrupted (the message names the next command).")]
@@ -40,8 +42,17 @@ pub struct DeployArgs {
     #[arg(long, conflicts_with = "abort")]
     resume: bool,
     /// Roll back the unfinished deployment.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "abandon")]
     abort: bool,
+    /// End the unfinished deployment without touching any container (it can never
+    /// finish: a host is gone for good). Prints what each host runs, then records who
+    /// abandoned it and REASON in the journal.
+    #[arg(long, value_name = "REASON", conflicts_with_all = ["resume", "image", "push_image", "dry_run"])]
+    abandon: Option<String>,
+    /// Start a new deployment even though the halted one has hosts on its new version
+    /// (a halted deployment with none is superseded without asking).
+    #[arg(long, conflicts_with_all = ["resume", "abort"])]
+    supersede: bool,
     /// Print the plan the engine would run (targets, steps, timeouts, fleet policy) after
     /// looking at what each host runs now; change nothing, write no journal.
     #[arg(long, conflicts_with_all = ["resume", "abort", "push_image"])]
@@ -134,6 +145,8 @@ impl DeployArgs {
             image: Some(version),
             resume: false,
             abort: false,
+            abandon: None,
+            supersede: false,
             dry_run: false,
             push_image: false,
             json: false,
@@ -253,10 +266,34 @@ async fn dry_run(args: DeployArgs, config: Config) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// What a run does once chosen and not refused.
 enum Mode {
-    Start(String),
+    Start {
+        tag: String,
+        supersedes: Option<DeploymentId>,
+    },
     Resume(DeploymentId, &'static str),
     Abort(DeploymentId),
+}
+
+impl DeployArgs {
+    fn request(&self, config: &Config) -> Request {
+        if self.resume {
+            Request::Resume
+        } else if self.abort {
+            Request::Abort
+        } else if let Some(reason) = &self.abandon {
+            Request::Abandon {
+                reason: reason.clone(),
+            }
+        } else {
+            Request::Deploy {
+                version: self.image.clone().or(config.default_tag.clone()),
+                narrowed: !self.hosts.is_empty() || !self.roles.is_empty(),
+                supersede: self.supersede,
+            }
+        }
+    }
 }
 
 async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow::Result<Exit> {
@@ -266,126 +303,275 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
     let me = operator();
     let my_start = process_start_ticks(me.pid).unwrap_or(0);
 
-    // Decide what this run does before touching anything.
-    let unfinished = journal.unfinished(&service)?;
-    let mode = match (unfinished, args.resume, args.abort) {
-        (Some(id), _, true) => Mode::Abort(id),
-        (Some(id), true, _) => Mode::Resume(id, "resuming"),
-        (Some(id), false, false) if !args.hosts.is_empty() || !args.roles.is_empty() => {
-            // Its plan names its own targets; a narrowed run cannot continue it.
+    let session = match Session::open(&journal, &service, me, my_start, clock.now(), &process_alive)
+    {
+        Ok(session) => session,
+        Err(runtime::Error::Journal(journal::Error::Locked { holder, .. })) => {
             eprintln!(
-                "odysseus: deployment {id} is unfinished; --hosts and --roles apply to new deployments only.\n{}",
-                what_next(global)
-            );
-            return Ok(Exit::Blocked);
-        }
-        (Some(id), false, false) => {
-            let state = DeploymentState::fold(&journal.load(id)?)?;
-            let started = state
-                .started()
-                .context("the unfinished deployment has no start event")?;
-            let wanted = args.image.clone().or(config.default_tag.clone());
-            if wanted.is_none() || wanted.as_deref() == Some(started.version.as_str()) {
-                Mode::Resume(
-                    id,
-                    "an unfinished deployment of the same image exists: resuming it",
-                )
-            } else {
-                eprintln!(
-                    "odysseus: deployment {id} of {}:{} is unfinished ({}); refusing to start {}:{}.\n{}",
-                    started.image,
-                    started.version,
-                    state.phase.as_str(),
-                    config.image,
-                    wanted.unwrap_or_default(),
-                    what_next(global)
-                );
-                return Ok(Exit::Blocked);
-            }
-        }
-        (None, true, _) | (None, _, true) => {
-            return Err(UsageError(format!(
-                "service {service} has no unfinished deployment to resume or abort"
-            ))
-            .into());
-        }
-        (None, false, false) => match args.image.clone().or(config.default_tag.clone()) {
-            Some(tag) => Mode::Start(tag),
-            None => {
-                return Err(UsageError(
-                    "which version? pass --image TAG (the image is `<image>:<TAG>`)".into(),
-                )
-                .into())
-            }
-        },
-    };
-
-    let lock =
-        match journal.acquire_lock(&service, &me, my_start, clock.now(), None, &process_alive) {
-            Ok(lock) => lock,
-            Err(journal::Error::Locked { holder, .. }) => {
-                eprintln!(
                 "odysseus: {service} is being deployed by {} since {}{}; try again when it is done",
                 holder.owner,
                 holder.since,
                 holder.deployment.map(|d| format!(" (deployment {d})")).unwrap_or_default()
             );
-                return Ok(Exit::Blocked);
-            }
-            Err(e) => return Err(e.into()),
-        };
-    let result = drive(global, &config, &journal, &clock, &me, &lock, mode, &args).await;
-    journal.release_lock(&service, lock.token())?;
+            return Ok(Exit::Blocked);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let result = match session.choose(&args.request(&config))? {
+        Choice::Refuse(refusal) => {
+            let wanted = args.image.clone().or(config.default_tag.clone());
+            refuse(global, &config, wanted, refusal)
+        }
+        Choice::Abandon { id, reason } => abandon(&config, &journal, &session, id, reason).await,
+        Choice::Start { version, supersedes } => {
+            let mode = Mode::Start {
+                tag: version,
+                supersedes,
+            };
+            drive(global, &config, &journal, &clock, &session, mode, &args).await
+        }
+        Choice::Resume { id, why } => {
+            drive(global, &config, &journal, &clock, &session, Mode::Resume(id, why), &args).await
+        }
+        Choice::Abort { id } => {
+            drive(global, &config, &journal, &clock, &session, Mode::Abort(id), &args).await
+        }
+    };
+    session.close()?;
     result
 }
 
-// The run's whole context, passed as it is rather than bundled into a one-use struct.
-#[allow(clippy::too_many_arguments)]
+/// Marks every reachable host as taken by deployment `id`, or refuses (before anything
+/// changed) when a host carries another journal's unfinished deployment.
+async fn mark_hosts(
+    global: &GlobalArgs,
+    config: &Config,
+    executor: &DockerExecutor,
+    id: DeploymentId,
+    holder: &str,
+    mode: &Mode,
+) -> Result<(), Exit> {
+    let mine = id.to_string();
+    let mut marked = Vec::new();
+    for (host, _) in executor.hosts_sorted() {
+        match executor.set_marker(host, &mine, holder).await {
+            Ok(()) => marked.push(host.clone()),
+            Err(other) => {
+                if matches!(mode, Mode::Start { .. }) {
+                    for h in &marked {
+                        let _ = executor.clear_marker(h, Some(&mine)).await;
+                    }
+                }
+                if other.deployment.is_empty() {
+                    eprintln!("odysseus: {}\nNothing was changed.", other.owner);
+                } else {
+                    eprintln!(
+                        "odysseus: {host} is in the middle of deployment {} of {}, driven by {} — a journal this run does not have.\n\
+                         Nothing was changed. Finish it from there (odysseus deploy --resume, --abort or --abandon REASON);\n\
+                         if that journal is lost for good: {} clears the mark, then look at `odysseus status` before deploying.",
+                        other.deployment,
+                        config.service,
+                        other.owner.trim(),
+                        lock_release_command(global)
+                    );
+                }
+                return Err(Exit::Blocked);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn lock_release_command(global: &GlobalArgs) -> String {
+    format!("odysseus lock release -c {}", global.config.display())
+}
+
+/// Says why nothing runs, and what to run instead.
+fn refuse(
+    global: &GlobalArgs,
+    config: &Config,
+    wanted: Option<String>,
+    refusal: Refusal,
+) -> anyhow::Result<Exit> {
+    match refusal {
+        Refusal::NoVersion => Err(UsageError(
+            "which version? pass --image TAG (the image is `<image>:<TAG>`)".into(),
+        )
+        .into()),
+        Refusal::NothingUnfinished => Err(UsageError(format!(
+            "service {} has no unfinished deployment to resume, abort or abandon",
+            config.service
+        ))
+        .into()),
+        Refusal::Narrowed { id } => {
+            // Its plan names its own targets; a narrowed run cannot continue it.
+            eprintln!(
+                "odysseus: deployment {id} is unfinished; --hosts and --roles apply to new deployments only.\n{}",
+                what_next(global)
+            );
+            Ok(Exit::Blocked)
+        }
+        Refusal::Unfinished {
+            id,
+            image,
+            version,
+            phase,
+            serving_new,
+        } => {
+            let mut why = format!(
+                "odysseus: deployment {id} of {image}:{version} is unfinished ({}); refusing to start {}:{}.\n",
+                phase.as_str(),
+                config.image,
+                wanted.unwrap_or_default()
+            );
+            if phase == Phase::Halted {
+                why.push_str(&format!(
+                    "It is halted and {} serve(s) its new version: --supersede replaces it anyway, leaving them to the new deployment.\n",
+                    serving_new.join(", ")
+                ));
+            }
+            why.push_str(&what_next(global));
+            why.push_str(&format!(
+                "\nTo end it without touching any container: {}",
+                next_command(global, "--abandon REASON")
+            ));
+            eprintln!("{why}");
+            Ok(Exit::Blocked)
+        }
+    }
+}
+
+/// `deploy --abandon REASON`: shows what each host of the deployment runs, then records
+/// the abandonment. Never touches a container; works with hosts down.
+async fn abandon(
+    config: &Config,
+    journal: &Journal,
+    session: &Session<'_>,
+    id: DeploymentId,
+    reason: String,
+) -> anyhow::Result<Exit> {
+    let state = DeploymentState::fold(&journal.load(id)?)?;
+    let hosts = plan_hosts(&state);
+    let mut out = format!(
+        "Deployment {id} is {}; what each of its hosts runs now:\n",
+        state.phase.as_str()
+    );
+    let mut reached = Vec::new();
+    for host in &hosts {
+        let executor = match DockerExecutor::connect(
+            config.spec.clone(),
+            std::slice::from_ref(host),
+            &config.ssh,
+            config.ssh_port,
+        )
+        .await
+        {
+            Ok(executor) => executor,
+            Err(e) => {
+                out.push_str(&format!("  {host}: UNREACHABLE ({e})\n"));
+                continue;
+            }
+        };
+        match executor.host_status(host).await {
+            Ok(status) => {
+                let running: Vec<String> = status
+                    .containers
+                    .iter()
+                    .filter(|c| c.running)
+                    .map(|c| format!("{} ({})", c.name, c.version))
+                    .collect();
+                out.push_str(&format!(
+                    "  {host}: {}\n",
+                    if running.is_empty() {
+                        "nothing of the service runs".to_string()
+                    } else {
+                        running.join(", ")
+                    }
+                ));
+            }
+            Err(e) => out.push_str(&format!("  {host}: could not look ({e})\n")),
+        }
+        reached.push((host, executor));
+    }
+    eprint!("{out}");
+    let state = session.abandon(journal, &SystemClock, id, reason)?;
+    // Its hosts no longer carry it (a host down now keeps its mark: `lock release`).
+    for (host, executor) in &reached {
+        let _ = executor.clear_marker(host, Some(&id.to_string())).await;
+    }
+    eprintln!(
+        "Deployment {id} is {}: no container was touched. `odysseus replay {id}` shows its journal.",
+        state.phase.as_str()
+    );
+    Ok(Exit::Ok)
+}
+
+/// The hosts a deployment's recorded plan names, in plan order.
+fn plan_hosts(state: &DeploymentState) -> Vec<String> {
+    let mut hosts: Vec<String> = Vec::new();
+    for t in state
+        .started()
+        .map(|s| s.plan.targets.as_slice())
+        .unwrap_or_default()
+    {
+        if !hosts.contains(&t.host) {
+            hosts.push(t.host.clone());
+        }
+    }
+    hosts
+}
+
 async fn drive(
     global: &GlobalArgs,
     config: &Config,
     journal: &Journal,
     clock: &SystemClock,
-    me: &Operator,
-    lock: &Acquired,
+    session: &Session<'_>,
     mode: Mode,
     args: &DeployArgs,
 ) -> anyhow::Result<Exit> {
+    let me = session.operator();
     // A new deployment goes to the config's hosts; an unfinished one to the hosts its
     // recorded plan names (deploy.yml may have changed since).
     let hosts = match &mode {
-        Mode::Start(_) => config.hosts(),
+        Mode::Start { .. } => config.hosts(),
         Mode::Resume(id, _) | Mode::Abort(id) => {
-            let state = DeploymentState::fold(&journal.load(*id)?)?;
-            let mut hosts: Vec<String> = Vec::new();
-            for t in state
-                .started()
-                .map(|s| s.plan.targets.as_slice())
-                .unwrap_or_default()
-            {
-                if !hosts.contains(&t.host) {
-                    hosts.push(t.host.clone());
-                }
-            }
-            hosts
+            plan_hosts(&DeploymentState::fold(&journal.load(*id)?)?)
         }
     };
-    let executor =
-        match DockerExecutor::connect(config.spec.clone(), &hosts, &config.ssh, config.ssh_port)
+    // A new deployment needs every host; a recovery goes on without the ones that are
+    // down (their targets fail and stay resumable; the others move).
+    let connected = match &mode {
+        Mode::Start { .. } => {
+            DockerExecutor::connect(config.spec.clone(), &hosts, &config.ssh, config.ssh_port)
+                .await
+        }
+        Mode::Resume(..) | Mode::Abort(..) => {
+            DockerExecutor::connect_reachable(
+                config.spec.clone(),
+                &hosts,
+                &config.ssh,
+                config.ssh_port,
+            )
             .await
-        {
-            Ok(e) => e,
-            Err(e) => {
-                eprintln!("odysseus: {e}\nNothing was changed.");
-                return Ok(Exit::Blocked);
-            }
-        };
+        }
+    };
+    let executor = match connected {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("odysseus: {e}\nNothing was changed.");
+            return Ok(Exit::Blocked);
+        }
+    };
+    for (host, why) in executor.down_hosts() {
+        eprintln!("warning: {why}; going on without {host}: its targets fail and the deployment stays resumable for them");
+    }
     let web_hosts: Vec<String> = config
         .roles
         .iter()
         .filter(|r| r.kind == odysseus_engine::machine::RoleKind::Web)
         .flat_map(|r| r.hosts.clone())
-        .filter(|h| hosts.contains(h))
+        .filter(|h| hosts.contains(h) && !executor.down_hosts().contains_key(h))
         .collect();
     if let Err(e) = executor.preflight(&web_hosts).await {
         eprintln!("odysseus: {e}\nNothing was changed.");
@@ -413,15 +599,33 @@ async fn drive(
             return Ok(Exit::Blocked);
         }
     };
+    // Known before anything changes: the hosts carry it while it is unfinished, and an
+    // interruption is recorded against it.
+    let id = match &mode {
+        Mode::Start { .. } => new_deployment_id(clock.now().0),
+        Mode::Resume(id, _) | Mode::Abort(id) => *id,
+    };
+    if let Mode::Start {
+        supersedes: Some(old),
+        ..
+    } = &mode
+    {
+        for (host, _) in executor.hosts_sorted() {
+            let _ = executor.clear_marker(host, Some(&old.to_string())).await;
+        }
+    }
+    if let Err(exit) = mark_hosts(global, config, &executor, id, &holder, &mode).await {
+        return Ok(exit);
+    }
     if args.push_image {
-        if let Mode::Start(tag) = &mode {
+        if let Mode::Start { tag, .. } = &mode {
             if let Err(e) = push_and_report(&executor, &format!("{}:{tag}", config.image)).await {
                 eprintln!("odysseus: {e}\nNothing was changed.");
                 return Ok(Exit::Blocked);
             }
         }
     }
-    if let Mode::Start(tag) = &mode {
+    if let Mode::Start { tag, .. } = &mode {
         if let Err(e) = executor
             .pull_everywhere(&format!("{}:{tag}", config.image))
             .await
@@ -430,15 +634,34 @@ async fn drive(
             return Ok(Exit::Blocked);
         }
     }
-    let preamble = match &mode {
-        Mode::Start(tag) => {
-            vec![provenance(&executor, config, &hosts, tag, &state_dir(global)).await]
-        }
-        _ => Vec::new(),
+    // What exactly is deployed; a resume records it too when the log lacks it (a run
+    // killed between `deployment-started` and its provenance).
+    let tag = match &mode {
+        Mode::Start { tag, .. } => tag.clone(),
+        Mode::Resume(id, _) | Mode::Abort(id) => DeploymentState::fold(&journal.load(*id)?)?
+            .started()
+            .map(|s| s.version.clone())
+            .unwrap_or_default(),
     };
+    let preamble = vec![provenance(&executor, config, &hosts, &tag, &state_dir(global)).await];
     let progress = RefCell::new(Progress::new());
     let json_lines = RefCell::new(args.json.then(JsonLines::default));
     let steps = Steps::new(&executor);
+    if let Mode::Resume(id, _) = &mode {
+        let state = DeploymentState::fold(&journal.load(*id)?)?;
+        let foreign = runtime::foreign_containers(&steps, &state).await;
+        if !foreign.is_empty() {
+            eprintln!(
+                "odysseus: the hosts changed since deployment {id} was planned: {}.\n\
+                 Another deployment ran there meanwhile; resuming would put two versions side by side.\n\
+                 Nothing was changed. Look with `odysseus status`, then roll this one back ({}) or end it without touching anything ({}).",
+                foreign.join("; "),
+                next_command(global, "--abort"),
+                next_command(global, "--abandon REASON")
+            );
+            return Ok(Exit::Blocked);
+        }
+    }
     let mut runtime = Runtime::new(journal, &steps, clock)
         .preamble(preamble)
         .on_event(|seq, event: &Event, state| {
@@ -448,14 +671,9 @@ async fn drive(
             }
         });
     let aborting = matches!(mode, Mode::Abort(_));
-    // Known before anything runs, so an interruption can be recorded against it.
-    let id = match &mode {
-        Mode::Start(_) => new_deployment_id(clock.now().0),
-        Mode::Resume(id, _) | Mode::Abort(id) => *id,
-    };
     let run = async {
         match mode {
-            Mode::Start(tag) => {
+            Mode::Start { tag, supersedes } => {
                 let specs = target_specs(config, &hosts);
                 let batch = config.batch_size.hosts(hosts.len());
                 let plan = plan_deployment(
@@ -468,9 +686,6 @@ async fn drive(
                 )
                 .await
                 .map_err(Err::<anyhow::Error, _>)?;
-                journal
-                    .set_lock_deployment(&config.service, lock.token(), id)
-                    .map_err(|e| Ok(e.into()))?;
                 let started = DeploymentStarted {
                     id,
                     service: config.service.clone(),
@@ -479,7 +694,7 @@ async fn drive(
                     config_digest: config.digest.clone(),
                     plan,
                     operator: me.clone(),
-                    lock_token: lock.token(),
+                    lock_token: session.lock().token(),
                 };
                 eprintln!(
                     "Deploying {}:{} (deployment {id}); journal in {}",
@@ -487,21 +702,18 @@ async fn drive(
                     started.version,
                     state_dir(global).display()
                 );
-                Ok(runtime.start(started, lock).await)
+                if let Some(old) = supersedes {
+                    eprintln!("Deployment {old} (halted) is superseded by this one");
+                }
+                Ok(session.start(&mut runtime, started, supersedes).await)
             }
             Mode::Resume(id, why) => {
                 eprintln!("Deployment {id}: {why}");
-                journal
-                    .set_lock_deployment(&config.service, lock.token(), id)
-                    .map_err(|e| Ok(e.into()))?;
-                Ok(runtime.resume(id, me.clone(), lock).await)
+                Ok(session.resume(&mut runtime, id).await)
             }
             Mode::Abort(id) => {
                 eprintln!("Deployment {id}: rolling back every target it touched");
-                journal
-                    .set_lock_deployment(&config.service, lock.token(), id)
-                    .map_err(|e| Ok(e.into()))?;
-                Ok(runtime.abort(id, me.clone(), lock).await)
+                Ok(session.abort(&mut runtime, id).await)
             }
         }
     };
@@ -554,6 +766,13 @@ async fn drive(
     };
     if state.phase == Phase::Completed {
         prune(&executor, config, &hosts).await;
+    }
+    if state.phase.is_final() {
+        for (host, _) in executor.hosts_sorted() {
+            if let Err(e) = executor.clear_marker(host, Some(&id.to_string())).await {
+                eprintln!("[{host}] could not remove the deployment marker ({e}); `odysseus lock release` does");
+            }
+        }
     }
     fleet_lock.release().await;
     if args.json {
@@ -668,16 +887,12 @@ fn interrupted(
     signal: &str,
 ) -> anyhow::Result<Exit> {
     if let Ok(events) = journal.load(id) {
-        let state = DeploymentState::fold(&events)?;
-        if !state.phase.is_final() {
-            let event = Event {
-                at: SystemClock.now(),
-                fact: Fact::Interrupted {
-                    by: me.clone(),
-                    signal: signal.to_string(),
-                },
+        if !DeploymentState::fold(&events)?.phase.is_final() {
+            let fact = Fact::Interrupted {
+                by: me.clone(),
+                signal: signal.to_string(),
             };
-            journal.append(id, state.next_seq, &event)?;
+            record_fact(journal, &SystemClock, id, fact)?;
         }
     }
     eprintln!(

@@ -2,8 +2,8 @@
 
 use clap::{Args, Subcommand};
 use odysseus_engine::journal::{local_hostname, Journal};
-use odysseus_engine::machine::{DeploymentState, Event, Fact};
-use odysseus_engine::runtime::{Clock, SystemClock};
+use odysseus_engine::machine::Fact;
+use odysseus_engine::runtime::SystemClock;
 use odysseus_engine::Operator;
 use odysseus_executors::docker::DockerExecutor;
 
@@ -141,19 +141,11 @@ pub fn run(global: &GlobalArgs, args: LockArgs) -> anyhow::Result<Exit> {
             if let Some(journal) = &journal {
                 let previous = journal.break_lock(&service)?;
                 if let Some(id) = journal.unfinished(&service)? {
-                    let state = DeploymentState::fold(&journal.load(id)?)?;
                     let fact = Fact::LockReleased {
                         by: me.clone(),
                         from: previous.as_ref().map(|p| p.owner.clone()),
                     };
-                    journal.append(
-                        id,
-                        state.next_seq,
-                        &Event {
-                            at: SystemClock.now(),
-                            fact,
-                        },
-                    )?;
+                    odysseus_engine::runtime::record_fact(journal, &SystemClock, id, fact)?;
                     out.push_str(&format!(
                         "journal: lock released, recorded in deployment {id}\n"
                     ));
@@ -165,7 +157,18 @@ pub fn run(global: &GlobalArgs, args: LockArgs) -> anyhow::Result<Exit> {
                 for (host, executor) in executors(&config).await {
                     match executor.map_err(|e| e.to_string()) {
                         Ok(e) => match e.break_lock(&host, &service).await {
-                            Ok(()) => out.push_str(&format!("{host}: lock released\n")),
+                            Ok(()) => {
+                                out.push_str(&format!("{host}: lock released\n"));
+                                // The unfinished deployment's mark goes too: its journal
+                                // is the one place left that knows it.
+                                match e.clear_marker(&host, None).await {
+                                    Ok(true) => out.push_str(&format!(
+                                        "{host}: the mark of an unfinished deployment was cleared\n"
+                                    )),
+                                    Ok(false) => {}
+                                    Err(err) => out.push_str(&format!("{host}: {err}\n")),
+                                }
+                            }
                             Err(err) => {
                                 unreachable = true;
                                 out.push_str(&format!("{host}: {err}\n"));

@@ -90,6 +90,15 @@ fn outcome_and_detail(fact: &Fact) -> (Option<&'static str>, String) {
             None,
             format!("from {from} (process gone) by {by}, lock token {lock_token}"),
         ),
+        Fact::Abandoned { by, reason } => (
+            Some("abandoned"),
+            format!("by {by}: {reason}; its containers were left as they are"),
+        ),
+        Fact::Superseded { by, deployment } => (
+            Some("superseded"),
+            format!("by deployment {deployment}, started by {by}"),
+        ),
+        Fact::Supersedes { deployment } => (None, format!("replaces halted deployment {deployment}")),
         Fact::Provenance {
             images,
             secrets,

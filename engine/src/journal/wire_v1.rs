@@ -91,6 +91,18 @@ pub enum FactV1 {
         secrets: Vec<String>,
         secrets_digest: Option<String>,
     },
+    Abandoned {
+        by: OperatorV1,
+        reason: String,
+    },
+    Superseded {
+        by: OperatorV1,
+        /// (millis, nonce)
+        deployment: (u64, u32),
+    },
+    Supersedes {
+        deployment: (u64, u32),
+    },
 }
 
 /// The envelope's kind byte for each fact, frozen with the format.
@@ -114,6 +126,9 @@ pub fn kind_code(fact: &m::Fact) -> u8 {
         m::Fact::Interrupted { .. } => 16,
         m::Fact::LockReleased { .. } => 17,
         m::Fact::Provenance { .. } => 18,
+        m::Fact::Abandoned { .. } => 19,
+        m::Fact::Superseded { .. } => 20,
+        m::Fact::Supersedes { .. } => 21,
     }
 }
 
@@ -328,6 +343,17 @@ impl From<&m::Fact> for FactV1 {
                     .collect(),
                 secrets: secrets.clone(),
                 secrets_digest: secrets_digest.clone(),
+            },
+            F::Abandoned { by, reason } => FactV1::Abandoned {
+                by: by.into(),
+                reason: reason.clone(),
+            },
+            F::Superseded { by, deployment } => FactV1::Superseded {
+                by: by.into(),
+                deployment: (deployment.millis, deployment.nonce),
+            },
+            F::Supersedes { deployment } => FactV1::Supersedes {
+                deployment: (deployment.millis, deployment.nonce),
             },
         }
     }
@@ -551,6 +577,22 @@ impl From<FactV1> for m::Fact {
                     .collect(),
                 secrets,
                 secrets_digest,
+            },
+            FactV1::Abandoned { by, reason } => F::Abandoned {
+                by: by.into(),
+                reason,
+            },
+            FactV1::Superseded {
+                by,
+                deployment: (millis, nonce),
+            } => F::Superseded {
+                by: by.into(),
+                deployment: crate::ids::DeploymentId { millis, nonce },
+            },
+            FactV1::Supersedes {
+                deployment: (millis, nonce),
+            } => F::Supersedes {
+                deployment: crate::ids::DeploymentId { millis, nonce },
             },
         }
     }

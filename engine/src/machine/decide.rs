@@ -250,6 +250,11 @@ fn effect(
         kind: target.kind,
         image: started.image.clone(),
         version: started.version.clone(),
+        image_id: state
+            .provenance
+            .as_ref()
+            .and_then(|p| p.images.iter().find(|i| i.host == target.host))
+            .and_then(|i| i.image_id.clone()),
         new_container,
         old_containers: target.old_containers.clone(),
         old_version: target.old_version.clone(),

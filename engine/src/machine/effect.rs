@@ -22,6 +22,9 @@ pub struct Effect {
     /// The image repository and the tag being deployed.
     pub image: String,
     pub version: String,
+    /// The image id the host had for the tag when the deployment recorded its provenance:
+    /// the new container must be created from exactly that image.
+    pub image_id: Option<String>,
     /// The new container's name: the key under which it is created and adopted.
     pub new_container: String,
     /// The containers this deployment replaces on the target.

@@ -159,6 +159,22 @@ pub enum Fact {
         secrets: Vec<String>,
         secrets_digest: Option<String>,
     },
+    /// An operator ended a deployment that can never finish (`deploy --abandon`): its
+    /// containers are left as they are, and the journal says who and why.
+    Abandoned {
+        by: Operator,
+        reason: String,
+    },
+    /// A halted deployment that a new one replaces (recorded in the halted one).
+    Superseded {
+        by: Operator,
+        deployment: DeploymentId,
+    },
+    /// The halted deployment this one replaces (recorded in the new one, after
+    /// `deployment-started`).
+    Supersedes {
+        deployment: DeploymentId,
+    },
 }
 
 /// The image a host has for the deployed tag.
@@ -190,6 +206,9 @@ impl Fact {
             Fact::Interrupted { .. } => "interrupted",
             Fact::LockReleased { .. } => "lock-released",
             Fact::Provenance { .. } => "provenance",
+            Fact::Abandoned { .. } => "abandoned",
+            Fact::Superseded { .. } => "superseded",
+            Fact::Supersedes { .. } => "supersedes",
         }
     }
 
@@ -215,6 +234,8 @@ impl Fact {
             self,
             Fact::DeploymentCompleted
                 | Fact::DeploymentAborted
+                | Fact::Abandoned { .. }
+                | Fact::Superseded { .. }
                 | Fact::DeploymentFailed {
                     outcome: FailedOutcome::RolledBack,
                     ..

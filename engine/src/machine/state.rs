@@ -28,6 +28,10 @@ pub enum Phase {
     /// Failed under `on_failure: rollback`; every target is back on the old version.
     RolledBack,
     Aborted,
+    /// Ended by an operator without finishing (`deploy --abandon`).
+    Abandoned,
+    /// A halted deployment replaced by a newer one.
+    Superseded,
 }
 
 impl Phase {
@@ -41,12 +45,21 @@ impl Phase {
             Phase::Completed => "completed",
             Phase::RolledBack => "rolled-back",
             Phase::Aborted => "aborted",
+            Phase::Abandoned => "abandoned",
+            Phase::Superseded => "superseded",
         }
     }
 
     /// Nothing more will happen to the deployment.
     pub fn is_final(self) -> bool {
-        matches!(self, Phase::Completed | Phase::RolledBack | Phase::Aborted)
+        matches!(
+            self,
+            Phase::Completed
+                | Phase::RolledBack
+                | Phase::Aborted
+                | Phase::Abandoned
+                | Phase::Superseded
+        )
     }
 
     /// The deployment stopped short and waits for `--resume` or `--abort`.
@@ -404,7 +417,18 @@ impl DeploymentState {
             | Fact::LockTakenOver { .. }
             | Fact::Interrupted { .. }
             | Fact::LockReleased { .. }
-            | Fact::Provenance { .. } => {}
+            | Fact::Provenance { .. }
+            | Fact::Supersedes { .. } => {}
+            Fact::Abandoned { .. } => {
+                if self.phase.is_final() || self.phase == Phase::Empty {
+                    return Err(self.impossible(fact, "the deployment is not unfinished"));
+                }
+            }
+            Fact::Superseded { .. } => {
+                if self.phase != Phase::Halted {
+                    return Err(self.impossible(fact, "only a halted deployment is superseded"));
+                }
+            }
             Fact::DeploymentAborted => {
                 let settled = self
                     .targets
@@ -501,10 +525,20 @@ impl DeploymentState {
             }
             Fact::TargetRollbackStarted { target, reason } => {
                 let has_old = self.has_old(*target as usize);
+                let max = self
+                    .started()
+                    .map_or(1, |s| s.plan.retry.max_attempts.max(1));
+                let running = self.phase == Phase::Running;
                 let t = &mut self.targets[*target as usize];
-                t.failed = t.status == TargetStatus::Deploying
-                    && t.last_failure.is_some()
-                    && self.phase == Phase::Running;
+                // Failed on its own: its own step gave up (a permanent failure, or the
+                // retries spent). A target rolled back because another one failed, with
+                // a retry of its own still pending, is not the one to blame.
+                let gave_up = t.failures >= max
+                    || t
+                        .last_failure
+                        .as_ref()
+                        .is_some_and(|f| f.kind == FailureKind::Permanent);
+                t.failed = t.status == TargetStatus::Deploying && gave_up && running;
                 t.in_doubt = None;
                 t.undo = undo_steps(&t.started, has_old);
                 t.undone.clear();
@@ -571,7 +605,9 @@ impl DeploymentState {
                 }
             }
             Fact::LockTakenOver { lock_token, .. } => self.lock_token = *lock_token,
-            Fact::Interrupted { .. } | Fact::LockReleased { .. } => {}
+            Fact::Interrupted { .. } | Fact::LockReleased { .. } | Fact::Supersedes { .. } => {}
+            Fact::Abandoned { .. } => self.phase = Phase::Abandoned,
+            Fact::Superseded { .. } => self.phase = Phase::Superseded,
             Fact::Provenance {
                 images,
                 secrets,

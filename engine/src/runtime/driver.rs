@@ -78,6 +78,19 @@ impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
         self
     }
 
+    /// Puts `fact` before the rest of the preamble.
+    pub fn preamble_first(&mut self, fact: Fact) {
+        self.preamble.insert(0, fact);
+    }
+
+    /// Records a fact into another deployment than the one being driven (validated
+    /// against its folded log like every other fact).
+    pub fn record_into(&mut self, id: DeploymentId, fact: Fact) -> Result<u64, Error> {
+        let events = self.log.load(id)?;
+        let mut state = DeploymentState::fold(&events)?;
+        self.record(id, &mut state, fact)
+    }
+
     /// Starts a new deployment and drives it until it finishes or stops short.
     pub async fn start(
         &mut self,
@@ -120,8 +133,24 @@ impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
                 lock_token: lock.token(),
             },
         )?;
+        self.record_missing_provenance(id, &mut state)?;
         self.drive(id, &mut state).await?;
         Ok(state)
+    }
+
+    /// A run that died between `deployment-started` and its provenance left the log
+    /// without it: the resuming run records what it found instead, before any step.
+    fn record_missing_provenance(
+        &mut self,
+        id: DeploymentId,
+        state: &mut DeploymentState,
+    ) -> Result<(), Error> {
+        for fact in std::mem::take(&mut self.preamble) {
+            if matches!(fact, Fact::Provenance { .. }) && state.provenance.is_none() {
+                self.record(id, state, fact)?;
+            }
+        }
+        Ok(())
     }
 
     /// Rolls back every target the deployment touched.
@@ -141,6 +170,7 @@ impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
             },
         )?;
         self.record(id, &mut state, Fact::AbortRequested { by })?;
+        self.record_missing_provenance(id, &mut state)?;
         self.drive(id, &mut state).await?;
         Ok(state)
     }

@@ -5,11 +5,13 @@ mod clock;
 mod driver;
 mod executor;
 mod planning;
+mod session;
 
 pub use clock::{Clock, SystemClock};
 pub use driver::{EventLog, Runtime};
 pub use executor::{ExecError, Executor, Survey};
-pub use planning::{plan_deployment, TargetSpec};
+pub use planning::{foreign_containers, plan_deployment, TargetSpec};
+pub use session::{choose, hosts_serving_new, record_fact, Choice, Refusal, Request, Session};
 
 use crate::{journal, machine};
 

@@ -47,3 +47,32 @@ pub async fn plan_deployment<E: Executor>(
         retry,
     })
 }
+
+/// Before a resume: the containers of each target's role that run now and that the
+/// recorded plan does not account for (neither one it replaces nor its own new one) —
+/// the sign that another deployment changed the host since. Hosts that cannot be
+/// surveyed are skipped: their steps fail on their own.
+pub async fn foreign_containers<E: Executor>(
+    executor: &E,
+    state: &crate::machine::DeploymentState,
+) -> Vec<String> {
+    let Some(started) = state.started() else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for target in &started.plan.targets {
+        let own = crate::machine::new_container_name(&started.service, &target.role, started.id);
+        let Ok(survey) = executor
+            .survey(&started.service, &target.role, target.kind, &target.host)
+            .await
+        else {
+            continue;
+        };
+        for name in survey.containers {
+            if name != own && !target.old_containers.contains(&name) {
+                found.push(format!("{} runs {name}", target.label()));
+            }
+        }
+    }
+    found
+}

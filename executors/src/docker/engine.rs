@@ -45,7 +45,7 @@ fn transient(what: &str, e: bollard::errors::Error) -> ExecError {
     ExecError::Retryable(format!("{what}: {e}"))
 }
 
-fn is_not_found(e: &bollard::errors::Error) -> bool {
+pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {
     matches!(
         e,
         bollard::errors::Error::DockerResponseServerError {
@@ -326,7 +326,13 @@ impl Engine {
             t: Some(stop_secs.min(i32::MAX as u64) as i32),
             signal: None,
         };
-        match self.docker.stop_container(name, Some(options)).await {
+        // The API call lasts as long as the grace period: give it that, beyond the
+        // client's usual 30 s.
+        let docker = self
+            .docker
+            .clone()
+            .with_timeout(std::time::Duration::from_secs(stop_secs.saturating_add(30)));
+        match docker.stop_container(name, Some(options)).await {
             Ok(()) => Ok(()),
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 304 | 404,
@@ -389,6 +395,7 @@ impl Engine {
 }
 
 fn info(c: ContainerInspectResponse) -> ContainerInfo {
+    let restart_count = c.restart_count.unwrap_or(0);
     let state = c.state.unwrap_or_default();
     let published = c
         .host_config
@@ -427,8 +434,17 @@ fn info(c: ContainerInspectResponse) -> ContainerInfo {
             .unwrap_or_default()
             .trim_start_matches('/')
             .to_string(),
-        running: state.running.unwrap_or(false),
-        started: state.started_at.clone().unwrap_or_default(),
+        // A container waiting to be restarted by its policy still says Running (with pid
+        // 0): it is not running, whatever the flag says.
+        running: state.running.unwrap_or(false)
+            && !state.restarting.unwrap_or(false)
+            && state.pid.is_some_and(|p| p > 0),
+        // A restart changes StartedAt, and RestartCount even when StartedAt looks alike.
+        started: format!(
+            "{}#{}",
+            state.started_at.clone().unwrap_or_default(),
+            restart_count
+        ),
         pid: state.pid.filter(|p| *p > 0),
         health,
         ip,

@@ -102,6 +102,13 @@ impl HostHandle {
                 let session = conn.session().await?;
                 let command = format!("cat /proc/{pid}/net/tcp /proc/{pid}/net/tcp6 2>/dev/null");
                 let (_, out) = ssh_exec(&session, &command, Duration::from_secs(10)).await?;
+                // A readable table always has its header line: nothing at all means the
+                // server would not show it (hidepid, a pid gone) — never "0 connections".
+                if out.is_empty() {
+                    return Err(ExecError::Retryable(format!(
+                        "cannot read /proc/{pid}/net/tcp on the server"
+                    )));
+                }
                 Ok(String::from_utf8_lossy(&out).into_owned())
             }
         }
@@ -121,6 +128,8 @@ impl Drop for DockerExecutor {
 pub struct DockerExecutor {
     spec: ServiceSpec,
     hosts: BTreeMap<String, HostHandle>,
+    /// Hosts that did not answer when a recovery connected (see `connect_reachable`).
+    down: BTreeMap<String, String>,
     /// Set while this process holds the deploy lock on `local` (see `fleet_lock`).
     pub(crate) local_fence: std::sync::Mutex<Option<crate::fleet_lock::LocalFence>>,
 }
@@ -147,53 +156,50 @@ impl DockerExecutor {
     ) -> Result<Self, ExecError> {
         let mut handles = BTreeMap::new();
         for host in hosts {
-            let handle = if host == "local" {
-                let engine = Engine::connect(host, &local_socket()?).await?;
-                HostHandle {
-                    engine,
-                    admin: CaddyAdmin::new("http://127.0.0.1:2019"),
-                    access: Access::Local,
-                }
-            } else {
-                let target = parse_host(host, default_port)?;
-                let conn = Connection::open(target, ssh.clone())
-                    .await
-                    .map_err(|e| match e {
-                        ExecError::Retryable(m) => {
-                            ExecError::Retryable(format!("{host} is unreachable: {m}"))
-                        }
-                        other => other,
-                    })?;
-                let socket_dir = std::env::temp_dir().join(format!(
-                    "odysseus-{}-{}",
-                    std::process::id(),
-                    sanitize(host)
-                ));
-                let remote = &ssh.docker_socket;
-                let local = forward_unix(conn.clone(), &socket_dir, remote).await?;
-                let admin_port = forward_tcp(conn.clone(), "127.0.0.1", 2019).await?;
-                // The local end of the tunnel means nothing to the user: name the server's.
-                let engine = Engine::connect(host, &local.to_string_lossy())
-                    .await
-                    .map_err(|_| {
-                        ExecError::Permanent(format!(
-                            "{host}: no Docker engine answers at {remote} on the server (ssh.docker_socket); \
-                             is dockerd running there, and is that its socket?"
-                        ))
-                    })?;
-                HostHandle {
-                    engine,
-                    admin: CaddyAdmin::new(&format!("http://127.0.0.1:{admin_port}")),
-                    access: Access::Ssh { conn, socket_dir },
-                }
-            };
-            handles.insert(host.clone(), handle);
+            handles.insert(host.clone(), connect_one(host, ssh, default_port).await?);
         }
         Ok(DockerExecutor {
             spec,
             hosts: handles,
+            down: BTreeMap::new(),
             local_fence: std::sync::Mutex::new(None),
         })
+    }
+
+    /// The same, for a recovery (`--resume`, `--abort`): a host that does not answer is
+    /// set aside as down instead of stopping the run — every step on it then fails as
+    /// retryable, so the other hosts go on and the deployment stays resumable for it.
+    /// A refused host key or a wrong engine socket still stops everything.
+    pub async fn connect_reachable(
+        spec: ServiceSpec,
+        hosts: &[String],
+        ssh: &SshSettings,
+        default_port: u16,
+    ) -> Result<Self, ExecError> {
+        let mut handles = BTreeMap::new();
+        let mut down = BTreeMap::new();
+        for host in hosts {
+            match connect_one(host, ssh, default_port).await {
+                Ok(handle) => {
+                    handles.insert(host.clone(), handle);
+                }
+                Err(ExecError::Retryable(why)) | Err(ExecError::OutcomeUnknown(why)) => {
+                    down.insert(host.clone(), why);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(DockerExecutor {
+            spec,
+            hosts: handles,
+            down,
+            local_fence: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// The hosts set aside as down by `connect_reachable`, with why.
+    pub fn down_hosts(&self) -> &BTreeMap<String, String> {
+        &self.down
     }
 
     /// Checks, before anything changes, that every host can take the deployment.
@@ -254,11 +260,62 @@ impl DockerExecutor {
     }
 
     pub fn host(&self, host: &str) -> Result<&HostHandle, ExecError> {
+        if let Some(why) = self.down.get(host) {
+            return Err(ExecError::Retryable(format!(
+                "{why} (it was down when this run connected; run it again once the host is back, or --abandon)"
+            )));
+        }
         self.hosts
             .get(host)
             .ok_or_else(|| ExecError::Permanent(format!("unknown host {host}")))
     }
 
+}
+
+/// Connects to one host: this machine's engine, or a server over SSH with its Docker
+/// socket and Caddy admin API forwarded.
+async fn connect_one(
+    host: &str,
+    ssh: &SshSettings,
+    default_port: u16,
+) -> Result<HostHandle, ExecError> {
+    if host == "local" {
+        let engine = Engine::connect(host, &local_socket()?).await?;
+        return Ok(HostHandle {
+            engine,
+            admin: CaddyAdmin::new("http://127.0.0.1:2019"),
+            access: Access::Local,
+        });
+    }
+    let target = parse_host(host, default_port)?;
+    let conn = Connection::open(target, ssh.clone())
+        .await
+        .map_err(|e| match e {
+            ExecError::Retryable(m) => ExecError::Retryable(format!("{host} is unreachable: {m}")),
+            other => other,
+        })?;
+    let socket_dir = std::env::temp_dir().join(format!(
+        "odysseus-{}-{}",
+        std::process::id(),
+        sanitize(host)
+    ));
+    let remote = &ssh.docker_socket;
+    let local = forward_unix(conn.clone(), &socket_dir, remote).await?;
+    let admin_port = forward_tcp(conn.clone(), "127.0.0.1", 2019).await?;
+    // The local end of the tunnel means nothing to the user: name the server's.
+    let engine = Engine::connect(host, &local.to_string_lossy())
+        .await
+        .map_err(|_| {
+            ExecError::Permanent(format!(
+                "{host}: no Docker engine answers at {remote} on the server (ssh.docker_socket); \
+                 is dockerd running there, and is that its socket?"
+            ))
+        })?;
+    Ok(HostHandle {
+        engine,
+        admin: CaddyAdmin::new(&format!("http://127.0.0.1:{admin_port}")),
+        access: Access::Ssh { conn, socket_dir },
+    })
 }
 
 /// `name` or `name:port`; `[v6addr]:port` too.

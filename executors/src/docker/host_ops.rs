@@ -12,13 +12,53 @@ use super::caddy::{ensure_caddy, CADDY_CONTAINER};
 use super::engine::NewContainer;
 use super::executor::{secs_ns, DockerExecutor, HostHandle};
 use super::probe::{count_inbound, listening_ports};
-use super::spec::HttpCheck;
+use super::spec::{ExpectStatus, HttpCheck};
 use crate::steps::{ContainerView, HostOps, Probe, ProxySettings};
 
 /// Labels that record what a container was deployed with, so a later deployment (or
 /// its undo) handles it by them rather than by today's config.
 pub const LABEL_APP_PORT: &str = "odysseus.app_port";
+/// The HTTP check's path; empty when it was deployed without one.
 pub const LABEL_HEALTH_PATH: &str = "odysseus.health_path";
+const LABEL_HEALTH_EXPECT: &str = "odysseus.health_expect";
+const LABEL_HEALTH_INTERVAL: &str = "odysseus.health_interval";
+const LABEL_HEALTH_TIMEOUT: &str = "odysseus.health_timeout";
+
+/// The HTTP check a container was deployed with, from its labels: `None` for a container
+/// from before the labels, `Some(None)` for one deployed without a check.
+fn labelled_check(labels: &HashMap<String, String>) -> Option<Option<HttpCheck>> {
+    let path = labels.get(LABEL_HEALTH_PATH)?;
+    if path.is_empty() {
+        return Some(None);
+    }
+    let number = |key: &str, default: u64| {
+        labels
+            .get(key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    Some(Some(HttpCheck {
+        path: path.clone(),
+        interval_s: number(LABEL_HEALTH_INTERVAL, 1),
+        timeout_s: number(LABEL_HEALTH_TIMEOUT, 2),
+        expect: labels
+            .get(LABEL_HEALTH_EXPECT)
+            .and_then(|e| ExpectStatus::from_label(e))
+            .unwrap_or(ExpectStatus::Any2xx),
+    }))
+}
+
+fn check_labels(check: Option<&HttpCheck>) -> Vec<(String, String)> {
+    match check {
+        None => vec![(LABEL_HEALTH_PATH.into(), String::new())],
+        Some(hc) => vec![
+            (LABEL_HEALTH_PATH.into(), hc.path.clone()),
+            (LABEL_HEALTH_EXPECT.into(), hc.expect.to_label()),
+            (LABEL_HEALTH_INTERVAL.into(), hc.interval_s.to_string()),
+            (LABEL_HEALTH_TIMEOUT.into(), hc.timeout_s.to_string()),
+        ],
+    }
+}
 
 impl DockerExecutor {
     /// The service's upstreams on a host; None when it has no route — also when the host
@@ -65,7 +105,7 @@ impl HostOps for DockerExecutor {
             .await?
             .map(|c| ContainerView {
                 app_port: c.labels.get(LABEL_APP_PORT).and_then(|p| p.parse().ok()),
-                health_path: c.labels.get(LABEL_HEALTH_PATH).cloned(),
+                health_check: labelled_check(&c.labels),
                 id: c.id,
                 running: c.running,
                 started: c.started,
@@ -90,6 +130,18 @@ impl HostOps for DockerExecutor {
         h.engine
             .ensure_image(&image, spec.registry.as_ref())
             .await?;
+        // The tag must still name the image the deployment recorded: a tag moved (a
+        // push, a pull) during the deployment would mix two images in one fleet.
+        if let Some(recorded) = &e.image_id {
+            let now = h.engine.image_id(&image).await?;
+            if now.as_deref() != Some(recorded.as_str()) {
+                return Err(ExecError::Permanent(format!(
+                    "{image} on {} is now {}, not {recorded} that this deployment recorded: the tag moved during the deployment; deploy again to take the new image",
+                    e.host,
+                    now.as_deref().unwrap_or("missing")
+                )));
+            }
+        }
         let mut labels: HashMap<String, String> = [
             ("odysseus.service", e.service.clone()),
             ("odysseus.role", e.role.clone()),
@@ -102,9 +154,7 @@ impl HostOps for DockerExecutor {
         .collect();
         if let Some(s) = settings {
             labels.insert(LABEL_APP_PORT.into(), s.app_port.to_string());
-            if let Some(hc) = &s.healthcheck {
-                labels.insert(LABEL_HEALTH_PATH.into(), hc.path.clone());
-            }
+            labels.extend(check_labels(s.healthcheck.as_ref()));
         }
         let env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let healthcheck = role.healthcheck.as_ref().map(|hc| HealthConfig {

@@ -5,6 +5,7 @@ pub mod dependency;
 pub mod engine;
 mod executor;
 mod host_ops;
+pub mod marker;
 pub use host_ops::{LABEL_APP_PORT, LABEL_HEALTH_PATH};
 pub use executor::{local_socket, parse_host, Access, DockerExecutor, HostHandle};
 mod logs;

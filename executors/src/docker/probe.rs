@@ -79,22 +79,29 @@ pub fn count_established(table: &str, port: u16) -> u32 {
         .count() as u32
 }
 
-/// (local port, state) of every row of /proc/net/tcp{,6} text.
-fn rows(table: &str) -> impl Iterator<Item = (u16, &str)> {
+/// (local address, local port, state) of every row of /proc/net/tcp{,6} text.
+fn rows(table: &str) -> impl Iterator<Item = (&str, u16, &str)> {
     table.lines().filter_map(|line| {
         let mut fields = line.split_whitespace();
         let local = fields.nth(1)?;
         let state = fields.nth(1)?;
-        let port = u16::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
-        Some((port, state))
+        let (addr, port) = local.rsplit_once(':')?;
+        let port = u16::from_str_radix(port, 16).ok()?;
+        Some((addr, port, state))
     })
 }
 
-/// The ports with a listening socket (state 0A) in the table.
+/// 127.0.0.0/8 (stored little-endian: its last byte is 7F) or ::1.
+fn loopback(addr: &str) -> bool {
+    (addr.len() == 8 && addr.ends_with("7F")) || addr == "00000000000000000000000001000000"
+}
+
+/// The ports the namespace serves on: listening sockets (state 0A) not bound to
+/// loopback only (Docker's embedded DNS listens on 127.0.0.11, say).
 pub fn listening_ports(table: &str) -> Vec<u16> {
     let mut ports: Vec<u16> = rows(table)
-        .filter(|(_, state)| *state == "0A")
-        .map(|(port, _)| port)
+        .filter(|(addr, _, state)| *state == "0A" && !loopback(addr))
+        .map(|(_, port, _)| port)
         .collect();
     ports.sort_unstable();
     ports.dedup();
@@ -107,7 +114,7 @@ pub fn listening_ports(table: &str) -> Vec<u16> {
 pub fn count_inbound(table: &str) -> u32 {
     let listening = listening_ports(table);
     rows(table)
-        .filter(|(port, state)| *state == "01" && listening.contains(port))
+        .filter(|(_, port, state)| *state == "01" && listening.contains(port))
         .count() as u32
 }
 
@@ -125,6 +132,9 @@ mod tests {
         assert_eq!(count_established(table, 3000), 1);
         assert_eq!(count_established(table, 80), 0);
         assert_eq!(listening_ports(table), vec![3000]);
+        // Docker's embedded DNS on 127.0.0.11 is not a port the app serves on.
+        let dns = format!("{table}\n   4: 0B00007F:9A0B 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 5 1 0 100 0 0 10 0");
+        assert_eq!(listening_ports(&dns), vec![3000]);
         // Row 3 is an outgoing connection from an ephemeral port: not served.
         assert_eq!(count_inbound(table), 1);
     }

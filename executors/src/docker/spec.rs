@@ -14,6 +14,25 @@ pub enum ExpectStatus {
 }
 
 impl ExpectStatus {
+    /// As a container label records it (`any-2xx`, `204`, `3xx`).
+    pub fn to_label(&self) -> String {
+        match self {
+            ExpectStatus::Any2xx => "any-2xx".into(),
+            ExpectStatus::Exact(s) => s.to_string(),
+            ExpectStatus::Class(c) => format!("{c}xx"),
+        }
+    }
+
+    pub fn from_label(label: &str) -> Option<Self> {
+        if label == "any-2xx" {
+            return Some(ExpectStatus::Any2xx);
+        }
+        if let Some(class) = label.strip_suffix("xx") {
+            return class.parse().ok().map(ExpectStatus::Class);
+        }
+        label.parse().ok().map(ExpectStatus::Exact)
+    }
+
     pub fn accepts(&self, status: u16) -> bool {
         match self {
             ExpectStatus::Any2xx => (200..300).contains(&status),

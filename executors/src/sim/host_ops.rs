@@ -12,7 +12,7 @@ use odysseus_engine::runtime::{ExecError, Survey};
 use super::clock::SimClock;
 use super::crash::CrashSchedule;
 use super::world::{ContainerState, World};
-use crate::docker::spec::HttpCheck;
+use crate::docker::spec::{ExpectStatus, HttpCheck};
 use crate::steps::{ContainerView, HostOps, Probe, ProxySettings};
 
 pub struct SimHost {
@@ -73,10 +73,23 @@ impl HostOps for SimHost {
         Ok(h.container(name).map(|c| ContainerView {
             id: c.id.clone(),
             running: c.state == ContainerState::Running,
-            started: c.starts.to_string(),
+            // A job that never becomes healthy crash-loops: its start changes all the
+            // time, so it never settles.
+            started: if c.healthy_at.is_none() && !c.web {
+                format!("{}-{}", c.starts, w.now_ms / 500)
+            } else {
+                c.starts.to_string()
+            },
             health: None,
             app_port: c.label_port,
-            health_path: c.label_health_path.clone(),
+            health_check: c.label_health_path.clone().map(|path| {
+                Some(HttpCheck {
+                    path,
+                    interval_s: 1,
+                    timeout_s: 2,
+                    expect: ExpectStatus::Any2xx,
+                })
+            }),
         }))
     }
 

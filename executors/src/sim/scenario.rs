@@ -6,12 +6,14 @@ use std::cell::RefCell;
 use std::path::Path;
 use std::rc::Rc;
 
-use odysseus_engine::journal::{self, Acquired, Journal};
+use odysseus_engine::journal::{self, Journal};
 use odysseus_engine::machine::{
     DeploymentStarted, DeploymentState, Event, Fact, FailurePolicy, HostImage, Phase, RetryPolicy,
     RoleKind, TargetStatus, Timeouts,
 };
-use odysseus_engine::runtime::{self, plan_deployment, Runtime, TargetSpec};
+use odysseus_engine::runtime::{
+    self, plan_deployment, Choice, Refusal, Request, Runtime, Session, TargetSpec,
+};
 use odysseus_engine::{DeploymentId, Operator};
 
 use super::clock::{SimClock, SIM_EPOCH_MS};
@@ -261,15 +263,15 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
         };
         let me = operator.pid;
         // Earlier incarnations are dead processes: their lock is taken over.
-        let lock = match journal.acquire_lock(
+        let session = match Session::open(
+            &journal,
             &scenario.service,
-            &operator,
+            operator.clone(),
             incarnation as u64,
             odysseus_engine::Timestamp(0),
-            Some(id),
             &|l: &journal::LockRecord| l.owner.pid == me,
         ) {
-            Ok(lock) => lock,
+            Ok(session) => session,
             Err(e) => {
                 errors.push(format!("lock: {e}"));
                 break;
@@ -280,7 +282,8 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
             schedule: &schedule,
         };
         let live_cell = RefCell::new(live.clone());
-        // What the CLI records after `deployment-started`: the image each host has.
+        // What the CLI records after `deployment-started` (or on a resume whose log
+        // lacks it): the image each host has.
         let provenance = Fact::Provenance {
             images: scenario
                 .hosts
@@ -298,22 +301,29 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
             .on_event(|_, _, state| {
                 *live_cell.borrow_mut() = state.clone();
             });
-        let unfinished = journal.unfinished(&scenario.service).unwrap_or(None);
+        let request = match mode {
+            Mode::Drive => Request::Deploy {
+                version: Some(NEW_VERSION.to_string()),
+                narrowed: false,
+                supersede: false,
+            },
+            Mode::Resume => Request::Resume,
+            Mode::Abort => Request::Abort,
+        };
+        let choice = match session.choose(&request) {
+            Ok(c) => c,
+            Err(e) => {
+                errors.push(format!("choose: {e}"));
+                break;
+            }
+        };
         let exists = journal.raw_records(id).is_ok();
-        let result = match (&mode, unfinished, exists) {
-            (Mode::Abort, Some(d), _) => runtime.abort(d, operator.clone(), &lock).await,
-            (_, Some(d), _) => runtime.resume(d, operator.clone(), &lock).await,
+        let result = match choice {
+            Choice::Abort { id: d } => session.abort(&mut runtime, d).await,
+            Choice::Resume { id: d, .. } => session.resume(&mut runtime, d).await,
             // An abort with nothing started finds nothing to abort: the operator deploys.
-            (_, None, false) => {
-                start(
-                    scenario,
-                    &executor,
-                    &mut runtime,
-                    operator.clone(),
-                    &lock,
-                    id,
-                )
-                .await
+            Choice::Start { .. } | Choice::Refuse(Refusal::NothingUnfinished) if !exists => {
+                start(scenario, &executor, &session, &mut runtime, id).await
             }
             _ => {
                 // The last process died after the deployment's final event: nothing is
@@ -322,7 +332,7 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
                 if let Ok(events) = journal.load(id) {
                     live = DeploymentState::fold(&events).unwrap_or_default();
                 }
-                let _ = journal.release_lock(&scenario.service, lock.token());
+                let _ = session.close();
                 break;
             }
         };
@@ -347,7 +357,7 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
             }
             Ok(state) => {
                 live = state;
-                let _ = journal.release_lock(&scenario.service, lock.token());
+                let _ = session.close();
                 if scenario.settle && !settled && live.phase.is_suspended() {
                     settled = true;
                     world.borrow_mut().faults.clear();
@@ -404,9 +414,8 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
 async fn start<L: runtime::EventLog>(
     scenario: &Scenario,
     executor: &SimExecutor,
+    session: &Session<'_>,
     runtime: &mut Runtime<'_, L, SimExecutor, SimClock>,
-    operator: Operator,
-    lock: &Acquired,
     id: DeploymentId,
 ) -> Result<DeploymentState, runtime::Error> {
     let plan = plan_deployment(
@@ -425,10 +434,10 @@ async fn start<L: runtime::EventLog>(
         version: NEW_VERSION.to_string(),
         config_digest: format!("sim-{:016x}", scenario.seed),
         plan,
-        operator,
-        lock_token: lock.token(),
+        operator: session.operator().clone(),
+        lock_token: session.lock().token(),
     };
-    runtime.start(started, lock).await
+    session.start(runtime, started, None).await
 }
 
 /// Convergence: each target runs exactly what its final status says, nothing the
@@ -482,6 +491,10 @@ fn check_end_state(
                     violations.push(format!(
                         "{label} completed but runs {} container(s) of version {version}",
                         running.len()
+                    ));
+                } else if running[0].healthy_at.is_none() {
+                    violations.push(format!(
+                        "{label} completed with {new_name}, which never became healthy (it crash-loops)"
                     ));
                 }
                 if web && routed != vec![new_name.as_str()] {

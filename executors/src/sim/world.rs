@@ -297,6 +297,25 @@ impl World {
             c.state = ContainerState::Stopped;
             c.inflight.clear();
         }
+        // The deployer's choices must leave the proxy a fallback: a routed container
+        // that answers requests but is judged by a health check it does not serve is no
+        // fallback when the other one dies.
+        let now = self.now_ms;
+        let h = &self.hosts[host];
+        let stranded: Vec<String> = h
+            .upstreams
+            .iter()
+            .filter(|d| {
+                let port = d.rsplit_once(':').and_then(|(_, p)| p.parse().ok());
+                matches!((h.container(dial_container(d)), port), (Some(c), Some(port)) if c.serves(now, port, None))
+            })
+            .cloned()
+            .collect();
+        if h.routed_healthy(now) == 0 && !stranded.is_empty() {
+            self.violation(format!(
+                "{name} died on {host} and the proxy has no healthy upstream, though {stranded:?} answer: the route judges them by a health check they do not serve"
+            ));
+        }
     }
 
     /// Writes the route in one change: its health check and its dials. Every dial added
@@ -323,9 +342,16 @@ impl World {
         h.upstreams = dials;
         let mut problems = Vec::new();
         for dial in &added {
-            if !h.dial_serves(dial, now) {
+            // Every request sent to it must be answered (the route's health check may
+            // still be another version's: the proxy then just sends it nothing).
+            let port = dial.rsplit_once(':').and_then(|(_, p)| p.parse().ok());
+            let answers = match (h.container(dial_container(dial)), port) {
+                (Some(c), Some(port)) => c.serves(now, port, None),
+                _ => false,
+            };
+            if !answers {
                 problems.push(format!(
-                    "routed {dial} on {host} while it does not serve there by the route's health check"
+                    "routed {dial} on {host} while it does not answer there"
                 ));
             }
             if let Some(c) = h.container_mut(dial_container(dial)) {

@@ -8,7 +8,7 @@ use odysseus_engine::runtime::ExecError;
 use tokio::time::Instant;
 
 use super::ops::{ContainerView, HostOps, Probe};
-use crate::docker::spec::{ExpectStatus, HttpCheck};
+use crate::docker::spec::HttpCheck;
 
 const POLL: Duration = Duration::from_millis(200);
 /// A job role without a health check is healthy once it has kept running this long
@@ -43,22 +43,12 @@ pub async fn port_of<H: HostOps>(
     }
 }
 
-/// The HTTP check a container is judged by: its own health path (label) with today's
-/// interval and expected status; today's check for a container without the label.
+/// The HTTP check a container is judged by: the one it was deployed with (its labels;
+/// "none" too), today's for a container from before the labels.
 pub fn check_of<H: HostOps>(ops: &H, view: &ContainerView) -> Option<HttpCheck> {
-    let today = ops.proxy().and_then(|p| p.healthcheck);
-    match (&view.health_path, today) {
-        (Some(path), Some(mut hc)) => {
-            hc.path = path.clone();
-            Some(hc)
-        }
-        (Some(path), None) => Some(HttpCheck {
-            path: path.clone(),
-            interval_s: 1,
-            timeout_s: 2,
-            expect: ExpectStatus::Any2xx,
-        }),
-        (None, today) => today,
+    match &view.health_check {
+        Some(deployed) => deployed.clone(),
+        None => ops.proxy().and_then(|p| p.healthcheck),
     }
 }
 
@@ -107,7 +97,8 @@ async fn healthy_view<H: HostOps>(
                     };
                     ops.probe(host, name, port, probe).await
                 }
-                None if view.health.is_some() => true,
+                // A command health check says nothing about the port it will be
+                // routed on: that port must accept connections too.
                 None => ops.probe(host, name, port, Probe::Tcp).await,
             })
         }

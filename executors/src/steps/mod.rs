@@ -99,7 +99,14 @@ impl<H: HostOps> Steps<H> {
                         }
                     };
                     let dial = dial_of(&self.ops, host, new, &view).await?;
-                    let check = check_of(&self.ops, &view);
+                    // While old containers serve, the route keeps judging by their check:
+                    // should the new one fail now, they must not be marked down by a path
+                    // they never served. The check moves with the traffic, in
+                    // remove-old-upstream.
+                    let check = match self.routed_old(e).await? {
+                        Some(old) => self.check_for(host, &old).await?,
+                        None => check_of(&self.ops, &view),
+                    };
                     self.ops
                         .write_route(host, check.as_ref(), &|u| {
                             u.retain(|d| dial_container(d) != new || *d == dial);
@@ -121,9 +128,17 @@ impl<H: HostOps> Steps<H> {
                 let (before, after) = self
                     .ops
                     .write_route(host, check.as_ref(), &|u| {
-                        u.retain(|d| !olds.iter().any(|o| o == dial_container(d)))
+                        // Inside the read-modify-write: only while the new one is there.
+                        if u.iter().any(|d| dial_container(d) == new) {
+                            u.retain(|d| !olds.iter().any(|o| o == dial_container(d)))
+                        }
                     })
                     .await?;
+                if after.iter().any(|d| olds.iter().any(|o| o == dial_container(d))) {
+                    return Err(ExecError::Retryable(format!(
+                        "{new} left the route while the old containers were being unrouted: not unrouting them"
+                    )));
+                }
                 Ok(Observation::Count {
                     n: (before.len() - after.len()) as u32,
                 })
@@ -222,29 +237,29 @@ impl<H: HostOps> Steps<H> {
                 Ok(Observation::Done)
             }
             StepName::RemoveNew => {
+                // The new container goes only when an old one serves in its place (a
+                // first deploy had none to begin with).
+                let mut serving_old = None;
+                for old in &e.old_containers {
+                    if self.serving(host, old, e.kind).await? {
+                        serving_old = Some(old.clone());
+                        break;
+                    }
+                }
+                if !e.old_containers.is_empty() && serving_old.is_none() {
+                    return Err(ExecError::Retryable(format!(
+                        "no old container of {} is {}healthy: not removing {new}, the last one that could serve",
+                        e.role,
+                        if web { "routed and " } else { "" }
+                    )));
+                }
                 // Undo must not depend on creating anything: with no route there is
                 // nothing to unroute.
                 if web && self.ops.route(host).await?.is_some() {
-                    let mut check = None;
-                    if !e.old_containers.is_empty() {
-                        let mut someone_serves = false;
-                        for old in &e.old_containers {
-                            if self.serving(host, old, e.kind).await? {
-                                someone_serves = true;
-                                if check.is_none() {
-                                    check = self.check_for(host, old).await?;
-                                }
-                            }
-                        }
-                        if !someone_serves {
-                            return Err(ExecError::Retryable(format!(
-                                "no old container of {} is routed and healthy: not removing {new}, the last one that could serve",
-                                e.role
-                            )));
-                        }
-                    } else {
-                        check = self.check_for(host, new).await?;
-                    }
+                    let check = match &serving_old {
+                        Some(old) => self.check_for(host, old).await?,
+                        None => self.check_for(host, new).await?,
+                    };
                     self.ops
                         .write_route(host, check.as_ref(), &|u| {
                             u.retain(|d| dial_container(d) != new)
@@ -265,6 +280,16 @@ impl<H: HostOps> Steps<H> {
                 Ok(Observation::Done)
             }
         }
+    }
+
+    /// The first old container of the target that the route sends requests to now.
+    async fn routed_old(&self, e: &Effect) -> Result<Option<String>, ExecError> {
+        let dials = self.ops.route(&e.host).await?.unwrap_or_default();
+        Ok(e
+            .old_containers
+            .iter()
+            .find(|o| dials.iter().any(|d| dial_container(d) == o.as_str()))
+            .cloned())
     }
 
     /// The new container must serve (routed, for the web role, and healthy) before the
@@ -316,7 +341,8 @@ impl<H: HostOps> Steps<H> {
                 all_stopped
             }
             StepName::CleanStaleUpstreams => {
-                let mut clean = true;
+                // Done means what the step itself requires too: the new one serves.
+                let mut clean = self.serving(host, new, e.kind).await?;
                 for dial in routed().await? {
                     clean &= self
                         .view(host, dial_container(&dial))

@@ -20,9 +20,10 @@ pub struct ContainerView {
     /// no health check.
     pub health: Option<String>,
     /// What odysseus deployed it with, from its labels (`None` for containers created
-    /// before odysseus recorded them).
+    /// before odysseus recorded them): its port, and its HTTP check (`Some(None)`:
+    /// deployed without one).
     pub app_port: Option<u16>,
-    pub health_path: Option<String>,
+    pub health_check: Option<Option<HttpCheck>>,
 }
 
 /// How a probe asks whether a container serves.

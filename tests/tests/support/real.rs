@@ -203,6 +203,11 @@ proxy:
             args.extend(names.iter().map(String::as_str));
             docker(&args);
         }
+        // An unfinished deployment's mark, left by a test that stopped half-way.
+        let _ = Command::new("docker")
+            .args(["volume", "rm", "-f"])
+            .arg(format!("odysseus-deployment-{}", self.service))
+            .output();
     }
 }
 

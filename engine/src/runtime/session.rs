@@ -1,0 +1,290 @@
+//! The lifecycle of one run of a deployment command — the same for `odysseus deploy`,
+//! `odysseus lock release`, `odysseus simulate` and the property tests:
+//!
+//! 1. choose what the run does, from the request and the unfinished deployment (a pure
+//!    function: [`choose`]);
+//! 2. take the journal's lock (a dead holder's lock is taken over, and the takeover is
+//!    recorded by the runtime);
+//! 3. start, resume, abort, abandon or supersede through the [`Runtime`];
+//! 4. record the facts that come from outside the step loop (an interruption, a broken
+//!    lock, an abandonment) through `evolve`, like every other fact ([`record_fact`]).
+
+use super::{Clock, Error, EventLog, Executor, Runtime};
+use crate::ids::{DeploymentId, Operator, Timestamp};
+use crate::journal::{Acquired, Journal, LockRecord};
+use crate::machine::{DeploymentStarted, DeploymentState, Event, Fact, Phase, TargetStatus};
+
+/// What the operator asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// A plain deploy of `version` (None: neither `--image` nor deploy.yml names one).
+    /// `narrowed`: `--hosts`/`--roles` were given. `supersede`: replace a halted
+    /// deployment even though some of its hosts serve its new version.
+    Deploy {
+        version: Option<String>,
+        narrowed: bool,
+        supersede: bool,
+    },
+    Resume,
+    Abort,
+    /// End the unfinished deployment without touching any container.
+    Abandon { reason: String },
+}
+
+/// What the run does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Choice {
+    Start {
+        version: String,
+        /// The halted deployment this one replaces.
+        supersedes: Option<DeploymentId>,
+    },
+    Resume {
+        id: DeploymentId,
+        why: &'static str,
+    },
+    Abort {
+        id: DeploymentId,
+    },
+    Abandon {
+        id: DeploymentId,
+        reason: String,
+    },
+    Refuse(Refusal),
+}
+
+/// Why nothing runs; the caller words it and names the next command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Nothing says which version to deploy.
+    NoVersion,
+    /// `--resume`, `--abort` or `--abandon` with nothing unfinished.
+    NothingUnfinished,
+    /// `--hosts`/`--roles` while a deployment is unfinished: its plan names its targets.
+    Narrowed { id: DeploymentId },
+    /// Another image is asked for while a deployment is unfinished and cannot be
+    /// superseded (`serving_new`: the hosts that serve its new version).
+    Unfinished {
+        id: DeploymentId,
+        image: String,
+        version: String,
+        phase: Phase,
+        serving_new: Vec<String>,
+    },
+}
+
+/// Chooses what a run does. Pure: the same inputs always give the same choice.
+pub fn choose(unfinished: Option<(DeploymentId, &DeploymentState)>, request: &Request) -> Choice {
+    let Some((id, state)) = unfinished else {
+        return match request {
+            Request::Deploy {
+                version: Some(v), ..
+            } => Choice::Start {
+                version: v.clone(),
+                supersedes: None,
+            },
+            Request::Deploy { version: None, .. } => Choice::Refuse(Refusal::NoVersion),
+            _ => Choice::Refuse(Refusal::NothingUnfinished),
+        };
+    };
+    match request {
+        Request::Resume => Choice::Resume { id, why: "resuming" },
+        Request::Abort => Choice::Abort { id },
+        Request::Abandon { reason } => Choice::Abandon {
+            id,
+            reason: reason.clone(),
+        },
+        Request::Deploy { narrowed: true, .. } => Choice::Refuse(Refusal::Narrowed { id }),
+        Request::Deploy {
+            version,
+            supersede,
+            ..
+        } => {
+            let (image, started_version) = state
+                .started()
+                .map(|s| (s.image.clone(), s.version.clone()))
+                .unwrap_or_default();
+            match version {
+                None => Choice::Resume {
+                    id,
+                    why: "an unfinished deployment exists: resuming it",
+                },
+                Some(v) if *v == started_version => Choice::Resume {
+                    id,
+                    why: "an unfinished deployment of the same image exists: resuming it",
+                },
+                Some(v) => {
+                    let serving_new = hosts_serving_new(state);
+                    // Only a halted deployment is at rest: nothing in flight, nothing in
+                    // doubt. With no host on its new version, nothing is lost by
+                    // replacing it; otherwise only when asked.
+                    if state.phase == Phase::Halted && (serving_new.is_empty() || *supersede) {
+                        Choice::Start {
+                            version: v.clone(),
+                            supersedes: Some(id),
+                        }
+                    } else {
+                        Choice::Refuse(Refusal::Unfinished {
+                            id,
+                            image,
+                            version: started_version,
+                            phase: state.phase,
+                            serving_new,
+                        })
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The hosts where a target of the deployment serves its new version.
+pub fn hosts_serving_new(state: &DeploymentState) -> Vec<String> {
+    let Some(started) = state.started() else {
+        return Vec::new();
+    };
+    let mut hosts: Vec<String> = Vec::new();
+    for (t, target) in state.targets.iter().zip(&started.plan.targets) {
+        if t.status == TargetStatus::Completed && !hosts.contains(&target.host) {
+            hosts.push(target.host.clone());
+        }
+    }
+    hosts
+}
+
+/// Records a fact that comes from outside the step loop into deployment `id`: the log is
+/// folded, the fact validated by `evolve`, then appended. Returns the new state.
+pub fn record_fact<L: EventLog, C: Clock>(
+    log: &L,
+    clock: &C,
+    id: DeploymentId,
+    fact: Fact,
+) -> Result<DeploymentState, Error> {
+    let mut state = DeploymentState::fold(&log.load(id)?)?;
+    let event = Event {
+        at: clock.now(),
+        fact,
+    };
+    let seq = state.next_seq;
+    state.evolve(&event)?;
+    log.append(id, seq, &event)?;
+    Ok(state)
+}
+
+/// One run holding the journal's lock of a service.
+pub struct Session<'j> {
+    journal: &'j Journal,
+    service: String,
+    operator: Operator,
+    lock: Acquired,
+}
+
+impl<'j> Session<'j> {
+    /// Takes the journal's lock of `service`. A holder for whom `alive` says false is
+    /// taken over (the runtime records it in the deployment it drives).
+    pub fn open(
+        journal: &'j Journal,
+        service: &str,
+        operator: Operator,
+        process_start: u64,
+        now: Timestamp,
+        alive: &dyn Fn(&LockRecord) -> bool,
+    ) -> Result<Self, Error> {
+        let lock = journal.acquire_lock(service, &operator, process_start, now, None, alive)?;
+        Ok(Session {
+            journal,
+            service: service.to_string(),
+            operator,
+            lock,
+        })
+    }
+
+    pub fn lock(&self) -> &Acquired {
+        &self.lock
+    }
+
+    pub fn operator(&self) -> &Operator {
+        &self.operator
+    }
+
+    /// The service's unfinished deployment, folded.
+    pub fn unfinished(&self) -> Result<Option<(DeploymentId, DeploymentState)>, Error> {
+        match self.journal.unfinished(&self.service)? {
+            Some(id) => Ok(Some((id, DeploymentState::fold(&self.journal.load(id)?)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// What this run does with `request`.
+    pub fn choose(&self, request: &Request) -> Result<Choice, Error> {
+        let unfinished = self.unfinished()?;
+        Ok(choose(unfinished.as_ref().map(|(id, s)| (*id, s)), request))
+    }
+
+    /// Starts `started` (superseding `supersedes` first, recorded in both).
+    pub async fn start<L: EventLog, E: Executor, C: Clock>(
+        &self,
+        runtime: &mut Runtime<'_, L, E, C>,
+        started: DeploymentStarted,
+        supersedes: Option<DeploymentId>,
+    ) -> Result<DeploymentState, Error> {
+        let id = started.id;
+        if let Some(old) = supersedes {
+            runtime.record_into(
+                old,
+                Fact::Superseded {
+                    by: self.operator.clone(),
+                    deployment: id,
+                },
+            )?;
+            runtime.preamble_first(Fact::Supersedes { deployment: old });
+        }
+        self.journal
+            .set_lock_deployment(&self.service, self.lock.token(), id)?;
+        runtime.start(started, &self.lock).await
+    }
+
+    pub async fn resume<L: EventLog, E: Executor, C: Clock>(
+        &self,
+        runtime: &mut Runtime<'_, L, E, C>,
+        id: DeploymentId,
+    ) -> Result<DeploymentState, Error> {
+        self.journal
+            .set_lock_deployment(&self.service, self.lock.token(), id)?;
+        runtime.resume(id, self.operator.clone(), &self.lock).await
+    }
+
+    pub async fn abort<L: EventLog, E: Executor, C: Clock>(
+        &self,
+        runtime: &mut Runtime<'_, L, E, C>,
+        id: DeploymentId,
+    ) -> Result<DeploymentState, Error> {
+        self.journal
+            .set_lock_deployment(&self.service, self.lock.token(), id)?;
+        runtime.abort(id, self.operator.clone(), &self.lock).await
+    }
+
+    /// Ends deployment `id` without touching anything: recorded with who and why.
+    pub fn abandon<L: EventLog, C: Clock>(
+        &self,
+        log: &L,
+        clock: &C,
+        id: DeploymentId,
+        reason: String,
+    ) -> Result<DeploymentState, Error> {
+        record_fact(
+            log,
+            clock,
+            id,
+            Fact::Abandoned {
+                by: self.operator.clone(),
+                reason,
+            },
+        )
+    }
+
+    /// Releases the journal's lock.
+    pub fn close(self) -> Result<(), Error> {
+        Ok(self.journal.release_lock(&self.service, self.lock.token())?)
+    }
+}
