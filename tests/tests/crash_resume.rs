@@ -14,7 +14,9 @@ mod support;
 use odysseus_engine::machine::{
     FailurePolicy, Phase, RetryPolicy, RoleKind, StepName, TargetStatus, Timeouts,
 };
-use odysseus_executors::sim::{self, AppShape, CrashPoint, Fault, RoleSetup, Scenario};
+use odysseus_executors::sim::{
+    self, AfterCrash, AppShape, CrashPoint, Fault, RoleSetup, Scenario,
+};
 use proptest::prelude::*;
 use support::{cases, ScratchDir};
 
@@ -72,14 +74,25 @@ fn app() -> impl Strategy<Value = AppShape> {
 }
 
 /// What changes between releases and between processes: the images, deploy.yml after
-/// a crash, how many old containers a target has, an operator who aborts.
-fn world_setup() -> impl Strategy<Value = (AppShape, AppShape, usize, Option<AppShape>, bool)> {
+/// a crash, how many old containers a target has, what the operator does after a crash,
+/// a second deployer with its own journal, a host down through the recovery.
+#[allow(clippy::type_complexity)]
+fn world_setup(
+    hosts: usize,
+) -> impl Strategy<Value = (AppShape, AppShape, usize, Option<AppShape>, AfterCrash, bool, Option<String>)>
+{
     (
         app(),
         app(),
         1usize..=2,
         proptest::option::weighted(0.2, app()),
-        proptest::bool::weighted(0.15),
+        prop_oneof![
+            6 => Just(AfterCrash::Resume),
+            2 => Just(AfterCrash::Abort),
+            1 => Just(AfterCrash::Abandon),
+        ],
+        proptest::bool::weighted(0.2),
+        proptest::option::weighted(0.15, (1..=hosts).prop_map(|i| format!("host{i}"))),
     )
 }
 
@@ -101,12 +114,12 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                 proptest::collection::vec(crash(), 0..4),
                 prop_oneof![Just(FailurePolicy::Halt), Just(FailurePolicy::Rollback)],
                 1u32..=3,
-                world_setup(),
+                world_setup(hosts),
             )
         })
         .prop_map(
             |(hosts, seed, roles, masks, first_deploy, faults, crashes, on_failure, batch_size, setup)| {
-                let (old_app, new_app, old_per_target, config_after_crash, abort_after_crash) = setup;
+                let (old_app, new_app, old_per_target, config_after_crash, after_crash, second_deployer, down_in_recovery) = setup;
                 // A job's first deploy has no step after await-healthy that could notice
                 // its container dying then: nothing could, so it is not a case.
                 let faults: Vec<Fault> = faults
@@ -150,7 +163,9 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                     old_per_target,
                     old_labelled: true,
                     config_after_crash,
-                    abort_after_crash,
+                    after_crash,
+                    second_deployer,
+                    down_in_recovery,
                 }
             },
         )
@@ -177,10 +192,14 @@ fn check(scenario: &Scenario) -> Result<(), TestCaseError> {
         .is_some_and(|c| *c != scenario.new_app);
     prop_assert!(
         matches!(phase, Phase::Completed | Phase::RolledBack | Phase::Aborted)
-            || (wrong_config && phase == Phase::Halted),
+            || (wrong_config && phase == Phase::Halted)
+            || (scenario.after_crash == AfterCrash::Abandon && phase == Phase::Abandoned),
         "ended {:?}",
         phase
     );
+    if phase == Phase::Abandoned {
+        return Ok(());
+    }
     for t in &outcome.targets {
         match t.status {
             TargetStatus::Completed => prop_assert_eq!(t.version.as_str(), sim::NEW_VERSION),
@@ -238,6 +257,7 @@ fn the_generator_reaches_every_kind_of_ending() {
     let (mut crashed, mut takeovers, mut observed) = (0, 0, 0);
     let (mut mid_effect, mut died_refused, mut several_old, mut aborted_after_crash) = (0, 0, 0, 0);
     let (mut drifted, mut port_changed, mut path_changed) = (0, 0, 0);
+    let (mut abandoned, mut second_refused, mut down_in_recovery) = (0, 0, 0);
     for _ in 0..300 {
         let scenario = strategy.new_tree(&mut runner).unwrap().current();
         let dir = ScratchDir::new("cover");
@@ -279,6 +299,14 @@ fn the_generator_reaches_every_kind_of_ending() {
                 && facts.iter().any(|f| matches!(f, Fact::AbortRequested { .. })),
         );
         drifted += usize::from(scenario.config_after_crash.is_some() && resumed);
+        abandoned += usize::from(outcome.phase() == Phase::Abandoned);
+        second_refused += usize::from(outcome.second_refused > 0);
+        // A recovery ran while a host stayed down: a step failed as unreachable after
+        // the deployment was resumed.
+        let resumed_at = facts.iter().position(|f| matches!(f, Fact::Resumed { .. }));
+        down_in_recovery += usize::from(scenario.down_in_recovery.is_some() && resumed_at.is_some_and(|i| {
+            facts[i..].iter().any(|f| matches!(f, Fact::StepFailed { reason, .. } if reason.contains("unreachable")))
+        }));
         port_changed += usize::from(
             scenario.old_app.port != scenario.new_app.port && phase_is_completed(&outcome),
         );
@@ -302,6 +330,9 @@ fn the_generator_reaches_every_kind_of_ending() {
         ("deploy.yml changed before a resume", drifted),
         ("completed across an app_port change", port_changed),
         ("completed across a health path change", path_changed),
+        ("abandoned", abandoned),
+        ("a second deployer refused by the hosts' marks", second_refused),
+        ("a recovery with a host down", down_in_recovery),
     ];
     eprintln!("coverage {counts:?}");
     assert!(counts.iter().all(|&(_, n)| n >= 3), "{counts:?}");

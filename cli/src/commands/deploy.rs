@@ -15,7 +15,7 @@ use odysseus_engine::runtime::{
 use odysseus_engine::{DeploymentId, Operator};
 use odysseus_executors::docker::{DockerExecutor, PushOutcome};
 use odysseus_executors::fleet_lock::LockFailure;
-use odysseus_executors::steps::Steps;
+use odysseus_executors::steps::{self, Mark, MarkRefusal, Steps};
 
 use crate::config::{self, Config};
 use crate::exit::{Exit, UsageError};
@@ -346,40 +346,52 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
 async fn mark_hosts(
     global: &GlobalArgs,
     config: &Config,
+    journal: &Journal,
     executor: &DockerExecutor,
     id: DeploymentId,
     holder: &str,
     mode: &Mode,
 ) -> Result<(), Exit> {
-    let mine = id.to_string();
-    let mut marked = Vec::new();
-    for (host, _) in executor.hosts_sorted() {
-        match executor.set_marker(host, &mine, holder).await {
-            Ok(()) => marked.push(host.clone()),
-            Err(other) => {
-                if matches!(mode, Mode::Start { .. }) {
-                    for h in &marked {
-                        let _ = executor.clear_marker(h, Some(&mine)).await;
-                    }
-                }
-                if other.deployment.is_empty() {
-                    eprintln!("odysseus: {}\nNothing was changed.", other.owner);
-                } else {
-                    eprintln!(
-                        "odysseus: {host} is in the middle of deployment {} of {}, driven by {} — a journal this run does not have.\n\
-                         Nothing was changed. Finish it from there (odysseus deploy --resume, --abort or --abandon REASON);\n\
-                         if that journal is lost for good: {} clears the mark, then look at `odysseus status` before deploying.",
-                        other.deployment,
-                        config.service,
-                        other.owner.trim(),
-                        lock_release_command(global)
-                    );
-                }
-                return Err(Exit::Blocked);
-            }
+    let hosts: Vec<String> = executor.hosts_sorted().map(|(h, _)| h.clone()).collect();
+    let me = journal_identity(global);
+    let mark = Mark {
+        deployment: id.to_string(),
+        journal: me.clone(),
+        owner: holder.to_string(),
+    };
+    // A mark of this journal that is not its unfinished deployment was left by a run
+    // killed before it cleared it (or before its start was journaled): it is replaced.
+    let unfinished = journal.unfinished(&config.service).ok().flatten();
+    let stale = |other: &Mark| {
+        other.journal == me && unfinished.map(|u| u.to_string()) != Some(other.deployment.clone())
+    };
+    let new = matches!(mode, Mode::Start { .. });
+    match steps::mark_hosts(executor, &hosts, &mark, &stale, new).await {
+        Ok(()) => Ok(()),
+        Err(MarkRefusal::Failed(e)) => {
+            eprintln!("odysseus: {e}\nNothing was changed.");
+            Err(Exit::Blocked)
+        }
+        Err(MarkRefusal::Taken { host, mark }) => {
+            eprintln!(
+                "odysseus: {host} is in the middle of deployment {} of {}, driven by {} — a journal this run does not have.\n\
+                 Nothing was changed. Finish it from there (odysseus deploy --resume, --abort or --abandon REASON);\n\
+                 if that journal is lost for good: {} clears the mark, then look at `odysseus status` before deploying.",
+                mark.deployment,
+                config.service,
+                mark.owner.trim(),
+                lock_release_command(global)
+            );
+            Err(Exit::Blocked)
         }
     }
-    Ok(())
+}
+
+/// Which journal this is, as a mark names it: this machine and the state dir.
+fn journal_identity(global: &GlobalArgs) -> String {
+    let dir = state_dir(global);
+    let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+    format!("{}:{}", local_hostname(), dir.display())
 }
 
 fn lock_release_command(global: &GlobalArgs) -> String {
@@ -497,7 +509,7 @@ async fn abandon(
     let state = session.abandon(journal, &SystemClock, id, reason)?;
     // Its hosts no longer carry it (a host down now keeps its mark: `lock release`).
     for (host, executor) in &reached {
-        let _ = executor.clear_marker(host, Some(&id.to_string())).await;
+        steps::clear_marks(executor, std::slice::from_ref(*host), &id.to_string()).await;
     }
     eprintln!(
         "Deployment {id} is {}: no container was touched. `odysseus replay {id}` shows its journal.",
@@ -610,11 +622,10 @@ async fn drive(
         ..
     } = &mode
     {
-        for (host, _) in executor.hosts_sorted() {
-            let _ = executor.clear_marker(host, Some(&old.to_string())).await;
-        }
+        let hosts: Vec<String> = executor.hosts_sorted().map(|(h, _)| h.clone()).collect();
+        steps::clear_marks(&executor, &hosts, &old.to_string()).await;
     }
-    if let Err(exit) = mark_hosts(global, config, &executor, id, &holder, &mode).await {
+    if let Err(exit) = mark_hosts(global, config, journal, &executor, id, &holder, &mode).await {
         return Ok(exit);
     }
     if args.push_image {
@@ -768,10 +779,9 @@ async fn drive(
         prune(&executor, config, &hosts).await;
     }
     if state.phase.is_final() {
-        for (host, _) in executor.hosts_sorted() {
-            if let Err(e) = executor.clear_marker(host, Some(&id.to_string())).await {
-                eprintln!("[{host}] could not remove the deployment marker ({e}); `odysseus lock release` does");
-            }
+        let hosts: Vec<String> = executor.hosts_sorted().map(|(h, _)| h.clone()).collect();
+        for host in steps::clear_marks(&executor, &hosts, &id.to_string()).await {
+            eprintln!("[{host}] could not remove the deployment's mark; `odysseus lock release` does");
         }
     }
     fleet_lock.release().await;

@@ -6,6 +6,7 @@ use odysseus_engine::machine::Fact;
 use odysseus_engine::runtime::SystemClock;
 use odysseus_engine::Operator;
 use odysseus_executors::docker::DockerExecutor;
+use odysseus_executors::steps::HostOps;
 
 use crate::config::{self, Config};
 use crate::exit::{print_stdout, Exit, UsageError};
@@ -161,11 +162,15 @@ pub fn run(global: &GlobalArgs, args: LockArgs) -> anyhow::Result<Exit> {
                                 out.push_str(&format!("{host}: lock released\n"));
                                 // The unfinished deployment's mark goes too: its journal
                                 // is the one place left that knows it.
-                                match e.clear_marker(&host, None).await {
-                                    Ok(true) => out.push_str(&format!(
-                                        "{host}: the mark of an unfinished deployment was cleared\n"
-                                    )),
-                                    Ok(false) => {}
+                                match e.mark(&host).await {
+                                    Ok(Some(mark)) => match e.remove_mark(&host).await {
+                                        Ok(()) => out.push_str(&format!(
+                                            "{host}: the mark of unfinished deployment {} was cleared\n",
+                                            mark.deployment
+                                        )),
+                                        Err(err) => out.push_str(&format!("{host}: {err}\n")),
+                                    },
+                                    Ok(None) => {}
                                     Err(err) => out.push_str(&format!("{host}: {err}\n")),
                                 }
                             }

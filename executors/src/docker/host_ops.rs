@@ -13,7 +13,7 @@ use super::engine::NewContainer;
 use super::executor::{secs_ns, DockerExecutor, HostHandle};
 use super::probe::{count_inbound, listening_ports};
 use super::spec::{ExpectStatus, HttpCheck};
-use crate::steps::{ContainerView, HostOps, Probe, ProxySettings};
+use crate::steps::{ContainerView, HostOps, Mark, Probe, ProxySettings};
 
 /// Labels that record what a container was deployed with, so a later deployment (or
 /// its undo) handles it by them rather than by today's config.
@@ -286,6 +286,18 @@ impl HostOps for DockerExecutor {
                 .filter(|v| !v.is_empty()),
             containers: containers.into_iter().map(|(n, _)| n).collect(),
         })
+    }
+
+    async fn mark(&self, host: &str) -> Result<Option<Mark>, ExecError> {
+        self.read_mark(host).await
+    }
+
+    async fn create_mark(&self, host: &str, mark: &Mark) -> Result<(), ExecError> {
+        self.write_mark(host, mark).await
+    }
+
+    async fn remove_mark(&self, host: &str) -> Result<(), ExecError> {
+        self.delete_mark(host).await
     }
 
     async fn explain(&self, host: &str, e: ExecError) -> ExecError {

@@ -1,9 +1,8 @@
-//! An unfinished deployment is visible on each of its hosts, so a deployer with another
-//! journal (another machine, another state dir) cannot act on a half-switched host it
-//! knows nothing about. The marker is a Docker volume named
-//! `odysseus-deployment-<service>` whose labels name the deployment and who drives it:
-//! it lives with the engine (the same access odysseus already needs, nothing written to
-//! a shared directory), survives reboots, and holds no data.
+//! Where a Docker host keeps the mark of an unfinished deployment (`crate::steps::marks`
+//! has the protocol): a volume named `odysseus-deployment-<service>` whose labels name
+//! the deployment and who drives it. It lives with the engine (the access odysseus
+//! already needs; nothing written to a shared directory), survives reboots, holds no
+//! data.
 
 use std::collections::HashMap;
 
@@ -12,93 +11,59 @@ use odysseus_engine::runtime::ExecError;
 
 use super::engine::is_not_found;
 use super::executor::DockerExecutor;
+use crate::steps::Mark;
 
 const LABEL_DEPLOYMENT: &str = "odysseus.deployment";
 const LABEL_OWNER: &str = "odysseus.owner";
+const LABEL_JOURNAL: &str = "odysseus.journal";
 
-/// Who drives the unfinished deployment of a service on a host.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Marker {
-    pub deployment: String,
-    /// The operator, machine and state dir, as the lock's holder line says them.
-    pub owner: String,
-}
-
-pub fn marker_name(service: &str) -> String {
+pub fn mark_volume(service: &str) -> String {
     format!("odysseus-deployment-{service}")
 }
 
 impl DockerExecutor {
-    /// The marker on `host`, if a deployment of the service is unfinished there.
-    pub async fn marker(&self, host: &str) -> Result<Option<Marker>, ExecError> {
-        let name = marker_name(&self.spec().service);
+    pub(crate) async fn read_mark(&self, host: &str) -> Result<Option<Mark>, ExecError> {
+        let name = mark_volume(&self.spec().service);
         match self.host(host)?.engine.docker().inspect_volume(&name).await {
-            Ok(v) => Ok(Some(Marker {
+            Ok(v) => Ok(Some(Mark {
                 deployment: v.labels.get(LABEL_DEPLOYMENT).cloned().unwrap_or_default(),
                 owner: v.labels.get(LABEL_OWNER).cloned().unwrap_or_default(),
+                journal: v.labels.get(LABEL_JOURNAL).cloned().unwrap_or_default(),
             })),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(ExecError::Retryable(format!(
-                "{host}: reading the deployment marker: {e}"
+                "{host}: reading the deployment mark: {e}"
             ))),
         }
     }
 
-    /// Marks `host` as taken by `deployment`; refuses (naming the owner) when another
-    /// deployment's marker is there. Called under the host's deploy lock.
-    pub async fn set_marker(
-        &self,
-        host: &str,
-        deployment: &str,
-        owner: &str,
-    ) -> Result<(), Marker> {
-        let other = |e: ExecError| Marker {
-            deployment: String::new(),
-            owner: e.to_string(),
-        };
-        if let Some(existing) = self.marker(host).await.map_err(other)? {
-            if existing.deployment == deployment {
-                return Ok(());
-            }
-            return Err(existing);
-        }
+    /// Docker returns an existing volume of the same name unchanged: a mark already
+    /// there stays as it is.
+    pub(crate) async fn write_mark(&self, host: &str, mark: &Mark) -> Result<(), ExecError> {
         let labels: HashMap<String, String> = [
-            (LABEL_DEPLOYMENT.to_string(), deployment.to_string()),
-            (LABEL_OWNER.to_string(), owner.to_string()),
+            (LABEL_DEPLOYMENT.to_string(), mark.deployment.clone()),
+            (LABEL_OWNER.to_string(), mark.owner.clone()),
+            (LABEL_JOURNAL.to_string(), mark.journal.clone()),
             ("odysseus.service".to_string(), self.spec().service.clone()),
         ]
         .into_iter()
         .collect();
         let request = VolumeCreateRequest {
-            name: Some(marker_name(&self.spec().service)),
+            name: Some(mark_volume(&self.spec().service)),
             labels: Some(labels),
             ..Default::default()
         };
-        let h = self.host(host).map_err(other)?;
-        h.engine
+        self.host(host)?
+            .engine
             .docker()
             .create_volume(request)
             .await
-            .map_err(|e| other(ExecError::Retryable(format!("{host}: writing the deployment marker: {e}"))))?;
-        // Docker returns an existing volume of the same name unchanged: read it back.
-        match self.marker(host).await.map_err(other)? {
-            Some(m) if m.deployment == deployment => Ok(()),
-            Some(m) => Err(m),
-            None => Err(other(ExecError::Retryable(format!(
-                "{host}: the deployment marker vanished as it was written"
-            )))),
-        }
+            .map(|_| ())
+            .map_err(|e| ExecError::Retryable(format!("{host}: writing the deployment mark: {e}")))
     }
 
-    /// Removes the marker on `host` if it names `deployment` (any marker when None).
-    pub async fn clear_marker(&self, host: &str, deployment: Option<&str>) -> Result<bool, ExecError> {
-        let Some(existing) = self.marker(host).await? else {
-            return Ok(false);
-        };
-        if deployment.is_some_and(|d| d != existing.deployment) {
-            return Ok(false);
-        }
-        let name = marker_name(&self.spec().service);
+    pub(crate) async fn delete_mark(&self, host: &str) -> Result<(), ExecError> {
+        let name = mark_volume(&self.spec().service);
         match self
             .host(host)?
             .engine
@@ -106,10 +71,10 @@ impl DockerExecutor {
             .remove_volume(&name, None::<bollard::query_parameters::RemoveVolumeOptions>)
             .await
         {
-            Ok(()) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(ExecError::Retryable(format!(
-                "{host}: removing the deployment marker: {e}"
+                "{host}: removing the deployment mark: {e}"
             ))),
         }
     }

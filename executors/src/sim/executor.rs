@@ -34,6 +34,11 @@ impl SimExecutor {
         }
     }
 
+    /// The world's host operations, for what runs outside the steps (the hosts' marks).
+    pub fn host_ops(&self) -> &SimHost {
+        &self.steps.ops
+    }
+
     fn gate(&self, host: &str, step: Option<odysseus_engine::machine::StepName>) -> Injected {
         let mut w = self.world.borrow_mut();
         w.now_ms = self.clock.elapsed_ms();

@@ -68,6 +68,8 @@ pub enum Injected {
 pub struct FaultPlan {
     pub faults: Vec<Fault>,
     calls_per_host: Vec<(String, u32)>,
+    /// Hosts down until faults stop, whatever the call.
+    down: Vec<String>,
 }
 
 impl FaultPlan {
@@ -75,6 +77,7 @@ impl FaultPlan {
         FaultPlan {
             faults,
             calls_per_host: Vec::new(),
+            down: Vec::new(),
         }
     }
 
@@ -95,7 +98,15 @@ impl FaultPlan {
 
     /// Decides (and consumes) what happens to the next call of `step` on `host`.
     /// Observations pass `None` for the step: only host-wide faults reach them.
+    /// `host` answers nothing from now on, until `clear`.
+    pub fn set_down(&mut self, host: &str) {
+        self.down.push(host.to_string());
+    }
+
     pub fn next_call(&mut self, host: &str, step: Option<StepName>) -> Injected {
+        if self.down.iter().any(|h| h == host) {
+            return Injected::Unreachable;
+        }
         let call = match self.calls_per_host.iter_mut().find(|(h, _)| h == host) {
             Some((_, n)) => {
                 *n += 1;
@@ -151,5 +162,6 @@ impl FaultPlan {
     /// Faults stop: the host is back, the image is fixed. Used to check liveness.
     pub fn clear(&mut self) {
         self.faults.clear();
+        self.down.clear();
     }
 }

@@ -13,7 +13,7 @@ use super::clock::SimClock;
 use super::crash::CrashSchedule;
 use super::world::{ContainerState, World};
 use crate::docker::spec::{ExpectStatus, HttpCheck};
-use crate::steps::{ContainerView, HostOps, Probe, ProxySettings};
+use crate::steps::{ContainerView, HostOps, Mark, Probe, ProxySettings};
 
 pub struct SimHost {
     pub world: Rc<RefCell<World>>,
@@ -195,6 +195,29 @@ impl HostOps for SimHost {
         }
         w.write_route(host, path, after.clone());
         Ok((before, after))
+    }
+
+    async fn mark(&self, host: &str) -> Result<Option<Mark>, ExecError> {
+        // Marks are written before and after the step loop, never inside an effect:
+        // they are not crash points.
+        self.alive(false).await;
+        let w = self.world();
+        Ok(w.host(host).ok_or_else(|| Self::no_host(host))?.mark.clone())
+    }
+
+    async fn create_mark(&self, host: &str, mark: &Mark) -> Result<(), ExecError> {
+        self.alive(false).await;
+        let mut w = self.world();
+        let h = w.hosts.get_mut(host).ok_or_else(|| Self::no_host(host))?;
+        h.mark.get_or_insert_with(|| mark.clone());
+        Ok(())
+    }
+
+    async fn remove_mark(&self, host: &str) -> Result<(), ExecError> {
+        self.alive(false).await;
+        let mut w = self.world();
+        w.hosts.get_mut(host).ok_or_else(|| Self::no_host(host))?.mark = None;
+        Ok(())
     }
 
     async fn survey(&self, host: &str, service: &str, role: &str) -> Result<Survey, ExecError> {

@@ -20,5 +20,7 @@ pub use executor::SimExecutor;
 pub use host_ops::SimHost;
 pub use faults::{Fault, FaultPlan, Injected};
 pub use rng::Rng;
-pub use scenario::{run, Outcome, RoleSetup, Scenario, TargetReport, NEW_VERSION, OLD_VERSION};
+pub use scenario::{
+    run, AfterCrash, Outcome, RoleSetup, Scenario, TargetReport, NEW_VERSION, OLD_VERSION,
+};
 pub use world::{AppShape, Container, ContainerState, Host, World};

@@ -22,7 +22,8 @@ use super::executor::SimExecutor;
 use super::faults::{Fault, FaultPlan};
 use super::world::{AppShape, ContainerState, World};
 use crate::docker::spec::{ExpectStatus, HttpCheck};
-use crate::steps::{dial_container, ProxySettings};
+use crate::steps::{clear_marks, dial_container, mark_hosts, Mark, MarkRefusal, ProxySettings};
+use super::host_ops::SimHost;
 
 pub const OLD_VERSION: &str = "v1";
 pub const NEW_VERSION: &str = "v2";
@@ -63,8 +64,23 @@ pub struct Scenario {
     pub old_labelled: bool,
     /// deploy.yml as edited between a crash and the next process (config drift).
     pub config_after_crash: Option<AppShape>,
-    /// The process that follows the first crash runs `--abort` instead of resuming.
-    pub abort_after_crash: bool,
+    /// What the operator runs after the first crash.
+    pub after_crash: AfterCrash,
+    /// After the first crash, a deployer with a journal of its own tries to deploy: it
+    /// must be refused while the first deployment is unfinished.
+    pub second_deployer: bool,
+    /// This host goes down at the first crash and stays down through the recovery that
+    /// follows (until faults stop).
+    pub down_in_recovery: Option<String>,
+}
+
+/// What the operator runs once the deploying process died.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterCrash {
+    Resume,
+    Abort,
+    /// `--abandon`: nothing is touched, the deployment ends.
+    Abandon,
 }
 
 impl Scenario {
@@ -100,7 +116,9 @@ impl Scenario {
             old_per_target: 1,
             old_labelled: true,
             config_after_crash: None,
-            abort_after_crash: false,
+            after_crash: AfterCrash::Resume,
+            second_deployer: false,
+            down_in_recovery: None,
         }
     }
 
@@ -141,6 +159,8 @@ pub struct TargetReport {
 }
 
 pub struct Outcome {
+    /// How often a deployer with another journal was refused by the hosts' marks.
+    pub second_refused: usize,
     pub deployment: DeploymentId,
     /// The deployment's log as the journal holds it.
     pub events: Vec<Event>,
@@ -205,6 +225,7 @@ enum Mode {
     Drive,
     Resume,
     Abort,
+    Abandon,
 }
 
 async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
@@ -245,6 +266,10 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
     let mut incarnation: u32 = 0;
     let mut mode = Mode::Drive;
     let mut settled = false;
+    let mut crashed_once = false;
+    let mut second_refused = 0;
+    let mut violations_extra = Vec::new();
+    let journal_name = dir.display().to_string();
     let max_incarnations = scenario.crashes.len() as u32 + 3;
 
     while incarnation < max_incarnations {
@@ -309,6 +334,9 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
             },
             Mode::Resume => Request::Resume,
             Mode::Abort => Request::Abort,
+            Mode::Abandon => Request::Abandon {
+                reason: "the operator gave up".into(),
+            },
         };
         let choice = match session.choose(&request) {
             Ok(c) => c,
@@ -318,9 +346,39 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
             }
         };
         let exists = journal.raw_records(id).is_ok();
+        let hosts = scenario.hosts.clone();
+        let ops = executor.host_ops();
+        if matches!(choice, Choice::Start { .. } | Choice::Resume { .. } | Choice::Abort { .. })
+            || (!exists && matches!(choice, Choice::Refuse(Refusal::NothingUnfinished)))
+        {
+            // As the CLI does, under the host locks and before anything changes.
+            let unfinished = journal.unfinished(&scenario.service).ok().flatten();
+            let mark = Mark {
+                deployment: id.to_string(),
+                journal: journal_name.clone(),
+                owner: format!("{operator}"),
+            };
+            let stale = |m: &Mark| {
+                m.journal == journal_name && unfinished.map(|u| u.to_string()) != Some(m.deployment.clone())
+            };
+            if let Err(refusal) = mark_hosts(ops, &hosts, &mark, &stale, true).await {
+                errors.push(format!("the deployer's own hosts were refused: {refusal:?}"));
+                break;
+            }
+        }
         let result = match choice {
             Choice::Abort { id: d } => session.abort(&mut runtime, d).await,
             Choice::Resume { id: d, .. } => session.resume(&mut runtime, d).await,
+            Choice::Abandon { id: d, reason } => {
+                // Abandoning touches nothing: the world before and after must match.
+                let before = world.borrow().snapshot();
+                let r = session.abandon(&log, &clock, d, reason);
+                if world.borrow().snapshot() != before {
+                    violations_extra.push("abandoning the deployment changed the world".into());
+                }
+                clear_marks(ops, &hosts, &d.to_string()).await;
+                r
+            }
             // An abort with nothing started finds nothing to abort: the operator deploys.
             Choice::Start { .. } | Choice::Refuse(Refusal::NothingUnfinished) if !exists => {
                 start(scenario, &executor, &session, &mut runtime, id).await
@@ -341,13 +399,38 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
         incarnation += 1;
         match result {
             Err(runtime::Error::Interrupted(_)) => {
-                // The process died; a new one resumes (or aborts), maybe after the
-                // operator edited deploy.yml.
+                // The process died; a new one resumes (or aborts, or abandons), maybe
+                // after the operator edited deploy.yml, maybe with a host down.
                 if let Some(edited) = &scenario.config_after_crash {
                     world.borrow_mut().config = Some(config_for(edited));
                 }
-                if scenario.abort_after_crash && matches!(mode, Mode::Drive) {
-                    mode = Mode::Abort;
+                // Whatever comes next is another process: the dead one is gone.
+                schedule.revive();
+                if !crashed_once {
+                    crashed_once = true;
+                    if let Some(host) = &scenario.down_in_recovery {
+                        world.borrow_mut().faults.set_down(host);
+                        // A fault that arrived after faults stopped: they stop once more.
+                        settled = false;
+                    }
+                    if scenario.second_deployer {
+                        let first_unfinished = journal.unfinished(&scenario.service).ok().flatten();
+                        match second_deployer(dir, &hosts, ops).await {
+                            Ok(true) => second_refused += 1,
+                            Ok(false) if first_unfinished.is_some() => violations_extra.push(format!(
+                                "a deployer with another journal marked the hosts while deployment {} was unfinished",
+                                id
+                            )),
+                            Ok(false) => {}
+                            Err(e) => errors.push(format!("second deployer: {e}")),
+                        }
+                    }
+                    mode = match scenario.after_crash {
+                        _ if !matches!(mode, Mode::Drive) => mode,
+                        AfterCrash::Resume => Mode::Drive,
+                        AfterCrash::Abort => Mode::Abort,
+                        AfterCrash::Abandon => Mode::Abandon,
+                    };
                 }
                 continue;
             }
@@ -357,6 +440,9 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
             }
             Ok(state) => {
                 live = state;
+                if live.phase.is_final() {
+                    clear_marks(ops, &hosts, &id.to_string()).await;
+                }
                 let _ = session.close();
                 if scenario.settle && !settled && live.phase.is_suspended() {
                     settled = true;
@@ -396,9 +482,11 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
     }
     let world = world.borrow();
     let mut violations = world.violations.clone();
+    violations.extend(violations_extra);
     let targets = check_end_state(scenario, &world, &folded, id, &mut violations);
     let crashes = schedule.crashed_after_seq.borrow().clone();
     Outcome {
+        second_refused,
         deployment: id,
         events,
         records,
@@ -408,6 +496,31 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
         targets,
         violations,
         errors,
+    }
+}
+
+/// A deployer with a journal of its own (another machine) tries to take the hosts:
+/// true when it was refused. Whatever it marked, it takes back.
+async fn second_deployer(dir: &Path, hosts: &[String], ops: &SimHost) -> Result<bool, String> {
+    let other_dir = dir.with_extension("other-journal");
+    let journal = Journal::open(&other_dir).map_err(|e| e.to_string())?;
+    let service = ops.world.borrow().service.clone();
+    let mark = Mark {
+        deployment: "other-deployment".into(),
+        journal: other_dir.display().to_string(),
+        owner: "other@elsewhere".into(),
+    };
+    let unfinished = journal.unfinished(&service).ok().flatten();
+    let stale = |m: &Mark| {
+        m.journal == mark.journal && unfinished.map(|u| u.to_string()) != Some(m.deployment.clone())
+    };
+    match mark_hosts(ops, hosts, &mark, &stale, true).await {
+        Err(MarkRefusal::Taken { .. }) => Ok(true),
+        Err(MarkRefusal::Failed(e)) => Err(e.to_string()),
+        Ok(()) => {
+            clear_marks(ops, hosts, &mark.deployment).await;
+            Ok(false)
+        }
     }
 }
 
@@ -459,6 +572,10 @@ fn check_end_state(
     let Some(started) = state.started() else {
         return reports;
     };
+    if state.phase == Phase::Abandoned {
+        // The operator gave up: the hosts are as the last run left them, by design.
+        return reports;
+    }
     for (i, target) in started.plan.targets.iter().enumerate() {
         let status = state.targets[i].status;
         let host = &world.hosts[&target.host];

@@ -74,6 +74,8 @@ pub struct Host {
     pub route_health_path: Option<String>,
     /// The host had a routed healthy container before the deployment.
     pub was_serving: bool,
+    /// The mark of the service's unfinished deployment.
+    pub mark: Option<crate::steps::Mark>,
 }
 
 impl Host {
@@ -150,6 +152,24 @@ impl World {
 
     pub fn host(&self, host: &str) -> Option<&Host> {
         self.hosts.get(host)
+    }
+
+    /// What runs and what is routed, host by host: to tell whether anything changed.
+    pub fn snapshot(&self) -> Vec<(String, Vec<(String, bool)>, Vec<String>, Option<String>)> {
+        self.hosts
+            .iter()
+            .map(|(name, h)| {
+                (
+                    name.clone(),
+                    h.containers
+                        .iter()
+                        .map(|c| (c.name.clone(), c.state == ContainerState::Running))
+                        .collect(),
+                    h.upstreams.clone(),
+                    h.route_health_path.clone(),
+                )
+            })
+            .collect()
     }
 
     fn violation(&mut self, what: String) {

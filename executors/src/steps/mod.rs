@@ -14,9 +14,11 @@
 //!   never judges a container by a health check it was not deployed with.
 
 mod health;
+mod marks;
 mod ops;
 
 pub use health::{await_healthy, check_of, dial_of, drain, healthy_now, port_of, JOB_SETTLE};
+pub use marks::{clear_marks, mark_hosts, Mark, MarkRefusal};
 pub use ops::{dial_container, ContainerView, HostOps, Probe, ProxySettings};
 
 use odysseus_engine::machine::{Effect, Observation, RoleKind, StepName};

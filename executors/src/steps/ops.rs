@@ -89,6 +89,12 @@ pub trait HostOps {
         edit: &dyn Fn(&mut Vec<String>),
     ) -> Result<(Vec<String>, Vec<String>), ExecError>;
 
+    /// The mark of the service's unfinished deployment on the host (see `marks`).
+    async fn mark(&self, host: &str) -> Result<Option<super::Mark>, ExecError>;
+    /// Writes the mark where none is (an existing one is left as it is).
+    async fn create_mark(&self, host: &str, mark: &super::Mark) -> Result<(), ExecError>;
+    async fn remove_mark(&self, host: &str) -> Result<(), ExecError>;
+
     /// Which containers of the role run on the host now (for planning).
     async fn survey(&self, host: &str, service: &str, role: &str) -> Result<Survey, ExecError>;
 
@@ -149,6 +155,15 @@ impl<T: HostOps> HostOps for &T {
     }
     async fn survey(&self, host: &str, service: &str, role: &str) -> Result<Survey, ExecError> {
         (**self).survey(host, service, role).await
+    }
+    async fn mark(&self, host: &str) -> Result<Option<super::Mark>, ExecError> {
+        (**self).mark(host).await
+    }
+    async fn create_mark(&self, host: &str, mark: &super::Mark) -> Result<(), ExecError> {
+        (**self).create_mark(host, mark).await
+    }
+    async fn remove_mark(&self, host: &str) -> Result<(), ExecError> {
+        (**self).remove_mark(host).await
     }
     async fn explain(&self, host: &str, e: ExecError) -> ExecError {
         (**self).explain(host, e).await
