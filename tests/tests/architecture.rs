@@ -57,3 +57,25 @@ fn the_state_machine_does_no_io() {
         }
     }
 }
+
+/// Step logic is written once, in `executors/src/steps`: the Docker hosts and the
+/// simulated world only provide host operations, so neither may decide per step.
+#[test]
+fn steps_are_written_once() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../executors/src");
+    for dir in ["docker", "sim"] {
+        let mut files = Vec::new();
+        rust_files(&root.join(dir), &mut files);
+        assert!(files.len() >= 5, "{dir} sources not found");
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            assert!(
+                !text.contains("StepName::"),
+                "{} matches on steps: step logic belongs in executors/src/steps",
+                file.display()
+            );
+        }
+    }
+    let steps = std::fs::read_to_string(root.join("steps/mod.rs")).unwrap();
+    assert!(steps.contains("StepName::StopOld") && steps.contains("impl<H: HostOps> Executor for Steps<H>"));
+}

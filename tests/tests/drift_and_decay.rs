@@ -191,13 +191,17 @@ fn a_new_container_that_dies_while_the_deployer_is_down_never_costs_the_old_one_
     drop(lines);
     let _ = child.kill(); // SIGKILL: the journal says add-upstream succeeded
     let _ = child.wait();
+    assert_no_failures(&load.finish(), "until the deployer was killed");
     let new = app
         .running()
         .into_iter()
         .find(|(_, v)| v == "v2")
         .expect("the new container runs")
         .0;
-    docker(&["rm", "-f", &new]); // it dies; nobody tells Caddy
+    // It dies; nobody tells Caddy. (Requests it was serving at that instant fail with
+    // it: that is the crash, not the deploy, so the load counts from just after.)
+    docker(&["rm", "-f", &new]);
+    let load = Load::start(&app.host_header, 3, 20_000, Duration::from_secs(120));
     let out = app.deploy(&["--resume"]);
     let err = stderr(&out);
     assert_exit(&out, 1, "--resume with the new container gone");

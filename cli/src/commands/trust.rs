@@ -1,7 +1,7 @@
 //! `odysseus trust`: the explicit opt-in that records a new server's host key.
 
 use clap::Args;
-use odysseus_executors::docker::parse_host;
+use odysseus_executors::ssh::SshTarget;
 use odysseus_executors::ssh::connect_reporting;
 
 use crate::config;
@@ -42,7 +42,7 @@ pub fn run(global: &GlobalArgs, args: TrustArgs) -> anyhow::Result<Exit> {
     let mut failed = false;
     runtime.block_on(async {
         for host in &hosts {
-            let target = match parse_host(host, config.ssh_port) {
+            let target = match SshTarget::parse(host, config.ssh_port) {
                 Ok(t) => t,
                 Err(e) => {
                     out.push_str(&format!("{host}: {e}\n"));

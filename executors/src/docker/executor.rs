@@ -287,7 +287,7 @@ async fn connect_one(
             access: Access::Local,
         });
     }
-    let target = parse_host(host, default_port)?;
+    let target = SshTarget::parse(host, default_port)?;
     let conn = Connection::open(target, ssh.clone())
         .await
         .map_err(|e| match e {
@@ -316,37 +316,6 @@ async fn connect_one(
         admin: CaddyAdmin::new(&format!("http://127.0.0.1:{admin_port}")),
         access: Access::Ssh { conn, socket_dir },
     })
-}
-
-/// `name` or `name:port`; `[v6addr]:port` too.
-pub fn parse_host(host: &str, default_port: u16) -> Result<SshTarget, ExecError> {
-    let bad = || ExecError::Permanent(format!("host `{host}`: expected NAME or NAME:PORT"));
-    if let Some(rest) = host.strip_prefix('[') {
-        let (addr, after) = rest.split_once(']').ok_or_else(bad)?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().map_err(|_| bad())?,
-            None if after.is_empty() => default_port,
-            None => return Err(bad()),
-        };
-        return Ok(SshTarget {
-            host: addr.to_string(),
-            port,
-        });
-    }
-    match host.rsplit_once(':') {
-        Some((name, port)) if !name.contains(':') => Ok(SshTarget {
-            host: name.to_string(),
-            port: port.parse().map_err(|_| bad())?,
-        }),
-        Some(_) => Ok(SshTarget {
-            host: host.to_string(),
-            port: default_port,
-        }),
-        None => Ok(SshTarget {
-            host: host.to_string(),
-            port: default_port,
-        }),
-    }
 }
 
 fn sanitize(host: &str) -> String {

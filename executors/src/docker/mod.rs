@@ -7,7 +7,7 @@ mod executor;
 mod host_ops;
 pub mod marker;
 pub use host_ops::{LABEL_APP_PORT, LABEL_HEALTH_PATH};
-pub use executor::{local_socket, parse_host, Access, DockerExecutor, HostHandle};
+pub use executor::{local_socket, Access, DockerExecutor, HostHandle};
 mod logs;
 mod oneoff;
 pub mod probe;

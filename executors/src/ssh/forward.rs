@@ -9,7 +9,8 @@ use odysseus_engine::runtime::ExecError;
 use russh::client::Msg;
 use russh::ChannelStream;
 
-use super::connect::{Connection, Session};
+use super::connection::Connection;
+use super::session::Session;
 
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 

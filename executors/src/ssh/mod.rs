@@ -2,9 +2,11 @@
 //! the whole deploy, host keys checked strictly against known_hosts, and the same Docker
 //! and Caddy code as `local` through forwarded sockets.
 
-mod connect;
+mod connection;
 mod forward;
+mod session;
 pub mod remote_lock;
 
-pub use connect::{connect, connect_reporting, exec, Connection, Session, SshSettings, SshTarget};
+pub use connection::Connection;
+pub use session::{connect, connect_reporting, exec, Session, SshSettings, SshTarget};
 pub use forward::{forward_tcp, forward_unix, open_tcp};

@@ -13,7 +13,7 @@ use odysseus_engine::runtime::ExecError;
 use russh::client::Msg;
 use russh::{Channel, ChannelMsg};
 
-use super::connect::Session;
+use super::session::Session;
 
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 

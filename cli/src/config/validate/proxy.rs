@@ -1,0 +1,49 @@
+//! `proxy:` — how Caddy reaches the web role.
+
+use odysseus_executors::docker::spec::{ExpectStatus, HttpCheck, ProxySpec};
+
+use super::super::problems::Problems;
+use super::super::raw::{RawProxy, Scalar};
+use super::super::values::parse_expect;
+
+pub(super) fn proxy(raw: Option<&RawProxy>, problems: &mut Problems) -> Option<ProxySpec> {
+    let p = raw?;
+    if p.app_port.is_none() {
+        problems.push("proxy.app_port", "is required when `proxy` is present");
+    }
+    if let Some(Scalar(s)) = p.healthcheck.as_ref().and_then(|h| h.expect_status.as_ref()) {
+        if parse_expect(s).is_none() {
+            problems.push(
+                "proxy.healthcheck.expect_status",
+                format!("`{s}` is neither a status code nor 2xx/3xx"),
+            );
+        }
+    }
+    if let Some(path) = p.healthcheck.as_ref().and_then(|h| h.path.as_ref()) {
+        if !path.starts_with('/') {
+            problems.push(
+                "proxy.healthcheck.path",
+                format!("`{path}` must start with /"),
+            );
+        }
+    }
+    let healthcheck = p.healthcheck.as_ref().map(|h| HttpCheck {
+        path: h.path.clone().unwrap_or_else(|| "/".into()),
+        interval_s: h.interval.unwrap_or(10),
+        timeout_s: h.timeout.unwrap_or(5),
+        expect: match &h.expect_status {
+            None => ExpectStatus::Any2xx,
+            Some(Scalar(s)) => parse_expect(s).unwrap_or(ExpectStatus::Any2xx),
+        },
+    });
+    Some(ProxySpec {
+        hosts: p.hosts.clone().unwrap_or_default(),
+        app_port: p.app_port.unwrap_or(0),
+        ssl: p.ssl.unwrap_or(true),
+        ssl_email: p.ssl_email.clone(),
+        healthcheck,
+        image: p.image.clone().unwrap_or_else(|| "caddy:2-alpine".into()),
+        http_port: p.http_port.unwrap_or(80),
+        https_port: p.https_port.unwrap_or(443),
+    })
+}

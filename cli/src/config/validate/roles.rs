@@ -1,0 +1,133 @@
+//! `servers:` — the roles, their hosts, timeouts, resources, commands and health.
+
+use odysseus_engine::machine::{RoleKind, Timeouts};
+use odysseus_executors::docker::spec::{CmdCheck, Resources, RoleSpec};
+
+use super::super::problems::Problems;
+use super::super::raw::{RawRole, Scalar, StringOrList};
+use super::super::values::{namespace_volumes, parse_bytes, valid_name};
+use super::super::Role;
+
+pub(super) fn roles(
+    service: &str,
+    servers: &[(String, RawRole)],
+    has_proxy: bool,
+    problems: &mut Problems,
+) -> (Vec<Role>, Vec<RoleSpec>) {
+    let mut roles = Vec::new();
+    let mut specs = Vec::new();
+    for (name, r) in servers {
+        let key = format!("servers.{name}");
+        if !valid_name(name) {
+            problems.push(&key, "role names are lowercase letters, digits, - and _");
+        }
+        let kind = if name == "web" {
+            RoleKind::Web
+        } else {
+            RoleKind::Job
+        };
+        if kind == RoleKind::Web && !has_proxy {
+            problems.push(
+                &key,
+                "the web role is proxied through Caddy and needs `proxy.app_port`",
+            );
+        }
+        let stop_default = if kind == RoleKind::Job { 30 } else { 10 };
+        let d = r.deploy.as_ref();
+        let timeouts = Timeouts {
+            drain_ms: seconds(d.and_then(|d| d.drain_timeout), &key, "drain_timeout", 30, problems)
+                * 1000,
+            stop_ms: seconds(d.and_then(|d| d.stop_timeout), &key, "stop_timeout", stop_default, problems)
+                * 1000,
+            boot_ms: seconds(d.and_then(|d| d.boot_timeout), &key, "boot_timeout", 60, problems)
+                * 1000,
+            op_ms: 30_000,
+        };
+        hosts(&r.hosts, &key, problems);
+        let resources = resources(r, &key, problems);
+        let cmd = r.cmd.as_ref().map(|c| match c {
+            StringOrList::One(s) => vec!["/bin/sh".to_string(), "-c".to_string(), s.clone()],
+            StringOrList::Many(v) => v.clone(),
+        });
+        let healthcheck = r.healthcheck.as_ref().map(|h| CmdCheck {
+            cmd: h.cmd.clone(),
+            interval_s: h.interval.unwrap_or(30),
+            timeout_s: h.timeout.unwrap_or(10),
+            retries: h.retries.unwrap_or(3),
+        });
+        roles.push(Role {
+            name: name.clone(),
+            kind,
+            hosts: r.hosts.clone(),
+            timeouts,
+        });
+        specs.push(RoleSpec {
+            name: name.clone(),
+            web: kind == RoleKind::Web,
+            cmd,
+            volumes: namespace_volumes(service, r.volumes.clone().unwrap_or_default()),
+            resources,
+            healthcheck,
+        });
+    }
+    (roles, specs)
+}
+
+/// A timeout in seconds: positive, `default` when absent.
+fn seconds(v: Option<u64>, key: &str, field: &str, default: u64, problems: &mut Problems) -> u64 {
+    match v {
+        Some(0) => {
+            problems.push(
+                format!("{key}.deploy.{field}"),
+                "must be a positive number of seconds",
+            );
+            default
+        }
+        Some(s) => s,
+        None => default,
+    }
+}
+
+fn hosts(hosts: &[String], key: &str, problems: &mut Problems) {
+    let mut seen = Vec::new();
+    for host in hosts {
+        if host.trim().is_empty() {
+            problems.push(format!("{key}.hosts"), "a host is empty");
+        } else if seen.contains(&host) {
+            problems.push(format!("{key}.hosts"), format!("{host} is listed twice"));
+        }
+        seen.push(host);
+    }
+}
+
+fn resources(r: &RawRole, key: &str, problems: &mut Problems) -> Resources {
+    let mut resources = Resources::default();
+    let Some(o) = &r.options else {
+        return resources;
+    };
+    let size = |field: &str, value: &Option<Scalar>, problems: &mut Problems| {
+        let Some(Scalar(m)) = value else {
+            return None;
+        };
+        parse_bytes(m).or_else(|| {
+            problems.push(
+                format!("{key}.options.{field}"),
+                format!("`{m}` is not a size like 512m or 4g"),
+            );
+            None
+        })
+    };
+    resources.memory = size("memory", &o.memory, problems);
+    resources.memory_reservation = size("memory_reservation", &o.memory_reservation, problems);
+    if let Some(Scalar(c)) = &o.cpus {
+        match c.parse::<f64>() {
+            Ok(n) if n > 0.0 => resources.nano_cpus = Some((n * 1e9) as i64),
+            _ => problems.push(
+                format!("{key}.options.cpus"),
+                format!("`{c}` is not a positive number of CPUs"),
+            ),
+        }
+    }
+    resources.cpu_shares = o.cpu_shares;
+    resources
+}

@@ -1,0 +1,109 @@
+//! Where secret values come from: the environment of `odysseus` first (an explicit
+//! override), then `secrets_file`, read only when a name is missing from the
+//! environment. Shared by `env.secret`, `registry` and every dependency's `env.secret`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::super::problems::Problems;
+use super::super::raw::{RawEnv, Scalar, StringOrList};
+use super::super::secrets_file;
+
+pub(super) struct SecretSource<'a> {
+    environment: &'a dyn Fn(&str) -> Option<String>,
+    /// As written in deploy.yml, and resolved.
+    file: Option<(String, PathBuf)>,
+    read: Option<BTreeMap<String, String>>,
+}
+
+impl<'a> SecretSource<'a> {
+    pub fn new(
+        environment: &'a dyn Fn(&str) -> Option<String>,
+        file: Option<(String, PathBuf)>,
+    ) -> Self {
+        SecretSource {
+            environment,
+            file,
+            read: None,
+        }
+    }
+
+    pub fn get(&mut self, name: &str, problems: &mut Problems) -> Option<String> {
+        if let Some(value) = (self.environment)(name) {
+            return Some(value);
+        }
+        let (_, path) = self.file.as_ref()?;
+        if self.read.is_none() {
+            self.read = Some(secrets_file::read(path).unwrap_or_else(|e| {
+                problems.push("secrets_file", e.to_string());
+                BTreeMap::new()
+            }));
+        }
+        self.read.as_ref()?.get(name).cloned()
+    }
+
+    /// The message for a secret no source has.
+    pub fn missing(&self, name: &str) -> String {
+        format!(
+            "{name} is not set; export it in the environment that runs odysseus{}",
+            match &self.file {
+                Some((f, _)) => format!(" or add it to {f}"),
+                None => " or name a secrets_file that has it".into(),
+            }
+        )
+    }
+
+    /// An `env:` section's values: clear ones as written, secret ones resolved (a
+    /// missing one is a problem at `key.secret`).
+    pub fn env(
+        &mut self,
+        env: Option<&RawEnv>,
+        key: &str,
+        problems: &mut Problems,
+    ) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let Some(e) = env else {
+            return out;
+        };
+        for (k, Scalar(v)) in e.clear.iter().flatten() {
+            out.insert(k.clone(), v.clone());
+        }
+        for name in e.secret.iter().flatten() {
+            match self.get(name, problems) {
+                Some(value) => {
+                    out.insert(name.clone(), value);
+                }
+                None => problems.push(format!("{key}.secret"), self.missing(name)),
+            }
+        }
+        out
+    }
+
+    /// `registry.username` / `.password`: a literal value, or `[NAME]` naming a secret.
+    pub fn registry_value(
+        &mut self,
+        key: &str,
+        value: &Option<StringOrList>,
+        problems: &mut Problems,
+    ) -> Option<String> {
+        match value {
+            None => None,
+            Some(StringOrList::One(s)) => Some(s.clone()),
+            Some(StringOrList::Many(names)) if names.len() == 1 => {
+                let name = &names[0];
+                let found = self.get(name, problems);
+                if found.is_none() {
+                    problems.push(format!("registry.{key}"), self.missing(name));
+                }
+                found
+            }
+            Some(StringOrList::Many(_)) => {
+                problems.push(
+                    format!("registry.{key}"),
+                    "a value, or a list of exactly one secret name like [REGISTRY_PASSWORD]",
+                );
+                None
+            }
+        }
+    }
+}
