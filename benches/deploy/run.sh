@@ -10,8 +10,13 @@ cd "$(dirname "$0")/../.."
 ROUNDS=${1:-10}
 bash testbed/testbed.sh up >/dev/null
 bash testbed/testbed.sh clean
-cargo build --release -q -p odysseus
-BIN=target/release/odysseus
+# ODYSSEUS_BIN measures another build (e.g. an older commit's, for a side-by-side run).
+if [ -z "${ODYSSEUS_BIN:-}" ]; then
+    cargo build --release -q -p odysseus
+    BIN="${CARGO_TARGET_DIR:-target}/release/odysseus"
+else
+    BIN="$ODYSSEUS_BIN"
+fi
 WORK=$(mktemp -d)
 cat > "$WORK/deploy.yml" <<'YAML'
 service: bench

@@ -8,8 +8,13 @@ cd "$(dirname "$0")/../.."
 ROUNDS=${1:-5}
 B=/var/lib/odysseus-testbed
 bash testbed/testbed.sh up >/dev/null 2>&1
-cargo build --release -q -p odysseus
-BIN=target/release/odysseus
+# ODYSSEUS_BIN measures another build (e.g. an older commit's, for a side-by-side run).
+if [ -z "${ODYSSEUS_BIN:-}" ]; then
+    cargo build --release -q -p odysseus
+    BIN="${CARGO_TARGET_DIR:-target}/release/odysseus"
+else
+    BIN="$ODYSSEUS_BIN"
+fi
 for n in 1 2 3; do
     docker save odysseus-demo:v1 odysseus-demo:v2 odysseus-testbed/caddy:2.6 | docker -H "unix://$B/s$n/run/docker.sock" load -q >/dev/null
 done

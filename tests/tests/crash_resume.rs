@@ -166,6 +166,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                     after_crash,
                     second_deployer,
                     down_in_recovery,
+                    abort_when_halted: seed % 4 == 0,
                 }
             },
         )
@@ -200,6 +201,13 @@ fn check(scenario: &Scenario) -> Result<(), TestCaseError> {
     if phase == Phase::Abandoned {
         return Ok(());
     }
+    // What was deployed is on record, even when the first run died before writing it:
+    // the run that resumed records it first.
+    prop_assert!(
+        outcome.folded.provenance.is_some(),
+        "no provenance in a deployment that ended {:?}",
+        phase
+    );
     for t in &outcome.targets {
         match t.status {
             TargetStatus::Completed => prop_assert_eq!(t.version.as_str(), sim::NEW_VERSION),
@@ -258,6 +266,7 @@ fn the_generator_reaches_every_kind_of_ending() {
     let (mut mid_effect, mut died_refused, mut several_old, mut aborted_after_crash) = (0, 0, 0, 0);
     let (mut drifted, mut port_changed, mut path_changed) = (0, 0, 0);
     let (mut abandoned, mut second_refused, mut down_in_recovery) = (0, 0, 0);
+    let mut aborted_halted = 0;
     for _ in 0..300 {
         let scenario = strategy.new_tree(&mut runner).unwrap().current();
         let dir = ScratchDir::new("cover");
@@ -300,6 +309,9 @@ fn the_generator_reaches_every_kind_of_ending() {
         );
         drifted += usize::from(scenario.config_after_crash.is_some() && resumed);
         abandoned += usize::from(outcome.phase() == Phase::Abandoned);
+        aborted_halted += usize::from(
+            halted && outcome.phase() == Phase::Aborted && facts.iter().any(|f| matches!(f, Fact::AbortRequested { .. })),
+        );
         second_refused += usize::from(outcome.second_refused > 0);
         // A recovery ran while a host stayed down: a step failed as unreachable after
         // the deployment was resumed.
@@ -333,6 +345,7 @@ fn the_generator_reaches_every_kind_of_ending() {
         ("abandoned", abandoned),
         ("a second deployer refused by the hosts' marks", second_refused),
         ("a recovery with a host down", down_in_recovery),
+        ("a halted deployment aborted", aborted_halted),
     ];
     eprintln!("coverage {counts:?}");
     assert!(counts.iter().all(|&(_, n)| n >= 3), "{counts:?}");

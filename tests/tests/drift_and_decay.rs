@@ -177,6 +177,7 @@ fn a_release_with_another_health_path_updates_the_route_before_traffic_moves() {
         .unwrap();
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(text.contains(&app.running()[0].0), "{text}");
+    assert!(text.contains("caddy health check: GET /cgi-bin/healthz"), "{text}");
 }
 
 #[test]
@@ -343,4 +344,75 @@ fn a_fixed_image_supersedes_a_halted_deployment_that_no_host_serves() {
     let text = String::from_utf8_lossy(&history.stdout);
     assert!(text.contains("\"superseded\""), "{text}");
     assert_no_failures(&load.finish(), "halted then superseded");
+}
+
+#[test]
+fn a_tag_moved_during_the_deployment_is_refused_instead_of_mixing_images() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("tagmove", "odysseus-demo", "");
+    // Two roles, so the second one's container is created after the tag moved.
+    let yaml = format!(
+        "service: tagmove
+image: odysseus-demo
+servers:
+  web:
+    hosts: [local]
+  jobs:
+    hosts: [local]
+    cmd: /bin/serve
+proxy:
+  app_port: 3000
+  hosts: [{host}]
+  ssl: false
+  image: odysseus-testbed/caddy:2.6
+  http_port: {HTTP_PORT}
+  healthcheck:
+    path: /health
+    interval: 1
+",
+        host = app.host_header
+    );
+    std::fs::write(app.config(), yaml).unwrap();
+    docker(&["tag", "odysseus-demo:v1", "odysseus-demo:tagmove-1"]);
+    docker(&["tag", "odysseus-demo:v2", "odysseus-demo:tagmove-2"]);
+    struct Untag;
+    impl Drop for Untag {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("docker")
+                .args(["rmi", "odysseus-demo:tagmove-1", "odysseus-demo:tagmove-2"])
+                .output();
+        }
+    }
+    let _untag = Untag;
+    assert_exit(&app.deploy(&["--image", "tagmove-1"]), 0, "first deploy");
+    let (mut child, lines) = real::spawn_until(
+        app.deploy_cmd(&["--image", "tagmove-2"]),
+        "[web@local] clean-stale-upstreams ok",
+    );
+    drop(lines);
+    let _ = child.kill();
+    let _ = child.wait();
+    // Someone pushes another image under the same tag before the jobs role is created.
+    docker(&["tag", "odysseus-demo:v3", "odysseus-demo:tagmove-2"]);
+    let out = app.deploy(&["--resume"]);
+    let err = stderr(&out);
+    assert_exit(&out, 1, "--resume after the tag moved");
+    assert!(err.contains("the tag moved during the deployment"), "{err}");
+    // No container of the moved tag was created: the jobs role still runs the old one.
+    let jobs: Vec<String> = app
+        .all_containers()
+        .into_iter()
+        .filter(|c| c.starts_with("tagmove-jobs"))
+        .collect();
+    for c in &jobs {
+        let image = docker(&["inspect", "-f", "{{.Image}}", c]);
+        let v3 = docker(&["image", "inspect", "-f", "{{.Id}}", "odysseus-demo:v3"]);
+        assert_ne!(image.trim(), v3.trim(), "{c} was created from the moved tag");
+    }
+    assert!(
+        app.running().iter().any(|(n, v)| n.starts_with("tagmove-jobs") && v == "tagmove-1"),
+        "{:?}",
+        app.running()
+    );
 }

@@ -141,3 +141,38 @@ fn help_texts_and_completions_are_stable() {
         Some(2)
     );
 }
+
+/// A fleet rollback blames the target whose own step gave up, not one rolled back with
+/// a retry of its own still pending.
+#[test]
+fn the_failure_names_the_target_whose_own_step_gave_up() {
+    let out = odysseus()
+        .args([
+            "simulate",
+            "--hosts",
+            "2",
+            "--batch",
+            "2",
+            "--on-failure",
+            "rollback",
+            "--fail",
+            "host2:await-healthy",
+            "--fail",
+            "host1:add-upstream:5",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let failed: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["kind"] == "deployment-failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{text}");
+    let reason = failed[0].to_string();
+    assert!(
+        reason.contains("web@host2") && !reason.contains("web@host1"),
+        "{reason}"
+    );
+}

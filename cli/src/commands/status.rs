@@ -121,6 +121,12 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<Exit> {
                         )),
                         None => out.push_str("    caddy: no route for this service\n"),
                     }
+                    if let Some(path) = &s.route_health_path {
+                        out.push_str(&format!("    caddy health check: GET {path}\n"));
+                    }
+                    if let Some(mark) = &s.unfinished_mark {
+                        out.push_str(&format!("    unfinished deployment marked here: {mark}\n"));
+                    }
                     if let Some(holder) = &s.lock_holder {
                         out.push_str(&format!("    deploy lock held by {}\n", holder.trim()));
                     }

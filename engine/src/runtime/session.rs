@@ -288,3 +288,177 @@ impl<'j> Session<'j> {
         Ok(self.journal.release_lock(&self.service, self.lock.token())?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::{
+        DeploymentStarted, FailedOutcome, FailurePolicy, Plan, RetryPolicy, RoleKind, Target,
+        Timeouts,
+    };
+
+    fn id(n: u32) -> DeploymentId {
+        DeploymentId {
+            millis: 1,
+            nonce: n,
+        }
+    }
+
+    fn operator() -> Operator {
+        Operator {
+            user: "u".into(),
+            hostname: "h".into(),
+            pid: 1,
+        }
+    }
+
+    /// A two-host deployment of v2, driven until `host1` is `first` and the deployment
+    /// halted (or left running when `halt` is false).
+    fn state(first_completed: bool, halt: bool) -> DeploymentState {
+        let target = |host: &str| Target {
+            role: "web".into(),
+            host: host.into(),
+            kind: RoleKind::Job,
+            old_containers: vec![],
+            old_version: None,
+            timeouts: Timeouts::default(),
+        };
+        let started = DeploymentStarted {
+            id: id(1),
+            service: "app".into(),
+            image: "app".into(),
+            version: "v2".into(),
+            config_digest: String::new(),
+            plan: Plan {
+                targets: vec![target("host1"), target("host2")],
+                batch_size: 1,
+                on_failure: FailurePolicy::Halt,
+                retry: RetryPolicy::default(),
+            },
+            operator: operator(),
+            lock_token: 1,
+        };
+        let mut s = DeploymentState::default();
+        let mut apply = |fact: Fact| {
+            s.evolve(&Event {
+                at: Timestamp(0),
+                fact,
+            })
+            .unwrap()
+        };
+        apply(Fact::DeploymentStarted(Box::new(started)));
+        if first_completed {
+            for step in [crate::machine::StepName::StartNew, crate::machine::StepName::AwaitHealthy] {
+                apply(Fact::StepStarted {
+                    target: 0,
+                    step,
+                    attempt: 1,
+                    key: String::new(),
+                });
+                apply(Fact::StepSucceeded {
+                    target: 0,
+                    step,
+                    attempt: 1,
+                    observed: crate::machine::Observation::Done,
+                });
+            }
+            apply(Fact::TargetCompleted { target: 0 });
+        }
+        if halt {
+            apply(Fact::DeploymentFailed {
+                outcome: FailedOutcome::Halted,
+                reason: "x".into(),
+            });
+        }
+        s
+    }
+
+    fn deploy(version: &str, supersede: bool) -> Request {
+        Request::Deploy {
+            version: Some(version.into()),
+            narrowed: false,
+            supersede,
+        }
+    }
+
+    #[test]
+    fn nothing_unfinished_starts_or_refuses() {
+        assert_eq!(
+            choose(None, &deploy("v2", false)),
+            Choice::Start {
+                version: "v2".into(),
+                supersedes: None
+            }
+        );
+        assert_eq!(
+            choose(
+                None,
+                &Request::Deploy {
+                    version: None,
+                    narrowed: false,
+                    supersede: false
+                }
+            ),
+            Choice::Refuse(Refusal::NoVersion)
+        );
+        for r in [
+            Request::Resume,
+            Request::Abort,
+            Request::Abandon { reason: "r".into() },
+        ] {
+            assert_eq!(choose(None, &r), Choice::Refuse(Refusal::NothingUnfinished));
+        }
+    }
+
+    #[test]
+    fn the_same_image_resumes_and_narrowing_is_refused() {
+        let s = state(false, false);
+        assert!(matches!(
+            choose(Some((id(1), &s)), &deploy("v2", false)),
+            Choice::Resume { .. }
+        ));
+        assert_eq!(
+            choose(
+                Some((id(1), &s)),
+                &Request::Deploy {
+                    version: Some("v2".into()),
+                    narrowed: true,
+                    supersede: false
+                }
+            ),
+            Choice::Refuse(Refusal::Narrowed { id: id(1) })
+        );
+    }
+
+    #[test]
+    fn a_halted_deployment_no_host_serves_is_superseded_and_one_some_serve_only_when_asked() {
+        let nobody = state(false, true);
+        assert_eq!(
+            choose(Some((id(1), &nobody)), &deploy("v3", false)),
+            Choice::Start {
+                version: "v3".into(),
+                supersedes: Some(id(1))
+            }
+        );
+        let host1 = state(true, true);
+        match choose(Some((id(1), &host1)), &deploy("v3", false)) {
+            Choice::Refuse(Refusal::Unfinished { serving_new, .. }) => {
+                assert_eq!(serving_new, vec!["host1".to_string()])
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            choose(Some((id(1), &host1)), &deploy("v3", true)),
+            Choice::Start {
+                version: "v3".into(),
+                supersedes: Some(id(1))
+            }
+        );
+        // A deployment in motion (not halted) is never superseded, even when asked.
+        let running = state(true, false);
+        assert!(matches!(
+            choose(Some((id(1), &running)), &deploy("v3", true)),
+            Choice::Refuse(Refusal::Unfinished { .. })
+        ));
+    }
+}

@@ -283,6 +283,19 @@ impl CaddyAdmin {
         }
     }
 
+    /// The path the service's route health-checks its upstreams on (None: no route, or
+    /// no active check).
+    pub async fn route_health_path(&self, service: &str) -> Result<Option<String>, ExecError> {
+        Ok(self
+            .get(&format!("/id/{}", route_id(service)))
+            .await?
+            .and_then(|(route, _)| {
+                route["handle"][0]["health_checks"]["active"]["uri"]
+                    .as_str()
+                    .map(str::to_string)
+            }))
+    }
+
     /// The service's upstream dial addresses; `None` when it has no route yet.
     pub async fn upstreams(&self, service: &str) -> Result<Option<Vec<String>>, ExecError> {
         Ok(self

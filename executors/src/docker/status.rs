@@ -22,6 +22,10 @@ pub struct HostStatus {
     pub containers: Vec<ContainerStatus>,
     /// The service's Caddy upstreams; `None` when the host has no route for it.
     pub upstreams: Option<Vec<String>>,
+    /// The path of the route's active health check, as Caddy holds it.
+    pub route_health_path: Option<String>,
+    /// The mark of an unfinished deployment on the host (its id and driver).
+    pub unfinished_mark: Option<String>,
     pub lock_holder: Option<String>,
 }
 
@@ -53,10 +57,17 @@ impl DockerExecutor {
         containers
             .sort_by(|a, b| (!a.running, &a.role, &a.name).cmp(&(!b.running, &b.role, &b.name)));
         let lock_holder = self.lock_holder(host, service).await?;
+        let route_health_path = h.admin.route_health_path(service).await.unwrap_or(None);
+        let unfinished_mark = self
+            .read_mark(host)
+            .await?
+            .map(|m| format!("{} ({})", m.deployment, m.owner.trim()));
         Ok(HostStatus {
             host: host.to_string(),
             containers,
             upstreams,
+            route_health_path,
+            unfinished_mark,
             lock_holder,
         })
     }

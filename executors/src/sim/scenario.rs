@@ -72,6 +72,8 @@ pub struct Scenario {
     /// This host goes down at the first crash and stays down through the recovery that
     /// follows (until faults stop).
     pub down_in_recovery: Option<String>,
+    /// Once faults stop, a halted deployment is aborted rather than resumed.
+    pub abort_when_halted: bool,
 }
 
 /// What the operator runs once the deploying process died.
@@ -119,6 +121,7 @@ impl Scenario {
             after_crash: AfterCrash::Resume,
             second_deployer: false,
             down_in_recovery: None,
+            abort_when_halted: false,
         }
     }
 
@@ -447,7 +450,7 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
                 if scenario.settle && !settled && live.phase.is_suspended() {
                     settled = true;
                     world.borrow_mut().faults.clear();
-                    mode = if live.phase == Phase::Halted {
+                    mode = if live.phase == Phase::Halted && !scenario.abort_when_halted {
                         Mode::Resume
                     } else {
                         Mode::Abort
