@@ -44,3 +44,35 @@ pub fn open_journal(global: &GlobalArgs, create: bool) -> anyhow::Result<Journal
         other => anyhow::anyhow!(other),
     })
 }
+
+/// This journal's identity, as the hosts' marks name it: a random id made with the
+/// journal and kept beside it. A wiped journal (a CI runner's fresh checkout) is a new
+/// journal, so it never takes another run's mark for its own.
+pub fn journal_id(global: &GlobalArgs) -> anyhow::Result<String> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = state_dir(global).join("journal-id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        let id = id.trim();
+        if id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Ok(id.to_string());
+        }
+    }
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom")?;
+    let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    // Written once, whole, then renamed into place: a reader never sees half an id.
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(id.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(id)
+}

@@ -257,6 +257,17 @@ fn a_deploy_from_another_journal_is_refused_while_one_is_unfinished_on_the_host(
     versions.sort();
     assert_eq!(versions, vec!["v1", "v2"], "B changed nothing");
 
+    // A CI runner's fresh checkout: the same machine and path, the journal wiped. It is
+    // another journal: refused as well, never mistaken for A's own stale mark.
+    let state = app.dir.join(".odysseus");
+    let saved = app.dir.join("odysseus-saved");
+    std::fs::rename(&state, &saved).unwrap();
+    let out = app.deploy(&["--image", "v3"]);
+    assert_exit(&out, 3, "deploy from a wiped journal at the same path");
+    assert!(stderr(&out).contains("in the middle of deployment"), "{}", stderr(&out));
+    std::fs::remove_dir_all(&state).unwrap();
+    std::fs::rename(&saved, &state).unwrap();
+
     // A finishes; then B may deploy.
     assert_exit(&app.deploy(&["--resume"]), 0, "A resumes");
     assert_exit(

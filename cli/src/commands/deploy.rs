@@ -51,7 +51,7 @@ pub struct DeployArgs {
     abandon: Option<String>,
     /// Start a new deployment even though the halted one has hosts on its new version
     /// (a halted deployment with none is superseded without asking).
-    #[arg(long, conflicts_with_all = ["resume", "abort"])]
+    #[arg(long, conflicts_with_all = ["resume", "abort", "abandon"])]
     supersede: bool,
     /// Print the plan the engine would run (targets, steps, timeouts, fleet policy) after
     /// looking at what each host runs now; change nothing, write no journal.
@@ -353,17 +353,30 @@ async fn mark_hosts(
     mode: &Mode,
 ) -> Result<(), Exit> {
     let hosts: Vec<String> = executor.hosts_sorted().map(|(h, _)| h.clone()).collect();
-    let me = journal_identity(global);
+    let me = match crate::state::journal_id(global) {
+        Ok(me) => me,
+        Err(e) => {
+            eprintln!("odysseus: {e:#}\nNothing was changed.");
+            return Err(Exit::Blocked);
+        }
+    };
     let mark = Mark {
         deployment: id.to_string(),
         journal: me.clone(),
         owner: holder.to_string(),
     };
     // A mark of this journal that is not its unfinished deployment was left by a run
-    // killed before it cleared it (or before its start was journaled): it is replaced.
+    // killed before it cleared it (or before its start was journaled), and the mark of
+    // the halted deployment this one supersedes is over too: both are replaced.
     let unfinished = journal.unfinished(&config.service).ok().flatten();
+    let superseded = match mode {
+        Mode::Start { supersedes, .. } => supersedes.map(|d| d.to_string()),
+        _ => None,
+    };
     let stale = |other: &Mark| {
-        other.journal == me && unfinished.map(|u| u.to_string()) != Some(other.deployment.clone())
+        other.journal == me
+            && (unfinished.map(|u| u.to_string()) != Some(other.deployment.clone())
+                || superseded.as_ref() == Some(&other.deployment))
     };
     let new = matches!(mode, Mode::Start { .. });
     match steps::mark_hosts(executor, &hosts, &mark, &stale, new).await {
@@ -387,11 +400,14 @@ async fn mark_hosts(
     }
 }
 
-/// Which journal this is, as a mark names it: this machine and the state dir.
-fn journal_identity(global: &GlobalArgs) -> String {
-    let dir = state_dir(global);
-    let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
-    format!("{}:{}", local_hostname(), dir.display())
+/// A run that marked the hosts but stopped before its deployment was journaled takes
+/// its marks back: nothing anyone could finish is left behind.
+async fn unmark_unstarted(journal: &Journal, executor: &DockerExecutor, id: DeploymentId) {
+    if journal.load(id).is_ok_and(|events| !events.is_empty()) {
+        return;
+    }
+    let hosts: Vec<String> = executor.hosts_sorted().map(|(h, _)| h.clone()).collect();
+    steps::clear_marks(executor, &hosts, &id.to_string()).await;
 }
 
 fn lock_release_command(global: &GlobalArgs) -> String {
@@ -511,6 +527,12 @@ async fn abandon(
     for (host, executor) in &reached {
         steps::clear_marks(executor, std::slice::from_ref(*host), &id.to_string()).await;
     }
+    for host in hosts.iter().filter(|h| !reached.iter().any(|(r, _)| r == h)) {
+        eprintln!(
+            "[{host}] still carries the deployment's mark (it could not be reached); once it is back, `odysseus lock release -c {}` clears it",
+            config.path.display()
+        );
+    }
     eprintln!(
         "Deployment {id} is {}: no container was touched. `odysseus replay {id}` shows its journal.",
         state.phase.as_str()
@@ -575,8 +597,21 @@ async fn drive(
             return Ok(Exit::Blocked);
         }
     };
+    if !executor.down_hosts().is_empty() && executor.hosts_sorted().next().is_none() {
+        eprintln!("odysseus: no host of the deployment answers.\nNothing was changed.");
+        return Ok(Exit::Blocked);
+    }
     for (host, why) in executor.down_hosts() {
-        eprintln!("warning: {why}; going on without {host}: its targets fail and the deployment stays resumable for them");
+        eprintln!(
+            "warning: {why}; going on without {host}: its targets fail{}",
+            if config.on_failure == odysseus_engine::machine::FailurePolicy::Rollback
+                && matches!(mode, Mode::Resume(..))
+            {
+                " — and with on_failure: rollback a failed target rolls the whole fleet back; --abort, or resume once it is back, if that is not what you want"
+            } else {
+                " and the deployment stays resumable for them"
+            }
+        );
     }
     let web_hosts: Vec<String> = config
         .roles
@@ -617,20 +652,13 @@ async fn drive(
         Mode::Start { .. } => new_deployment_id(clock.now().0),
         Mode::Resume(id, _) | Mode::Abort(id) => *id,
     };
-    if let Mode::Start {
-        supersedes: Some(old),
-        ..
-    } = &mode
-    {
-        let hosts: Vec<String> = executor.hosts_sorted().map(|(h, _)| h.clone()).collect();
-        steps::clear_marks(&executor, &hosts, &old.to_string()).await;
-    }
     if let Err(exit) = mark_hosts(global, config, journal, &executor, id, &holder, &mode).await {
         return Ok(exit);
     }
     if args.push_image {
         if let Mode::Start { tag, .. } = &mode {
             if let Err(e) = push_and_report(&executor, &format!("{}:{tag}", config.image)).await {
+                unmark_unstarted(journal, &executor, id).await;
                 eprintln!("odysseus: {e}\nNothing was changed.");
                 return Ok(Exit::Blocked);
             }
@@ -641,6 +669,7 @@ async fn drive(
             .pull_everywhere(&format!("{}:{tag}", config.image))
             .await
         {
+            unmark_unstarted(journal, &executor, id).await;
             eprintln!("odysseus: {e}\nNothing was changed.");
             return Ok(Exit::Blocked);
         }
@@ -665,10 +694,11 @@ async fn drive(
             eprintln!(
                 "odysseus: the hosts changed since deployment {id} was planned: {}.\n\
                  Another deployment ran there meanwhile; resuming would put two versions side by side.\n\
-                 Nothing was changed. Look with `odysseus status`, then roll this one back ({}) or end it without touching anything ({}).",
+                 Nothing was changed. Look with `odysseus status`, then end this one without touching anything ({}); \
+                 rolling it back ({}) would restart its old containers beside the other deployment's.",
                 foreign.join("; "),
-                next_command(global, "--abort"),
-                next_command(global, "--abandon REASON")
+                next_command(global, "--abandon REASON"),
+                next_command(global, "--abort")
             );
             return Ok(Exit::Blocked);
         }
@@ -738,6 +768,7 @@ async fn drive(
         signal = stop_signal() => {
             drop(runtime);
             progress.borrow_mut().finish();
+            unmark_unstarted(journal, &executor, id).await;
             return interrupted(global, journal, me, id, &signal);
         }
     };
@@ -745,8 +776,12 @@ async fn drive(
     progress.borrow_mut().finish();
     let outcome = match outcome {
         Ok(outcome) => outcome,
-        Err(Ok(e)) => return Err(e),
+        Err(Ok(e)) => {
+            unmark_unstarted(journal, &executor, id).await;
+            return Err(e);
+        }
         Err(Err(e)) => {
+            unmark_unstarted(journal, &executor, id).await;
             eprintln!("odysseus: {e}\nNothing was changed.");
             return Ok(Exit::Blocked);
         }
@@ -780,8 +815,13 @@ async fn drive(
     }
     if state.phase.is_final() {
         let hosts: Vec<String> = executor.hosts_sorted().map(|(h, _)| h.clone()).collect();
-        for host in steps::clear_marks(&executor, &hosts, &id.to_string()).await {
-            eprintln!("[{host}] could not remove the deployment's mark; `odysseus lock release` does");
+        let mut left = steps::clear_marks(&executor, &hosts, &id.to_string()).await;
+        left.extend(executor.down_hosts().keys().cloned());
+        for host in left {
+            eprintln!(
+                "[{host}] still carries this deployment's mark (it could not be reached); once it is back, {} clears it",
+                lock_release_command(global)
+            );
         }
     }
     fleet_lock.release().await;

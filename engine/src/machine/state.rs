@@ -416,17 +416,33 @@ impl DeploymentState {
             | Fact::Resumed { .. }
             | Fact::LockTakenOver { .. }
             | Fact::Interrupted { .. }
-            | Fact::LockReleased { .. }
-            | Fact::Provenance { .. }
-            | Fact::Supersedes { .. } => {}
+            | Fact::LockReleased { .. } => {}
+            Fact::Provenance { .. } => {
+                if self.provenance.is_some() {
+                    return Err(self.impossible(fact, "provenance is recorded once"));
+                }
+            }
+            Fact::Supersedes { deployment } => {
+                let own = self.started().map(|s| s.id);
+                let untouched = self.targets.iter().all(|t| t.status == TargetStatus::Pending);
+                if own == Some(*deployment) || !untouched {
+                    return Err(self.impossible(
+                        fact,
+                        "a deployment supersedes another one before any step, never itself",
+                    ));
+                }
+            }
             Fact::Abandoned { .. } => {
                 if self.phase.is_final() || self.phase == Phase::Empty {
                     return Err(self.impossible(fact, "the deployment is not unfinished"));
                 }
             }
-            Fact::Superseded { .. } => {
-                if self.phase != Phase::Halted {
-                    return Err(self.impossible(fact, "only a halted deployment is superseded"));
+            Fact::Superseded { deployment, .. } => {
+                if self.phase != Phase::Halted || self.started().map(|s| s.id) == Some(*deployment) {
+                    return Err(self.impossible(
+                        fact,
+                        "only a halted deployment is superseded, by another one",
+                    ));
                 }
             }
             Fact::DeploymentAborted => {

@@ -139,12 +139,20 @@ impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
     }
 
     /// A run that died between `deployment-started` and its provenance left the log
-    /// without it: the resuming run records what it found instead, before any step.
+    /// without it: the resuming run records what it finds instead — only while no step
+    /// has run (later, today's image ids would not be what the containers were made of).
     fn record_missing_provenance(
         &mut self,
         id: DeploymentId,
         state: &mut DeploymentState,
     ) -> Result<(), Error> {
+        let untouched = state
+            .targets
+            .iter()
+            .all(|t| t.status == crate::machine::TargetStatus::Pending);
+        if !untouched {
+            return Ok(());
+        }
         for fact in std::mem::take(&mut self.preamble) {
             if matches!(fact, Fact::Provenance { .. }) && state.provenance.is_none() {
                 self.record(id, state, fact)?;

@@ -344,14 +344,15 @@ impl CaddyAdmin {
     /// its upstreams edited by `edit`, its matcher and active health check as `proxy`
     /// and `health` say now. One change, so the proxy never judges the upstreams by a
     /// health check they were not deployed with; nothing is written when nothing
-    /// differs (every write is a Caddy reload). Returns the dials before and after.
+    /// differs (every write is a Caddy reload). Returns the dials before and after, or
+    /// None when the service has no route.
     pub async fn write_route(
         &self,
         service: &str,
         proxy: &ProxySpec,
         health: Option<&super::spec::HttpCheck>,
         edit: &dyn Fn(&mut Vec<String>),
-    ) -> Result<(Vec<String>, Vec<String>), ExecError> {
+    ) -> Result<Option<(Vec<String>, Vec<String>)>, ExecError> {
         let path = format!("/id/{}", route_id(service));
         let settings = ProxySpec {
             healthcheck: health.cloned(),
@@ -359,23 +360,21 @@ impl CaddyAdmin {
         };
         for _ in 0..10 {
             let Some((current, etag)) = self.get(&path).await? else {
-                return Err(ExecError::Retryable(format!(
-                    "Caddy has no route for {service}"
-                )));
+                return Ok(None);
             };
             let before = dials(&current["handle"][0]["upstreams"]);
             let mut after = before.clone();
             edit(&mut after);
             let wanted = route_config(service, &settings, &after);
             if wanted == current {
-                return Ok((before, after));
+                return Ok(Some((before, after)));
             }
             if self
                 .send(reqwest::Method::PATCH, &path, &wanted, etag.as_deref())
                 .await?
                 != 412
             {
-                return Ok((before, after));
+                return Ok(Some((before, after)));
             }
         }
         Err(ExecError::Retryable(

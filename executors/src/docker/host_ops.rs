@@ -136,7 +136,7 @@ impl HostOps for DockerExecutor {
             let now = h.engine.image_id(&image).await?;
             if now.as_deref() != Some(recorded.as_str()) {
                 return Err(ExecError::Permanent(format!(
-                    "{image} on {} is now {}, not {recorded} that this deployment recorded: the tag moved during the deployment; deploy again to take the new image",
+                    "{image} on {} is now {}, not {recorded} that this deployment recorded: the tag moved during the deployment; roll it back (--abort), then deploy again to take the new image",
                     e.host,
                     now.as_deref().unwrap_or("missing")
                 )));
@@ -246,6 +246,15 @@ impl HostOps for DockerExecutor {
             .proxy
             .as_ref()
             .ok_or_else(|| ExecError::Permanent("the web role needs a proxy section".into()))?;
+        // The route is there almost always: write it at once; set up Caddy, its server
+        // and the route only when it is not (each check is a round trip to the host).
+        if let Ok(Some(written)) = h
+            .admin
+            .write_route(&spec.service, proxy, health, edit)
+            .await
+        {
+            return Ok(written);
+        }
         ensure_caddy(
             &h.engine,
             &h.admin,
@@ -257,7 +266,10 @@ impl HostOps for DockerExecutor {
         h.admin.ensure_route(&spec.service, proxy).await?;
         h.admin
             .write_route(&spec.service, proxy, health, edit)
-            .await
+            .await?
+            .ok_or_else(|| {
+                ExecError::Retryable(format!("Caddy has no route for {}", spec.service))
+            })
     }
 
     async fn survey(&self, host: &str, service: &str, role: &str) -> Result<Survey, ExecError> {

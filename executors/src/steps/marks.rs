@@ -64,33 +64,29 @@ async fn mark_one<H: HostOps>(
     mark: &Mark,
     stale: &dyn Fn(&Mark) -> bool,
 ) -> Result<bool, MarkRefusal> {
-    match ops.mark(host).await.map_err(MarkRefusal::Failed)? {
-        Some(existing) if existing.deployment == mark.deployment => return Ok(false),
-        Some(existing) if stale(&existing) => {
-            ops.remove_mark(host).await.map_err(MarkRefusal::Failed)?;
+    // Written only where none is (an existing mark stays as it is), then read back:
+    // two round trips when the host is free or already ours.
+    for _ in 0..2 {
+        ops.create_mark(host, mark)
+            .await
+            .map_err(MarkRefusal::Failed)?;
+        match ops.mark(host).await.map_err(MarkRefusal::Failed)? {
+            Some(m) if m.deployment == mark.deployment => return Ok(true),
+            Some(m) if stale(&m) => {
+                ops.remove_mark(host).await.map_err(MarkRefusal::Failed)?;
+            }
+            Some(m) => {
+                return Err(MarkRefusal::Taken {
+                    host: host.to_string(),
+                    mark: m,
+                })
+            }
+            None => {}
         }
-        Some(existing) => {
-            return Err(MarkRefusal::Taken {
-                host: host.to_string(),
-                mark: existing,
-            })
-        }
-        None => {}
     }
-    // Written only where none is: a mark that appeared meanwhile is read back.
-    ops.create_mark(host, mark)
-        .await
-        .map_err(MarkRefusal::Failed)?;
-    match ops.mark(host).await.map_err(MarkRefusal::Failed)? {
-        Some(m) if m.deployment == mark.deployment => Ok(true),
-        Some(m) => Err(MarkRefusal::Taken {
-            host: host.to_string(),
-            mark: m,
-        }),
-        None => Err(MarkRefusal::Failed(ExecError::Retryable(format!(
-            "{host}: the deployment mark vanished as it was written"
-        )))),
-    }
+    Err(MarkRefusal::Failed(ExecError::Retryable(format!(
+        "{host}: the deployment mark could not be written"
+    ))))
 }
 
 /// Clears `deployment`'s mark from `hosts` (a host that cannot be reached keeps it:
