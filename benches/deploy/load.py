@@ -1,36 +1,121 @@
-"""Bounded load through Caddy on loopback: requests/s, errors and p99 latency.
-Stops on SIGINT or after 10 minutes / 1 000 000 requests, whichever comes first."""
+"""Bounded load through Caddy on loopback, counted per kind of client:
+  fresh      one request per connection (Connection: close)
+  keepalive  one connection reused, requests sent back to back (a new one only after a failure)
+  long       one request per connection to a 2 s endpoint (/cgi-bin/slow?s=2)
+Prints requests, failures and latency per kind. Stops on SIGINT or after 10 minutes.
+Usage: load.py HOST_HEADER PORT WORKERS [fresh,keepalive,long]   (workers per kind)"""
 import signal, socket, sys, threading, time
+
 host, port, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+kinds = (sys.argv[4] if len(sys.argv) > 4 else "fresh").split(",")
 stop = threading.Event()
 signal.signal(signal.SIGINT, lambda *_: stop.set())
-lat, errors, non2xx, lock = [], [0], [0], threading.Lock()
-def worker():
-    n = 0
-    while not stop.is_set() and n < 1_000_000 // workers:
-        n += 1
+lock = threading.Lock()
+stats = {k: {"ok": 0, "non2xx": 0, "errors": 0, "lat": [], "why": {}} for k in kinds}
+
+
+def read_response(s, f):
+    """One HTTP/1.1 response from the buffered reader f; returns the status code."""
+    line = f.readline()
+    if not line:
+        raise ConnectionError("connection closed without response")
+    status = int(line.split()[1])
+    length, chunked, close = None, False, False
+    while True:
+        h = f.readline()
+        if h in (b"\r\n", b"\n", b""):
+            break
+        name, _, value = h.decode("latin-1").partition(":")
+        name, value = name.strip().lower(), value.strip().lower()
+        if name == "content-length":
+            length = int(value)
+        elif name == "transfer-encoding" and "chunked" in value:
+            chunked = True
+        elif name == "connection" and value == "close":
+            close = True
+    if chunked:
+        while True:
+            size = int(f.readline().split(b";")[0], 16)
+            f.read(size + 2)
+            if size == 0:
+                break
+    elif length is not None:
+        f.read(length)
+    else:
+        f.read()
+        close = True
+    return status, close
+
+
+def record(kind, t, status=None, why=None):
+    with lock:
+        st = stats[kind]
+        if why is not None:
+            st["errors"] += 1
+            st["why"][why] = st["why"].get(why, 0) + 1
+        elif 200 <= status < 300:
+            st["ok"] += 1
+            st["lat"].append(time.perf_counter() - t)
+        else:
+            st["non2xx"] += 1
+
+
+def one_shot(kind, path):
+    while not stop.is_set():
         t = time.perf_counter()
         try:
-            s = socket.create_connection(("127.0.0.1", port), timeout=10)
-            s.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-            data = b""
-            while chunk := s.recv(4096):
-                data += chunk
+            s = socket.create_connection(("127.0.0.1", port), timeout=15)
+            f = s.makefile("rb")
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            status, _ = read_response(s, f)
             s.close()
-            ok = data.startswith(b"HTTP/1.1 2")
-            with lock:
-                lat.append(time.perf_counter() - t)
-                if not ok: non2xx[0] += 1
-        except OSError:
-            with lock: errors[0] += 1
+            record(kind, t, status)
+        except (OSError, ValueError, IndexError) as e:
+            record(kind, t, why=type(e).__name__ + ": " + str(e)[:60])
+        if kind == "fresh":
+            time.sleep(0.002)
+
+
+def keepalive():
+    s = f = None
+    while not stop.is_set():
+        t = time.perf_counter()
+        try:
+            if s is None:
+                s = socket.create_connection(("127.0.0.1", port), timeout=15)
+                f = s.makefile("rb")
+            s.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            status, close = read_response(s, f)
+            record("keepalive", t, status)
+            if close:
+                s.close()
+                s = None
+        except (OSError, ValueError, IndexError) as e:
+            record("keepalive", t, why=type(e).__name__ + ": " + str(e)[:60])
+            try:
+                s.close()
+            except Exception:
+                pass
+            s = None
+
+
+targets = {"fresh": lambda: one_shot("fresh", "/"), "keepalive": keepalive,
+           "long": lambda: one_shot("long", "/cgi-bin/slow?s=2")}
 start = time.time()
-threads = [threading.Thread(target=worker) for _ in range(workers)]
-for t in threads: t.start()
+threads = [threading.Thread(target=targets[k]) for k in kinds for _ in range(workers)]
+for t in threads:
+    t.start()
 while not stop.is_set() and time.time() - start < 600:
     time.sleep(0.1)
 stop.set()
-for t in threads: t.join()
+for t in threads:
+    t.join()
 elapsed = time.time() - start
-lat.sort()
-p99 = lat[int(len(lat) * 0.99)] * 1000 if lat else 0
-print(f"requests {len(lat)} in {elapsed:.1f}s = {len(lat)/elapsed:.0f} req/s; non-2xx {non2xx[0]}; connection errors {errors[0]}; p50 {lat[len(lat)//2]*1000:.1f} ms; p99 {p99:.1f} ms")
+for k in kinds:
+    st = stats[k]
+    lat = sorted(st["lat"])
+    p = lambda q: lat[min(len(lat) - 1, int(len(lat) * q))] * 1000 if lat else 0
+    why = "; ".join(f"{n}× {w}" for w, n in sorted(st["why"].items(), key=lambda x: -x[1]))
+    print(f"{k:<9} requests {st['ok'] + st['non2xx'] + st['errors']:>6} in {elapsed:.1f}s; ok {st['ok']}; "
+          f"non-2xx {st['non2xx']}; failed {st['errors']}; p50 {p(0.5):.1f} ms; p99 {p(0.99):.1f} ms"
+          + (f"; {why}" if why else ""))

@@ -3,7 +3,8 @@
 #  1. wall time of `odysseus deploy` for an instantly healthy app on one host, split into
 #     Docker/Caddy time (the sum of step durations it reports) and odysseus's own overhead,
 #     beside raw.sh doing the same raw steps with the docker CLI and curl, same run;
-#  2. requests per second, errors and p99 latency through Caddy during a series of deploys.
+#  2. requests, failures and latency through Caddy during a series of deploys, counted per
+#     kind of client (fresh connections, keep-alive connections, long requests).
 # Usage: benches/deploy/run.sh [ROUNDS]   (needs `testbed/testbed.sh up`; release build)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -70,8 +71,8 @@ print(f"raw script wall    median {st.median(raw):7.0f} ms  (min {min(raw)}, max
 print(f"ratio odysseus/raw        {st.median(wall)/st.median(raw):.2f}")
 PY
 
-echo "== load through Caddy during $ROUNDS deploys"
-python3 benches/deploy/load.py bench.test 18090 4 &
+echo "== load through Caddy during $ROUNDS deploys (2 workers each: fresh connections, keep-alive back to back, 2 s requests)"
+python3 benches/deploy/load.py bench.test 18090 2 fresh,keepalive,long &
 LOAD=$!
 sleep 1
 for i in $(seq 1 "$ROUNDS"); do

@@ -4,5 +4,5 @@
 pub mod docker;
 pub mod fleet_lock;
 pub mod sim;
-pub mod steps;
 pub mod ssh;
+pub mod steps;

@@ -77,5 +77,8 @@ fn steps_are_written_once() {
         }
     }
     let steps = std::fs::read_to_string(root.join("steps/mod.rs")).unwrap();
-    assert!(steps.contains("StepName::StopOld") && steps.contains("impl<H: HostOps> Executor for Steps<H>"));
+    assert!(
+        steps.contains("StepName::StopOld")
+            && steps.contains("impl<H: HostOps> Executor for Steps<H>")
+    );
 }

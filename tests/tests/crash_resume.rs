@@ -14,9 +14,7 @@ mod support;
 use odysseus_engine::machine::{
     FailurePolicy, Phase, RetryPolicy, RoleKind, StepName, TargetStatus, Timeouts,
 };
-use odysseus_executors::sim::{
-    self, AfterCrash, AppShape, CrashPoint, Fault, RoleSetup, Scenario,
-};
+use odysseus_executors::sim::{self, AfterCrash, AppShape, CrashPoint, Fault, RoleSetup, Scenario};
 use proptest::prelude::*;
 use support::{cases, ScratchDir};
 
@@ -79,8 +77,17 @@ fn app() -> impl Strategy<Value = AppShape> {
 #[allow(clippy::type_complexity)]
 fn world_setup(
     hosts: usize,
-) -> impl Strategy<Value = (AppShape, AppShape, usize, Option<AppShape>, AfterCrash, bool, Option<String>)>
-{
+) -> impl Strategy<
+    Value = (
+        AppShape,
+        AppShape,
+        usize,
+        Option<AppShape>,
+        AfterCrash,
+        bool,
+        Option<String>,
+    ),
+> {
     (
         app(),
         app(),
@@ -118,14 +125,35 @@ fn scenario() -> impl Strategy<Value = Scenario> {
             )
         })
         .prop_map(
-            |(hosts, seed, roles, masks, first_deploy, faults, crashes, on_failure, batch_size, setup)| {
-                let (old_app, new_app, old_per_target, config_after_crash, after_crash, second_deployer, down_in_recovery) = setup;
+            |(
+                hosts,
+                seed,
+                roles,
+                masks,
+                first_deploy,
+                faults,
+                crashes,
+                on_failure,
+                batch_size,
+                setup,
+            )| {
+                let (
+                    old_app,
+                    new_app,
+                    old_per_target,
+                    config_after_crash,
+                    after_crash,
+                    second_deployer,
+                    down_in_recovery,
+                ) = setup;
                 // A job's first deploy has no step after await-healthy that could notice
                 // its container dying then: nothing could, so it is not a case.
                 let faults: Vec<Fault> = faults
                     .into_iter()
-                    .filter(|f| !matches!(f, Fault::Dies { host, role, after: StepName::AwaitHealthy }
-                        if role == "jobs" && first_deploy[host[4..].parse::<usize>().unwrap() - 1]))
+                    .filter(|f| {
+                        !matches!(f, Fault::Dies { host, role, after: StepName::AwaitHealthy }
+                        if role == "jobs" && first_deploy[host[4..].parse::<usize>().unwrap() - 1])
+                    })
                     .collect();
                 let roles = roles
                     .iter()
@@ -298,19 +326,25 @@ fn the_generator_reaches_every_kind_of_ending() {
                 .any(|(_, p)| matches!(p, CrashPoint::DuringEffect(_))),
         );
         // A container died after its step and a later step's re-check refused to go on.
-        died_refused += usize::from(facts.iter().any(|f| {
-            matches!(f, Fact::StepFailed { reason, .. } if reason.contains("healthy now: not"))
-        }));
+        died_refused += usize::from(facts.iter().any(
+            |f| matches!(f, Fact::StepFailed { reason, .. } if reason.contains("healthy now: not")),
+        ));
         several_old += usize::from(scenario.old_per_target > 1 && !outcome.events.is_empty());
         let resumed = facts.iter().any(|f| matches!(f, Fact::Resumed { .. }));
         aborted_after_crash += usize::from(
             !outcome.crashes.is_empty()
-                && facts.iter().any(|f| matches!(f, Fact::AbortRequested { .. })),
+                && facts
+                    .iter()
+                    .any(|f| matches!(f, Fact::AbortRequested { .. })),
         );
         drifted += usize::from(scenario.config_after_crash.is_some() && resumed);
         abandoned += usize::from(outcome.phase() == Phase::Abandoned);
         aborted_halted += usize::from(
-            halted && outcome.phase() == Phase::Aborted && facts.iter().any(|f| matches!(f, Fact::AbortRequested { .. })),
+            halted
+                && outcome.phase() == Phase::Aborted
+                && facts
+                    .iter()
+                    .any(|f| matches!(f, Fact::AbortRequested { .. })),
         );
         second_refused += usize::from(outcome.second_refused > 0);
         // A recovery ran while a host stayed down: a step failed as unreachable after
@@ -343,7 +377,10 @@ fn the_generator_reaches_every_kind_of_ending() {
         ("completed across an app_port change", port_changed),
         ("completed across a health path change", path_changed),
         ("abandoned", abandoned),
-        ("a second deployer refused by the hosts' marks", second_refused),
+        (
+            "a second deployer refused by the hosts' marks",
+            second_refused,
+        ),
         ("a recovery with a host down", down_in_recovery),
         ("a halted deployment aborted", aborted_halted),
     ];

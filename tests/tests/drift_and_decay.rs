@@ -68,7 +68,11 @@ fn assert_no_failures(report: &real::LoadReport, what: &str) {
         report.non_2xx,
         &report.errors[..report.errors.len().min(5)]
     );
-    assert!(report.ok > 20, "{what}: only {} requests got through", report.ok);
+    assert!(
+        report.ok > 20,
+        "{what}: only {} requests got through",
+        report.ok
+    );
 }
 
 fn slow(app: &App, secs: u32) -> std::thread::JoinHandle<Result<(u16, String), String>> {
@@ -92,7 +96,10 @@ fn a_release_on_another_app_port_drains_the_old_container_on_its_own_port() {
     write_other(&app, "odysseus-other", 3001, "/cgi-bin/healthz");
     let out = app.deploy(&["--image", "2"]);
     assert_exit(&out, 0, "v2 on port 3001");
-    let (status, body) = in_flight.join().unwrap().expect("the slow request got an answer");
+    let (status, body) = in_flight
+        .join()
+        .unwrap()
+        .expect("the slow request got an answer");
     assert_eq!(status, 200, "the request in flight on v1: {body}");
     assert!(body.contains("other-1"), "served by v1: {body}");
     assert_no_failures(&load.finish(), "deploy across a port change");
@@ -177,7 +184,10 @@ fn a_release_with_another_health_path_updates_the_route_before_traffic_moves() {
         .unwrap();
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(text.contains(&app.running()[0].0), "{text}");
-    assert!(text.contains("caddy health check: GET /cgi-bin/healthz"), "{text}");
+    assert!(
+        text.contains("caddy health check: GET /cgi-bin/healthz"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -188,7 +198,8 @@ fn a_new_container_that_dies_while_the_deployer_is_down_never_costs_the_old_one_
     assert_exit(&app.deploy(&["--image", "v1"]), 0, "v1");
     let old = app.running()[0].0.clone();
     let load = Load::start(&app.host_header, 3, 20_000, Duration::from_secs(120));
-    let (mut child, lines) = real::spawn_until(app.deploy_cmd(&["--image", "v2"]), "add-upstream ok");
+    let (mut child, lines) =
+        real::spawn_until(app.deploy_cmd(&["--image", "v2"]), "add-upstream ok");
     drop(lines);
     let _ = child.kill(); // SIGKILL: the journal says add-upstream succeeded
     let _ = child.wait();
@@ -240,17 +251,22 @@ fn a_deploy_from_another_journal_is_refused_while_one_is_unfinished_on_the_host(
     let load = Load::start(&app.host_header, 3, 20_000, Duration::from_secs(120));
 
     // A is killed half-way: v1 and v2 both routed.
-    let (mut child, lines) = real::spawn_until(app.deploy_cmd(&["--image", "v2"]), "add-upstream ok");
+    let (mut child, lines) =
+        real::spawn_until(app.deploy_cmd(&["--image", "v2"]), "add-upstream ok");
     drop(lines);
     let _ = child.kill();
     let _ = child.wait();
 
     // B, with a journal of its own, must not take v2 for an old container to stop.
-    let out = deploy_from(&app, &other, &["--image", "v3"]).output().unwrap();
+    let out = deploy_from(&app, &other, &["--image", "v3"])
+        .output()
+        .unwrap();
     let err = stderr(&out);
     assert_exit(&out, 3, "deploy from journal B");
     assert!(
-        err.contains("in the middle of deployment") && err.contains("--resume") && err.contains("lock release"),
+        err.contains("in the middle of deployment")
+            && err.contains("--resume")
+            && err.contains("lock release"),
         "{err}"
     );
     let mut versions: Vec<String> = app.running().into_iter().map(|(_, v)| v).collect();
@@ -264,14 +280,20 @@ fn a_deploy_from_another_journal_is_refused_while_one_is_unfinished_on_the_host(
     std::fs::rename(&state, &saved).unwrap();
     let out = app.deploy(&["--image", "v3"]);
     assert_exit(&out, 3, "deploy from a wiped journal at the same path");
-    assert!(stderr(&out).contains("in the middle of deployment"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("in the middle of deployment"),
+        "{}",
+        stderr(&out)
+    );
     std::fs::remove_dir_all(&state).unwrap();
     std::fs::rename(&saved, &state).unwrap();
 
     // A finishes; then B may deploy.
     assert_exit(&app.deploy(&["--resume"]), 0, "A resumes");
     assert_exit(
-        &deploy_from(&app, &other, &["--image", "v3"]).output().unwrap(),
+        &deploy_from(&app, &other, &["--image", "v3"])
+            .output()
+            .unwrap(),
         0,
         "B deploys once A is done",
     );
@@ -288,7 +310,8 @@ fn a_resume_after_another_deployment_changed_the_host_stops_with_a_report() {
     let app = App::new("foreign", "odysseus-demo", "");
     let other = app.dir.join("other-state");
     assert_exit(&app.deploy(&["--image", "v1"]), 0, "v1 from journal A");
-    let (mut child, lines) = real::spawn_until(app.deploy_cmd(&["--image", "v2"]), "await-healthy ok");
+    let (mut child, lines) =
+        real::spawn_until(app.deploy_cmd(&["--image", "v2"]), "await-healthy ok");
     drop(lines);
     let _ = child.kill();
     let _ = child.wait();
@@ -302,9 +325,15 @@ fn a_resume_after_another_deployment_changed_the_host_stops_with_a_report() {
         .output()
         .unwrap();
     assert_exit(&release, 0, "lock release from B");
-    assert!(String::from_utf8_lossy(&release.stdout).contains("cleared"), "{}", String::from_utf8_lossy(&release.stdout));
+    assert!(
+        String::from_utf8_lossy(&release.stdout).contains("cleared"),
+        "{}",
+        String::from_utf8_lossy(&release.stdout)
+    );
     assert_exit(
-        &deploy_from(&app, &other, &["--image", "v3"]).output().unwrap(),
+        &deploy_from(&app, &other, &["--image", "v3"])
+            .output()
+            .unwrap(),
         0,
         "B deploys v3",
     );
@@ -419,10 +448,16 @@ proxy:
     for c in &jobs {
         let image = docker(&["inspect", "-f", "{{.Image}}", c]);
         let v3 = docker(&["image", "inspect", "-f", "{{.Id}}", "odysseus-demo:v3"]);
-        assert_ne!(image.trim(), v3.trim(), "{c} was created from the moved tag");
+        assert_ne!(
+            image.trim(),
+            v3.trim(),
+            "{c} was created from the moved tag"
+        );
     }
     assert!(
-        app.running().iter().any(|(n, v)| n.starts_with("tagmove-jobs") && v == "tagmove-1"),
+        app.running()
+            .iter()
+            .any(|(n, v)| n.starts_with("tagmove-jobs") && v == "tagmove-1"),
         "{:?}",
         app.running()
     );

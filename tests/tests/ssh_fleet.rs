@@ -511,7 +511,11 @@ fn a_deployer_whose_connection_dropped_retakes_its_lock_and_never_acts_where_ano
     // refused by the mark.
     let versions = app.versions();
     assert_eq!(
-        (versions[0].as_str(), versions[1].as_str(), versions[2].as_str()),
+        (
+            versions[0].as_str(),
+            versions[1].as_str(),
+            versions[2].as_str()
+        ),
         ("v2", "v2", "v1"),
         "{versions:?}"
     );
@@ -1706,7 +1710,8 @@ fn an_abort_with_a_host_powered_off_rolls_back_the_others_and_abandon_ends_it() 
     let out = app.deploy(&["--image", "v2"]);
     assert_exit(&out, 0, "a new deployment after the abandoned one");
     assert!(
-        stderr(&out).contains("[web@198.51.100.12] stop-old ok") && stderr(&out).contains("2 affected"),
+        stderr(&out).contains("[web@198.51.100.12] stop-old ok")
+            && stderr(&out).contains("2 affected"),
         "{}",
         stderr(&out)
     );

@@ -1,8 +1,8 @@
 //! `odysseus trust`: the explicit opt-in that records a new server's host key.
 
 use clap::Args;
-use odysseus_executors::ssh::SshTarget;
 use odysseus_executors::ssh::connect_reporting;
+use odysseus_executors::ssh::SshTarget;
 
 use crate::config;
 use crate::exit::{print_stdout, Exit, UsageError};

@@ -15,9 +15,9 @@ use odysseus_engine::machine::{FailurePolicy, RoleKind, Timeouts};
 use odysseus_executors::docker::spec::ServiceSpec;
 use odysseus_executors::ssh::SshSettings;
 
-use raw::RawConfig;
 #[cfg(test)]
 use odysseus_executors::docker::spec::ExpectStatus;
+use raw::RawConfig;
 #[cfg(test)]
 use values::{fnv64, parse_bytes, parse_expect, parse_port};
 

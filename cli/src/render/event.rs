@@ -98,7 +98,9 @@ fn outcome_and_detail(fact: &Fact) -> (Option<&'static str>, String) {
             Some("superseded"),
             format!("by deployment {deployment}, started by {by}"),
         ),
-        Fact::Supersedes { deployment } => (None, format!("replaces halted deployment {deployment}")),
+        Fact::Supersedes { deployment } => {
+            (None, format!("replaces halted deployment {deployment}"))
+        }
         Fact::Provenance {
             images,
             secrets,

@@ -36,7 +36,7 @@ impl Action {
 /// One target's next move.
 enum Move {
     Record(Fact),
-    Act(Action),
+    Act(Box<Action>),
 }
 
 pub fn decide(state: &DeploymentState) -> Result<Decision, Error> {
@@ -52,7 +52,7 @@ pub fn decide(state: &DeploymentState) -> Result<Decision, Error> {
     for index in 0..state.targets.len() {
         match decide_target(state, index) {
             Some(Move::Record(fact)) => records.push(fact),
-            Some(Move::Act(action)) => actions.push(action),
+            Some(Move::Act(action)) => actions.push(*action),
             None => {}
         }
     }
@@ -136,13 +136,13 @@ fn decide_target(state: &DeploymentState, index: usize) -> Option<Move> {
         TargetStatus::Pending => {
             if may_start(state, index) {
                 let step = state.next_step(index)?;
-                Some(Move::Act(Action::Execute(effect(
+                Some(Move::Act(Box::new(Action::Execute(effect(
                     state,
                     index,
                     step,
                     t.last_attempt(step) + 1,
                     0,
-                ))))
+                )))))
             } else {
                 None
             }
@@ -162,9 +162,9 @@ fn decide_target(state: &DeploymentState, index: usize) -> Option<Move> {
             let backoff = started.plan.retry.backoff_ms(t.failures);
             if let Some((step, attempt)) = t.in_doubt {
                 if t.failures < max {
-                    return Some(Move::Act(Action::Observe(effect(
+                    return Some(Move::Act(Box::new(Action::Observe(effect(
                         state, index, step, attempt, backoff,
-                    ))));
+                    )))));
                 }
                 return give_up(failure_reason(t));
             }
@@ -177,13 +177,13 @@ fn decide_target(state: &DeploymentState, index: usize) -> Option<Move> {
                 }
             }
             match state.next_step(index) {
-                Some(step) => Some(Move::Act(Action::Execute(effect(
+                Some(step) => Some(Move::Act(Box::new(Action::Execute(effect(
                     state,
                     index,
                     step,
                     t.last_attempt(step) + 1,
                     backoff,
-                )))),
+                ))))),
                 None if forward => Some(Move::Record(Fact::TargetCompleted {
                     target: index as u32,
                 })),

@@ -424,7 +424,10 @@ impl DeploymentState {
             }
             Fact::Supersedes { deployment } => {
                 let own = self.started().map(|s| s.id);
-                let untouched = self.targets.iter().all(|t| t.status == TargetStatus::Pending);
+                let untouched = self
+                    .targets
+                    .iter()
+                    .all(|t| t.status == TargetStatus::Pending);
                 if own == Some(*deployment) || !untouched {
                     return Err(self.impossible(
                         fact,
@@ -438,7 +441,8 @@ impl DeploymentState {
                 }
             }
             Fact::Superseded { deployment, .. } => {
-                if self.phase != Phase::Halted || self.started().map(|s| s.id) == Some(*deployment) {
+                if self.phase != Phase::Halted || self.started().map(|s| s.id) == Some(*deployment)
+                {
                     return Err(self.impossible(
                         fact,
                         "only a halted deployment is superseded, by another one",
@@ -550,8 +554,7 @@ impl DeploymentState {
                 // retries spent). A target rolled back because another one failed, with
                 // a retry of its own still pending, is not the one to blame.
                 let gave_up = t.failures >= max
-                    || t
-                        .last_failure
+                    || t.last_failure
                         .as_ref()
                         .is_some_and(|f| f.kind == FailureKind::Permanent);
                 t.failed = t.status == TargetStatus::Deploying && gave_up && running;

@@ -28,7 +28,9 @@ pub enum Request {
     Resume,
     Abort,
     /// End the unfinished deployment without touching any container.
-    Abandon { reason: String },
+    Abandon {
+        reason: String,
+    },
 }
 
 /// What the run does.
@@ -88,7 +90,10 @@ pub fn choose(unfinished: Option<(DeploymentId, &DeploymentState)>, request: &Re
         };
     };
     match request {
-        Request::Resume => Choice::Resume { id, why: "resuming" },
+        Request::Resume => Choice::Resume {
+            id,
+            why: "resuming",
+        },
         Request::Abort => Choice::Abort { id },
         Request::Abandon { reason } => Choice::Abandon {
             id,
@@ -96,9 +101,7 @@ pub fn choose(unfinished: Option<(DeploymentId, &DeploymentState)>, request: &Re
         },
         Request::Deploy { narrowed: true, .. } => Choice::Refuse(Refusal::Narrowed { id }),
         Request::Deploy {
-            version,
-            supersede,
-            ..
+            version, supersede, ..
         } => {
             let (image, started_version) = state
                 .started()
@@ -285,7 +288,9 @@ impl<'j> Session<'j> {
 
     /// Releases the journal's lock.
     pub fn close(self) -> Result<(), Error> {
-        Ok(self.journal.release_lock(&self.service, self.lock.token())?)
+        Ok(self
+            .journal
+            .release_lock(&self.service, self.lock.token())?)
     }
 }
 
@@ -348,7 +353,10 @@ mod tests {
         };
         apply(Fact::DeploymentStarted(Box::new(started)));
         if first_completed {
-            for step in [crate::machine::StepName::StartNew, crate::machine::StepName::AwaitHealthy] {
+            for step in [
+                crate::machine::StepName::StartNew,
+                crate::machine::StepName::AwaitHealthy,
+            ] {
                 apply(Fact::StepStarted {
                     target: 0,
                     step,

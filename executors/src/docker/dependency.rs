@@ -99,8 +99,14 @@ impl DockerExecutor {
         };
         // Health as for a job role: its Docker health check, else still running after a
         // moment.
-        crate::steps::await_healthy(self, host, &name, RoleKind::Job, BOOT_TIMEOUT.as_millis() as u64)
-            .await?;
+        crate::steps::await_healthy(
+            self,
+            host,
+            &name,
+            RoleKind::Job,
+            BOOT_TIMEOUT.as_millis() as u64,
+        )
+        .await?;
         Ok(outcome)
     }
 

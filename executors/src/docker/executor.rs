@@ -55,7 +55,13 @@ impl HostHandle {
     }
 
     /// An HTTP GET of `path` on `ip:port`, from the host's side.
-    pub(crate) async fn http_ok(&self, ip: &str, port: u16, path: &str, expect: &ExpectStatus) -> bool {
+    pub(crate) async fn http_ok(
+        &self,
+        ip: &str,
+        port: u16,
+        path: &str,
+        expect: &ExpectStatus,
+    ) -> bool {
         let host = format!("{ip}:{port}");
         let status = match &self.access {
             Access::Local => match tokio::time::timeout(
@@ -269,7 +275,6 @@ impl DockerExecutor {
             .get(host)
             .ok_or_else(|| ExecError::Permanent(format!("unknown host {host}")))
     }
-
 }
 
 /// Connects to one host: this machine's engine, or a server over SSH with its Docker
@@ -350,4 +355,3 @@ impl DockerExecutor {
         }
     }
 }
-

@@ -267,9 +267,7 @@ impl HostOps for DockerExecutor {
         h.admin
             .write_route(&spec.service, proxy, health, edit)
             .await?
-            .ok_or_else(|| {
-                ExecError::Retryable(format!("Caddy has no route for {}", spec.service))
-            })
+            .ok_or_else(|| ExecError::Retryable(format!("Caddy has no route for {}", spec.service)))
     }
 
     async fn survey(&self, host: &str, service: &str, role: &str) -> Result<Survey, ExecError> {

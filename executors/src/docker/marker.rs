@@ -68,7 +68,10 @@ impl DockerExecutor {
             .host(host)?
             .engine
             .docker()
-            .remove_volume(&name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .remove_volume(
+                &name,
+                None::<bollard::query_parameters::RemoveVolumeOptions>,
+            )
             .await
         {
             Ok(()) => Ok(()),

@@ -202,7 +202,10 @@ impl HostOps for SimHost {
         // they are not crash points.
         self.alive(false).await;
         let w = self.world();
-        Ok(w.host(host).ok_or_else(|| Self::no_host(host))?.mark.clone())
+        Ok(w.host(host)
+            .ok_or_else(|| Self::no_host(host))?
+            .mark
+            .clone())
     }
 
     async fn create_mark(&self, host: &str, mark: &Mark) -> Result<(), ExecError> {
@@ -216,7 +219,10 @@ impl HostOps for SimHost {
     async fn remove_mark(&self, host: &str) -> Result<(), ExecError> {
         self.alive(false).await;
         let mut w = self.world();
-        w.hosts.get_mut(host).ok_or_else(|| Self::no_host(host))?.mark = None;
+        w.hosts
+            .get_mut(host)
+            .ok_or_else(|| Self::no_host(host))?
+            .mark = None;
         Ok(())
     }
 

@@ -14,11 +14,11 @@ mod rng;
 mod scenario;
 mod world;
 
-pub use crash::{CrashPoint, CrashSchedule, CrashingLog};
 pub use clock::{SimClock, SIM_EPOCH_MS};
+pub use crash::{CrashPoint, CrashSchedule, CrashingLog};
 pub use executor::SimExecutor;
-pub use host_ops::SimHost;
 pub use faults::{Fault, FaultPlan, Injected};
+pub use host_ops::SimHost;
 pub use rng::Rng;
 pub use scenario::{
     run, AfterCrash, Outcome, RoleSetup, Scenario, TargetReport, NEW_VERSION, OLD_VERSION,

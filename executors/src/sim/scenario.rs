@@ -20,10 +20,10 @@ use super::clock::{SimClock, SIM_EPOCH_MS};
 use super::crash::{CrashPoint, CrashSchedule, CrashingLog};
 use super::executor::SimExecutor;
 use super::faults::{Fault, FaultPlan};
+use super::host_ops::SimHost;
 use super::world::{AppShape, ContainerState, World};
 use crate::docker::spec::{ExpectStatus, HttpCheck};
 use crate::steps::{clear_marks, dial_container, mark_hosts, Mark, MarkRefusal, ProxySettings};
-use super::host_ops::SimHost;
 
 pub const OLD_VERSION: &str = "v1";
 pub const NEW_VERSION: &str = "v2";
@@ -351,8 +351,10 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
         let exists = journal.raw_records(id).is_ok();
         let hosts = scenario.hosts.clone();
         let ops = executor.host_ops();
-        if matches!(choice, Choice::Start { .. } | Choice::Resume { .. } | Choice::Abort { .. })
-            || (!exists && matches!(choice, Choice::Refuse(Refusal::NothingUnfinished)))
+        if matches!(
+            choice,
+            Choice::Start { .. } | Choice::Resume { .. } | Choice::Abort { .. }
+        ) || (!exists && matches!(choice, Choice::Refuse(Refusal::NothingUnfinished)))
         {
             // As the CLI does, under the host locks and before anything changes.
             let unfinished = journal.unfinished(&scenario.service).ok().flatten();
@@ -362,10 +364,13 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
                 owner: format!("{operator}"),
             };
             let stale = |m: &Mark| {
-                m.journal == journal_name && unfinished.map(|u| u.to_string()) != Some(m.deployment.clone())
+                m.journal == journal_name
+                    && unfinished.map(|u| u.to_string()) != Some(m.deployment.clone())
             };
             if let Err(refusal) = mark_hosts(ops, &hosts, &mark, &stale, true).await {
-                errors.push(format!("the deployer's own hosts were refused: {refusal:?}"));
+                errors.push(format!(
+                    "the deployer's own hosts were refused: {refusal:?}"
+                ));
                 break;
             }
         }

@@ -108,6 +108,9 @@ impl Host {
     }
 }
 
+/// A host as `World::snapshot` sees it: name, (container, running), dials, health path.
+pub type HostSnapshot = (String, Vec<(String, bool)>, Vec<String>, Option<String>);
+
 pub struct World {
     pub service: String,
     pub hosts: BTreeMap<String, Host>,
@@ -155,7 +158,7 @@ impl World {
     }
 
     /// What runs and what is routed, host by host: to tell whether anything changed.
-    pub fn snapshot(&self) -> Vec<(String, Vec<(String, bool)>, Vec<String>, Option<String>)> {
+    pub fn snapshot(&self) -> Vec<HostSnapshot> {
         self.hosts
             .iter()
             .map(|(name, h)| {
@@ -177,7 +180,8 @@ impl World {
     }
 
     /// Puts an already running, healthy (and for web, routed) container on a host: the
-    /// state before the deployment. `route_health_path` is the route's health check.
+    /// state before the deployment.
+    #[allow(clippy::too_many_arguments)]
     pub fn seed_container(
         &mut self,
         host: &str,

@@ -4,9 +4,9 @@
 
 mod connection;
 mod forward;
-mod session;
 pub mod remote_lock;
+mod session;
 
 pub use connection::Connection;
-pub use session::{connect, connect_reporting, exec, Session, SshSettings, SshTarget};
 pub use forward::{forward_tcp, forward_unix, open_tcp};
+pub use session::{connect, connect_reporting, exec, Session, SshSettings, SshTarget};

@@ -124,7 +124,8 @@ impl<H: HostOps> Steps<H> {
                 if self.ops.route(host).await?.is_none() {
                     return Ok(Observation::Count { n: 0 });
                 }
-                self.new_must_serve(e, "unrouting the old containers").await?;
+                self.new_must_serve(e, "unrouting the old containers")
+                    .await?;
                 let check = self.check_for(host, new).await?;
                 let olds = &e.old_containers;
                 let (before, after) = self
@@ -136,7 +137,10 @@ impl<H: HostOps> Steps<H> {
                         }
                     })
                     .await?;
-                if after.iter().any(|d| olds.iter().any(|o| o == dial_container(d))) {
+                if after
+                    .iter()
+                    .any(|d| olds.iter().any(|o| o == dial_container(d)))
+                {
                     return Err(ExecError::Retryable(format!(
                         "{new} left the route while the old containers were being unrouted: not unrouting them"
                     )));
@@ -154,7 +158,8 @@ impl<H: HostOps> Steps<H> {
                 })
             }
             StepName::StopOld => {
-                self.new_must_serve(e, "stopping the old containers").await?;
+                self.new_must_serve(e, "stopping the old containers")
+                    .await?;
                 let routed = if web {
                     self.ops.route(host).await?.unwrap_or_default()
                 } else {
@@ -287,8 +292,7 @@ impl<H: HostOps> Steps<H> {
     /// The first old container of the target that the route sends requests to now.
     async fn routed_old(&self, e: &Effect) -> Result<Option<String>, ExecError> {
         let dials = self.ops.route(&e.host).await?.unwrap_or_default();
-        Ok(e
-            .old_containers
+        Ok(e.old_containers
             .iter()
             .find(|o| dials.iter().any(|d| dial_container(d) == o.as_str()))
             .cloned())
@@ -304,7 +308,11 @@ impl<H: HostOps> Steps<H> {
         Err(ExecError::Retryable(format!(
             "{} is not {}healthy now: not {doing}",
             e.new_container,
-            if e.kind == RoleKind::Web { "routed and " } else { "" }
+            if e.kind == RoleKind::Web {
+                "routed and "
+            } else {
+                ""
+            }
         )))
     }
 
@@ -378,8 +386,6 @@ impl<H: HostOps> Steps<H> {
         }))
     }
 }
-
-
 
 impl<H: HostOps> Executor for Steps<H> {
     async fn execute(&self, effect: &Effect) -> Result<Observation, ExecError> {

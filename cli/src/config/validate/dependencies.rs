@@ -20,7 +20,10 @@ pub(super) fn dependencies(
     for (name, d) in raw.into_iter().flatten() {
         let key = format!("{dep_key}.{name}");
         if !valid_name(name) {
-            problems.push(&key, "dependency names are lowercase letters, digits, - and _");
+            problems.push(
+                &key,
+                "dependency names are lowercase letters, digits, - and _",
+            );
         }
         if d.image.trim().is_empty() {
             problems.push(format!("{key}.image"), "must name an image");

@@ -156,7 +156,9 @@ pub(super) fn validate(
         if !socket.starts_with('/') {
             problems.push(
                 "ssh.docker_socket",
-                format!("`{socket}` must be an absolute path on the servers, like /var/run/docker.sock"),
+                format!(
+                    "`{socket}` must be an absolute path on the servers, like /var/run/docker.sock"
+                ),
             );
         }
     }
@@ -249,7 +251,12 @@ fn registry(
 ) -> Option<RegistryAuth> {
     let username = secrets.registry_value("username", &r.username, problems);
     let password = secrets.registry_value("password", &r.password, problems);
-    match (username, password, r.username.is_some(), r.password.is_some()) {
+    match (
+        username,
+        password,
+        r.username.is_some(),
+        r.password.is_some(),
+    ) {
         (Some(username), Some(password), _, _) => Some(RegistryAuth {
             server: r.server.clone().filter(|s| !s.trim().is_empty()),
             username,

@@ -11,7 +11,11 @@ pub(super) fn proxy(raw: Option<&RawProxy>, problems: &mut Problems) -> Option<P
     if p.app_port.is_none() {
         problems.push("proxy.app_port", "is required when `proxy` is present");
     }
-    if let Some(Scalar(s)) = p.healthcheck.as_ref().and_then(|h| h.expect_status.as_ref()) {
+    if let Some(Scalar(s)) = p
+        .healthcheck
+        .as_ref()
+        .and_then(|h| h.expect_status.as_ref())
+    {
         if parse_expect(s).is_none() {
             problems.push(
                 "proxy.healthcheck.expect_status",

@@ -35,12 +35,27 @@ pub(super) fn roles(
         let stop_default = if kind == RoleKind::Job { 30 } else { 10 };
         let d = r.deploy.as_ref();
         let timeouts = Timeouts {
-            drain_ms: seconds(d.and_then(|d| d.drain_timeout), &key, "drain_timeout", 30, problems)
-                * 1000,
-            stop_ms: seconds(d.and_then(|d| d.stop_timeout), &key, "stop_timeout", stop_default, problems)
-                * 1000,
-            boot_ms: seconds(d.and_then(|d| d.boot_timeout), &key, "boot_timeout", 60, problems)
-                * 1000,
+            drain_ms: seconds(
+                d.and_then(|d| d.drain_timeout),
+                &key,
+                "drain_timeout",
+                30,
+                problems,
+            ) * 1000,
+            stop_ms: seconds(
+                d.and_then(|d| d.stop_timeout),
+                &key,
+                "stop_timeout",
+                stop_default,
+                problems,
+            ) * 1000,
+            boot_ms: seconds(
+                d.and_then(|d| d.boot_timeout),
+                &key,
+                "boot_timeout",
+                60,
+                problems,
+            ) * 1000,
             op_ms: 30_000,
         };
         hosts(&r.hosts, &key, problems);

@@ -9,13 +9,23 @@ use odysseus_engine::machine::{
     DeploymentStarted, DeploymentState, Event, Fact, Phase, RetryPolicy,
 };
 use odysseus_engine::runtime::{
-    self, plan_deployment, record_fact, Choice, Clock, Refusal, Request, Runtime, Session,
-    SystemClock, TargetSpec,
+    self, plan_deployment, record_fact, Choice, Clock, Request, Runtime, Session, SystemClock,
+    TargetSpec,
 };
 use odysseus_engine::{DeploymentId, Operator};
 use odysseus_executors::docker::{DockerExecutor, PushOutcome};
 use odysseus_executors::fleet_lock::LockFailure;
-use odysseus_executors::steps::{self, Mark, MarkRefusal, Steps};
+use odysseus_executors::steps::{self, Steps};
+
+mod abandon;
+mod marks;
+mod refuse;
+mod summary;
+
+use abandon::abandon;
+use marks::{lock_release_command, mark_hosts, unmark_unstarted};
+use refuse::refuse;
+use summary::{print_summary, print_summary_json};
 
 use crate::config::{self, Config};
 use crate::exit::{Exit, UsageError};
@@ -303,27 +313,37 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
     let me = operator();
     let my_start = process_start_ticks(me.pid).unwrap_or(0);
 
-    let session = match Session::open(&journal, &service, me, my_start, clock.now(), &process_alive)
-    {
-        Ok(session) => session,
-        Err(runtime::Error::Journal(journal::Error::Locked { holder, .. })) => {
-            eprintln!(
+    let session =
+        match Session::open(
+            &journal,
+            &service,
+            me,
+            my_start,
+            clock.now(),
+            &process_alive,
+        ) {
+            Ok(session) => session,
+            Err(runtime::Error::Journal(journal::Error::Locked { holder, .. })) => {
+                eprintln!(
                 "odysseus: {service} is being deployed by {} since {}{}; try again when it is done",
                 holder.owner,
                 holder.since,
                 holder.deployment.map(|d| format!(" (deployment {d})")).unwrap_or_default()
             );
-            return Ok(Exit::Blocked);
-        }
-        Err(e) => return Err(e.into()),
-    };
+                return Ok(Exit::Blocked);
+            }
+            Err(e) => return Err(e.into()),
+        };
     let result = match session.choose(&args.request(&config))? {
         Choice::Refuse(refusal) => {
             let wanted = args.image.clone().or(config.default_tag.clone());
             refuse(global, &config, wanted, refusal)
         }
         Choice::Abandon { id, reason } => abandon(&config, &journal, &session, id, reason).await,
-        Choice::Start { version, supersedes } => {
+        Choice::Start {
+            version,
+            supersedes,
+        } => {
             let mode = Mode::Start {
                 tag: version,
                 supersedes,
@@ -331,213 +351,32 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
             drive(global, &config, &journal, &clock, &session, mode, &args).await
         }
         Choice::Resume { id, why } => {
-            drive(global, &config, &journal, &clock, &session, Mode::Resume(id, why), &args).await
+            drive(
+                global,
+                &config,
+                &journal,
+                &clock,
+                &session,
+                Mode::Resume(id, why),
+                &args,
+            )
+            .await
         }
         Choice::Abort { id } => {
-            drive(global, &config, &journal, &clock, &session, Mode::Abort(id), &args).await
+            drive(
+                global,
+                &config,
+                &journal,
+                &clock,
+                &session,
+                Mode::Abort(id),
+                &args,
+            )
+            .await
         }
     };
     session.close()?;
     result
-}
-
-/// Marks every reachable host as taken by deployment `id`, or refuses (before anything
-/// changed) when a host carries another journal's unfinished deployment.
-async fn mark_hosts(
-    global: &GlobalArgs,
-    config: &Config,
-    journal: &Journal,
-    executor: &DockerExecutor,
-    id: DeploymentId,
-    holder: &str,
-    mode: &Mode,
-) -> Result<(), Exit> {
-    let hosts: Vec<String> = executor.hosts_sorted().map(|(h, _)| h.clone()).collect();
-    let me = match crate::state::journal_id(global) {
-        Ok(me) => me,
-        Err(e) => {
-            eprintln!("odysseus: {e:#}\nNothing was changed.");
-            return Err(Exit::Blocked);
-        }
-    };
-    let mark = Mark {
-        deployment: id.to_string(),
-        journal: me.clone(),
-        owner: holder.to_string(),
-    };
-    // A mark of this journal that is not its unfinished deployment was left by a run
-    // killed before it cleared it (or before its start was journaled), and the mark of
-    // the halted deployment this one supersedes is over too: both are replaced.
-    let unfinished = journal.unfinished(&config.service).ok().flatten();
-    let superseded = match mode {
-        Mode::Start { supersedes, .. } => supersedes.map(|d| d.to_string()),
-        _ => None,
-    };
-    let stale = |other: &Mark| {
-        other.journal == me
-            && (unfinished.map(|u| u.to_string()) != Some(other.deployment.clone())
-                || superseded.as_ref() == Some(&other.deployment))
-    };
-    let new = matches!(mode, Mode::Start { .. });
-    match steps::mark_hosts(executor, &hosts, &mark, &stale, new).await {
-        Ok(()) => Ok(()),
-        Err(MarkRefusal::Failed(e)) => {
-            eprintln!("odysseus: {e}\nNothing was changed.");
-            Err(Exit::Blocked)
-        }
-        Err(MarkRefusal::Taken { host, mark }) => {
-            eprintln!(
-                "odysseus: {host} is in the middle of deployment {} of {}, driven by {} — a journal this run does not have.\n\
-                 Nothing was changed. Finish it from there (odysseus deploy --resume, --abort or --abandon REASON);\n\
-                 if that journal is lost for good: {} clears the mark, then look at `odysseus status` before deploying.",
-                mark.deployment,
-                config.service,
-                mark.owner.trim(),
-                lock_release_command(global)
-            );
-            Err(Exit::Blocked)
-        }
-    }
-}
-
-/// A run that marked the hosts but stopped before its deployment was journaled takes
-/// its marks back: nothing anyone could finish is left behind.
-async fn unmark_unstarted(journal: &Journal, executor: &DockerExecutor, id: DeploymentId) {
-    if journal.load(id).is_ok_and(|events| !events.is_empty()) {
-        return;
-    }
-    let hosts: Vec<String> = executor.hosts_sorted().map(|(h, _)| h.clone()).collect();
-    steps::clear_marks(executor, &hosts, &id.to_string()).await;
-}
-
-fn lock_release_command(global: &GlobalArgs) -> String {
-    format!("odysseus lock release -c {}", global.config.display())
-}
-
-/// Says why nothing runs, and what to run instead.
-fn refuse(
-    global: &GlobalArgs,
-    config: &Config,
-    wanted: Option<String>,
-    refusal: Refusal,
-) -> anyhow::Result<Exit> {
-    match refusal {
-        Refusal::NoVersion => Err(UsageError(
-            "which version? pass --image TAG (the image is `<image>:<TAG>`)".into(),
-        )
-        .into()),
-        Refusal::NothingUnfinished => Err(UsageError(format!(
-            "service {} has no unfinished deployment to resume, abort or abandon",
-            config.service
-        ))
-        .into()),
-        Refusal::Narrowed { id } => {
-            // Its plan names its own targets; a narrowed run cannot continue it.
-            eprintln!(
-                "odysseus: deployment {id} is unfinished; --hosts and --roles apply to new deployments only.\n{}",
-                what_next(global)
-            );
-            Ok(Exit::Blocked)
-        }
-        Refusal::Unfinished {
-            id,
-            image,
-            version,
-            phase,
-            serving_new,
-        } => {
-            let mut why = format!(
-                "odysseus: deployment {id} of {image}:{version} is unfinished ({}); refusing to start {}:{}.\n",
-                phase.as_str(),
-                config.image,
-                wanted.unwrap_or_default()
-            );
-            if phase == Phase::Halted {
-                why.push_str(&format!(
-                    "It is halted and {} serve(s) its new version: --supersede replaces it anyway, leaving them to the new deployment.\n",
-                    serving_new.join(", ")
-                ));
-            }
-            why.push_str(&what_next(global));
-            why.push_str(&format!(
-                "\nTo end it without touching any container: {}",
-                next_command(global, "--abandon REASON")
-            ));
-            eprintln!("{why}");
-            Ok(Exit::Blocked)
-        }
-    }
-}
-
-/// `deploy --abandon REASON`: shows what each host of the deployment runs, then records
-/// the abandonment. Never touches a container; works with hosts down.
-async fn abandon(
-    config: &Config,
-    journal: &Journal,
-    session: &Session<'_>,
-    id: DeploymentId,
-    reason: String,
-) -> anyhow::Result<Exit> {
-    let state = DeploymentState::fold(&journal.load(id)?)?;
-    let hosts = plan_hosts(&state);
-    let mut out = format!(
-        "Deployment {id} is {}; what each of its hosts runs now:\n",
-        state.phase.as_str()
-    );
-    let mut reached = Vec::new();
-    for host in &hosts {
-        let executor = match DockerExecutor::connect(
-            config.spec.clone(),
-            std::slice::from_ref(host),
-            &config.ssh,
-            config.ssh_port,
-        )
-        .await
-        {
-            Ok(executor) => executor,
-            Err(e) => {
-                out.push_str(&format!("  {host}: UNREACHABLE ({e})\n"));
-                continue;
-            }
-        };
-        match executor.host_status(host).await {
-            Ok(status) => {
-                let running: Vec<String> = status
-                    .containers
-                    .iter()
-                    .filter(|c| c.running)
-                    .map(|c| format!("{} ({})", c.name, c.version))
-                    .collect();
-                out.push_str(&format!(
-                    "  {host}: {}\n",
-                    if running.is_empty() {
-                        "nothing of the service runs".to_string()
-                    } else {
-                        running.join(", ")
-                    }
-                ));
-            }
-            Err(e) => out.push_str(&format!("  {host}: could not look ({e})\n")),
-        }
-        reached.push((host, executor));
-    }
-    eprint!("{out}");
-    let state = session.abandon(journal, &SystemClock, id, reason)?;
-    // Its hosts no longer carry it (a host down now keeps its mark: `lock release`).
-    for (host, executor) in &reached {
-        steps::clear_marks(executor, std::slice::from_ref(*host), &id.to_string()).await;
-    }
-    for host in hosts.iter().filter(|h| !reached.iter().any(|(r, _)| r == h)) {
-        eprintln!(
-            "[{host}] still carries the deployment's mark (it could not be reached); once it is back, `odysseus lock release -c {}` clears it",
-            config.path.display()
-        );
-    }
-    eprintln!(
-        "Deployment {id} is {}: no container was touched. `odysseus replay {id}` shows its journal.",
-        state.phase.as_str()
-    );
-    Ok(Exit::Ok)
 }
 
 /// The hosts a deployment's recorded plan names, in plan order.
@@ -577,8 +416,7 @@ async fn drive(
     // down (their targets fail and stay resumable; the others move).
     let connected = match &mode {
         Mode::Start { .. } => {
-            DockerExecutor::connect(config.spec.clone(), &hosts, &config.ssh, config.ssh_port)
-                .await
+            DockerExecutor::connect(config.spec.clone(), &hosts, &config.ssh, config.ssh_port).await
         }
         Mode::Resume(..) | Mode::Abort(..) => {
             DockerExecutor::connect_reachable(
@@ -950,92 +788,4 @@ fn interrupted(
         what_next(global)
     );
     Ok(Exit::Blocked)
-}
-
-/// The last line of `deploy --json`: the deployment and what each target serves now.
-fn print_summary_json(state: &DeploymentState) {
-    let Some(started) = state.started() else {
-        return;
-    };
-    let targets: Vec<serde_json::Value> = state
-        .targets
-        .iter()
-        .zip(&started.plan.targets)
-        .map(|(t, target)| {
-            serde_json::json!({
-                "host": target.host,
-                "role": target.role,
-                "serving": serving_version(started, t, target),
-            })
-        })
-        .collect();
-    let summary = serde_json::json!({
-        "kind": "summary",
-        "deployment": crate::render::deployment_json(state),
-        "targets": targets,
-        "failure": state.failure,
-    });
-    let _ = crate::exit::print_stdout(&format!("{summary}\n"));
-}
-
-fn serving_version(
-    started: &odysseus_engine::machine::DeploymentStarted,
-    t: &odysseus_engine::machine::TargetState,
-    target: &odysseus_engine::machine::Target,
-) -> Option<String> {
-    match t.serving() {
-        odysseus_engine::machine::Serving::New => Some(started.version.clone()),
-        odysseus_engine::machine::Serving::Old => target.old_version.clone(),
-        odysseus_engine::machine::Serving::InTransition => None,
-    }
-}
-
-fn print_summary(global: &GlobalArgs, state: &DeploymentState) {
-    let Some(started) = state.started() else {
-        return;
-    };
-    let seconds = state.last_at.millis_since(state.started_at) as f64 / 1000.0;
-    let mut out = String::new();
-    let verdict = match state.phase {
-        Phase::Completed => format!("Deployed {}:{}", started.image, started.version),
-        Phase::Halted => {
-            "Deployment halted: a target failed; finished targets stay on the new version"
-                .to_string()
-        }
-        Phase::RolledBack => "Deployment failed and was rolled back everywhere".to_string(),
-        Phase::Aborted => "Deployment aborted: every target is back on the old version".to_string(),
-        Phase::RollbackIncomplete => "Deployment failed and a rollback did not finish".to_string(),
-        other => format!("Deployment is {}", other.as_str()),
-    };
-    out.push_str(&format!(
-        "{verdict} (deployment {}, {seconds:.1}s)\n",
-        started.id
-    ));
-    for (t, target) in state.targets.iter().zip(&started.plan.targets) {
-        let version = match t.serving() {
-            odysseus_engine::machine::Serving::New => started.version.clone(),
-            odysseus_engine::machine::Serving::Old => target
-                .old_version
-                .clone()
-                .unwrap_or_else(|| "(none)".into()),
-            odysseus_engine::machine::Serving::InTransition => "(in transition)".into(),
-        };
-        out.push_str(&format!(
-            "  {:<20} {:<10} {}\n",
-            target.host, target.role, version
-        ));
-    }
-    if let Some(reason) = &state.failure {
-        out.push_str(&format!("Reason: {reason}\n"));
-    }
-    out.push_str(&format!(
-        "The full record: odysseus replay {} -c {}\n",
-        started.id,
-        global.config.display()
-    ));
-    if state.phase.is_suspended() {
-        out.push_str(&what_next(global));
-        out.push('\n');
-    }
-    let _ = crate::exit::print_stdout(&out);
 }
