@@ -160,16 +160,11 @@ impl DockerExecutor {
         ssh: &SshSettings,
         default_port: u16,
     ) -> Result<Self, ExecError> {
-        let mut handles = BTreeMap::new();
-        for host in hosts {
-            handles.insert(host.clone(), connect_one(host, ssh, default_port).await?);
+        let executor = Self::connect_reachable(spec, hosts, ssh, default_port).await?;
+        match executor.down.values().next() {
+            Some(why) => Err(ExecError::Retryable(why.clone())),
+            None => Ok(executor),
         }
-        Ok(DockerExecutor {
-            spec,
-            hosts: handles,
-            down: BTreeMap::new(),
-            local_fence: std::sync::Mutex::new(None),
-        })
     }
 
     /// The same, for a recovery (`--resume`, `--abort`): a host that does not answer is

@@ -351,28 +351,12 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
             drive(global, &config, &journal, &clock, &session, mode, &args).await
         }
         Choice::Resume { id, why } => {
-            drive(
-                global,
-                &config,
-                &journal,
-                &clock,
-                &session,
-                Mode::Resume(id, why),
-                &args,
-            )
-            .await
+            let mode = Mode::Resume(id, why);
+            drive(global, &config, &journal, &clock, &session, mode, &args).await
         }
         Choice::Abort { id } => {
-            drive(
-                global,
-                &config,
-                &journal,
-                &clock,
-                &session,
-                Mode::Abort(id),
-                &args,
-            )
-            .await
+            let mode = Mode::Abort(id);
+            drive(global, &config, &journal, &clock, &session, mode, &args).await
         }
     };
     session.close()?;
