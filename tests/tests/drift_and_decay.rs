@@ -462,3 +462,96 @@ proxy:
         app.running()
     );
 }
+
+/// Two services on one Caddy: when one stops naming hosts (deploy.yml changed between
+/// releases), its route moves behind the other's instead of swallowing its requests;
+/// a second service for every host is refused instead of never being reached.
+#[test]
+fn a_route_that_stops_naming_hosts_moves_behind_the_others() {
+    let _serial = serial();
+    require_docker();
+    let first = App::new("routeone", "odysseus-demo", "");
+    let second = App::new("routetwo", "odysseus-demo", "");
+    assert_exit(&first.deploy(&["--image", "v1"]), 0, "first service");
+    assert_exit(&second.deploy(&["--image", "v2"]), 0, "second service");
+    let any_host = |app: &App| {
+        let text = std::fs::read_to_string(app.config()).unwrap();
+        let text = text.replace(&format!("  hosts: [{}]\n", app.host_header), "");
+        std::fs::write(app.config(), text).unwrap();
+    };
+    any_host(&first);
+    assert_exit(
+        &first.deploy(&["--image", "v3"]),
+        0,
+        "the first for every host",
+    );
+    let (status, body) = second.get("/").unwrap();
+    assert_eq!(
+        (status, body.trim()),
+        (200, "v2"),
+        "the second keeps its requests"
+    );
+    let (status, body) =
+        real::http_get_raw(&format!("127.0.0.1:{HTTP_PORT}"), "/", "elsewhere.test").unwrap();
+    assert_eq!(
+        (status, body.trim()),
+        (200, "v3"),
+        "any other host reaches the first"
+    );
+
+    let third = App::new("routethree", "odysseus-demo", "");
+    any_host(&third);
+    let out = third.deploy(&["--image", "v1"]);
+    assert_exit(&out, 1, "a second service for every host");
+    assert!(
+        stderr(&out).contains("routeone already answers every host"),
+        "{}",
+        stderr(&out)
+    );
+    let (status, body) = second.get("/").unwrap();
+    assert_eq!((status, body.trim()), (200, "v2"));
+}
+
+/// The new container dies while the old one drains: the drain gives up at once (it
+/// checks the new one between seconds) and the old one is routed again, instead of
+/// leaving only a dead upstream for the whole drain.
+#[test]
+fn a_new_container_dying_during_the_drain_brings_the_old_one_back_at_once() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("drainwatch", "odysseus-demo", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "v1");
+    let old = app.running()[0].0.clone();
+    let in_flight = slow(&app, 12);
+    let (mut child, lines) =
+        real::spawn_until(app.deploy_cmd(&["--image", "v2"]), "remove-old-upstream ok");
+    let new = app
+        .running()
+        .into_iter()
+        .find(|(_, v)| v == "v2")
+        .expect("the new container runs")
+        .0;
+    docker(&["stop", "-t", "0", &new]);
+    let stopped = std::time::Instant::now();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    let all = rest.join("\n");
+    assert_eq!(status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("not waiting for the old containers to drain"),
+        "{all}"
+    );
+    assert!(
+        stopped.elapsed() < Duration::from_secs(8),
+        "the old container was brought back {:?} after the new one died: {all}",
+        stopped.elapsed()
+    );
+    assert_eq!(app.running(), vec![(old.clone(), "v1".to_string())]);
+    assert_eq!(app.upstreams(), vec![format!("{old}:3000")]);
+    let (status, body) = in_flight
+        .join()
+        .unwrap()
+        .expect("the slow request got an answer");
+    assert_eq!(status, 200, "the request in flight on v1: {body}");
+    assert!(body.contains("v1"), "served by v1: {body}");
+}

@@ -343,6 +343,20 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_timeout_is_a_problem_not_a_crash() {
+        let e = load_str(
+            "service: myapp\nimage: myapp\nservers:\n  web:\n    hosts: [local]\n    deploy:\n      boot_timeout: 18446744073709551615\n      drain_timeout: 18446744073709552\nproxy:\n  app_port: 3000\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(":7: servers.web.deploy.boot_timeout: 18446744073709551615 seconds is more than a day")
+                && e.contains(":8: servers.web.deploy.drain_timeout:"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn a_typical_file_validates_with_defaults() {
         let c = load_str(
             "service: myapp\nimage: registry/myapp\nservers:\n  web:\n    hosts: [local]\n  jobs:\n    hosts: [local]\n    cmd: bin/jobs\nproxy:\n  app_port: 3000\n  healthcheck:\n    path: /health\n    expect_status: 2xx\nenv:\n  clear: { RAILS_ENV: production, PORT: 3000 }\n  secret: [DATABASE_URL]\n",

@@ -230,6 +230,9 @@ impl CaddyAdmin {
             .await?
             .is_none()
         {
+            if proxy.hosts.is_empty() {
+                self.refuse_second_catch_all(service).await?;
+            }
             let route = route_config(service, proxy, &[]);
             let routes = format!("/config/apps/http/servers/{SERVER}/routes");
             let has_routes = matches!(self.get(&routes).await?, Some((Value::Array(list), _)) if !list.is_empty());
@@ -281,6 +284,60 @@ impl CaddyAdmin {
                 Ok(())
             }
         }
+    }
+
+    /// Another service's route already answers every host on this Caddy: a second one
+    /// would never be reached (or would shadow the first), so it is refused.
+    async fn refuse_second_catch_all(&self, service: &str) -> Result<(), ExecError> {
+        let routes = format!("/config/apps/http/servers/{SERVER}/routes");
+        let own = route_id(service);
+        if let Some((Value::Array(list), _)) = self.get(&routes).await? {
+            for r in &list {
+                let id = r["@id"].as_str().unwrap_or_default();
+                if id != own && id.starts_with("odysseus-route-") && r.get("match").is_none() {
+                    return Err(ExecError::Permanent(format!(
+                        "{} already answers every host on this Caddy: give {service} proxy.hosts (or the other service), so each gets its own requests",
+                        id.trim_start_matches("odysseus-route-")
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Routes with a host matcher first, routes for any host last (order otherwise
+    /// kept): a route whose matcher changed may have to move.
+    async fn order_routes(&self) -> Result<(), ExecError> {
+        let path = format!("/config/apps/http/servers/{SERVER}/routes");
+        for _ in 0..10 {
+            let Some((Value::Array(list), etag)) = self.get(&path).await? else {
+                return Ok(());
+            };
+            let mut ordered: Vec<Value> = list
+                .iter()
+                .filter(|r| r.get("match").is_some())
+                .cloned()
+                .collect();
+            ordered.extend(list.iter().filter(|r| r.get("match").is_none()).cloned());
+            if ordered == list {
+                return Ok(());
+            }
+            if self
+                .send(
+                    reqwest::Method::PATCH,
+                    &path,
+                    &Value::Array(ordered),
+                    etag.as_deref(),
+                )
+                .await?
+                != 412
+            {
+                return Ok(());
+            }
+        }
+        Err(ExecError::Retryable(
+            "Caddy's routes kept changing under us (412 ten times)".into(),
+        ))
     }
 
     /// The path the service's route health-checks its upstreams on (None: no route, or
@@ -369,11 +426,20 @@ impl CaddyAdmin {
             if wanted == current {
                 return Ok(Some((before, after)));
             }
+            // The host matcher changed (deploy.yml's proxy.hosts): the route may have to
+            // move, and a route for any host must not stand where another one does.
+            let matcher_changed = current.get("match") != wanted.get("match");
+            if matcher_changed && wanted.get("match").is_none() {
+                self.refuse_second_catch_all(service).await?;
+            }
             if self
                 .send(reqwest::Method::PATCH, &path, &wanted, etag.as_deref())
                 .await?
                 != 412
             {
+                if matcher_changed {
+                    self.order_routes().await?;
+                }
                 return Ok(Some((before, after)));
             }
         }

@@ -325,7 +325,7 @@ fn sanitize(host: &str) -> String {
 }
 
 pub(crate) fn secs_ns(s: u64) -> i64 {
-    (s.max(1) * 1_000_000_000).min(i64::MAX as u64) as i64
+    s.max(1).saturating_mul(1_000_000_000).min(i64::MAX as u64) as i64
 }
 
 impl DockerExecutor {

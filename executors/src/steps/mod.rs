@@ -26,6 +26,9 @@ use odysseus_engine::runtime::{ExecError, Executor, Survey};
 
 use crate::docker::spec::HttpCheck;
 
+/// How long a drain waits between two checks that the new container still serves.
+const DRAIN_SLICE_MS: u64 = 1_000;
+
 /// The engine's `Executor`, for any host operations.
 pub struct Steps<H> {
     pub ops: H,
@@ -150,12 +153,25 @@ impl<H: HostOps> Steps<H> {
                 })
             }
             StepName::DrainOld => {
-                let (waited_ms, remaining) =
-                    drain(&self.ops, host, &e.old_containers, e.timeouts.drain_ms).await?;
-                Ok(Observation::Drained {
-                    waited_ms,
-                    remaining,
-                })
+                // A second at a time, and between two the new container must still
+                // serve: if it dies now, the old one is wanted back at once, not after the
+                // whole drain.
+                let started = tokio::time::Instant::now();
+                let drain_ms = e.timeouts.drain_ms;
+                loop {
+                    let spent = started.elapsed().as_millis() as u64;
+                    let slice = DRAIN_SLICE_MS.min(drain_ms.saturating_sub(spent));
+                    let (_, remaining) = drain(&self.ops, host, &e.old_containers, slice).await?;
+                    let waited_ms = started.elapsed().as_millis() as u64;
+                    if remaining == 0 || waited_ms >= drain_ms {
+                        return Ok(Observation::Drained {
+                            waited_ms,
+                            remaining,
+                        });
+                    }
+                    self.new_must_serve(e, "waiting for the old containers to drain")
+                        .await?;
+                }
             }
             StepName::StopOld => {
                 self.new_must_serve(e, "stopping the old containers")

@@ -448,10 +448,11 @@ async fn drive(
     }
     // The lock on the hosts themselves: refuses a second operator (another machine or
     // another state dir) and frees itself when this process or its connection dies.
+    let dir = state_dir(global);
     let holder = format!(
         "{me}, since {}, state dir {}",
         clock.now(),
-        state_dir(global).display()
+        std::fs::canonicalize(&dir).unwrap_or(dir).display()
     );
     let fleet_lock = match executor.lock_fleet(&config.service, &holder).await {
         Ok(lock) => lock,
@@ -474,6 +475,23 @@ async fn drive(
         Mode::Start { .. } => new_deployment_id(clock.now().0),
         Mode::Resume(id, _) | Mode::Abort(id) => *id,
     };
+    // Before the marks: a refused resume leaves the hosts as it found them.
+    if let Mode::Resume(id, _) = &mode {
+        let state = DeploymentState::fold(&journal.load(*id)?)?;
+        let foreign = runtime::foreign_containers(&Steps::new(&executor), &state).await;
+        if !foreign.is_empty() {
+            eprintln!(
+                "odysseus: the hosts changed since deployment {id} was planned: {}.\n\
+                 Another deployment ran there meanwhile; resuming would put two versions side by side.\n\
+                 Nothing was changed. Look with `odysseus status`, then end this one without touching anything ({}); \
+                 rolling it back ({}) would restart its old containers beside the other deployment's.",
+                foreign.join("; "),
+                next_command(global, "--abandon REASON"),
+                next_command(global, "--abort")
+            );
+            return Ok(Exit::Blocked);
+        }
+    }
     if let Err(exit) = mark_hosts(global, config, journal, &executor, id, &holder, &mode).await {
         return Ok(exit);
     }
@@ -509,22 +527,6 @@ async fn drive(
     let progress = RefCell::new(Progress::new());
     let json_lines = RefCell::new(args.json.then(JsonLines::default));
     let steps = Steps::new(&executor);
-    if let Mode::Resume(id, _) = &mode {
-        let state = DeploymentState::fold(&journal.load(*id)?)?;
-        let foreign = runtime::foreign_containers(&steps, &state).await;
-        if !foreign.is_empty() {
-            eprintln!(
-                "odysseus: the hosts changed since deployment {id} was planned: {}.\n\
-                 Another deployment ran there meanwhile; resuming would put two versions side by side.\n\
-                 Nothing was changed. Look with `odysseus status`, then end this one without touching anything ({}); \
-                 rolling it back ({}) would restart its old containers beside the other deployment's.",
-                foreign.join("; "),
-                next_command(global, "--abandon REASON"),
-                next_command(global, "--abort")
-            );
-            return Ok(Exit::Blocked);
-        }
-    }
     let mut runtime = Runtime::new(journal, &steps, clock)
         .preamble(preamble)
         .on_event(|seq, event: &Event, state| {

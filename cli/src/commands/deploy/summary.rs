@@ -82,9 +82,14 @@ pub(super) fn print_summary(global: &GlobalArgs, state: &DeploymentState) {
         out.push_str(&format!("Reason: {reason}\n"));
     }
     out.push_str(&format!(
-        "The full record: odysseus replay {} -c {}\n",
+        "The full record: odysseus replay {} -c {}{}\n",
         started.id,
-        global.config.display()
+        global.config.display(),
+        global
+            .state_dir
+            .as_ref()
+            .map(|d| format!(" --state-dir {}", d.display()))
+            .unwrap_or_default()
     ));
     if state.phase.is_suspended() {
         out.push_str(&what_next(global));

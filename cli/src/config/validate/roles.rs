@@ -88,13 +88,24 @@ pub(super) fn roles(
     (roles, specs)
 }
 
-/// A timeout in seconds: positive, `default` when absent.
+/// The longest timeout accepted: a day. Longer is a typo, and milliseconds of it must
+/// never overflow.
+const MAX_SECONDS: u64 = 86_400;
+
+/// A timeout in seconds: positive, at most a day, `default` when absent.
 fn seconds(v: Option<u64>, key: &str, field: &str, default: u64, problems: &mut Problems) -> u64 {
     match v {
         Some(0) => {
             problems.push(
                 format!("{key}.deploy.{field}"),
                 "must be a positive number of seconds",
+            );
+            default
+        }
+        Some(s) if s > MAX_SECONDS => {
+            problems.push(
+                format!("{key}.deploy.{field}"),
+                format!("{s} seconds is more than a day ({MAX_SECONDS}); give a number of seconds"),
             );
             default
         }
