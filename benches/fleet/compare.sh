@@ -9,7 +9,7 @@ A=$1 B=$2 ROUNDS=${3:-8}
 S=/var/lib/odysseus-testbed
 bash testbed/testbed.sh up >/dev/null 2>&1
 for n in 1 2 3; do
-    docker save odysseus-demo:v1 odysseus-demo:v2 odysseus-testbed/caddy:2.6 | docker -H "unix://$S/s$n/run/docker.sock" load -q >/dev/null
+    docker save odysseus-demo:v1 odysseus-demo:v2 odysseus-testbed/caddy:2.11.7 | docker -H "unix://$S/s$n/run/docker.sock" load -q >/dev/null
 done
 WORK=$(mktemp -d)
 config() { # name hosts
@@ -24,7 +24,7 @@ proxy:
   hosts: [$1.test]
   ssl: false
   http_port: 80
-  image: odysseus-testbed/caddy:2.6
+  image: odysseus-testbed/caddy:2.11.7
   healthcheck:
     path: /health
 ssh:

@@ -16,7 +16,7 @@ else
     BIN="$ODYSSEUS_BIN"
 fi
 for n in 1 2 3; do
-    docker save odysseus-demo:v1 odysseus-demo:v2 odysseus-testbed/caddy:2.6 | docker -H "unix://$B/s$n/run/docker.sock" load -q >/dev/null
+    docker save odysseus-demo:v1 odysseus-demo:v2 odysseus-testbed/caddy:2.11.7 | docker -H "unix://$B/s$n/run/docker.sock" load -q >/dev/null
 done
 WORK=$(mktemp -d)
 config() { # name hosts batch
@@ -32,7 +32,7 @@ proxy:
   hosts: [$1.test]
   ssl: false
   http_port: 80
-  image: odysseus-testbed/caddy:2.6
+  image: odysseus-testbed/caddy:2.11.7
   healthcheck:
     path: /health
 ssh:

@@ -34,7 +34,7 @@ proxy:
   app_port: {port}
   hosts: [{host}]
   ssl: false
-  image: odysseus-testbed/caddy:2.6
+  image: odysseus-testbed/caddy:2.11.7
   http_port: {HTTP_PORT}
   healthcheck:
     path: {health_path}
@@ -405,7 +405,7 @@ proxy:
   app_port: 3000
   hosts: [{host}]
   ssl: false
-  image: odysseus-testbed/caddy:2.6
+  image: odysseus-testbed/caddy:2.11.7
   http_port: {HTTP_PORT}
   healthcheck:
     path: /health

@@ -18,6 +18,8 @@ pub const SERVER: &str = "odysseus";
 /// requests must still say this.
 pub const ADMIN_HOST: &str = "127.0.0.1:2019";
 const BOOTSTRAP_PATH: &str = "/etc/caddy/odysseus.json";
+/// How long Caddy keeps an idle connection to an upstream.
+pub const IDLE_UPSTREAM_TIMEOUT: &str = "1s";
 
 pub fn route_id(service: &str) -> String {
     format!("odysseus-route-{service}")
@@ -54,6 +56,11 @@ pub fn route_config(service: &str, proxy: &ProxySpec, upstreams: &[String]) -> V
         "upstreams": upstreams.iter().map(|u| json!({"dial": u})).collect::<Vec<_>>(),
         // A dead upstream is retried on another one instead of answering 502 at once.
         "load_balancing": {"try_duration": "5s", "try_interval": "250ms"},
+        // Caddy keeps idle connections to upstreams for 2 minutes by default. A switch
+        // through slots does not reload Caddy, so nothing else closes the idle ones to a
+        // container that no longer gets requests, and the drain (which counts its
+        // connections) would wait for them: close them after 1 s.
+        "transport": {"protocol": "http", "keep_alive": {"idle_timeout": IDLE_UPSTREAM_TIMEOUT}},
     });
     if let Some(hc) = &proxy.healthcheck {
         let mut active = json!({
@@ -288,7 +295,7 @@ impl CaddyAdmin {
 
     /// Another service's route already answers every host on this Caddy: a second one
     /// would never be reached (or would shadow the first), so it is refused.
-    async fn refuse_second_catch_all(&self, service: &str) -> Result<(), ExecError> {
+    pub(crate) async fn refuse_second_catch_all(&self, service: &str) -> Result<(), ExecError> {
         let routes = format!("/config/apps/http/servers/{SERVER}/routes");
         let own = route_id(service);
         if let Some((Value::Array(list), _)) = self.get(&routes).await? {
@@ -307,7 +314,7 @@ impl CaddyAdmin {
 
     /// Routes with a host matcher first, routes for any host last (order otherwise
     /// kept): a route whose matcher changed may have to move.
-    async fn order_routes(&self) -> Result<(), ExecError> {
+    pub(crate) async fn order_routes(&self) -> Result<(), ExecError> {
         let path = format!("/config/apps/http/servers/{SERVER}/routes");
         for _ in 0..10 {
             let Some((Value::Array(list), etag)) = self.get(&path).await? else {
@@ -353,100 +360,27 @@ impl CaddyAdmin {
             }))
     }
 
-    /// The service's upstream dial addresses; `None` when it has no route yet.
-    pub async fn upstreams(&self, service: &str) -> Result<Option<Vec<String>>, ExecError> {
-        Ok(self
-            .get(&format!("/id/{}/upstreams", proxy_id(service)))
-            .await?
-            .map(|(v, _)| dials(&v)))
+    /// The service's route and its ETag; `None` when it has none.
+    pub async fn route(&self, service: &str) -> Result<Option<(Value, Option<String>)>, ExecError> {
+        self.get(&format!("/id/{}", route_id(service))).await
     }
 
-    /// Read-modify-write of the upstream list under If-Match; retried on 412. Returns
-    /// the list before and after the edit.
-    pub async fn edit_upstreams(
+    /// Replaces the service's route if it is still the one tagged `etag`: `false` when
+    /// it changed meanwhile (412), so the caller reads it again. Every write is a reload.
+    pub async fn replace_route(
         &self,
         service: &str,
-        edit: impl Fn(&mut Vec<String>),
-    ) -> Result<(Vec<String>, Vec<String>), ExecError> {
-        let path = format!("/id/{}/upstreams", proxy_id(service));
-        for _ in 0..10 {
-            let Some((value, etag)) = self.get(&path).await? else {
-                return Err(ExecError::Retryable(format!(
-                    "Caddy has no route for {service}"
-                )));
-            };
-            let before = dials(&value);
-            let mut after = before.clone();
-            edit(&mut after);
-            if after == before {
-                return Ok((before, after));
-            }
-            let body = Value::Array(after.iter().map(|d| json!({"dial": d})).collect());
-            if self
-                .send(reqwest::Method::PATCH, &path, &body, etag.as_deref())
-                .await?
-                != 412
-            {
-                return Ok((before, after));
-            }
-        }
-        Err(ExecError::Retryable(
-            "the Caddy route kept changing under us (412 ten times)".into(),
-        ))
+        route: &Value,
+        etag: Option<&str>,
+    ) -> Result<bool, ExecError> {
+        let path = format!("/id/{}", route_id(service));
+        Ok(self.send(reqwest::Method::PATCH, &path, route, etag).await? != 412)
     }
 }
 
-impl CaddyAdmin {
-    /// Read-modify-write of the service's whole route under If-Match (retried on 412):
-    /// its upstreams edited by `edit`, its matcher and active health check as `proxy`
-    /// and `health` say now. One change, so the proxy never judges the upstreams by a
-    /// health check they were not deployed with; nothing is written when nothing
-    /// differs (every write is a Caddy reload). Returns the dials before and after, or
-    /// None when the service has no route.
-    pub async fn write_route(
-        &self,
-        service: &str,
-        proxy: &ProxySpec,
-        health: Option<&super::spec::HttpCheck>,
-        edit: &dyn Fn(&mut Vec<String>),
-    ) -> Result<Option<(Vec<String>, Vec<String>)>, ExecError> {
-        let path = format!("/id/{}", route_id(service));
-        let settings = ProxySpec {
-            healthcheck: health.cloned(),
-            ..proxy.clone()
-        };
-        for _ in 0..10 {
-            let Some((current, etag)) = self.get(&path).await? else {
-                return Ok(None);
-            };
-            let before = dials(&current["handle"][0]["upstreams"]);
-            let mut after = before.clone();
-            edit(&mut after);
-            let wanted = route_config(service, &settings, &after);
-            if wanted == current {
-                return Ok(Some((before, after)));
-            }
-            // The host matcher changed (deploy.yml's proxy.hosts): the route may have to
-            // move, and a route for any host must not stand where another one does.
-            let matcher_changed = current.get("match") != wanted.get("match");
-            if matcher_changed && wanted.get("match").is_none() {
-                self.refuse_second_catch_all(service).await?;
-            }
-            if self
-                .send(reqwest::Method::PATCH, &path, &wanted, etag.as_deref())
-                .await?
-                != 412
-            {
-                if matcher_changed {
-                    self.order_routes().await?;
-                }
-                return Ok(Some((before, after)));
-            }
-        }
-        Err(ExecError::Retryable(
-            "the Caddy route kept changing under us (412 ten times)".into(),
-        ))
-    }
+/// The dial addresses a route's reverse proxy lists (containers, or slot placeholders).
+pub fn listed_dials(route: &Value) -> Vec<String> {
+    dials(&route["handle"][0]["upstreams"])
 }
 
 fn dials(value: &Value) -> Vec<String> {

@@ -9,8 +9,9 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions,
-    StopContainerOptions, UploadToContainerOptions,
+    DownloadFromContainerOptions, StopContainerOptions, UploadToContainerOptions,
 };
+use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::Docker;
 use futures_util::StreamExt;
 use odysseus_engine::runtime::ExecError;
@@ -298,7 +299,8 @@ impl Engine {
         path: &str,
         contents: &[u8],
     ) -> Result<(), ExecError> {
-        let tar = super::tar::single_file(path, contents, 0o644);
+        let tar = super::tar::single_file(path, contents, 0o644)
+            .map_err(|e| ExecError::Permanent(format!("archiving {path}: {e}")))?;
         let options = UploadToContainerOptions {
             path: "/".to_string(),
             ..Default::default()
@@ -375,6 +377,74 @@ impl Engine {
             }) => Ok(false),
             Err(e) => Err(transient(&format!("removing image {image}"), e)),
         }
+    }
+
+    /// Reads one file (at most `limit` bytes) from a container; `None` when it has no
+    /// such file.
+    pub async fn read_file(
+        &self,
+        container: &str,
+        path: &str,
+        limit: u64,
+    ) -> Result<Option<Vec<u8>>, ExecError> {
+        let options = DownloadFromContainerOptions {
+            path: path.to_string(),
+        };
+        let mut stream = self.docker.download_from_container(container, Some(options));
+        let mut archive = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => archive.extend_from_slice(&bytes),
+                Err(e) if is_not_found(&e) => return Ok(None),
+                Err(e) => return Err(transient(&format!("reading {path} in {container}"), e)),
+            }
+            if archive.len() as u64 > limit + 4096 {
+                break;
+            }
+        }
+        super::tar::first_file(&archive, limit)
+            .map_err(|e| ExecError::OutcomeUnknown(format!("reading {path} in {container}: {e}")))
+    }
+
+    /// Runs `cmd` in a running container and waits for it: its exit code and output.
+    pub async fn exec(&self, container: &str, cmd: &[&str]) -> Result<(i64, String), ExecError> {
+        let what = format!("running {} in {container}", cmd.join(" "));
+        let created = self
+            .docker
+            .create_exec(
+                container,
+                CreateExecOptions {
+                    cmd: Some(cmd.to_vec()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| transient(&what, e))?;
+        let mut output = String::new();
+        match self
+            .docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(|e| transient(&what, e))?
+        {
+            StartExecResults::Attached { output: mut out, .. } => {
+                while let Some(chunk) = out.next().await {
+                    match chunk {
+                        Ok(c) => output.push_str(&c.to_string()),
+                        Err(e) => return Err(transient(&what, e)),
+                    }
+                }
+            }
+            StartExecResults::Detached => {}
+        }
+        let inspected = self
+            .docker
+            .inspect_exec(&created.id)
+            .await
+            .map_err(|e| transient(&what, e))?;
+        Ok((inspected.exit_code.unwrap_or(-1), output))
     }
 
     /// The last lines the container printed, for failure reports.

@@ -30,6 +30,8 @@ pub struct HostHandle {
     pub engine: Engine,
     pub admin: CaddyAdmin,
     pub access: Access,
+    /// Whether this host's Caddy switches through upstream slots (asked once).
+    pub(crate) slots: tokio::sync::OnceCell<bool>,
 }
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -285,6 +287,7 @@ async fn connect_one(
             engine,
             admin: CaddyAdmin::new("http://127.0.0.1:2019"),
             access: Access::Local,
+            slots: Default::default(),
         });
     }
     let target = SshTarget::parse(host, default_port)?;
@@ -315,6 +318,7 @@ async fn connect_one(
         engine,
         admin: CaddyAdmin::new(&format!("http://127.0.0.1:{admin_port}")),
         access: Access::Ssh { conn, socket_dir },
+        slots: Default::default(),
     })
 }
 

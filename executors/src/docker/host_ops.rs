@@ -9,6 +9,7 @@ use odysseus_engine::machine::Effect;
 use odysseus_engine::runtime::{Clock, ExecError, Survey, SystemClock};
 
 use super::caddy::{ensure_caddy, CADDY_CONTAINER};
+use super::route;
 use super::engine::NewContainer;
 use super::executor::{secs_ns, DockerExecutor, HostHandle};
 use super::probe::{count_inbound, listening_ports};
@@ -65,13 +66,31 @@ impl DockerExecutor {
     /// has no Caddy at all (a first deploy that failed before anything was routed), so an
     /// undo never depends on a Caddy that was never created.
     async fn upstreams(&self, h: &HostHandle) -> Result<Option<Vec<String>>, ExecError> {
-        match h.admin.upstreams(&self.spec().service).await {
+        match route::dials(&h.engine, &h.admin, &self.spec().service).await {
             Ok(u) => Ok(u),
             Err(e) => match h.engine.inspect(CADDY_CONTAINER).await? {
                 None => Ok(None),
                 Some(_) => Err(e),
             },
         }
+    }
+
+    /// Whether upstream changes on this host go through slots (no Caddy reload); asked
+    /// once per host, and said once when they cannot.
+    async fn use_slots(&self, host: &str, h: &HostHandle) -> bool {
+        *h.slots
+            .get_or_init(|| async {
+                match route::can_use_slots(&h.engine).await {
+                    Ok(()) => true,
+                    Err(why) => {
+                        tracing::warn!(
+                            "{host}: every upstream change reloads Caddy ({why}); a reload closes idle keep-alive connections, so a client may see one closed without a response at each switch. Use caddy:2-alpine 2.8 or later (proxy.image)"
+                        );
+                        false
+                    }
+                }
+            })
+            .await
     }
 
     async fn pid_of(&self, host: &str, name: &str) -> Result<Option<i64>, ExecError> {
@@ -248,26 +267,29 @@ impl HostOps for DockerExecutor {
             .ok_or_else(|| ExecError::Permanent("the web role needs a proxy section".into()))?;
         // The route is there almost always: write it at once; set up Caddy, its server
         // and the route only when it is not (each check is a round trip to the host).
-        if let Ok(Some(written)) = h
-            .admin
-            .write_route(&spec.service, proxy, health, edit)
-            .await
-        {
-            return Ok(written);
+        if !matches!(h.admin.route(&spec.service).await, Ok(Some(_))) {
+            ensure_caddy(
+                &h.engine,
+                &h.admin,
+                proxy,
+                spec.network_subnet.as_deref(),
+                spec.registry.as_ref(),
+            )
+            .await?;
+            h.admin.ensure_route(&spec.service, proxy).await?;
         }
-        ensure_caddy(
+        let slots = self.use_slots(host, h).await;
+        route::write(
             &h.engine,
             &h.admin,
+            &spec.service,
             proxy,
-            spec.network_subnet.as_deref(),
-            spec.registry.as_ref(),
+            health,
+            slots,
+            edit,
         )
-        .await?;
-        h.admin.ensure_route(&spec.service, proxy).await?;
-        h.admin
-            .write_route(&spec.service, proxy, health, edit)
-            .await?
-            .ok_or_else(|| ExecError::Retryable(format!("Caddy has no route for {}", spec.service)))
+        .await?
+        .ok_or_else(|| ExecError::Retryable(format!("Caddy has no route for {}", spec.service)))
     }
 
     async fn survey(&self, host: &str, service: &str, role: &str) -> Result<Survey, ExecError> {

@@ -13,6 +13,8 @@ mod oneoff;
 pub mod probe;
 pub mod prune;
 mod push;
+mod route;
+pub mod slots;
 mod status;
 pub use push::PushOutcome;
 pub use status::{ContainerStatus, HostStatus};

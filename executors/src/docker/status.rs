@@ -33,7 +33,9 @@ impl DockerExecutor {
     pub async fn host_status(&self, host: &str) -> Result<HostStatus, ExecError> {
         let h = self.host(host)?;
         let service = &self.spec().service;
-        let upstreams = h.admin.upstreams(service).await.unwrap_or(None);
+        let upstreams = super::route::dials(&h.engine, &h.admin, service)
+            .await
+            .unwrap_or(None);
         let mut containers = Vec::new();
         for (_, name, labels) in h
             .engine

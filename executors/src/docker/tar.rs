@@ -1,33 +1,45 @@
-//! A one-file tar archive, enough to place a file in a container through the Docker API
-//! before it starts (no shell, no file on the host).
+//! One-file tar archives for the Docker API's archive endpoints: a file placed in a
+//! container (no shell, no file on the host), and a file read back from one.
 
-pub fn single_file(path: &str, contents: &[u8], mode: u32) -> Vec<u8> {
-    let mut header = [0u8; 512];
-    let name = path.trim_start_matches('/').as_bytes();
-    header[..name.len().min(100)].copy_from_slice(&name[..name.len().min(100)]);
-    write_octal(&mut header[100..108], u64::from(mode));
-    write_octal(&mut header[108..116], 0);
-    write_octal(&mut header[116..124], 0);
-    write_octal(&mut header[124..136], contents.len() as u64);
-    write_octal(&mut header[136..148], 0);
-    header[156] = b'0';
-    header[257..263].copy_from_slice(b"ustar\0");
-    header[263..265].copy_from_slice(b"00");
-    // The checksum is computed with its own field as spaces.
-    header[148..156].copy_from_slice(b"        ");
-    let sum: u32 = header.iter().map(|&b| u32::from(b)).sum();
-    write_octal(&mut header[148..155], u64::from(sum));
-    header[155] = b' ';
-    let mut out = header.to_vec();
-    out.extend_from_slice(contents);
-    out.resize(out.len().div_ceil(512) * 512, 0);
-    out.extend_from_slice(&[0u8; 1024]);
-    out
+use std::io::Read;
+
+/// An archive holding `contents` at `path` (absolute or not: entries are relative to the
+/// directory the archive is extracted in, `/` for odysseus's uploads).
+pub fn single_file(path: &str, contents: &[u8], mode: u32) -> std::io::Result<Vec<u8>> {
+    let mut header = tar::Header::new_ustar();
+    header.set_size(contents.len() as u64);
+    header.set_mode(mode);
+    header.set_entry_type(tar::EntryType::Regular);
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.append_data(&mut header, path.trim_start_matches('/'), contents)?;
+    builder.into_inner()
 }
 
-fn write_octal(field: &mut [u8], value: u64) {
-    let digits = field.len() - 1;
-    let text = format!("{value:0digits$o}");
-    field[..digits].copy_from_slice(&text.as_bytes()[text.len() - digits..]);
-    field[digits] = 0;
+/// The contents of the first regular file in `archive` (what the Docker API sends for
+/// one file), read up to `limit` bytes; `None` when it holds no regular file.
+pub fn first_file(archive: &[u8], limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let mut reader = tar::Archive::new(archive);
+    for entry in reader.entries()? {
+        let entry = entry?;
+        if entry.header().entry_type() == tar::EntryType::Regular {
+            let mut out = Vec::new();
+            entry.take(limit).read_to_end(&mut out)?;
+            return Ok(Some(out));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_file_written_is_read_back() {
+        let archive = super::single_file("/etc/caddy/odysseus.json", b"{\"a\":1}", 0o644).unwrap();
+        assert_eq!(archive.len() % 512, 0);
+        assert_eq!(
+            super::first_file(&archive, 1024).unwrap().as_deref(),
+            Some(&b"{\"a\":1}"[..])
+        );
+        assert_eq!(super::first_file(&archive, 3).unwrap().as_deref(), Some(&b"{\"a"[..]));
+    }
 }

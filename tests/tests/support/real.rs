@@ -17,6 +17,34 @@ use std::time::{Duration, Instant};
 /// Caddy's published HTTP port on this machine during the tests.
 pub const HTTP_PORT: u16 = 18080;
 
+/// The Caddy image the tests deploy with: a current release, as caddy:2-alpine is.
+pub const CADDY_IMAGE: &str = "odysseus-testbed/caddy:2.11.7";
+
+/// Removes this machine's odysseus-caddy when it runs another image than `image` (a
+/// test of an older Caddy leaves one): odysseus keeps an existing Caddy as it is.
+pub fn ensure_local_caddy_is(image: &str) {
+    let current = docker(&["inspect", "-f", "{{.Config.Image}}", "odysseus-caddy"]);
+    let current = current.trim();
+    if !current.is_empty() && current != image {
+        docker(&["rm", "-f", "odysseus-caddy"]);
+        docker(&["volume", "rm", "-f", "odysseus-caddy-config", "odysseus-caddy-data"]);
+    }
+}
+
+/// How many config changes (each a Caddy reload) this machine's Caddy has been asked
+/// for since it started: its admin API logs every request with its method.
+pub fn caddy_config_changes() -> usize {
+    let out = Command::new("docker")
+        .args(["logs", "odysseus-caddy"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter(|l| l.contains("\"msg\":\"received request\""))
+        .filter(|l| ["POST", "PUT", "PATCH", "DELETE"].iter().any(|m| l.contains(&format!("\"method\":\"{m}\""))))
+        .count()
+}
+
 /// Real-component tests share one Docker engine and one Caddy: run them one at a time.
 pub fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
@@ -33,6 +61,7 @@ pub fn require_docker() {
         "odysseus-demo:v1",
         "odysseus-demo:v2",
         "odysseus-bad:latest",
+        "odysseus-testbed/caddy:2.11.7",
         "odysseus-testbed/caddy:2.6",
     ] {
         let present = Command::new("docker")
@@ -78,6 +107,7 @@ impl App {
         };
         app.write_config(image, extra);
         app.remove_containers();
+        ensure_local_caddy_is(CADDY_IMAGE);
         app
     }
 
@@ -96,7 +126,7 @@ proxy:
   app_port: 3000
   hosts: [{host}]
   ssl: false
-  image: odysseus-testbed/caddy:2.6
+  image: odysseus-testbed/caddy:2.11.7
   http_port: {HTTP_PORT}
   healthcheck:
     path: /health
@@ -186,9 +216,14 @@ proxy:
             .split("\"dial\":\"")
             .skip(1)
             .filter_map(|s| s.split('"').next())
-            .map(str::to_string)
+            .map(|dial| match dial.strip_prefix("{file.").and_then(|d| d.strip_suffix('}')) {
+                // A slot: the container is in the file Caddy reads at every request.
+                Some(path) => docker(&["exec", "odysseus-caddy", "cat", path]).trim().to_string(),
+                None => dial.to_string(),
+            })
             .collect();
         dials.sort();
+        dials.dedup();
         dials
     }
 
@@ -445,4 +480,260 @@ pub fn assert_exit(o: &Output, code: i32, what: &str) {
         String::from_utf8_lossy(&o.stdout),
         stderr(o)
     );
+}
+
+/// The kinds of client a mixed load runs side by side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientKind {
+    /// One request per connection (`Connection: close`).
+    Fresh,
+    /// One connection reused, the next request sent as soon as a response is read; a
+    /// new connection only after the server closed one (said so, or after a failure).
+    KeepAlive,
+    /// One request per connection to the demo app's 2 s endpoint.
+    Long,
+}
+
+/// What one kind of client saw.
+#[derive(Debug, Default, Clone)]
+pub struct KindReport {
+    pub ok: u64,
+    pub non_2xx: Vec<u16>,
+    pub errors: Vec<String>,
+    /// Connections the server closed after a response that said `Connection: close`
+    /// (not failures: the client is told before it sends again).
+    pub announced_closes: u64,
+}
+
+impl KindReport {
+    pub fn failures(&self) -> usize {
+        self.non_2xx.len() + self.errors.len()
+    }
+    fn absorb(&mut self, other: KindReport) {
+        self.ok += other.ok;
+        self.non_2xx.extend(other.non_2xx);
+        self.errors.extend(other.errors);
+        self.announced_closes += other.announced_closes;
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct MixedReport {
+    pub fresh: KindReport,
+    pub keepalive: KindReport,
+    pub long: KindReport,
+    pub versions: Vec<String>,
+}
+
+impl MixedReport {
+    /// Fails unless every kind got requests through and none failed.
+    pub fn assert_clean(&self, what: &str, min_each: u64) {
+        for (kind, r) in [
+            ("fresh", &self.fresh),
+            ("keep-alive", &self.keepalive),
+            ("long", &self.long),
+        ] {
+            assert_eq!(
+                r.failures(),
+                0,
+                "{what}: {kind} clients saw {} failures (ok {}): non-2xx {:?}, errors {:?}",
+                r.failures(),
+                r.ok,
+                &r.non_2xx[..r.non_2xx.len().min(5)],
+                &r.errors[..r.errors.len().min(5)]
+            );
+            assert!(
+                r.ok >= min_each,
+                "{what}: only {} {kind} requests got through",
+                r.ok
+            );
+        }
+    }
+}
+
+/// A load of the three kinds of client at once, each counted on its own: `workers`
+/// threads per kind, until stopped or `max_time`. Aimed only at loopback or the test LAN.
+pub struct MixedLoad {
+    stop: Arc<AtomicBool>,
+    handles: Vec<(ClientKind, std::thread::JoinHandle<(KindReport, Vec<String>)>)>,
+}
+
+impl MixedLoad {
+    pub fn start(addr: &str, host_header: &str, workers: usize, max_time: Duration) -> MixedLoad {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut handles = Vec::new();
+        for kind in [ClientKind::Fresh, ClientKind::KeepAlive, ClientKind::Long] {
+            for _ in 0..workers {
+                let stop = stop.clone();
+                let host = host_header.to_string();
+                let addr = addr.to_string();
+                handles.push((
+                    kind,
+                    std::thread::spawn(move || client_loop(kind, &addr, &host, &stop, max_time)),
+                ));
+            }
+        }
+        MixedLoad { stop, handles }
+    }
+
+    pub fn finish(self) -> MixedReport {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut total = MixedReport::default();
+        for (kind, h) in self.handles {
+            let (r, versions) = h.join().unwrap();
+            match kind {
+                ClientKind::Fresh => total.fresh.absorb(r),
+                ClientKind::KeepAlive => total.keepalive.absorb(r),
+                ClientKind::Long => total.long.absorb(r),
+            }
+            for v in versions {
+                if !total.versions.contains(&v) {
+                    total.versions.push(v);
+                }
+            }
+        }
+        total
+    }
+}
+
+fn client_loop(
+    kind: ClientKind,
+    addr: &str,
+    host: &str,
+    stop: &AtomicBool,
+    max_time: Duration,
+) -> (KindReport, Vec<String>) {
+    use std::io::BufReader;
+    let deadline = Instant::now() + max_time;
+    let mut report = KindReport::default();
+    let mut versions: Vec<String> = Vec::new();
+    let mut conn: Option<(TcpStream, BufReader<TcpStream>)> = None;
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        let (path, close) = match kind {
+            ClientKind::Fresh => ("/", true),
+            ClientKind::KeepAlive => ("/", false),
+            ClientKind::Long => ("/cgi-bin/slow?s=2", true),
+        };
+        if conn.is_none() {
+            match TcpStream::connect(addr) {
+                Ok(s) => {
+                    s.set_read_timeout(Some(Duration::from_secs(20))).ok();
+                    s.set_nodelay(true).ok();
+                    let reader = BufReader::new(s.try_clone().unwrap());
+                    conn = Some((s, reader));
+                }
+                Err(e) => {
+                    report.errors.push(format!("connect: {e}"));
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
+            }
+        }
+        let (stream, reader) = conn.as_mut().unwrap();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\n{}\r\n",
+            if close { "Connection: close\r\n" } else { "" }
+        );
+        let result = stream
+            .write_all(request.as_bytes())
+            .map_err(|e| format!("write: {e}"))
+            .and_then(|_| read_response(reader));
+        match result {
+            Ok((status, body, server_closes)) => {
+                if (200..300).contains(&status) {
+                    report.ok += 1;
+                    let v = body
+                        .lines()
+                        .find(|l| l.starts_with('v'))
+                        .unwrap_or("")
+                        .trim()
+                        .to_string();
+                    if !v.is_empty() && !versions.contains(&v) {
+                        versions.push(v);
+                    }
+                } else {
+                    report.non_2xx.push(status);
+                }
+                if close || server_closes {
+                    if !close {
+                        report.announced_closes += 1;
+                    }
+                    conn = None;
+                }
+            }
+            Err(e) => {
+                report.errors.push(e);
+                conn = None;
+            }
+        }
+        if kind == ClientKind::Fresh {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    (report, versions)
+}
+
+/// One HTTP/1.1 response: status, body, and whether the server said it closes.
+fn read_response(reader: &mut impl std::io::BufRead) -> Result<(u16, String, bool), String> {
+    let mut line = String::new();
+    let n = reader
+        .read_line(&mut line)
+        .map_err(|e| format!("read: {e}"))?;
+    if n == 0 {
+        return Err("connection closed without response".into());
+    }
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad status line {line:?}"))?;
+    let (mut length, mut chunked, mut closes) = (None, false, false);
+    loop {
+        let mut h = String::new();
+        reader
+            .read_line(&mut h)
+            .map_err(|e| format!("read headers: {e}"))?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (name, value) = h.split_once(':').unwrap_or((h, ""));
+        let (name, value) = (name.trim().to_ascii_lowercase(), value.trim().to_ascii_lowercase());
+        match name.as_str() {
+            "content-length" => length = value.parse::<usize>().ok(),
+            "transfer-encoding" => chunked = value.contains("chunked"),
+            "connection" => closes = value == "close",
+            _ => {}
+        }
+    }
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let mut size = String::new();
+            reader
+                .read_line(&mut size)
+                .map_err(|e| format!("read chunk: {e}"))?;
+            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
+                .map_err(|_| format!("bad chunk size {size:?}"))?;
+            let mut chunk = vec![0; n + 2];
+            reader
+                .read_exact(&mut chunk)
+                .map_err(|e| format!("read chunk: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else if let Some(n) = length {
+        body.resize(n, 0);
+        reader
+            .read_exact(&mut body)
+            .map_err(|e| format!("read body: {e}"))?;
+    } else {
+        reader
+            .read_to_end(&mut body)
+            .map_err(|e| format!("read body: {e}"))?;
+        closes = true;
+    }
+    Ok((status, String::from_utf8_lossy(&body).into_owned(), closes))
 }
