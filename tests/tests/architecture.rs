@@ -82,3 +82,26 @@ fn steps_are_written_once() {
             && steps.contains("impl<H: HostOps> Executor for Steps<H>")
     );
 }
+
+/// odysseus never listens on a TCP port (issue 11): a local port is open to every user
+/// of the machine. Tunnels are unix sockets in a private directory; Caddy's admin API is
+/// reached through the Docker engine.
+#[test]
+fn nothing_listens_on_a_tcp_port() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for dir in ["engine/src", "executors/src", "cli/src"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    assert!(files.len() > 30, "sources not found");
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for listener in ["TcpListener", "UdpSocket"] {
+            assert!(
+                !text.contains(listener),
+                "{} uses {listener}: odysseus must not listen on a network port",
+                file.display()
+            );
+        }
+    }
+}

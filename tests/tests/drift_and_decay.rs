@@ -48,16 +48,9 @@ proxy:
 
 /// The service's route as Caddy holds it.
 fn route(app: &App) -> serde_json::Value {
-    let out = std::process::Command::new("curl")
-        .args(["-sf", "-H", "Host: 127.0.0.1:2019"])
-        .arg(format!(
-            "http://127.0.0.1:2019/id/odysseus-route-{}",
-            app.service
-        ))
-        .output()
-        .unwrap();
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("route JSON: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+    let (_, body) = real::caddy_admin("GET", &format!("/id/odysseus-route-{}", app.service), "")
+        .unwrap_or_else(|e| panic!("route: {e}"));
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("route JSON: {e}: {body}"))
 }
 
 fn assert_no_failures(report: &real::LoadReport, what: &str) {

@@ -67,26 +67,16 @@ fn a_route_written_by_an_earlier_odysseus_moves_to_slots_and_keeps_serving() {
     assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
     // What the odysseus before slots wrote: the route lists the container itself.
     let serving = app.running()[0].0.clone();
-    let route_url = format!("http://127.0.0.1:2019/id/odysseus-proxy-{}/upstreams", app.service);
-    let patched = std::process::Command::new("curl")
-        .args(["-sf", "-X", "PATCH", "-H", "Host: 127.0.0.1:2019", "-H", "Content-Type: application/json"])
-        .arg("-d")
-        .arg(format!("[{{\"dial\":\"{serving}:3000\"}}]"))
-        .arg(&route_url)
-        .status()
-        .unwrap();
-    assert!(patched.success());
+    let upstreams = format!("/id/odysseus-proxy-{}/upstreams", app.service);
+    let (status, _) =
+        real::caddy_admin("PATCH", &upstreams, &format!("[{{\"dial\":\"{serving}:3000\"}}]")).unwrap();
+    assert_eq!(status, 200);
     assert_eq!(app.upstreams(), vec![format!("{serving}:3000")]);
     let load = MixedLoad::start(&addr(), &app.host_header, 2, Duration::from_secs(300));
     std::thread::sleep(Duration::from_millis(300));
     assert_exit(&app.deploy(&["--image", "v2"]), 0, "deploy over the old route");
     // The route now names slots; the next deploys change no config at all.
-    let listed = std::process::Command::new("curl")
-        .args(["-sf", "-H", "Host: 127.0.0.1:2019"])
-        .arg(&route_url)
-        .output()
-        .unwrap();
-    let listed = String::from_utf8_lossy(&listed.stdout);
+    let (_, listed) = real::caddy_admin("GET", &upstreams, "").unwrap();
     assert!(listed.contains("{file./config/odysseus/upstreams/upgraded/0}"), "{listed}");
     let changes = caddy_config_changes();
     assert_exit(&app.deploy(&["--image", "v1"]), 0, "second deploy");

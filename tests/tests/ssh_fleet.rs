@@ -43,22 +43,36 @@ fn server_docker(n: usize, args: &[&str]) -> String {
 fn fleet_up() {
     require_docker();
     servers(&["up", "3"]);
+    let local_id = |image: &str| {
+        String::from_utf8_lossy(
+            &Command::new("docker")
+                .args(["image", "inspect", "-f", "{{.Id}}", image])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .trim()
+        .to_string()
+    };
+    let images = [
+        "odysseus-demo:v1",
+        "odysseus-demo:v2",
+        "odysseus-bad:latest",
+        real::CADDY_IMAGE,
+    ];
     for n in 1..=3 {
-        // odysseus keeps an existing Caddy as it is: one left from an older test bed
-        // (another image) would make these tests test that one.
-        let caddy = server_docker(n, &["inspect", "-f", "{{.Config.Image}}", "odysseus-caddy"]);
-        if !caddy.trim().is_empty() && caddy.trim() != real::CADDY_IMAGE {
-            server_docker(n, &["rm", "-f", "odysseus-caddy"]);
-            server_docker(n, &["volume", "rm", "-f", "odysseus-caddy-config", "odysseus-caddy-data"]);
-        }
-        if server_docker(n, &["images", "-q", "odysseus-testbed/caddy:2.11.7"])
-            .trim()
-            .is_empty()
-        {
+        // The server gets the test bed's images when it lacks them or has older builds.
+        let stale: Vec<&str> = images
+            .iter()
+            .copied()
+            .filter(|i| server_docker(n, &["image", "inspect", "-f", "{{.Id}}", i]).trim() != local_id(i))
+            .collect();
+        if !stale.is_empty() {
             let load = Command::new("sh")
                 .arg("-c")
                 .arg(format!(
-                    "docker save odysseus-demo:v1 odysseus-demo:v2 odysseus-bad:latest odysseus-testbed/caddy:2.11.7 | docker -H unix://{BASE}/s{n}/run/docker.sock load -q"
+                    "docker save {} | docker -H unix://{BASE}/s{n}/run/docker.sock load -q",
+                    stale.join(" ")
                 ))
                 .output()
                 .unwrap();
@@ -67,6 +81,13 @@ fn fleet_up() {
                 "{}",
                 String::from_utf8_lossy(&load.stderr)
             );
+        }
+        // odysseus keeps an existing Caddy as it is: one of an older build of the image
+        // would make these tests test that one.
+        let caddy = server_docker(n, &["inspect", "-f", "{{.Image}}", "odysseus-caddy"]);
+        if !caddy.trim().is_empty() && caddy.trim() != local_id(real::CADDY_IMAGE) {
+            server_docker(n, &["rm", "-f", "odysseus-caddy"]);
+            server_docker(n, &["volume", "rm", "-f", "odysseus-caddy-config", "odysseus-caddy-data"]);
         }
     }
 }
@@ -1248,7 +1269,7 @@ fn a_host_port_uses_bracketed_known_hosts_entries_and_the_docker_socket_path_is_
 
     // `trust` records the bracketed form; then the deploy goes through the other socket.
     let trusted = Command::new(real::odysseus_bin())
-        .args(["trust", "-c"])
+        .args(["trust", "198.51.100.11:2222", "--yes", "-c"])
         .arg(app.dir.join("deploy.yml"))
         .output()
         .unwrap();
@@ -1288,15 +1309,34 @@ fn trust_records_new_host_keys_once_and_never_replaces_a_changed_one() {
     let trust = || {
         Command::new(real::odysseus_bin())
             .arg("trust")
+            .args(HOSTS)
+            .arg("--yes")
             .arg("-c")
             .arg(app.dir.join("deploy.yml"))
             .output()
             .unwrap()
     };
+    // Off a terminal, nothing is recorded without --yes.
+    let unconfirmed = Command::new(real::odysseus_bin())
+        .args(["trust", HOSTS[0], "-c"])
+        .arg(app.dir.join("deploy.yml"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_exit(&unconfirmed, 2, "trust off a terminal without --yes");
+    assert!(stderr(&unconfirmed).contains("--yes"), "{}", stderr(&unconfirmed));
+    assert_eq!(std::fs::read_to_string(&known).unwrap(), "");
+    // Only named hosts: `trust` alone is a usage error.
+    let unnamed = Command::new(real::odysseus_bin())
+        .args(["trust", "--yes", "-c"])
+        .arg(app.dir.join("deploy.yml"))
+        .output()
+        .unwrap();
+    assert_exit(&unnamed, 2, "trust with no host named");
     let first = trust();
     assert_exit(&first, 0, "trust");
     let text = String::from_utf8_lossy(&first.stdout);
-    assert_eq!(text.matches(": recorded SHA256:").count(), 3, "{text}");
+    assert_eq!(text.matches(": recorded ssh-ed25519 SHA256:").count(), 3, "{text}");
     assert_eq!(
         std::fs::read_to_string(&known)
             .unwrap()
@@ -1777,4 +1817,69 @@ fn fifty_deploys_over_ssh_fail_no_request_of_any_kind_and_never_reload_caddy() {
     assert!(report.versions.len() >= 2, "the load saw {:?}", report.versions);
     assert_eq!(changes(1), before, "Caddy's config changed during the deploys");
     assert_eq!(app.versions()[0], "v1");
+}
+
+/// Issue 11: a man in the middle offering a key of another algorithm than the recorded one
+/// is CHANGED (refused, never trustable), not "unknown"; a revoked key and a host meant to
+/// present certificates are refused too, and nothing is deployed.
+#[test]
+fn a_host_key_of_another_type_a_revoked_key_and_a_cert_authority_are_refused() {
+    let _serial = serial();
+    fleet_up();
+    let app = FleetApp::new("keytypes", "");
+    // An ECDSA key recorded for s1, which offers its ED25519 key.
+    let other = app.dir.join("other_key");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ecdsa", "-N", "", "-C", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let ecdsa = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let real_hosts = std::fs::read_to_string(format!("{BASE}/known_hosts")).unwrap();
+    let line_of = |ip: &str| {
+        real_hosts
+            .lines()
+            .find(|l| l.starts_with(&format!("{ip} ")))
+            .unwrap()
+            .to_string()
+    };
+    let known = app.dir.join("known_hosts");
+    let others = format!("{}\n{}\n", line_of(HOSTS[1]), line_of(HOSTS[2]));
+    std::fs::write(&known, format!("{} {}\n{others}", HOSTS[0], ecdsa.trim())).unwrap();
+    app.write(&known.to_string_lossy(), "");
+    let out = app.deploy(&["--image", "v1"]);
+    assert_exit(&out, 3, "a key of another type");
+    let err = stderr(&out);
+    assert!(err.contains("CHANGED") && err.contains("ssh-ed25519"), "{err}");
+    assert!(
+        !err.contains("record it") && !err.contains("with `odysseus trust"),
+        "a changed key must not be offered to trust: {err}"
+    );
+    let before = std::fs::read_to_string(&known).unwrap();
+    let trusted = Command::new(real::odysseus_bin())
+        .args(["trust", HOSTS[0], "--yes", "-c"])
+        .arg(app.dir.join("deploy.yml"))
+        .output()
+        .unwrap();
+    assert_exit(&trusted, 3, "trust of a changed key");
+    assert!(String::from_utf8_lossy(&trusted.stdout).contains("CHANGED"));
+    assert_eq!(std::fs::read_to_string(&known).unwrap(), before, "trust wrote the attacker's key");
+
+    // The right key, but revoked.
+    let s1 = line_of(HOSTS[0]);
+    let s1_key = s1.split_once(' ').unwrap().1;
+    std::fs::write(&known, format!("{s1}\n@revoked * {s1_key}\n{others}")).unwrap();
+    let out = app.deploy(&["--image", "v1"]);
+    assert_exit(&out, 3, "a revoked key");
+    assert!(stderr(&out).contains("REVOKED"), "{}", stderr(&out));
+
+    // A certificate authority for the host: odysseus checks no certificates, so it says so.
+    std::fs::write(&known, format!("@cert-authority 198.51.100.* {}\n{s1}\n{others}", ecdsa.trim())).unwrap();
+    let out = app.deploy(&["--image", "v1"]);
+    assert_exit(&out, 3, "a cert-authority line for the host");
+    assert!(stderr(&out).contains("@cert-authority"), "{}", stderr(&out));
+    for n in 1..=3 {
+        assert!(app.running_versions(n).is_empty(), "s{n} got a container");
+    }
 }

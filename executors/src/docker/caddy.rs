@@ -5,10 +5,13 @@
 
 use std::time::Duration;
 
-use http_body_util::BodyExt;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
 use odysseus_engine::runtime::ExecError;
 use serde_json::{json, Value};
 
+use super::admin_relay::{self, ADMIN_LISTEN};
 use super::engine::{Engine, NewContainer};
 use super::spec::{ProxySpec, Resources};
 
@@ -29,14 +32,18 @@ pub fn proxy_id(service: &str) -> String {
     format!("odysseus-proxy-{service}")
 }
 
-/// The first config a new Caddy runs: the admin API on all interfaces of its container
-/// (published on the host's loopback only) and odysseus's own server. Caddy 2.6 ignores
-/// CADDY_ADMIN, so the address must be in the config.
+/// The first config a new Caddy runs: the admin API on its container's loopback only
+/// (see `admin_relay`) and odysseus's own server. Caddy 2.6 ignores CADDY_ADMIN, so the
+/// address must be in the config.
 pub fn bootstrap_config(proxy: &ProxySpec) -> Value {
     json!({
-        "admin": {"listen": "0.0.0.0:2019", "origins": ["127.0.0.1:2019", "localhost:2019", "[::1]:2019"]},
+        "admin": admin_config(),
         "apps": {"http": {"servers": {SERVER: server_config(proxy)}}}
     })
+}
+
+fn admin_config() -> Value {
+    json!({"listen": ADMIN_LISTEN, "origins": [ADMIN_HOST, "localhost:2019", "[::1]:2019"]})
 }
 
 fn server_config(proxy: &ProxySpec) -> Value {
@@ -92,8 +99,9 @@ pub fn tls_policy(proxy: &ProxySpec) -> Value {
 }
 
 pub struct CaddyAdmin {
-    http: reqwest::Client,
-    base: String,
+    docker: bollard::Docker,
+    /// The kept connection to the admin API (see `admin_relay`).
+    conn: tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>,
 }
 
 struct Reply {
@@ -102,17 +110,14 @@ struct Reply {
     etag: Option<String>,
 }
 
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl CaddyAdmin {
-    /// `base` is where the admin API is reachable from here, e.g. `http://127.0.0.1:2019`.
-    pub fn new(base: &str) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .no_proxy()
-            .build()
-            .expect("a plain HTTP client builds");
+    /// The admin API of the host's `odysseus-caddy`, through that host's Docker engine.
+    pub fn new(docker: bollard::Docker) -> Self {
         CaddyAdmin {
-            http,
-            base: base.trim_end_matches('/').to_string(),
+            docker,
+            conn: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -123,20 +128,46 @@ impl CaddyAdmin {
         body: Option<&Value>,
         if_match: Option<&str>,
     ) -> Result<Reply, ExecError> {
-        let mut request = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base))
+        let unknown =
+            |e: &dyn std::fmt::Display| ExecError::OutcomeUnknown(format!("Caddy admin API {method} {path}: {e}"));
+        let mut request = http::Request::builder()
+            .method(method.as_str())
+            .uri(path)
             .header("Host", ADMIN_HOST)
             .header("Content-Type", "application/json");
         if let Some(tag) = if_match {
             request = request.header("If-Match", tag);
         }
-        if let Some(body) = body {
-            request = request.body(body.to_string());
-        }
-        let response = request.send().await.map_err(|e| {
-            ExecError::OutcomeUnknown(format!("Caddy admin API {method} {path}: {e}"))
-        })?;
+        let mut request = request
+            .body(Full::new(Bytes::from(body.map(Value::to_string).unwrap_or_default())))
+            .map_err(|e| unknown(&e))?;
+        let mut conn = self.conn.lock().await;
+        // A request goes out once: it is sent again on a new connection only when the
+        // kept one had closed before it was sent.
+        let response = loop {
+            let sender = match conn.as_mut() {
+                Some(sender) if !sender.is_closed() => sender,
+                _ => conn.insert(admin_relay::connect(&self.docker, CADDY_CONTAINER).await?),
+            };
+            if sender.ready().await.is_err() {
+                *conn = None;
+                continue;
+            }
+            match tokio::time::timeout(ADMIN_TIMEOUT, sender.try_send_request(request)).await {
+                Err(_) => {
+                    *conn = None;
+                    return Err(unknown(&"no answer within 10 s"));
+                }
+                Ok(Ok(response)) => break response,
+                Ok(Err(mut failed)) => {
+                    *conn = None;
+                    match failed.take_message() {
+                        Some(unsent) => request = unsent,
+                        None => return Err(unknown(failed.error())),
+                    }
+                }
+            }
+        };
         let status = response.status().as_u16();
         let header_etag = response
             .headers()
@@ -144,13 +175,17 @@ impl CaddyAdmin {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         // Caddy 2.6 sends the ETag as a trailer of the chunked body.
-        let collected = http::Response::<reqwest::Body>::from(response)
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| {
-                ExecError::OutcomeUnknown(format!("Caddy admin API {method} {path}: {e}"))
-            })?;
+        let collected = match tokio::time::timeout(ADMIN_TIMEOUT, response.into_body().collect()).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                *conn = None;
+                return Err(unknown(&e));
+            }
+            Err(_) => {
+                *conn = None;
+                return Err(unknown(&"no answer within 10 s"));
+            }
+        };
         let trailer_etag = collected
             .trailers()
             .and_then(|t| t.get("etag"))
@@ -175,6 +210,34 @@ impl CaddyAdmin {
         } else {
             ExecError::Permanent(err)
         }
+    }
+
+    /// Moves an admin API that listens beyond its container's loopback (as odysseus
+    /// before 2026-12 set it up: every container on the `odysseus` network could reach
+    /// it) onto the loopback. Caddy keeps its routes; the change is saved with its config.
+    /// Returns whether it had to move.
+    pub async fn keep_admin_on_loopback(&self) -> Result<bool, ExecError> {
+        let listen = self
+            .get("/config/admin/listen")
+            .await?
+            .and_then(|(v, _)| v.as_str().map(str::to_string));
+        if listen.as_deref() == Some(ADMIN_LISTEN) {
+            return Ok(false);
+        }
+        self.send(reqwest::Method::POST, "/config/admin", &admin_config(), None)
+            .await?;
+        // Caddy answers, then restarts its admin server on the new address: the kept
+        // connection ends with the old one.
+        *self.conn.lock().await = None;
+        for _ in 0..50 {
+            if self.ready().await {
+                return Ok(true);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(ExecError::Retryable(
+            "Caddy's admin API did not come back on its loopback within 5 s".into(),
+        ))
     }
 
     pub async fn ready(&self) -> bool {
@@ -466,7 +529,6 @@ pub async fn ensure_caddy(
                 publish: vec![
                     (80, "0.0.0.0".into(), proxy.http_port),
                     (443, "0.0.0.0".into(), proxy.https_port),
-                    (2019, "127.0.0.1".into(), 2019),
                 ],
                 aliases: vec![],
                 sysctls,
@@ -563,7 +625,8 @@ mod tests {
             config["apps"]["http"]["servers"][SERVER]["listen"],
             json!([":443", ":80"])
         );
-        assert_eq!(config["admin"]["listen"], "0.0.0.0:2019");
+        // The admin API is on the container's loopback: no other container reaches it.
+        assert_eq!(config["admin"]["listen"], "127.0.0.1:2019");
         let plain = bootstrap_config(&proxy(false, &[]));
         assert_eq!(
             plain["apps"]["http"]["servers"][SERVER]["automatic_https"]["disable"],

@@ -14,7 +14,7 @@ use super::engine::Engine;
 use super::probe::{accepts, http_status};
 use super::spec::{ExpectStatus, ServiceSpec};
 use crate::ssh::{
-    exec as ssh_exec, forward_tcp, forward_unix, open_tcp, Connection, SshSettings, SshTarget,
+    exec as ssh_exec, forward_unix, private_dir, open_tcp, Connection, SshSettings, SshTarget,
 };
 
 /// How odysseus reaches a host: this machine's engine, or a server over SSH.
@@ -284,8 +284,8 @@ async fn connect_one(
     if host == "local" {
         let engine = Engine::connect(host, &local_socket()?).await?;
         return Ok(HostHandle {
+            admin: CaddyAdmin::new(engine.docker().clone()),
             engine,
-            admin: CaddyAdmin::new("http://127.0.0.1:2019"),
             access: Access::Local,
             slots: Default::default(),
         });
@@ -297,14 +297,9 @@ async fn connect_one(
             ExecError::Retryable(m) => ExecError::Retryable(format!("{host} is unreachable: {m}")),
             other => other,
         })?;
-    let socket_dir = std::env::temp_dir().join(format!(
-        "odysseus-{}-{}",
-        std::process::id(),
-        sanitize(host)
-    ));
+    let socket_dir = private_dir()?;
     let remote = &ssh.docker_socket;
     let local = forward_unix(conn.clone(), &socket_dir, remote).await?;
-    let admin_port = forward_tcp(conn.clone(), "127.0.0.1", 2019).await?;
     // The local end of the tunnel means nothing to the user: name the server's.
     let engine = Engine::connect(host, &local.to_string_lossy())
         .await
@@ -315,17 +310,11 @@ async fn connect_one(
             ))
         })?;
     Ok(HostHandle {
+        admin: CaddyAdmin::new(engine.docker().clone()),
         engine,
-        admin: CaddyAdmin::new(&format!("http://127.0.0.1:{admin_port}")),
         access: Access::Ssh { conn, socket_dir },
         slots: Default::default(),
     })
-}
-
-fn sanitize(host: &str) -> String {
-    host.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
 }
 
 pub(crate) fn secs_ns(s: u64) -> i64 {

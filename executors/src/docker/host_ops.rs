@@ -75,12 +75,17 @@ impl DockerExecutor {
         }
     }
 
-    /// Whether upstream changes on this host go through slots (no Caddy reload); asked
-    /// once per host, and said once when they cannot.
-    async fn use_slots(&self, host: &str, h: &HostHandle) -> bool {
-        *h.slots
-            .get_or_init(|| async {
-                match route::can_use_slots(&h.engine).await {
+    /// Once per host and run, before odysseus first writes a route there: the admin API
+    /// kept on Caddy's loopback (an older odysseus left it on every interface), and
+    /// whether upstream changes go through slots (no Caddy reload), said once when they
+    /// cannot.
+    async fn prepare_caddy(&self, host: &str, h: &HostHandle) -> Result<bool, ExecError> {
+        h.slots
+            .get_or_try_init(|| async {
+                if h.admin.keep_admin_on_loopback().await? {
+                    tracing::info!("{host}: Caddy's admin API moved onto its container's loopback");
+                }
+                Ok(match route::can_use_slots(&h.engine).await {
                     Ok(()) => true,
                     Err(why) => {
                         tracing::warn!(
@@ -88,9 +93,10 @@ impl DockerExecutor {
                         );
                         false
                     }
-                }
+                })
             })
             .await
+            .copied()
     }
 
     async fn pid_of(&self, host: &str, name: &str) -> Result<Option<i64>, ExecError> {
@@ -278,7 +284,7 @@ impl HostOps for DockerExecutor {
             .await?;
             h.admin.ensure_route(&spec.service, proxy).await?;
         }
-        let slots = self.use_slots(host, h).await;
+        let slots = self.prepare_caddy(host, h).await?;
         route::write(
             &h.engine,
             &h.admin,

@@ -1,5 +1,6 @@
 //! The real executors: a Docker engine (bollard) and the Caddy admin API (reqwest).
 
+mod admin_relay;
 pub mod caddy;
 pub mod dependency;
 pub mod engine;

@@ -1,5 +1,6 @@
-//! Local ends of SSH tunnels: bollard and reqwest talk to a local socket, each connection
-//! becomes an SSH channel to the remote socket or port.
+//! Local ends of SSH tunnels: bollard talks to a local unix socket in a private
+//! directory, each connection becomes an SSH channel to the remote socket; probes open
+//! direct-tcpip channels themselves. No local TCP port is ever listened on.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,19 +31,59 @@ pub async fn open_tcp(
     Ok(channel.into_stream())
 }
 
-/// A local unix socket (in `dir`, created 0700) forwarding to `remote_path` on the host.
+/// A directory for the local ends of one host's tunnels that no other user can enter or
+/// replace: created fresh (mkdir fails on any existing path, so a directory or link
+/// another user planted is never used) with a random name, mode 0700, under
+/// `$XDG_RUNTIME_DIR` when it is set, else the temp dir (sticky: no one else can rename
+/// it away).
+pub fn private_dir() -> Result<PathBuf, ExecError> {
+    use std::io::Read;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute() && p.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    for _ in 0..10 {
+        let mut random = [0u8; 12];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut random))
+            .map_err(|e| ExecError::Permanent(format!("reading /dev/urandom: {e}")))?;
+        let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let dir = base.join(format!("odysseus-{name}"));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {
+                let meta = std::fs::symlink_metadata(&dir)
+                    .map_err(|e| ExecError::Permanent(format!("{}: {e}", dir.display())))?;
+                if !meta.is_dir() || meta.permissions().mode() & 0o077 != 0 {
+                    return Err(ExecError::Permanent(format!(
+                        "{} is not a private directory after creating it",
+                        dir.display()
+                    )));
+                }
+                return Ok(dir);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(ExecError::Permanent(format!(
+                    "creating a private directory in {}: {e}",
+                    base.display()
+                )))
+            }
+        }
+    }
+    Err(ExecError::Permanent(format!(
+        "no fresh private directory could be created in {}",
+        base.display()
+    )))
+}
+
+/// A local unix socket in `dir` (from `private_dir`) forwarding to `remote_path` on the
+/// host.
 pub async fn forward_unix(
     conn: Arc<Connection>,
     dir: &Path,
     remote_path: &str,
 ) -> Result<PathBuf, ExecError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| ExecError::Permanent(format!("{}: {e}", dir.display())))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-    }
     let local = dir.join("docker.sock");
     let _ = std::fs::remove_file(&local);
     let listener = tokio::net::UnixListener::bind(&local)
@@ -71,29 +112,23 @@ pub async fn forward_unix(
     Ok(local)
 }
 
-/// A local TCP port on 127.0.0.1 forwarding to `host:port` as seen from the server.
-pub async fn forward_tcp(conn: Arc<Connection>, host: &str, port: u16) -> Result<u16, ExecError> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| ExecError::Permanent(format!("local listener: {e}")))?;
-    let local_port = listener
-        .local_addr()
-        .map_err(|e| ExecError::Permanent(e.to_string()))?
-        .port();
-    let host = host.to_string();
-    tokio::spawn(async move {
-        while let Ok((mut local_conn, _)) = listener.accept().await {
-            let conn = conn.clone();
-            let host = host.clone();
-            tokio::spawn(async move {
-                let Ok(session) = conn.session().await else {
-                    return;
-                };
-                if let Ok(mut stream) = open_tcp(&session, &host, port).await {
-                    let _ = tokio::io::copy_bidirectional(&mut local_conn, &mut stream).await;
-                }
-            });
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn each_tunnel_directory_is_fresh_private_and_unguessable() {
+        let a = super::private_dir().unwrap();
+        let b = super::private_dir().unwrap();
+        assert_ne!(a, b);
+        for dir in [&a, &b] {
+            let meta = std::fs::symlink_metadata(dir).unwrap();
+            assert!(meta.is_dir());
+            assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+            let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+            assert_eq!(name.len(), "odysseus-".len() + 24, "{name}");
         }
-    });
-    Ok(local_port)
+        std::fs::remove_dir(&a).unwrap();
+        std::fs::remove_dir(&b).unwrap();
+    }
 }

@@ -4,9 +4,12 @@
 
 mod connection;
 mod forward;
+pub mod known_hosts;
 pub mod remote_lock;
 mod session;
 
 pub use connection::Connection;
-pub use forward::{forward_tcp, forward_unix, open_tcp};
-pub use session::{connect, connect_reporting, exec, Session, SshSettings, SshTarget};
+pub use forward::{forward_unix, open_tcp, private_dir};
+pub use session::{
+    connect, connect_reporting, exec, scan_host_key, HostKeyScan, Session, SshSettings, SshTarget,
+};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use odysseus_engine::runtime::ExecError;
 use russh::client::{self, Handle};
 use russh::keys::{
-    check_known_hosts_path, load_secret_key, HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate,
+    load_secret_key, HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate,
 };
 use russh::ChannelMsg;
 
@@ -60,9 +60,10 @@ pub struct SshSettings {
     pub connect_timeout: Duration,
     /// Where the server's Docker engine listens (forwarded with direct-streamlocal).
     pub docker_socket: String,
-    /// Record an unknown host's key instead of refusing it (an explicit opt-in, for
-    /// `odysseus trust`). A changed key is refused regardless.
-    pub trust_unknown: bool,
+    /// Record an unknown host's key when its SHA-256 fingerprint is this one, instead of
+    /// refusing it (an explicit opt-in, for `odysseus trust`, after the person saw that
+    /// fingerprint). A changed key is refused regardless.
+    pub trust_fingerprint: Option<String>,
 }
 
 /// Verifies the server's key against known_hosts; the verdict is kept so the error can
@@ -70,7 +71,11 @@ pub struct SshSettings {
 pub struct Verifier {
     target: SshTarget,
     known_hosts: PathBuf,
-    trust_unknown: bool,
+    trust_fingerprint: Option<String>,
+    /// The key the server offered: algorithm and fingerprint.
+    offered: Arc<Mutex<Option<(String, String)>>>,
+    /// Only look: note the verdict and end the handshake (`scan_host_key`).
+    scan: Option<Arc<Mutex<Option<super::known_hosts::Verdict>>>>,
     problem: Arc<Mutex<Option<String>>>,
     learned: Arc<Mutex<Option<String>>>,
 }
@@ -89,15 +94,30 @@ impl client::Handler for Verifier {
             return Ok(false);
         };
         let fingerprint = key.fingerprint(HashAlg::Sha256);
+        *self.offered.lock().unwrap() = Some((key.algorithm().to_string(), fingerprint.to_string()));
         let file = self.known_hosts.display();
         let entry = if self.target.port == 22 {
             self.target.host.clone()
         } else {
             format!("[{}]:{}", self.target.host, self.target.port)
         };
-        let verdict = match check_known_hosts_path(&self.target.host, self.target.port, key, &self.known_hosts) {
-            Ok(true) => return Ok(true),
-            Ok(false) if self.trust_unknown => {
+        use super::known_hosts::{judge, read, Verdict};
+        let text = match read(&self.known_hosts) {
+            Ok(text) => text,
+            Err(e) => {
+                *self.problem.lock().unwrap() =
+                    Some(format!("cannot read {file} to check the host key of {entry}: {e}"));
+                return Ok(false);
+            }
+        };
+        let judged = judge(&text, &self.target.host, self.target.port, key);
+        if let Some(scan) = &self.scan {
+            *scan.lock().unwrap() = Some(judged);
+            return Ok(false);
+        }
+        let verdict = match judged {
+            Verdict::Known => return Ok(true),
+            Verdict::Unknown if self.trust_fingerprint.as_deref() == Some(&fingerprint.to_string()) => {
                 match russh::keys::known_hosts::learn_known_hosts_path(&self.target.host, self.target.port, key, &self.known_hosts) {
                     Ok(()) => {
                         *self.learned.lock().unwrap() = Some(fingerprint.to_string());
@@ -106,16 +126,28 @@ impl client::Handler for Verifier {
                     Err(e) => format!("cannot record the host key of {entry} in {file}: {e}"),
                 }
             }
-            Ok(false) => format!(
+            Verdict::Unknown => format!(
                 "host key of {entry} is unknown ({fingerprint}); if that is the right key, record it in {file} \
                  with `odysseus trust {}` (or `ssh-keyscan -p {} {} >> {file}`)",
                 self.target.host, self.target.port, self.target.host
             ),
-            Err(russh::keys::Error::KeyChanged { line }) => format!(
-                "host key of {entry} CHANGED (now {fingerprint}); it does not match line {line} of {file}. \
-                 If the server was really reinstalled, remove that line and record the new key"
+            Verdict::Changed(lines) => format!(
+                "host key of {entry} CHANGED (now {} {fingerprint}); it matches none of the keys recorded for it at line(s) {} of {file}. \
+                 If the server was really reinstalled, remove those lines and record the new key; `odysseus trust` never replaces a recorded key",
+                key.algorithm(),
+                lines.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
             ),
-            Err(e) => format!("cannot check the host key of {entry} against {file}: {e}"),
+            Verdict::Revoked(line) => format!(
+                "host key of {entry} ({fingerprint}) is REVOKED at line {line} of {file}: refused"
+            ),
+            Verdict::CertAuthority(line) => format!(
+                "{file} line {line} says {entry} presents host certificates (@cert-authority), which odysseus does not check: \
+                 record the host's own key instead (`ssh-keyscan -p {} {}`, verified), or remove that line",
+                self.target.port, self.target.host
+            ),
+            Verdict::UnreadableRevocation(line) => format!(
+                "{file} line {line} is a @revoked line odysseus cannot read: it may revoke {entry}'s key, so nothing is trusted"
+            ),
         };
         *self.problem.lock().unwrap() = Some(verdict);
         Ok(false)
@@ -123,6 +155,54 @@ impl client::Handler for Verifier {
 }
 
 pub type Session = Handle<Verifier>;
+
+/// What a server offers as its host key, and what known_hosts says of it: looked at
+/// only (the handshake ends there), nothing authenticated or recorded.
+pub struct HostKeyScan {
+    pub algorithm: String,
+    pub fingerprint: String,
+    pub verdict: super::known_hosts::Verdict,
+}
+
+pub async fn scan_host_key(
+    target: &SshTarget,
+    settings: &SshSettings,
+) -> Result<HostKeyScan, ExecError> {
+    let offered = Arc::new(Mutex::new(None));
+    let scan = Arc::new(Mutex::new(None));
+    let verifier = Verifier {
+        target: target.clone(),
+        known_hosts: settings.known_hosts.clone(),
+        trust_fingerprint: None,
+        offered: offered.clone(),
+        scan: Some(scan.clone()),
+        problem: Arc::new(Mutex::new(None)),
+        learned: Arc::new(Mutex::new(None)),
+    };
+    let where_ = format!("{}:{}", target.host, target.port);
+    let tcp = tokio::time::timeout(
+        settings.connect_timeout,
+        tokio::net::TcpStream::connect((target.host.as_str(), target.port)),
+    )
+    .await
+    .map_err(|_| ExecError::Retryable(format!("{where_}: no TCP connection within {:?}", settings.connect_timeout)))?
+    .map_err(|e| ExecError::Retryable(format!("{where_}: {e}")))?;
+    let handshake = client::connect_stream(Arc::new(client::Config::default()), tcp, verifier);
+    let _ = tokio::time::timeout(settings.connect_timeout, handshake).await;
+    let verdict = scan.lock().unwrap().take();
+    let offered = offered.lock().unwrap().take();
+    match (verdict, offered) {
+        (Some(verdict), Some((algorithm, fingerprint))) => Ok(HostKeyScan {
+            algorithm,
+            fingerprint,
+            verdict,
+        }),
+        _ => Err(ExecError::Retryable(format!(
+            "{where_}: the server offered no host key within {:?}",
+            settings.connect_timeout
+        ))),
+    }
+}
 
 /// Connects, checks the host key, and authenticates with the first key that works.
 pub async fn connect(
@@ -134,7 +214,8 @@ pub async fn connect(
         .map(|(session, _)| session)
 }
 
-/// The same, also saying which key fingerprint was newly recorded (with `trust_unknown`).
+/// The same, also saying which key fingerprint was newly recorded (with
+/// `trust_fingerprint`).
 pub async fn connect_reporting(
     target: &SshTarget,
     settings: &SshSettings,
@@ -151,7 +232,9 @@ pub async fn connect_reporting(
     let verifier = Verifier {
         target: target.clone(),
         known_hosts: settings.known_hosts.clone(),
-        trust_unknown: settings.trust_unknown,
+        trust_fingerprint: settings.trust_fingerprint.clone(),
+        offered: Arc::new(Mutex::new(None)),
+        scan: None,
         problem: problem.clone(),
         learned: learned.clone(),
     };

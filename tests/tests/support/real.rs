@@ -23,9 +23,9 @@ pub const CADDY_IMAGE: &str = "odysseus-testbed/caddy:2.11.7";
 /// Removes this machine's odysseus-caddy when it runs another image than `image` (a
 /// test of an older Caddy leaves one): odysseus keeps an existing Caddy as it is.
 pub fn ensure_local_caddy_is(image: &str) {
-    let current = docker(&["inspect", "-f", "{{.Config.Image}}", "odysseus-caddy"]);
-    let current = current.trim();
-    if !current.is_empty() && current != image {
+    let running = docker(&["inspect", "-f", "{{.Image}}", "odysseus-caddy"]);
+    let wanted = docker(&["image", "inspect", "-f", "{{.Id}}", image]);
+    if !running.trim().is_empty() && running.trim() != wanted.trim() {
         docker(&["rm", "-f", "odysseus-caddy"]);
         docker(&["volume", "rm", "-f", "odysseus-caddy-config", "odysseus-caddy-data"]);
     }
@@ -43,6 +43,49 @@ pub fn caddy_config_changes() -> usize {
         .filter(|l| l.contains("\"msg\":\"received request\""))
         .filter(|l| ["POST", "PUT", "PATCH", "DELETE"].iter().any(|m| l.contains(&format!("\"method\":\"{m}\""))))
         .count()
+}
+
+/// One request to this machine's Caddy admin API, as odysseus reaches it: through the
+/// Docker engine, from inside the Caddy container (it listens on that loopback only).
+pub fn caddy_admin(method: &str, path: &str, body: &str) -> Result<(u16, String), String> {
+    caddy_admin_via(&["docker"], method, path, body)
+}
+
+/// The same through another Docker CLI invocation (e.g. `docker -H unix://…` for a server).
+pub fn caddy_admin_via(
+    docker_cmd: &[&str],
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, String), String> {
+    use std::process::Stdio;
+    let mut child = Command::new(docker_cmd[0])
+        .args(&docker_cmd[1..])
+        .args(["exec", "-i", "odysseus-caddy", "nc", "127.0.0.1", "2019"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:2019\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if out.stdout.is_empty() {
+        return Err(format!(
+            "no answer from Caddy's admin API: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let (status, body, _) = read_response(&mut std::io::Cursor::new(out.stdout))?;
+    Ok((status, body))
 }
 
 /// Real-component tests share one Docker engine and one Caddy: run them one at a time.
@@ -205,13 +248,9 @@ proxy:
 
     /// The dial addresses in the service's Caddy route.
     pub fn upstreams(&self) -> Vec<String> {
-        let body = http_get_raw(
-            "127.0.0.1:2019",
-            &format!("/id/odysseus-proxy-{}/upstreams", self.service),
-            "127.0.0.1:2019",
-        )
-        .map(|(_, b)| b)
-        .unwrap_or_default();
+        let body = caddy_admin("GET", &format!("/id/odysseus-proxy-{}/upstreams", self.service), "")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
         let mut dials: Vec<String> = body
             .split("\"dial\":\"")
             .skip(1)
@@ -250,21 +289,7 @@ impl Drop for App {
     fn drop(&mut self) {
         self.remove_containers();
         // Leave no route behind for the next test to find stale.
-        let _ = std::process::Command::new("curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-X",
-                "DELETE",
-                "-H",
-                "Host: 127.0.0.1:2019",
-            ])
-            .arg(format!(
-                "http://127.0.0.1:2019/id/odysseus-route-{}",
-                self.service
-            ))
-            .status();
+        let _ = caddy_admin("DELETE", &format!("/id/odysseus-route-{}", self.service), "");
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -176,7 +176,7 @@ pub(super) fn validate(
             .docker_socket
             .clone()
             .unwrap_or_else(|| "/var/run/docker.sock".into()),
-        trust_unknown: false,
+        trust_fingerprint: None,
     };
 
     if !problems.is_empty() {

@@ -1,0 +1,156 @@
+//! Issue 11, performed as the attacks themselves on real components: each test does what
+//! the attacker does and checks that nothing happened.
+//!
+//! Caddy's admin API: from a container on the `odysseus` network (any app, or anything
+//! that compromises one) and from a dependency container, every way to reach it — the
+//! Caddy container's name, its address, every port it listens on, any Host header — must
+//! fail, and deploys must still work. A Caddy set up by an older odysseus (admin on every
+//! interface) is moved onto its loopback by the next deploy, keeping its routes.
+
+#[path = "support/real.rs"]
+mod real;
+
+use std::process::Command;
+
+use real::{assert_exit, docker, require_docker, serial, App};
+
+/// The ports Caddy's container listens on, read from the host side (its network
+/// namespace), so the attack tries every one, not just the documented ones.
+fn caddy_listening_ports() -> Vec<u16> {
+    let pid = docker(&["inspect", "-f", "{{.State.Pid}}", "odysseus-caddy"]);
+    let mut ports = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{}/net/{table}", pid.trim())).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.get(3) == Some(&"0A") {
+                if let Some(port) = cols[1].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok()) {
+                    if !ports.contains(&port) {
+                        ports.push(port);
+                    }
+                }
+            }
+        }
+    }
+    ports.sort();
+    ports
+}
+
+/// Runs the attack in a shell inside `how` (a `docker run …` or `docker exec …` prefix):
+/// every target (name and address, every port, several Host headers), GET /config/.
+/// (No `-T`: the test bed's static busybox wget crashes with it.)
+/// Returns what came back from each try that answered.
+fn attack(how: &[&str], ports: &[u16], canary_host: &str) -> Vec<String> {
+    let ip = docker(&[
+        "inspect",
+        "-f",
+        "{{(index .NetworkSettings.Networks \"odysseus\").IPAddress}}",
+        "odysseus-caddy",
+    ]);
+    // The canary: the attacker's own app through Caddy, so a test that reaches nothing
+    // at all cannot pass as a test that was refused.
+    let mut script = format!(
+        "echo \"=== canary\"; wget -q -O - --header 'Host: {canary_host}' http://odysseus-caddy:80/ 2>&1; echo;\n"
+    );
+    for target in ["odysseus-caddy", ip.trim()] {
+        for port in ports.iter().chain([2019u16, 2020, 2999].iter()) {
+            for host in ["127.0.0.1:2019", "localhost:2019", "[::1]:2019", &format!("{}:{port}", ip.trim()), ""] {
+                let header = if host.is_empty() { String::new() } else { format!("--header 'Host: {host}'") };
+                script.push_str(&format!(
+                    "echo \"=== {target}:{port} {host}\"; wget -q -O - {header} http://{target}:{port}/config/ 2>&1; echo;\n"
+                ));
+            }
+        }
+    }
+    let out = Command::new(how[0]).args(&how[1..]).arg(&script).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split("=== ").filter(|s| !s.trim().is_empty()).map(str::to_string).collect()
+}
+
+/// What Caddy's config looks like: any answer holding it means the attack got in.
+fn leaked(answers: &[String]) -> Vec<&String> {
+    answers
+        .iter()
+        .filter(|a| a.contains("odysseus-route-") || a.contains("\"admin\"") || a.contains("\"apps\""))
+        .collect()
+}
+
+fn attacker_container() -> Vec<&'static str> {
+    vec![
+        "docker", "run", "--rm", "--network", "odysseus", "--entrypoint", "/bin/sh", "odysseus-demo:v1", "-c",
+    ]
+}
+
+#[test]
+fn no_container_on_the_odysseus_network_reaches_caddys_admin_api_and_deploys_still_work() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new(
+        "fortress",
+        "odysseus-demo",
+        "dependencies:
+  cache:
+    image: odysseus-demo:v1
+    hosts: [local]
+",
+    );
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    let _ = docker(&["rm", "-f", "fortress-cache"]);
+    let booted = Command::new(real::odysseus_bin())
+        .args(["dependency", "boot", "-c"])
+        .arg(app.config())
+        .output()
+        .unwrap();
+    assert_exit(&booted, 0, "dependency boot");
+    let ports = caddy_listening_ports();
+    assert!(ports.contains(&80), "Caddy listens on {ports:?}");
+    // From a throwaway container on the network, and from inside the dependency.
+    let from_app = attack(&attacker_container(), &ports, &app.host_header);
+    let from_dependency =
+        attack(&["docker", "exec", "fortress-cache", "/bin/sh", "-c"], &ports, &app.host_header);
+    let _ = docker(&["rm", "-f", "fortress-cache"]);
+    for (who, answers) in [("a container on the network", &from_app), ("a dependency", &from_dependency)] {
+        assert!(leaked(answers).is_empty(), "{who} read Caddy's config: {:?}", leaked(answers));
+        // The attacker did reach Caddy (its own app's route answers): the test is not
+        // blind.
+        assert!(
+            answers.iter().any(|a| a.starts_with("canary") && a.contains("v1")),
+            "{who} never reached Caddy at all: {answers:?}"
+        );
+    }
+    // And nothing changed: deploys still work, traffic flows.
+    assert_exit(&app.deploy(&["--image", "v2"]), 0, "deploy after the attack");
+    let (status, body) = app.get("/").unwrap();
+    assert_eq!((status, body.trim()), (200, "v2"));
+}
+
+#[test]
+fn a_caddy_whose_admin_api_an_older_odysseus_left_on_every_interface_is_closed_by_the_next_deploy() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("oldadmin", "odysseus-demo", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
+    // What odysseus before 2026-12 set: the admin API on all of Caddy's interfaces.
+    let (status, _) = real::caddy_admin(
+        "POST",
+        "/config/admin",
+        r#"{"listen":"0.0.0.0:2019","origins":["127.0.0.1:2019","localhost:2019","[::1]:2019"]}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let ports = caddy_listening_ports();
+    let before = attack(&attacker_container(), &ports, &app.host_header);
+    assert!(
+        !leaked(&before).is_empty(),
+        "the attack must work against the old layout, or this test proves nothing: {before:?}"
+    );
+    assert_exit(&app.deploy(&["--image", "v2"]), 0, "deploy by this odysseus");
+    let after = attack(&attacker_container(), &caddy_listening_ports(), &app.host_header);
+    assert!(leaked(&after).is_empty(), "still open: {:?}", leaked(&after));
+    // The routes survived the move, and the admin API answers odysseus.
+    let (status, body) = app.get("/").unwrap();
+    assert_eq!((status, body.trim()), (200, "v2"));
+    let running = app.running();
+    assert_eq!(app.upstreams(), vec![format!("{}:3000", running[0].0)]);
+}
