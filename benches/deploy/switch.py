@@ -1,6 +1,7 @@
 """The switch, measured from the outside, for two odysseus builds side by side.
 
-For each build, its own service on this machine's Caddy (loopback only). Rounds are
+Each build deploys its own service to its own test-bed server (A to one, B to another:
+identical fake servers, each with its own Caddy, reached over SSH). Rounds are
 interleaved (A, B, A, B, ...) so both see the same machine. In each round one deploy runs
 while, for that service, a keep-alive client sends back to back, a fresh-connection
 client sends one request per connection, and a long client holds 2 s requests: every
@@ -8,11 +9,12 @@ request is counted per kind. After the deploy, the journal (`replay --json`) giv
 instant `add-upstream` started; the switch latency is from then to the first response
 that came from the new version.
 
-Usage: switch.py BIN_A BIN_B ROUNDS WORKDIR PORT"""
+Usage: switch.py BIN_A BIN_B ROUNDS WORKDIR ADDR_A ADDR_B   (ADDR: ip:port of the server's Caddy)"""
 import json, socket, statistics as st, subprocess, sys, threading, time
 from datetime import datetime
 
-bin_a, bin_b, rounds, work, port = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+bin_a, bin_b, rounds, work = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+addrs = {"a": sys.argv[5], "b": sys.argv[6]}
 
 
 def read_response(f):
@@ -50,9 +52,11 @@ def read_response(f):
 
 
 class Client(threading.Thread):
-    def __init__(self, kind, host, stop, first_seen, new_version):
+    def __init__(self, kind, addr, host, stop, first_seen, new_version):
         super().__init__(daemon=True)
         self.kind, self.host, self.stop, self.first_seen, self.new = kind, host, stop, first_seen, new_version
+        ip, port = addr.rsplit(":", 1)
+        self.addr = (ip, int(port))
         self.ok = self.failed = 0
         self.why = {}
 
@@ -63,7 +67,7 @@ class Client(threading.Thread):
         while not self.stop.is_set():
             try:
                 if s is None:
-                    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+                    s = socket.create_connection(self.addr, timeout=20)
                     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     f = s.makefile("rb")
                 hdr = "Connection: close\r\n" if close else ""
@@ -107,7 +111,7 @@ for r in range(rounds):
         config = f"{work}/{who}.yml"
         host = f"switch{who}.test"
         stop, first = threading.Event(), [None]
-        clients = [Client(k, host, stop, first, version) for k in ("fresh", "keepalive", "keepalive", "long")]
+        clients = [Client(k, addrs[who], host, stop, first, version) for k in ("fresh", "keepalive", "keepalive", "long")]
         for c in clients:
             c.start()
         time.sleep(0.3)

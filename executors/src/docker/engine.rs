@@ -406,6 +406,36 @@ impl Engine {
             .map_err(|e| ExecError::OutcomeUnknown(format!("reading {path} in {container}: {e}")))
     }
 
+    /// The regular files directly in a container's directory, as (name, contents), read
+    /// in one archive of at most `limit` bytes; `None` when there is no such directory.
+    pub async fn read_dir_files(
+        &self,
+        container: &str,
+        dir: &str,
+        limit: u64,
+    ) -> Result<Option<Vec<(String, Vec<u8>)>>, ExecError> {
+        let options = DownloadFromContainerOptions {
+            path: dir.to_string(),
+        };
+        let mut stream = self.docker.download_from_container(container, Some(options));
+        let mut archive = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => archive.extend_from_slice(&bytes),
+                Err(e) if is_not_found(&e) => return Ok(None),
+                Err(e) => return Err(transient(&format!("reading {dir} in {container}"), e)),
+            }
+            if archive.len() as u64 > limit {
+                return Err(ExecError::Permanent(format!(
+                    "{dir} in {container} holds more than {limit} bytes"
+                )));
+            }
+        }
+        super::tar::files_in(&archive)
+            .map(Some)
+            .map_err(|e| ExecError::OutcomeUnknown(format!("reading {dir} in {container}: {e}")))
+    }
+
     /// Runs `cmd` in a running container and waits for it: its exit code and output.
     pub async fn exec(&self, container: &str, cmd: &[&str]) -> Result<(i64, String), ExecError> {
         let what = format!("running {} in {container}", cmd.join(" "));

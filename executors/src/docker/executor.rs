@@ -209,7 +209,13 @@ impl DockerExecutor {
     pub async fn preflight(&self, web_hosts: &[String]) -> Result<(), ExecError> {
         if let Some(proxy) = &self.spec.proxy {
             for host in web_hosts {
-                super::caddy::check_existing_caddy(&self.host(host)?.engine, proxy).await?;
+                let h = self.host(host)?;
+                super::caddy::check_existing_caddy(&h.engine, proxy).await?;
+                // Asked here rather than inside the first switch, where it would delay
+                // the traffic moving (a few Docker execs on a server).
+                if matches!(h.engine.inspect(super::caddy::CADDY_CONTAINER).await?, Some(c) if c.running) {
+                    self.prepare_caddy(host, h).await?;
+                }
             }
         }
         Ok(())

@@ -75,11 +75,25 @@ impl DockerExecutor {
         }
     }
 
+    /// Caddy running on the host, odysseus's server and the service's route in it.
+    async fn ensure_route(&self, h: &HostHandle, proxy: &super::spec::ProxySpec) -> Result<(), ExecError> {
+        let spec = self.spec();
+        ensure_caddy(
+            &h.engine,
+            &h.admin,
+            proxy,
+            spec.network_subnet.as_deref(),
+            spec.registry.as_ref(),
+        )
+        .await?;
+        h.admin.ensure_route(&spec.service, proxy).await
+    }
+
     /// Once per host and run, before odysseus first writes a route there: the admin API
     /// kept on Caddy's loopback (an older odysseus left it on every interface), and
     /// whether upstream changes go through slots (no Caddy reload), said once when they
     /// cannot.
-    async fn prepare_caddy(&self, host: &str, h: &HostHandle) -> Result<bool, ExecError> {
+    pub(crate) async fn prepare_caddy(&self, host: &str, h: &HostHandle) -> Result<bool, ExecError> {
         h.slots
             .get_or_try_init(|| async {
                 if h.admin.keep_admin_on_loopback().await? {
@@ -273,29 +287,23 @@ impl HostOps for DockerExecutor {
             .ok_or_else(|| ExecError::Permanent("the web role needs a proxy section".into()))?;
         // The route is there almost always: write it at once; set up Caddy, its server
         // and the route only when it is not (each check is a round trip to the host).
-        if !matches!(h.admin.route(&spec.service).await, Ok(Some(_))) {
-            ensure_caddy(
-                &h.engine,
-                &h.admin,
-                proxy,
-                spec.network_subnet.as_deref(),
-                spec.registry.as_ref(),
-            )
-            .await?;
-            h.admin.ensure_route(&spec.service, proxy).await?;
+        let slots = match h.slots.get() {
+            Some(known) => *known,
+            None => {
+                if !matches!(h.engine.inspect(CADDY_CONTAINER).await?, Some(c) if c.running) {
+                    self.ensure_route(h, proxy).await?;
+                }
+                self.prepare_caddy(host, h).await?
+            }
+        };
+        let write = || route::write(&h.engine, &h.admin, &spec.service, proxy, health, slots, edit);
+        if let Some(written) = write().await? {
+            return Ok(written);
         }
-        let slots = self.prepare_caddy(host, h).await?;
-        route::write(
-            &h.engine,
-            &h.admin,
-            &spec.service,
-            proxy,
-            health,
-            slots,
-            edit,
-        )
-        .await?
-        .ok_or_else(|| ExecError::Retryable(format!("Caddy has no route for {}", spec.service)))
+        self.ensure_route(h, proxy).await?;
+        write()
+            .await?
+            .ok_or_else(|| ExecError::Retryable(format!("Caddy has no route for {}", spec.service)))
     }
 
     async fn survey(&self, host: &str, service: &str, role: &str) -> Result<Survey, ExecError> {

@@ -44,25 +44,28 @@ async fn read_current(
         return Ok(None);
     };
     let slots = match slots::slots_of(service, &listed_dials(&route)) {
-        Some(count) => {
-            let mut held = Vec::with_capacity(count);
-            for slot in 0..count {
-                held.push(read_slot(engine, service, slot).await?);
-            }
-            Some(held)
-        }
+        Some(count) => Some(read_slots(engine, service, count).await?),
         None => None,
     };
     Ok(Some(Current { route, etag, slots }))
 }
 
-async fn read_slot(engine: &Engine, service: &str, slot: usize) -> Result<String, ExecError> {
-    let bytes = engine
-        .read_file(CADDY_CONTAINER, &slot_path(service, slot), 1024)
-        .await?;
-    Ok(bytes
-        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
-        .unwrap_or_default())
+/// The containers `count` slots name, read in one archive of the service's slot
+/// directory ("" for a slot whose file is missing).
+async fn read_slots(engine: &Engine, service: &str, count: usize) -> Result<Vec<String>, ExecError> {
+    let files = engine
+        .read_dir_files(CADDY_CONTAINER, &slots::slot_dir(service), 64 * 1024)
+        .await?
+        .unwrap_or_default();
+    Ok((0..count)
+        .map(|slot| {
+            files
+                .iter()
+                .find(|(name, _)| *name == slot.to_string())
+                .map(|(_, bytes)| String::from_utf8_lossy(bytes).trim().to_string())
+                .unwrap_or_default()
+        })
+        .collect())
 }
 
 /// Writes a slot so that Caddy never reads it half-written or missing: the new contents

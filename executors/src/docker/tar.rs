@@ -30,6 +30,30 @@ pub fn first_file(archive: &[u8], limit: u64) -> std::io::Result<Option<Vec<u8>>
     Ok(None)
 }
 
+/// The regular files of `archive` one level below its top directory (what the Docker API
+/// sends for a directory), as (file name, contents).
+pub fn files_in(archive: &[u8]) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let mut reader = tar::Archive::new(archive);
+    let mut out = Vec::new();
+    for entry in reader.entries()? {
+        let mut entry = entry?;
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
+        let path = entry.path()?.into_owned();
+        if path.components().count() != 2 {
+            continue;
+        }
+        let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        let mut contents = Vec::new();
+        entry.read_to_end(&mut contents)?;
+        out.push((name, contents));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -41,5 +65,21 @@ mod tests {
             Some(&b"{\"a\":1}"[..])
         );
         assert_eq!(super::first_file(&archive, 3).unwrap().as_deref(), Some(&b"{\"a"[..]));
+    }
+
+    #[test]
+    fn a_directory_archive_gives_its_own_files_only() {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, body) in [("app/0", "a:1\n"), ("app/1", "b:1\n"), ("app/deeper/2", "c:1\n")] {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(body.len() as u64);
+            header.set_mode(0o644);
+            builder.append_data(&mut header, path, body.as_bytes()).unwrap();
+        }
+        let files = super::files_in(&builder.into_inner().unwrap()).unwrap();
+        assert_eq!(
+            files,
+            vec![("0".to_string(), b"a:1\n".to_vec()), ("1".to_string(), b"b:1\n".to_vec())]
+        );
     }
 }
