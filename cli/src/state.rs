@@ -21,6 +21,30 @@ pub fn state_dir(global: &GlobalArgs) -> PathBuf {
     config_dir.join(".odysseus")
 }
 
+/// The state dir holds the journal (failure reasons, who deployed what) and keys: only
+/// its owner may enter it. A dir someone else owns is refused rather than used.
+fn private(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::symlink_metadata(dir)
+        .with_context(|| format!("reading the state dir {}", dir.display()))?;
+    // Linux: /proc/self belongs to this process's effective user.
+    if let Ok(me) = std::fs::metadata("/proc/self").map(|m| m.uid()) {
+        if meta.uid() != me {
+            return Err(UsageError(format!(
+                "the state dir {} belongs to another user (uid {}): use your own (--state-dir)",
+                dir.display(),
+                meta.uid()
+            ))
+            .into());
+        }
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making the state dir {} private (0700)", dir.display()))?;
+    }
+    Ok(())
+}
+
 /// Opens the journal; `create` is false for read-only commands, which then say plainly
 /// that nothing was deployed from here yet.
 pub fn open_journal(global: &GlobalArgs, create: bool) -> anyhow::Result<Journal> {
@@ -35,6 +59,7 @@ pub fn open_journal(global: &GlobalArgs, create: bool) -> anyhow::Result<Journal
     }
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating the state dir {}", dir.display()))?;
+    private(&dir)?;
     Journal::open(&path).map_err(|e| match e {
         journal::Error::Busy { .. } => {
             anyhow::anyhow!(UsageError(format!(

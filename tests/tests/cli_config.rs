@@ -130,6 +130,31 @@ const BAD: &[(&str, &[&str])] = &[
             "expect_status",
         ],
     ),
+    (
+        "hostile-values.yml",
+        &[
+            "hostile-values.yml:3: service",
+            "hostile-values.yml:4: image",
+            "retain_versions",
+            "`198.51.100.11; reboot` is not a host",
+            "`$(touch /tmp/pwned)` is not a host",
+            "`-oProxyCommand=sh` is not a host",
+            "`host with spaces` is not a host",
+            "the port must be 1 to 65535",
+            "servers.web.healthcheck.interval",
+            "servers.jobs.hosts: needs at least one host",
+            "`A=B` is not an environment variable name",
+            "PORT is in both `clear` and `secret`",
+            "proxy.app_port: must be 1 to 65535",
+            "proxy.hosts",
+            "proxy.image",
+            "proxy.http_port",
+            "proxy.healthcheck.path",
+            "proxy.healthcheck.interval",
+            "`evil;x:1:2`",
+        ],
+    ),
+    ("not-utf8.yml", &["not-utf8.yml:5: not UTF-8"]),
 ];
 
 #[test]
@@ -201,4 +226,18 @@ fn bad_values_are_all_reported_at_once() {
         .filter(|l| l.trim_start().starts_with(file.to_str().unwrap()))
         .count();
     assert!(problems >= 8, "{err}");
+}
+
+/// A device or a huge file is refused at once, never read to its end (issue 11 §6).
+#[test]
+fn a_config_path_that_is_a_device_or_a_directory_is_refused_quickly() {
+    for (path, says) in [("/dev/zero", "larger than 1024 KiB"), ("/tmp", "is a directory")] {
+        let out = odysseus()
+            .args(["validate", "-c", path])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{path}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{path}: {err}");
+    }
 }

@@ -154,3 +154,85 @@ fn a_caddy_whose_admin_api_an_older_odysseus_left_on_every_interface_is_closed_b
     let running = app.running();
     assert_eq!(app.upstreams(), vec![format!("{}:3000", running[0].0)]);
 }
+
+/// Issue 11 §5: an app that prints its secret and dies. Its last lines go into the failure
+/// reason (journal, output, replay) with the value replaced by the secret's name; `-vv`
+/// shows no secret value either; the state dir is private.
+#[test]
+fn a_secret_the_app_prints_stays_out_of_the_journal_the_output_and_verbose_logs() {
+    let _serial = serial();
+    require_docker();
+    const SECRET: &str = "s3cr3t-leaky-value-42";
+    let app = App::new("leaky", "odysseus-demo", "");
+    let yaml = |cmd: &str| {
+        format!(
+            "service: leaky
+image: odysseus-demo
+servers:
+  web:
+    hosts: [local]
+    cmd: {cmd}
+    deploy:
+      boot_timeout: 5
+      drain_timeout: 5
+      stop_timeout: 5
+env:
+  secret: [LEAKY_TOKEN]
+proxy:
+  app_port: 3000
+  hosts: [leaky.test]
+  ssl: false
+  image: {}
+  http_port: {}
+  healthcheck:
+    path: /health
+    interval: 1
+",
+            real::CADDY_IMAGE,
+            real::HTTP_PORT
+        )
+    };
+    let run = |args: &[&str]| {
+        app.deploy_cmd(args)
+            .env("LEAKY_TOKEN", SECRET)
+            .output()
+            .unwrap()
+    };
+    // A healthy v1 first, its deploy at -vv (every request odysseus makes, env included).
+    std::fs::write(app.config(), yaml("[\"/bin/serve\"]")).unwrap();
+    let verbose = run(&["--image", "v1", "-vv"]);
+    assert_exit(&verbose, 0, "deploy v1 at -vv");
+    let all = |o: &std::process::Output| {
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+    };
+    assert!(all(&verbose).len() > 1000, "-vv said almost nothing");
+    assert!(!all(&verbose).contains(SECRET), "-vv output holds the secret");
+    // The container really has it (the test is not blind).
+    let running = app.running();
+    let env = docker(&["inspect", "-f", "{{json .Config.Env}}", &running[0].0]);
+    assert!(env.contains(SECRET));
+    // v2 prints the secret and dies before it is healthy.
+    std::fs::write(
+        app.config(),
+        yaml("[\"/bin/sh\", \"-c\", \"echo token=$LEAKY_TOKEN; echo \\\"oops $LEAKY_TOKEN\\\" >&2; exit 3\"]"),
+    )
+    .unwrap();
+    let failed = run(&["--image", "v2"]);
+    assert_exit(&failed, 1, "deploy of an app that dies printing its secret");
+    let said = all(&failed);
+    assert!(!said.contains(SECRET), "the output holds the secret: {said}");
+    assert!(said.contains("token=[secret LEAKY_TOKEN]"), "the last lines are not in the report: {said}");
+    for args in [vec!["replay", "-c"], vec!["replay", "--json", "-c"], vec!["history", "-c"]] {
+        let out = Command::new(real::odysseus_bin())
+            .args(&args)
+            .arg(app.config())
+            .output()
+            .unwrap();
+        assert!(!all(&out).contains(SECRET), "{args:?} shows the secret");
+    }
+    let state = app.dir.join(".odysseus");
+    real::assert_no_file_holds(&state, SECRET);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "the state dir is {mode:o}");
+}

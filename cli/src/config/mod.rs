@@ -190,12 +190,37 @@ fn blank_extension_keys(text: &str) -> String {
     out
 }
 
+/// The largest deploy.yml read.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 /// Loads deploy.yml, resolving `env.secret` names from `secrets` (the process
 /// environment, in practice).
 pub fn load(path: &Path, secrets: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
-    let bytes = std::fs::read(path).map_err(|e| ConfigErrors {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| ConfigErrors {
         problems: vec![format!("{}: cannot read: {e}", path.display())],
-    })?;
+    };
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(ConfigErrors {
+            problems: vec![format!("{}: is a directory, not a deploy.yml", path.display())],
+        });
+    }
+    // A deploy.yml is a few kilobytes: a device or a huge file is a mistake, and is
+    // never read past the limit.
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigErrors {
+            problems: vec![format!(
+                "{}: larger than {} KiB; a deploy.yml is a few kilobytes (is this the right file?)",
+                path.display(),
+                MAX_CONFIG_BYTES / 1024
+            )],
+        });
+    }
     parse(path, &bytes, secrets)
 }
 
@@ -214,8 +239,11 @@ pub fn parse(
 ) -> Result<Config, ConfigErrors> {
     let shown = path.display().to_string();
     let one = |p: String| ConfigErrors { problems: vec![p] };
-    let text =
-        String::from_utf8(bytes.to_vec()).map_err(|_| one(format!("{shown}: not UTF-8 text")))?;
+    let text = String::from_utf8(bytes.to_vec()).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        one(format!("{shown}:{line}: not UTF-8 text (an invalid byte on this line)"))
+    })?;
     if text
         .lines()
         .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))

@@ -9,6 +9,9 @@ pub(super) fn fnv64(bytes: &[u8]) -> u64 {
 }
 
 pub(super) fn valid_name(s: &str) -> bool {
+    if s.len() > 63 {
+        return false;
+    }
     let mut chars = s.chars();
     chars
         .next()
@@ -59,7 +62,9 @@ pub(super) fn parse_port(s: &str) -> Option<(u16, String, u16)> {
     match parts.as_slice() {
         [c] => Some((port(c)?, "0.0.0.0".into(), port(c)?)),
         [h, c] => Some((port(c)?, "0.0.0.0".into(), port(h)?)),
-        [a, h, c] if !a.is_empty() => Some((port(c)?, a.to_string(), port(h)?)),
+        [a, h, c] if a.parse::<std::net::IpAddr>().is_ok() => {
+            Some((port(c)?, a.to_string(), port(h)?))
+        }
         _ => None,
     }
 }
@@ -79,4 +84,104 @@ pub(super) fn namespace_volumes(service: &str, volumes: Vec<String>) -> Vec<Stri
             _ => v,
         })
         .collect()
+}
+
+/// A host as deploy.yml names it: `local`, or a DNS name / IPv4 address / `[IPv6]`, with
+/// an optional `:port`. It becomes an SSH target and a known_hosts name, and appears in
+/// commands: nothing else is accepted (no spaces, `;`, `$`, a leading `-`).
+pub(super) fn check_host(host: &str) -> Result<(), String> {
+    if host == "local" {
+        return Ok(());
+    }
+    let bad_port = |p: &str| {
+        !p.parse::<u16>().is_ok_and(|n| n > 0)
+    };
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        let Some((addr, after)) = rest.split_once(']') else {
+            return Err(format!("`{host}`: an IPv6 address is written [addr] or [addr]:port"));
+        };
+        if addr.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("`{addr}` is not an IPv6 address"));
+        }
+        match after.strip_prefix(':') {
+            Some(p) if bad_port(p) => return Err(format!("`{host}`: the port must be 1 to 65535")),
+            None if !after.is_empty() => return Err(format!("`{host}`: expected [addr]:port")),
+            _ => return Ok(()),
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, p)) => {
+                if bad_port(p) {
+                    return Err(format!("`{host}`: the port must be 1 to 65535"));
+                }
+                name
+            }
+            None => host,
+        }
+    };
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(format!(
+            "`{}` is not a host name or address (letters, digits, - and . only, optionally :port)",
+            host.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
+/// An environment variable name as the container will see it.
+pub(super) fn check_env_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 256;
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not an environment variable name (letters, digits and _, not starting with a digit)",
+            name.escape_debug()
+        ))
+    }
+}
+
+/// An HTTP path that becomes a request line: `/` first, no spaces or control characters.
+pub(super) fn check_http_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("`{}` must start with /", path.escape_debug()));
+    }
+    if path.len() > 2048 || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "`{}` must be a URL path without spaces or control characters (at most 2048 bytes)",
+            path.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
+/// An image reference as Docker takes it (`repo/name`, `host:5000/name`, `name:tag`,
+/// `name@sha256:…`).
+pub(super) fn check_image(image: &str) -> Result<(), String> {
+    let ok = !image.is_empty()
+        && image.len() <= 512
+        && !image.starts_with(['-', '.', ':', '/', '@'])
+        && image
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not an image reference (letters, digits and . _ - / : @)",
+            image.escape_debug()
+        ))
+    }
 }

@@ -264,7 +264,7 @@ impl HostOps for DockerExecutor {
 
     async fn last_logs(&self, host: &str, name: &str) -> String {
         match self.host(host) {
-            Ok(h) => h.engine.last_logs(name, 20).await,
+            Ok(h) => crate::redact::clean(&h.engine.last_logs(name, 20).await, &self.spec().secret_values),
             Err(_) => String::new(),
         }
     }
@@ -347,6 +347,6 @@ impl HostOps for DockerExecutor {
     }
 
     async fn explain(&self, host: &str, e: ExecError) -> ExecError {
-        self.explain_lost(host, e).await
+        crate::redact::clean_error(self.explain_lost(host, e).await, &self.spec().secret_values)
     }
 }

@@ -101,6 +101,9 @@ pub struct ServiceSpec {
     /// Clear env and resolved secrets together, in the order given.
     pub env: BTreeMap<String, String>,
     pub network_subnet: Option<String>,
+    /// (name, value) of every secret the config resolved (env, dependencies, registry
+    /// password): redacted from anything odysseus records or prints.
+    pub secret_values: Vec<(String, String)>,
 }
 
 /// A dependency (deploy.yml's `dependencies`, once `accessories`): one container per host

@@ -37,7 +37,7 @@ pub(super) fn validate(
         problems.push(
             "service",
             format!(
-                "`{service}` must be lowercase letters, digits, - and _, starting with a letter or digit"
+                "`{service}` must be lowercase letters, digits, - and _, starting with a letter or digit, at most 63 characters"
             ),
         );
     }
@@ -53,6 +53,11 @@ pub(super) fn validate(
         );
     } else if image.trim().is_empty() {
         problems.push("image", "must name an image repository");
+    } else if let Err(why) = super::values::check_image(&raw_image) {
+        problems.push("image", why);
+    }
+    if raw.retain_versions.is_some_and(|n| n > 1000) {
+        problems.push("retain_versions", "at most 1000 versions are kept");
     }
     let servers = raw.servers.as_deref().unwrap_or_default();
     if raw.servers.is_none() {
@@ -184,6 +189,10 @@ pub(super) fn validate(
             problems: problems.render(&shown, &String::from_utf8_lossy(bytes)),
         });
     }
+    let mut secret_values = secrets.handed.clone();
+    if let Some(r) = &registry {
+        secret_values.push(("registry.password".into(), r.password.clone()));
+    }
     Ok(Config {
         ssh,
         ssh_port: raw_ssh.port.unwrap_or(22),
@@ -200,6 +209,7 @@ pub(super) fn validate(
             proxy,
             env,
             network_subnet: raw.network.and_then(|n| n.subnet),
+            secret_values,
         },
         batch_size,
         on_failure,

@@ -4,7 +4,7 @@ use odysseus_executors::docker::spec::{ExpectStatus, HttpCheck, ProxySpec};
 
 use super::super::problems::Problems;
 use super::super::raw::{RawProxy, Scalar};
-use super::super::values::parse_expect;
+use super::super::values::{check_http_path, check_image, parse_expect};
 
 pub(super) fn proxy(raw: Option<&RawProxy>, problems: &mut Problems) -> Option<ProxySpec> {
     let p = raw?;
@@ -24,10 +24,43 @@ pub(super) fn proxy(raw: Option<&RawProxy>, problems: &mut Problems) -> Option<P
         }
     }
     if let Some(path) = p.healthcheck.as_ref().and_then(|h| h.path.as_ref()) {
-        if !path.starts_with('/') {
+        if let Err(why) = check_http_path(path) {
+            problems.push("proxy.healthcheck.path", why);
+        }
+    }
+    if let Some(h) = &p.healthcheck {
+        for (field, value) in [("interval", h.interval), ("timeout", h.timeout)] {
+            if value.is_some_and(|v| v == 0 || v > 86_400) {
+                problems.push(
+                    format!("proxy.healthcheck.{field}"),
+                    "must be 1 to 86400 seconds",
+                );
+            }
+        }
+    }
+    if let Some(image) = &p.image {
+        if let Err(why) = check_image(image) {
+            problems.push("proxy.image", why);
+        }
+    }
+    if p.app_port == Some(0) {
+        problems.push("proxy.app_port", "must be 1 to 65535");
+    }
+    for (field, value) in [("http_port", p.http_port), ("https_port", p.https_port)] {
+        if value == Some(0) {
+            problems.push(format!("proxy.{field}"), "must be 1 to 65535");
+        }
+    }
+    for host in p.hosts.iter().flatten() {
+        let ok = !host.is_empty()
+            && host.len() <= 253
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-.*_".contains(c));
+        if !ok {
             problems.push(
-                "proxy.healthcheck.path",
-                format!("`{path}` must start with /"),
+                "proxy.hosts",
+                format!("`{}` is not a host name Caddy can match", host.escape_debug()),
             );
         }
     }

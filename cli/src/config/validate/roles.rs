@@ -5,7 +5,7 @@ use odysseus_executors::docker::spec::{CmdCheck, Resources, RoleSpec};
 
 use super::super::problems::Problems;
 use super::super::raw::{RawRole, Scalar, StringOrList};
-use super::super::values::{namespace_volumes, parse_bytes, valid_name};
+use super::super::values::{check_host, namespace_volumes, parse_bytes, valid_name};
 use super::super::Role;
 
 pub(super) fn roles(
@@ -64,6 +64,16 @@ pub(super) fn roles(
             StringOrList::One(s) => vec!["/bin/sh".to_string(), "-c".to_string(), s.clone()],
             StringOrList::Many(v) => v.clone(),
         });
+        if let Some(h) = &r.healthcheck {
+            for (field, value) in [("interval", h.interval), ("timeout", h.timeout)] {
+                if value.is_some_and(|v| v == 0 || v > MAX_SECONDS) {
+                    problems.push(
+                        format!("{key}.healthcheck.{field}"),
+                        format!("must be 1 to {MAX_SECONDS} seconds"),
+                    );
+                }
+            }
+        }
         let healthcheck = r.healthcheck.as_ref().map(|h| CmdCheck {
             cmd: h.cmd.clone(),
             interval_s: h.interval.unwrap_or(30),
@@ -115,14 +125,18 @@ fn seconds(v: Option<u64>, key: &str, field: &str, default: u64, problems: &mut 
 }
 
 fn hosts(hosts: &[String], key: &str, problems: &mut Problems) {
-    let mut seen = Vec::new();
+    if hosts.is_empty() {
+        problems.push(format!("{key}.hosts"), "needs at least one host");
+    }
+    let mut seen = std::collections::HashSet::new();
     for host in hosts {
         if host.trim().is_empty() {
             problems.push(format!("{key}.hosts"), "a host is empty");
-        } else if seen.contains(&host) {
+        } else if let Err(why) = check_host(host) {
+            problems.push(format!("{key}.hosts"), why);
+        } else if !seen.insert(host) {
             problems.push(format!("{key}.hosts"), format!("{host} is listed twice"));
         }
-        seen.push(host);
     }
 }
 

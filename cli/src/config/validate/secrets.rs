@@ -8,12 +8,15 @@ use std::path::PathBuf;
 use super::super::problems::Problems;
 use super::super::raw::{RawEnv, Scalar, StringOrList};
 use super::super::secrets_file;
+use super::super::values::check_env_name;
 
 pub(super) struct SecretSource<'a> {
     environment: &'a dyn Fn(&str) -> Option<String>,
     /// As written in deploy.yml, and resolved.
     file: Option<(String, PathBuf)>,
     read: Option<BTreeMap<String, String>>,
+    /// Every (name, value) handed out: what odysseus must never print or record.
+    pub handed: Vec<(String, String)>,
 }
 
 impl<'a> SecretSource<'a> {
@@ -25,10 +28,19 @@ impl<'a> SecretSource<'a> {
             environment,
             file,
             read: None,
+            handed: Vec::new(),
         }
     }
 
     pub fn get(&mut self, name: &str, problems: &mut Problems) -> Option<String> {
+        let value = self.lookup(name, problems)?;
+        if !self.handed.iter().any(|(n, v)| n == name && *v == value) {
+            self.handed.push((name.to_string(), value.clone()));
+        }
+        Some(value)
+    }
+
+    fn lookup(&mut self, name: &str, problems: &mut Problems) -> Option<String> {
         if let Some(value) = (self.environment)(name) {
             return Some(value);
         }
@@ -66,9 +78,22 @@ impl<'a> SecretSource<'a> {
             return out;
         };
         for (k, Scalar(v)) in e.clear.iter().flatten() {
+            if let Err(why) = check_env_name(k) {
+                problems.push(format!("{key}.clear"), why);
+            }
             out.insert(k.clone(), v.clone());
         }
         for name in e.secret.iter().flatten() {
+            if let Err(why) = check_env_name(name) {
+                problems.push(format!("{key}.secret"), why);
+                continue;
+            }
+            if e.clear.iter().flatten().any(|(k, _)| k == name) {
+                problems.push(
+                    format!("{key}.secret"),
+                    format!("{name} is in both `clear` and `secret`: keep one"),
+                );
+            }
             match self.get(name, problems) {
                 Some(value) => {
                     out.insert(name.clone(), value);
