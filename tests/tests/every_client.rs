@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use real::{
     assert_exit, caddy_config_changes, require_docker, serial, stderr, App, MixedLoad,
-    HTTP_PORT,
+    SpawnOutput, HTTP_PORT,
 };
 
 fn addr() -> String {
@@ -126,4 +126,83 @@ fn an_older_caddy_still_deploys_by_reloading_and_says_what_keep_alive_clients_ma
     assert_eq!(app.upstreams(), vec![format!("{}:3000", running[0].0)]);
     let (status, body) = app.get("/").unwrap();
     assert_eq!((status, body.trim()), (200, "v2"));
+}
+
+/// Two services on one Caddy deployed at the same time (their locks are per service):
+/// neither gives up slots because of the other, no request of either fails, and Caddy's
+/// config never changes. (Found by an attack: a probe file name shared between deployers
+/// made one of them fall back to reloading Caddy, failing requests of both.)
+#[test]
+fn two_services_deployed_at_once_on_one_caddy_fail_no_request_and_never_reload_it() {
+    let _serial = serial();
+    require_docker();
+    let a = App::new("twina", "odysseus-demo", "");
+    let b = App::new("twinb", "odysseus-demo", "");
+    assert_exit(&a.deploy(&["--image", "v1"]), 0, "first deploy of a");
+    assert_exit(&b.deploy(&["--image", "v1"]), 0, "first deploy of b");
+    let changes = caddy_config_changes();
+    let load_a = MixedLoad::start(&addr(), &a.host_header, 1, Duration::from_secs(300));
+    let load_b = MixedLoad::start(&addr(), &b.host_header, 1, Duration::from_secs(300));
+    std::thread::sleep(Duration::from_millis(300));
+    for round in 0..6 {
+        let version = if round % 2 == 0 { "v2" } else { "v1" };
+        let ca = a.deploy_cmd(&["--image", version]).spawn_output();
+        let cb = b.deploy_cmd(&["--image", version]).spawn_output();
+        for (who, out) in [("a", ca.join().unwrap()), ("b", cb.join().unwrap())] {
+            assert_exit(&out, 0, &format!("round {round}: deploy of {who}"));
+            assert!(
+                !stderr(&out).contains("reloads Caddy"),
+                "round {round}: {who} gave up slots: {}",
+                stderr(&out)
+            );
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    load_a.finish().assert_clean("service a", 10);
+    load_b.finish().assert_clean("service b", 10);
+    assert_eq!(caddy_config_changes(), changes, "Caddy's config changed");
+}
+
+/// A Caddy image without `nc` cannot be reached (its admin API is on its own loopback):
+/// the deploy says so and what to use, instead of a garbled HTTP error.
+#[test]
+fn a_caddy_image_without_nc_is_named_as_the_cause() {
+    let _serial = serial();
+    require_docker();
+    let work = std::env::temp_dir().join(format!("odysseus-nonc-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(
+        work.join("Dockerfile"),
+        format!("FROM {}\nRUN rm /bin/nc\n", real::CADDY_IMAGE),
+    )
+    .unwrap();
+    let built = std::process::Command::new("docker")
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-q", "-t", "odysseus-test/caddy-without-nc:1"])
+        .arg(&work)
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let _ = std::fs::remove_dir_all(&work);
+    struct Restore;
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            real::ensure_local_caddy_is(real::CADDY_IMAGE);
+        }
+    }
+    let _restore = Restore;
+    real::ensure_local_caddy_is("odysseus-test/caddy-without-nc:1");
+    let app = App::new("nonc", "odysseus-demo", "");
+    real::ensure_local_caddy_is("odysseus-test/caddy-without-nc:1");
+    let text = std::fs::read_to_string(app.config()).unwrap();
+    std::fs::write(
+        app.config(),
+        text.replace(real::CADDY_IMAGE, "odysseus-test/caddy-without-nc:1"),
+    )
+    .unwrap();
+    let out = app.deploy(&["--image", "v1"]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(err.contains("has no `nc`") && err.contains("caddy:2-alpine"), "{err}");
+    assert!(!err.contains("invalid HTTP version"), "{err}");
 }

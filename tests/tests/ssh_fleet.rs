@@ -1326,6 +1326,14 @@ fn trust_records_new_host_keys_once_and_never_replaces_a_changed_one() {
     assert_exit(&unconfirmed, 2, "trust off a terminal without --yes");
     assert!(stderr(&unconfirmed).contains("--yes"), "{}", stderr(&unconfirmed));
     assert_eq!(std::fs::read_to_string(&known).unwrap(), "");
+    // Only the config's hosts: a typo never records some other machine's key.
+    let stranger = Command::new(real::odysseus_bin())
+        .args(["trust", "198.51.100.99", "--yes", "-c"])
+        .arg(app.dir.join("deploy.yml"))
+        .output()
+        .unwrap();
+    assert_exit(&stranger, 2, "trust of a host deploy.yml does not name");
+    assert!(stderr(&stranger).contains("is not an SSH host"), "{}", stderr(&stranger));
     // Only named hosts: `trust` alone is a usage error.
     let unnamed = Command::new(real::odysseus_bin())
         .args(["trust", "--yes", "-c"])

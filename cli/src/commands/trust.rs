@@ -42,6 +42,16 @@ pub fn run(global: &GlobalArgs, args: TrustArgs) -> anyhow::Result<Exit> {
         )
         .into());
     }
+    // Only the config's own hosts: a typo must not record some other machine's key.
+    let known: Vec<String> = config.hosts().into_iter().filter(|h| h != "local").collect();
+    if let Some(stranger) = args.hosts.iter().find(|h| !known.contains(h)) {
+        return Err(UsageError(format!(
+            "{stranger} is not an SSH host of {} (its hosts: {})",
+            global.config.display(),
+            known.join(", ")
+        ))
+        .into());
+    }
     let settings = config.ssh.clone();
     let runtime = super::runtime()?;
     let mut failed = false;

@@ -121,3 +121,38 @@ pub async fn connect(
     });
     Ok(sender)
 }
+
+/// Whether the Caddy container cannot run `nc` (an image without it): asked after the
+/// relay failed, so the error names the cause instead of a garbled HTTP exchange.
+pub async fn nc_missing(docker: &Docker, container: &str) -> bool {
+    let Ok(created) = docker
+        .create_exec(
+            container,
+            CreateExecOptions {
+                cmd: Some(vec!["nc", "-h"]),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+    else {
+        return false;
+    };
+    let mut said = String::new();
+    if let Ok(StartExecResults::Attached { mut output, .. }) = docker.start_exec(&created.id, None).await {
+        use futures_util::StreamExt;
+        while let Some(Ok(chunk)) = output.next().await {
+            said.push_str(&chunk.to_string());
+        }
+    }
+    said.contains("executable file not found") || said.contains("no such file or directory")
+}
+
+/// The error for a Caddy image without `nc`.
+pub fn nc_missing_error(container: &str) -> ExecError {
+    ExecError::Permanent(format!(
+        "the {container} container has no `nc`: odysseus reaches Caddy's admin API by running `nc 127.0.0.1 2019` in it (its admin API listens on that container's loopback only). \
+         Use caddy:2-alpine (proxy.image), or an image with busybox"
+    ))
+}

@@ -128,6 +128,23 @@ impl CaddyAdmin {
         body: Option<&Value>,
         if_match: Option<&str>,
     ) -> Result<Reply, ExecError> {
+        match self.exchange(method, path, body, if_match).await {
+            Err(ExecError::OutcomeUnknown(_))
+                if admin_relay::nc_missing(&self.docker, CADDY_CONTAINER).await =>
+            {
+                Err(admin_relay::nc_missing_error(CADDY_CONTAINER))
+            }
+            other => other,
+        }
+    }
+
+    async fn exchange(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Result<Reply, ExecError> {
         let unknown =
             |e: &dyn std::fmt::Display| ExecError::OutcomeUnknown(format!("Caddy admin API {method} {path}: {e}"));
         let mut request = http::Request::builder()
@@ -238,6 +255,15 @@ impl CaddyAdmin {
         Err(ExecError::Retryable(
             "Caddy's admin API did not come back on its loopback within 5 s".into(),
         ))
+    }
+
+    /// Whether the admin API answers; an error only when it never can (no `nc`).
+    pub async fn check_ready(&self) -> Result<bool, ExecError> {
+        match self.call(reqwest::Method::GET, "/config/", None, None).await {
+            Ok(r) => Ok(r.status == 200),
+            Err(e @ ExecError::Permanent(_)) => Err(e),
+            Err(_) => Ok(false),
+        }
     }
 
     pub async fn ready(&self) -> bool {
@@ -556,7 +582,7 @@ pub async fn ensure_caddy(
         }
     }
     for _ in 0..100 {
-        if admin.ready().await {
+        if admin.check_ready().await? {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -118,7 +118,10 @@ pub async fn can_use_slots(engine: &Engine) -> Result<(), String> {
     if !slots::reads_file_placeholders(&version) {
         return Err(format!("its Caddy is {version} (2.8 or later reads upstreams from files)"));
     }
-    let probe = format!("{SLOT_DIR}/.probe");
+    // A name of this run's own: deployers of other services probe the same Caddy at the
+    // same time (their locks are per service), and a shared name would make one of them
+    // find the file already moved and wrongly give up slots.
+    let probe = format!("{SLOT_DIR}/.probe-{}", unique_suffix());
     let moved = format!("{SLOT_DIR}/.probe-moved");
     if let Err(e) = engine.upload_file(CADDY_CONTAINER, &probe, b"probe\n").await {
         return Err(e.to_string());
@@ -128,6 +131,15 @@ pub async fn can_use_slots(engine: &Engine) -> Result<(), String> {
         Ok((_, out)) => Err(format!("its Caddy image cannot `mv` ({})", out.trim())),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// Process id and time: distinct between deployers running at once.
+fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{}-{nanos}", std::process::id())
 }
 
 /// Writes the service's route: its upstreams edited by `edit`, its matcher and active

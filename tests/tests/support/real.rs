@@ -507,6 +507,17 @@ pub fn assert_exit(o: &Output, code: i32, what: &str) {
     );
 }
 
+/// Runs a command in a thread and hands back its output: two deploys at once.
+pub trait SpawnOutput {
+    fn spawn_output(self) -> std::thread::JoinHandle<Output>;
+}
+
+impl SpawnOutput for Command {
+    fn spawn_output(mut self) -> std::thread::JoinHandle<Output> {
+        std::thread::spawn(move || self.output().unwrap())
+    }
+}
+
 /// The kinds of client a mixed load runs side by side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClientKind {
