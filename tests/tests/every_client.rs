@@ -126,6 +126,17 @@ fn an_older_caddy_still_deploys_by_reloading_and_says_what_keep_alive_clients_ma
     assert_eq!(app.upstreams(), vec![format!("{}:3000", running[0].0)]);
     let (status, body) = app.get("/").unwrap();
     assert_eq!((status, body.trim()), (200, "v2"));
+    // deploy.yml now names a current Caddy: the running one is kept, and odysseus says
+    // how to switch.
+    let text = std::fs::read_to_string(app.config()).unwrap();
+    std::fs::write(app.config(), text.replace("odysseus-testbed/caddy:2.6", real::CADDY_IMAGE)).unwrap();
+    let out = app.deploy(&["--image", "v1"]);
+    assert_exit(&out, 0, "deploy with another proxy.image");
+    assert!(
+        stderr(&out).contains("odysseus keeps the running Caddy") && stderr(&out).contains("docker rm -f odysseus-caddy"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// Two services on one Caddy deployed at the same time (their locks are per service):

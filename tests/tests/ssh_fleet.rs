@@ -562,7 +562,9 @@ fn a_deployer_whose_lock_was_released_stops_before_its_next_side_effect() {
     fleet_up();
     let app = FleetApp::new("sshbroken", "");
     assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy");
-    let slow = real::slow_request("198.51.100.11:80".into(), app.host_header(), 3);
+    // Long enough that the drain is still waiting for it when the release lands (the
+    // release connects to three servers first).
+    let slow = real::slow_request("198.51.100.11:80".into(), app.host_header(), 10);
     let (mut first, lines) = real::spawn_until(
         app.cmd(&["--image", "v2"]),
         "[web@198.51.100.11] remove-old-upstream ok",

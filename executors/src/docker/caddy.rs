@@ -489,6 +489,15 @@ pub async fn check_existing_caddy(engine: &Engine, proxy: &ProxySpec) -> Result<
     let Some(caddy) = engine.inspect(CADDY_CONTAINER).await? else {
         return Ok(());
     };
+    if caddy.image != proxy.image {
+        tracing::warn!(
+            "{}: {CADDY_CONTAINER} runs {}, but proxy.image is {}; odysseus keeps the running Caddy (replacing it drops connections). \
+             To switch, remove it at a quiet moment (`docker rm -f {CADDY_CONTAINER}`): the next deploy creates it from proxy.image, with its routes (kept on its volume)",
+            engine.host,
+            caddy.image,
+            proxy.image
+        );
+    }
     for (container_port, wanted, key) in [
         (80, proxy.http_port, "proxy.http_port"),
         (443, proxy.https_port, "proxy.https_port"),
