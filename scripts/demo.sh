@@ -11,7 +11,7 @@ fi
 
 bash testbed/testbed.sh up
 cargo build --locked -q -p odysseus
-odysseus=target/debug/odysseus
+odysseus="${CARGO_TARGET_DIR:-target}/debug/odysseus"
 
 mkdir -p demo
 cat > demo/deploy.yml <<'YAML'
