@@ -379,33 +379,6 @@ impl Engine {
         }
     }
 
-    /// Reads one file (at most `limit` bytes) from a container; `None` when it has no
-    /// such file.
-    pub async fn read_file(
-        &self,
-        container: &str,
-        path: &str,
-        limit: u64,
-    ) -> Result<Option<Vec<u8>>, ExecError> {
-        let options = DownloadFromContainerOptions {
-            path: path.to_string(),
-        };
-        let mut stream = self.docker.download_from_container(container, Some(options));
-        let mut archive = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(bytes) => archive.extend_from_slice(&bytes),
-                Err(e) if is_not_found(&e) => return Ok(None),
-                Err(e) => return Err(transient(&format!("reading {path} in {container}"), e)),
-            }
-            if archive.len() as u64 > limit + 4096 {
-                break;
-            }
-        }
-        super::tar::first_file(&archive, limit)
-            .map_err(|e| ExecError::OutcomeUnknown(format!("reading {path} in {container}: {e}")))
-    }
-
     /// The regular files directly in a container's directory, as (name, contents), read
     /// in one archive of at most `limit` bytes; `None` when there is no such directory.
     pub async fn read_dir_files(

@@ -156,6 +156,28 @@ impl client::Handler for Verifier {
 
 pub type Session = Handle<Verifier>;
 
+/// The TCP connection an SSH session runs on, within the connect timeout.
+async fn tcp_connect(
+    target: &SshTarget,
+    settings: &SshSettings,
+) -> Result<tokio::net::TcpStream, ExecError> {
+    let where_ = format!("{}:{}", target.host, target.port);
+    let tcp = tokio::time::timeout(
+        settings.connect_timeout,
+        tokio::net::TcpStream::connect((target.host.as_str(), target.port)),
+    )
+    .await
+    .map_err(|_| {
+        ExecError::Retryable(format!(
+            "{where_}: no TCP connection within {:?}",
+            settings.connect_timeout
+        ))
+    })?
+    .map_err(|e| ExecError::Retryable(format!("{where_}: {e}")))?;
+    tcp.set_nodelay(true).ok();
+    Ok(tcp)
+}
+
 /// What a server offers as its host key, and what known_hosts says of it: looked at
 /// only (the handshake ends there), nothing authenticated or recorded.
 pub struct HostKeyScan {
@@ -180,13 +202,7 @@ pub async fn scan_host_key(
         learned: Arc::new(Mutex::new(None)),
     };
     let where_ = format!("{}:{}", target.host, target.port);
-    let tcp = tokio::time::timeout(
-        settings.connect_timeout,
-        tokio::net::TcpStream::connect((target.host.as_str(), target.port)),
-    )
-    .await
-    .map_err(|_| ExecError::Retryable(format!("{where_}: no TCP connection within {:?}", settings.connect_timeout)))?
-    .map_err(|e| ExecError::Retryable(format!("{where_}: {e}")))?;
+    let tcp = tcp_connect(target, settings).await?;
     let handshake = client::connect_stream(Arc::new(client::Config::default()), tcp, verifier);
     let _ = tokio::time::timeout(settings.connect_timeout, handshake).await;
     let verdict = scan.lock().unwrap().take();
@@ -239,19 +255,7 @@ pub async fn connect_reporting(
         learned: learned.clone(),
     };
     let where_ = format!("{}:{}", target.host, target.port);
-    let tcp = tokio::time::timeout(
-        settings.connect_timeout,
-        tokio::net::TcpStream::connect((target.host.as_str(), target.port)),
-    )
-    .await
-    .map_err(|_| {
-        ExecError::Retryable(format!(
-            "{where_}: no TCP connection within {:?}",
-            settings.connect_timeout
-        ))
-    })?
-    .map_err(|e| ExecError::Retryable(format!("{where_}: {e}")))?;
-    tcp.set_nodelay(true).ok();
+    let tcp = tcp_connect(target, settings).await?;
     let handshake = client::connect_stream(Arc::new(config), tcp, verifier);
     let mut session = match tokio::time::timeout(settings.connect_timeout, handshake).await {
         Err(_) => {
