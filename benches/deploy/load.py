@@ -6,45 +6,14 @@ Prints requests, failures and latency per kind. Stops on SIGINT or after 10 minu
 Usage: load.py HOST_HEADER PORT WORKERS [fresh,keepalive,long]   (workers per kind)"""
 import signal, socket, sys, threading, time
 
+from http1 import read_response
+
 host, port, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 kinds = (sys.argv[4] if len(sys.argv) > 4 else "fresh").split(",")
 stop = threading.Event()
 signal.signal(signal.SIGINT, lambda *_: stop.set())
 lock = threading.Lock()
 stats = {k: {"ok": 0, "non2xx": 0, "errors": 0, "lat": [], "why": {}} for k in kinds}
-
-
-def read_response(s, f):
-    """One HTTP/1.1 response from the buffered reader f; returns the status code."""
-    line = f.readline()
-    if not line:
-        raise ConnectionError("connection closed without response")
-    status = int(line.split()[1])
-    length, chunked, close = None, False, False
-    while True:
-        h = f.readline()
-        if h in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = h.decode("latin-1").partition(":")
-        name, value = name.strip().lower(), value.strip().lower()
-        if name == "content-length":
-            length = int(value)
-        elif name == "transfer-encoding" and "chunked" in value:
-            chunked = True
-        elif name == "connection" and value == "close":
-            close = True
-    if chunked:
-        while True:
-            size = int(f.readline().split(b";")[0], 16)
-            f.read(size + 2)
-            if size == 0:
-                break
-    elif length is not None:
-        f.read(length)
-    else:
-        f.read()
-        close = True
-    return status, close
 
 
 def record(kind, t, status=None, why=None):
@@ -67,7 +36,7 @@ def one_shot(kind, path):
             s = socket.create_connection(("127.0.0.1", port), timeout=15)
             f = s.makefile("rb")
             s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-            status, _ = read_response(s, f)
+            status, _, _ = read_response(f)
             s.close()
             record(kind, t, status)
         except (OSError, ValueError, IndexError) as e:
@@ -85,7 +54,7 @@ def keepalive():
                 s = socket.create_connection(("127.0.0.1", port), timeout=15)
                 f = s.makefile("rb")
             s.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-            status, close = read_response(s, f)
+            status, _, close = read_response(f)
             record("keepalive", t, status)
             if close:
                 s.close()
