@@ -3,6 +3,7 @@
 
 pub mod docker;
 pub mod fleet_lock;
+pub mod host_lock;
 pub mod redact;
 pub mod sim;
 pub mod ssh;

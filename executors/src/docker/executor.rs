@@ -139,7 +139,7 @@ pub struct DockerExecutor {
     /// Hosts that did not answer when a recovery connected (see `connect_reachable`).
     down: BTreeMap<String, String>,
     /// Set while this process holds the deploy lock on `local` (see `fleet_lock`).
-    pub(crate) local_fence: std::sync::Mutex<Option<crate::fleet_lock::LocalFence>>,
+    pub(crate) local_hold: crate::fleet_lock::LocalHold,
 }
 
 /// Where the local engine listens: DOCKER_HOST (unix:// only) or the default socket.
@@ -196,7 +196,7 @@ impl DockerExecutor {
             spec,
             hosts: handles,
             down,
-            local_fence: std::sync::Mutex::new(None),
+            local_hold: Default::default(),
         })
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use odysseus_engine::runtime::ExecError;
 
-use super::remote_lock::{take, Claim, HeldLock, LockError, Take};
+use crate::host_lock::{take_over_ssh, Claim, HeldLock, LockError, Take};
 use super::session::{connect, Session, SshSettings, SshTarget};
 
 /// One host's SSH connection for the whole deploy, re-established when it drops (the
@@ -94,10 +94,15 @@ impl Connection {
         }
     }
 
+    /// The server's Docker engine socket (its group may deploy, and touch the lock).
+    pub fn docker_socket(&self) -> &str {
+        &self.settings.docker_socket
+    }
+
     /// Takes the deploy lock on this host, or says who holds it.
     pub async fn take_lock(&self, claim: Claim) -> Result<(), LockError> {
         let session = self.session().await.map_err(LockError::Failed)?;
-        let held = take(&session, &claim, Take::Fresh).await?;
+        let held = take_over_ssh(&session, &self.settings.docker_socket, &claim, Take::Fresh).await?;
         *self.lock.lock().await = LockState::Held {
             claim,
             held: Some(held),
@@ -157,7 +162,7 @@ impl Connection {
             LockState::Held { claim, .. } => claim.clone(),
             LockState::Lost(e) => return Err(e.clone()),
         };
-        match take(session, &claim, Take::Renew).await {
+        match take_over_ssh(session, &self.settings.docker_socket, &claim, Take::Renew).await {
             Ok(held) => {
                 tracing::info!(host = %self.target.host, "deploy lock taken again after reconnecting");
                 *state = LockState::Held {

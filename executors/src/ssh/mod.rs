@@ -5,7 +5,6 @@
 mod connection;
 mod forward;
 pub mod known_hosts;
-pub mod remote_lock;
 mod session;
 
 pub use connection::Connection;

@@ -1,0 +1,272 @@
+//! A held lock: the fence loop of `script` running on a channel this process owns — an
+//! SSH exec channel on a server, a child process's pipes on `local`. The same loop is the
+//! host-level fence: each side effect first sends a line and the loop answers `ok` only
+//! while the holder file still names this holder. A lock broken by `odysseus lock
+//! release`, or taken by someone else while our connection was down, is seen before the
+//! next side effect instead of after.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use odysseus_engine::runtime::ExecError;
+use russh::client::Msg;
+use russh::{Channel, ChannelMsg};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+
+use super::script::{self, EXIT_UNWRITABLE, LOCK_DIR};
+use super::{Claim, LockError, LockFiles, Take};
+use crate::ssh::Session;
+
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the loop runs.
+enum LockChannel {
+    Ssh(Channel<Msg>),
+    Local {
+        child: Child,
+        stdin: Option<ChildStdin>,
+        stdout: ChildStdout,
+    },
+}
+
+/// What the loop's side said next.
+enum Heard {
+    Data(Vec<u8>),
+    Exit(Option<u32>),
+}
+
+impl LockChannel {
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), ()> {
+        match self {
+            LockChannel::Ssh(channel) => channel.data(bytes).await.map_err(|_| ()),
+            LockChannel::Local { stdin, .. } => match stdin {
+                Some(s) => s.write_all(bytes).await.map_err(|_| ()),
+                None => Err(()),
+            },
+        }
+    }
+
+    /// Cancel-safe: nothing read is lost when the wait is abandoned.
+    async fn next(&mut self) -> Heard {
+        match self {
+            LockChannel::Ssh(channel) => loop {
+                match channel.wait().await {
+                    Some(ChannelMsg::Data { data }) => return Heard::Data(data.to_vec()),
+                    Some(ChannelMsg::ExitStatus { exit_status }) => {
+                        return Heard::Exit(Some(exit_status))
+                    }
+                    // The exit status follows the end of the output.
+                    Some(ChannelMsg::Close) | None => return Heard::Exit(None),
+                    Some(_) => {}
+                }
+            },
+            LockChannel::Local { child, stdout, .. } => {
+                let mut buf = [0u8; 4096];
+                match stdout.read(&mut buf).await {
+                    Ok(n) if n > 0 => Heard::Data(buf[..n].to_vec()),
+                    _ => Heard::Exit(
+                        child
+                            .wait()
+                            .await
+                            .ok()
+                            .and_then(|s| s.code())
+                            .map(|c| c as u32),
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Ends the loop, and the lock with it: its input closes.
+    async fn close(self) {
+        match self {
+            LockChannel::Ssh(channel) => {
+                let _ = channel.eof().await;
+                let _ = channel.close().await;
+            }
+            LockChannel::Local {
+                mut child, stdin, ..
+            } => {
+                drop(stdin);
+                if tokio::time::timeout(Duration::from_secs(5), child.wait())
+                    .await
+                    .is_err()
+                {
+                    let _ = child.kill().await;
+                }
+            }
+        }
+    }
+}
+
+/// The held lock: a channel running the fence loop.
+pub struct HeldLock {
+    channel: LockChannel,
+    /// The number of the last question; answers to earlier ones (a check that was
+    /// cancelled before it read its answer) are skipped.
+    asked: u64,
+    /// What arrived and is not a whole line yet.
+    pending: Vec<u8>,
+}
+
+/// Takes the lock on the server behind `session`; `socket` is its Docker engine's.
+pub async fn take_over_ssh(
+    session: &Session,
+    socket: &str,
+    claim: &Claim,
+    mode: Take,
+) -> Result<HeldLock, LockError> {
+    let failed = |e: String| LockError::Failed(ExecError::Retryable(e));
+    let channel = session
+        .channel_open_session()
+        .await
+        .map_err(|e| failed(format!("opening the lock channel: {e}")))?;
+    let files = LockFiles::of(&claim.service);
+    let command = script::take_command(socket, &files, mode == Take::Renew, &claim.holder);
+    channel
+        .exec(true, command)
+        .await
+        .map_err(|e| failed(format!("taking the lock: {e}")))?;
+    take(LockChannel::Ssh(channel)).await
+}
+
+/// Takes the lock on this machine; `socket` is the local Docker engine's.
+pub async fn take_local(socket: &str, claim: &Claim) -> Result<HeldLock, LockError> {
+    let files = LockFiles::of(&claim.service);
+    let command = script::take_command(socket, &files, false, &claim.holder);
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            LockError::Failed(ExecError::Permanent(format!(
+                "starting the local lock (sh, flock): {e}"
+            )))
+        })?;
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take().expect("piped");
+    take(LockChannel::Local {
+        child,
+        stdin,
+        stdout,
+    })
+    .await
+}
+
+async fn take(mut channel: LockChannel) -> Result<HeldLock, LockError> {
+    let mut said = Vec::new();
+    let verdict = tokio::time::timeout(ANSWER_TIMEOUT, async {
+        loop {
+            match channel.next().await {
+                Heard::Data(data) => {
+                    said.extend_from_slice(&data);
+                    if said.ends_with(b"\n") {
+                        return None;
+                    }
+                }
+                Heard::Exit(code) => return code,
+            }
+        }
+    })
+    .await;
+    let verdict = match verdict {
+        Ok(v) => v,
+        Err(_) => {
+            // The host may yet grant it: close the channel so a late grant ends too.
+            channel.close().await;
+            return Err(LockError::Failed(ExecError::Retryable(
+                "taking the lock timed out".into(),
+            )));
+        }
+    };
+    let line = String::from_utf8_lossy(&said).trim().to_string();
+    if line == "locked" {
+        return Ok(HeldLock {
+            channel,
+            asked: 0,
+            pending: Vec::new(),
+        });
+    }
+    // The loop is not running: whatever is left ends now.
+    channel.close().await;
+    if let Some(holder) = line.strip_prefix("lost") {
+        return Err(LockError::Lost(holder.trim().to_string()));
+    }
+    if let Some(why) = line.strip_prefix("unsafe ") {
+        return Err(LockError::Failed(ExecError::Permanent(format!(
+            "odysseus will not use its lock directory: {why}"
+        ))));
+    }
+    if let Some(holder) = line.strip_prefix("held") {
+        let holder = holder.trim();
+        return Err(LockError::Held(if holder.is_empty() {
+            "another process".into()
+        } else {
+            holder.to_string()
+        }));
+    }
+    match verdict {
+        Some(EXIT_UNWRITABLE) => Err(LockError::Failed(ExecError::Permanent(format!(
+            "cannot write the lock files in {LOCK_DIR} (permissions? a full /run?)"
+        )))),
+        other => Err(LockError::Failed(ExecError::Retryable(format!(
+            "taking the lock failed (exit {other:?}): {line}"
+        )))),
+    }
+}
+
+impl HeldLock {
+    /// Asks the loop whether the lock is still ours. `Failed` means the channel itself is
+    /// gone (the connection dropped): take the lock again with [`Take::Renew`].
+    pub async fn check(&mut self) -> Result<(), LockError> {
+        let gone = |what: &str| {
+            LockError::Failed(ExecError::OutcomeUnknown(format!("lock channel {what}")))
+        };
+        self.asked += 1;
+        let n = self.asked.to_string();
+        self.channel
+            .send(format!("? {n}\n").as_bytes())
+            .await
+            .map_err(|_| gone("closed"))?;
+        let answer = tokio::time::timeout(ANSWER_TIMEOUT, async {
+            loop {
+                // Whole lines already here: the answer to this question, or stale ones.
+                while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = self.pending.drain(..=end).collect();
+                    let line = String::from_utf8_lossy(&line).trim().to_string();
+                    if let Some(rest) = line.strip_prefix("ok ") {
+                        if rest == n {
+                            return Ok(());
+                        }
+                    } else if let Some(rest) = line.strip_prefix("lost ") {
+                        let (m, holder) = rest.split_once(' ').unwrap_or((rest, ""));
+                        if m == n {
+                            return Err(Some(holder.trim().to_string()));
+                        }
+                    }
+                }
+                match self.channel.next().await {
+                    Heard::Data(data) => self.pending.extend_from_slice(&data),
+                    Heard::Exit(_) => return Err(None),
+                }
+            }
+        })
+        .await
+        .map_err(|_| gone("did not answer"))?;
+        match answer {
+            Ok(()) => Ok(()),
+            Err(Some(holder)) => Err(LockError::Lost(holder)),
+            Err(None) => Err(gone("closed")),
+        }
+    }
+
+    /// Lets go of the lock now (closing the channel ends the loop and `flock`).
+    pub async fn release(self) {
+        self.channel.close().await;
+    }
+}

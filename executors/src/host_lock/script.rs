@@ -1,0 +1,142 @@
+//! The deploy lock's shell, the same on `local` and on a server: `flock(1)` and a few
+//! coreutils, run by `sh` as a child of this process (local) or on an SSH exec channel.
+//!
+//! Who may touch the lock directory is who may use the Docker engine: it is
+//! `/run/lock/odysseus`, owned by root or a member of the engine socket's group, group
+//! that group, mode 2770. Any deploy user (root, or a user in the docker group — already
+//! root's equal through the engine) can lock, write the holder and release after another;
+//! every other user cannot even look inside, so cannot plant a link, hold the lock or
+//! forge the holder. Inside a directory only those users can write, opening by path is
+//! safe: nothing in it can have been redirected by anyone else.
+//!
+//! A directory left open by an earlier odysseus (0777) is closed the first time, and what
+//! anyone may have planted while it was open is removed before anything is opened: links,
+//! files that are not plain, files of other users, files with more than one name, files
+//! others may write (a holder file another user opened while it was 0666 could be
+//! rewritten through that open file later). A directory that another user made (in the
+//! world-writable /run/lock anyone can) is refused, never used, with the command that
+//! fixes it.
+
+/// The directory, and the exit codes the scripts end with.
+pub const LOCK_DIR: &str = "/run/lock/odysseus";
+/// 75: held by another (`held <holder>`), 76: not ours any more (`lost <holder>`), 78:
+/// the directory is not safe (`unsafe <why>`); each prints its line first. 77: the files
+/// cannot be written.
+pub const EXIT_UNWRITABLE: u32 = 77;
+
+/// Before every script: `$1` is the Docker engine's socket, whose group may deploy.
+/// `lockdir create|check` makes the directory safe or exits 78 with `unsafe <why>`;
+/// `check` returns 1 when there is no directory (nothing is locked then).
+const PRELUDE: &str = r#"d=/run/lock/odysseus
+g=$(stat -L -c %g "$1" 2>/dev/null) || g=0
+shift
+me=$(id -u)
+umask 007
+trusted() { [ "$1" = 0 ] || [ "$1" = "$me" ] || id -G "$1" 2>/dev/null | tr ' ' '\n' | grep -qxF "$g"; }
+unsafe() { printf 'unsafe %s\n' "$*"; exit 78; }
+lockdir() {
+  if [ ! -e "$d" ] && [ ! -L "$d" ]; then
+    [ "$1" = create ] || return 1
+    if (umask 077; mkdir "$d") 2>/dev/null; then chgrp "$g" "$d" 2>/dev/null; chmod 2770 "$d" 2>/dev/null; fi
+  fi
+  [ -L "$d" ] && unsafe "$d is a symbolic link; remove it (as root: rm $d)"
+  [ -d "$d" ] || { [ -e "$d" ] && unsafe "$d is not a directory; remove it (as root: rm $d)"; exit 77; }
+  set -- $(stat -c '%u %g %a' "$d")
+  trusted "$1" || unsafe "$d belongs to uid $1, a user without access to the Docker engine; remove it (as root: rm -r $d)"
+  if [ "$2" != "$g" ] || [ $((0$3 & 07)) -ne 0 ]; then
+    chgrp "$g" "$d" 2>/dev/null && chmod 2770 "$d" 2>/dev/null || unsafe "$d is open to other users (mode $3, group $2); as root or its owner: chgrp $g $d && chmod 2770 $d"
+  fi
+  for f in "$d"/*; do
+    [ -e "$f" ] || [ -L "$f" ] || continue
+    if [ -L "$f" ] || [ ! -f "$f" ]; then rm -rf -- "$f"; continue; fi
+    set -- $(stat -c '%u %h %a' -- "$f")
+    if ! trusted "$1" || [ "$2" -ne 1 ] || [ $((0$3 & 07)) -ne 0 ]; then rm -f -- "$f"; fi
+  done
+  return 0
+}
+"#;
+
+/// Taking the lock: `$1` lock file, `$2` holder file, `$3` pid file, `$4` mode (`fresh`
+/// or `renew`), `$5` our holder line, `$6` the loop below. A renewal may find the lock
+/// still held by our own loop of a connection the server has not noticed is dead (a real
+/// sshd can keep it for hours): if the holder file names us, that loop is ours — stop it,
+/// then wait a little for the lock. It is stopped only if the pid file is ours and that
+/// pid's command line carries our holder line: a stale pid never gets a signal. A fresh
+/// take never waits: a second operator is refused at once, told who holds it.
+const TAKE: &str = r#"lockdir create
+[ -w "$d" ] || exit 77
+if [ "$4" = renew ] && ! flock -n "$1" true; then
+  { read -r cur < "$2"; } 2>/dev/null || cur=
+  { read -r p < "$3"; } 2>/dev/null || p=
+  if [ "$cur" = "$5" ] && [ -O "$3" ] && [ -n "$p" ] && tr '\0' '\n' < "/proc/$p/cmdline" 2>/dev/null | grep -qxF -- "$5"; then
+    kill "$p" 2>/dev/null
+  fi
+fi
+if [ "$4" = renew ]; then wait=-w8; else wait=-n; fi
+flock $wait -E 75 "$1" sh -c "$6" "$5" "$2" "$4" "$3"
+rc=$?
+if [ $rc = 75 ]; then { read -r cur < "$2"; } 2>/dev/null || cur=; printf 'held %s\n' "$cur"; fi
+exit $rc"#;
+
+/// Run under `flock`: `$0` our holder line, `$1` holder file, `$2` mode, `$3` pid file.
+/// Exit 76: not ours any more (prints who holds it); 77: the holder file cannot be
+/// written. Then the fence loop: each question `? N` gets `ok N` or `lost N <holder>`;
+/// it ends, and the lock with it, when its input closes (this process or its connection
+/// is gone).
+pub const FENCE_LOOP: &str = r#"h=$0; f=$1
+if [ "$2" = renew ]; then { read -r cur < "$f"; } 2>/dev/null || cur=; [ "$cur" = "$h" ] || { printf 'lost %s\n' "$cur"; exit 76; }; fi
+printf '%s\n' "$h" > "$f" || exit 77
+echo $$ > "$3" || exit 77
+echo locked
+while read -r _ n; do { read -r cur < "$f"; } 2>/dev/null || cur=; if [ "$cur" = "$h" ]; then echo "ok $n"; else printf 'lost %s %s\n' "$n" "$cur"; fi; done"#;
+
+/// Who holds it, without taking it: `$1` lock file, `$2` holder file. Prints `free`, or
+/// `held` and the holder line.
+const PROBE: &str = r#"lockdir check || { echo free; exit 0; }
+[ -e "$1" ] || { echo free; exit 0; }
+if flock -n "$1" true 2>/dev/null; then echo free; else printf 'held '; cat "$2" 2>/dev/null; echo; fi"#;
+
+/// Breaking it: the files go, so the next locker locks a new file (`$@` the files).
+const BREAK: &str = r#"lockdir check || exit 0
+rm -f -- "$@""#;
+
+/// Single quotes for `sh`, whatever the text holds.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+fn command(body: &str, socket: &str, args: &[&str]) -> String {
+    let mut out = format!(
+        "sh -c {} sh {}",
+        shell_quote(&format!("{PRELUDE}{body}")),
+        shell_quote(socket)
+    );
+    for a in args {
+        out.push(' ');
+        out.push_str(&shell_quote(a));
+    }
+    out
+}
+
+pub fn take_command(socket: &str, files: &super::LockFiles, renew: bool, holder: &str) -> String {
+    command(
+        TAKE,
+        socket,
+        &[
+            &files.lock,
+            &files.holder,
+            &files.pid,
+            if renew { "renew" } else { "fresh" },
+            holder,
+            FENCE_LOOP,
+        ],
+    )
+}
+
+pub fn probe_command(socket: &str, files: &super::LockFiles) -> String {
+    command(PROBE, socket, &[&files.lock, &files.holder])
+}
+
+pub fn break_command(socket: &str, files: &super::LockFiles) -> String {
+    command(BREAK, socket, &[&files.lock, &files.holder, &files.pid])
+}
