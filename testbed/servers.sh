@@ -224,6 +224,8 @@ case "${1:-status}" in
     thaw) kill -CONT $(server_pids "$2") ;;
     cut) ip link set "ody-$2-h" down ;;
     drop-ssh) drop_ssh "$2" ;;
+    # A shell command as another user of server sN (its /run, its processes): `as sN USER CMD`.
+    as) exec nsenter -t "$(init_pid "$2")" -m -u -n -p setpriv --reuid="$3" --regid="$(id -g "$3")" --clear-groups sh -c "$4" ;;
     uncut) ip link set "ody-$2-h" up ;;
     start) ensure_keys; ensure_bridge; start_server "$2"; wait_ready "$2" ;;
     status)
@@ -233,5 +235,5 @@ case "${1:-status}" in
             if running "$name"; then echo "$name $(addr "$name") up (init pid $(init_pid "$name"))"; else echo "$name $(addr "$name") down"; fi
         done
         ;;
-    *) echo "usage: $0 up [N]|down|status|start sN|kill|stop|freeze|thaw|cut|uncut|drop-ssh sN" >&2; exit 2 ;;
+    *) echo "usage: $0 up [N]|down|status|start sN|kill|stop|freeze|thaw|cut|uncut|drop-ssh sN|as sN USER CMD" >&2; exit 2 ;;
 esac

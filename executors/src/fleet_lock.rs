@@ -47,6 +47,15 @@ impl FleetLock {
     }
 }
 
+/// The same error, saying which host it came from.
+fn on_host(host: &str, e: ExecError) -> ExecError {
+    match e {
+        ExecError::Retryable(m) => ExecError::Retryable(format!("{host}: {m}")),
+        ExecError::Permanent(m) => ExecError::Permanent(format!("{host}: {m}")),
+        ExecError::OutcomeUnknown(m) => ExecError::OutcomeUnknown(format!("{host}: {m}")),
+    }
+}
+
 impl DockerExecutor {
     /// Runs one of `host_lock`'s scripts on `host`; what it printed.
     async fn lock_script(&self, host: &str, command: impl Fn(&str) -> String) -> Result<String, ExecError> {
@@ -127,7 +136,7 @@ impl DockerExecutor {
                 host: host.to_string(),
                 holder,
             },
-            LockError::Failed(e) => LockFailure::Failed(e),
+            LockError::Failed(e) => LockFailure::Failed(on_host(host, e)),
         };
         for (host, handle) in self.hosts_sorted() {
             match &handle.access {

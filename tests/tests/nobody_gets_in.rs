@@ -6,9 +6,15 @@
 //! Caddy container's name, its address, every port it listens on, any Host header — must
 //! fail, and deploys must still work. A Caddy set up by an older odysseus (admin on every
 //! interface) is moved onto its loopback by the next deploy, keeping its routes.
+//!
+//! The lock directory on this machine (`local`), attacked by another user (`nobody`):
+//! links planted where odysseus writes, a holder file opened while it was writable, the
+//! directory made before root made it. The same attack on a server is in ssh_fleet.rs.
 
 #[path = "support/real.rs"]
 mod real;
+#[path = "support/lock_attack.rs"]
+mod lock_attack;
 
 use std::process::Command;
 
@@ -235,4 +241,39 @@ proxy:
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700, "the state dir is {mode:o}");
+}
+
+/// As `nobody` on this machine: links planted in the lock directory an earlier odysseus
+/// left open point the holder file at a root-only file and the lock and pid files at files
+/// that do not exist yet. The next root deploy closes the directory, removes what was
+/// planted, deploys, and writes nothing through the links; afterwards `nobody` can neither
+/// look in, take the lock, read or forge the holder, nor plant anything. A directory
+/// `nobody` made before any odysseus ran is refused with the command that fixes it, and
+/// nothing changes.
+#[test]
+fn another_user_of_this_machine_can_neither_redirect_nor_hold_nor_forge_the_deploy_lock() {
+    let _serial = serial();
+    require_docker();
+    let m = lock_attack::Machine::local();
+    let app = App::new("lockatk", "odysseus-demo", "");
+    let planted = lock_attack::plant_in_open_dir(&m, &app.service);
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "deploy over the planted links");
+    lock_attack::assert_nothing_happened(&m, &planted);
+    lock_attack::assert_closed_to_others(&m, &app.service);
+
+    let planted = lock_attack::squat(&m, &app.service);
+    let out = app.deploy(&["--image", "v2"]);
+    let err = real::stderr(&out);
+    assert!(!out.status.success(), "a deploy used a directory nobody made: {err}");
+    assert!(
+        err.contains("belongs to uid 65534") && err.contains("rm -r /run/lock/odysseus"),
+        "{err}"
+    );
+    lock_attack::assert_nothing_happened(&m, &planted);
+    let (status, body) = app.get("/").unwrap();
+    assert_eq!((status, body.trim()), (200, "v1"), "the refused deploy changed something");
+
+    lock_attack::clear(&m);
+    assert_exit(&app.deploy(&["--image", "v2"]), 0, "deploy once the directory is gone");
+    lock_attack::assert_closed_to_others(&m, &app.service);
 }

@@ -4,6 +4,8 @@
 
 #[path = "support/real.rs"]
 mod real;
+#[path = "support/lock_attack.rs"]
+mod lock_attack;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -15,8 +17,12 @@ use real::{assert_exit, require_docker, serial, stderr, Load};
 const BASE: &str = "/var/lib/odysseus-testbed";
 const HOSTS: [&str; 3] = ["198.51.100.11", "198.51.100.12", "198.51.100.13"];
 
+fn servers_sh() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testbed/servers.sh")
+}
+
 fn servers(args: &[&str]) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testbed/servers.sh");
+    let script = servers_sh();
     let out = Command::new("bash")
         .arg(script)
         .args(args)
@@ -857,20 +863,26 @@ fn a_renewal_stops_our_own_stale_lock_holder_instead_of_giving_up() {
 }
 
 /// `ssh.user` other than root, as many teams run it: a user in the docker group, after
-/// root deployed the same service. The deploy (Docker socket, Caddy, probes, drain
-/// counts, the lock files root created) works without root on the servers.
+/// root deployed the same service, and root after it; then, on servers where nobody ever
+/// locked, the deploy user first (making the lock directory) and root after. The deploy
+/// (Docker socket, Caddy, probes, drain counts, the lock files another made) works without
+/// root on the servers, and the lock directory stays the docker group's.
 #[test]
 fn a_non_root_deploy_user_in_the_docker_group_deploys_the_fleet() {
     let _serial = serial();
     fleet_up();
     let app = FleetApp::new("sshuser", "");
+    let root_yaml = std::fs::read_to_string(app.dir.join("deploy.yml")).unwrap();
+    let user_yaml = root_yaml.replace("ssh:\n", "ssh:\n  user: odydeploy\n");
+    let as_user = |user: bool| {
+        std::fs::write(app.dir.join("deploy.yml"), if user { &user_yaml } else { &root_yaml }).unwrap();
+    };
+    let machines: Vec<lock_attack::Machine> =
+        (1..=3).map(|n| lock_attack::Machine::server(&servers_sh(), &format!("s{n}"))).collect();
     // Root deploys first, so the lock files on the servers are root's; then the deploy
     // user must still be able to lock, write the holder, and deploy.
     assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy as root");
-    let yaml = std::fs::read_to_string(app.dir.join("deploy.yml"))
-        .unwrap()
-        .replace("ssh:\n", "ssh:\n  user: odydeploy\n");
-    std::fs::write(app.dir.join("deploy.yml"), yaml).unwrap();
+    as_user(true);
     let slow = real::slow_request("198.51.100.12:80".into(), app.host_header(), 2);
     let out = app.deploy(&["--image", "v2"]);
     assert_exit(&out, 0, "second deploy as odydeploy, after root");
@@ -886,6 +898,51 @@ fn a_non_root_deploy_user_in_the_docker_group_deploys_the_fleet() {
         "third deploy as odydeploy",
     );
     assert_eq!(app.versions(), vec!["v1"; 3]);
+    as_user(false);
+    assert_exit(&app.deploy(&["--image", "v2"]), 0, "root after odydeploy");
+    // Nobody ever locked on these servers: the deploy user makes the directory.
+    for m in &machines {
+        lock_attack::clear(m);
+    }
+    as_user(true);
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "odydeploy first on clean servers");
+    as_user(false);
+    assert_exit(&app.deploy(&["--image", "v2"]), 0, "root after odydeploy made the directory");
+    assert_eq!(app.versions(), vec!["v2"; 3]);
+    for m in &machines {
+        lock_attack::assert_closed_to_others(m, &app.service);
+    }
+}
+
+/// Issue 11 §1 on a server, as `nobody` there: links planted in the lock directory an
+/// earlier odysseus left open (holder → a root-only file; lock and pid → files that do not
+/// exist yet) write nothing through them; the deploy closes the directory and `nobody` can
+/// then neither look in, hold the lock, nor read or forge the holder. A directory `nobody`
+/// made first is refused on that server before any host changes.
+#[test]
+fn another_user_of_a_server_can_neither_redirect_nor_hold_nor_forge_its_deploy_lock() {
+    let _serial = serial();
+    fleet_up();
+    let app = FleetApp::new("sshlockatk", "");
+    let s2 = lock_attack::Machine::server(&servers_sh(), "s2");
+    let planted = lock_attack::plant_in_open_dir(&s2, &app.service);
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "deploy over the planted links");
+    lock_attack::assert_nothing_happened(&s2, &planted);
+    lock_attack::assert_closed_to_others(&s2, &app.service);
+
+    let planted = lock_attack::squat(&s2, &app.service);
+    let out = app.deploy(&["--image", "v2"]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "a deploy used a directory nobody made: {err}");
+    assert!(
+        err.contains("198.51.100.12") && err.contains("belongs to uid 65534") && err.contains("rm -r /run/lock/odysseus"),
+        "{err}"
+    );
+    lock_attack::assert_nothing_happened(&s2, &planted);
+    assert_eq!(app.versions(), vec!["v1"; 3], "the refused deploy changed a host");
+    lock_attack::clear(&s2);
+    assert_exit(&app.deploy(&["--image", "v2"]), 0, "deploy once the directory is gone");
+    assert_eq!(app.versions(), vec!["v2"; 3]);
 }
 
 /// `dependencies` (a cache here, the "other" image): `dependency boot` creates it on its

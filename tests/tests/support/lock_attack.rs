@@ -1,0 +1,157 @@
+//! The lock-directory attack of issue 11 §1, the same on this machine and on a server: an
+//! unprivileged user plants links where odysseus writes its lock, holder and pid files,
+//! pointing at a root-only file and at files that do not exist yet (as
+//! `/etc/ld.so.preload` would be), or makes the lock directory itself before root does.
+#![allow(dead_code)] // Shared by two test binaries, one machine kind each.
+
+use std::process::{Command, Output};
+
+pub const DIR: &str = "/run/lock/odysseus";
+
+/// How to run a shell on the machine under attack, as root and as `nobody`.
+pub struct Machine {
+    root: Vec<String>,
+    nobody: Vec<String>,
+}
+
+fn strings(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|s| s.to_string()).collect()
+}
+
+impl Machine {
+    pub fn local() -> Machine {
+        Machine {
+            root: strings(&["sh", "-c"]),
+            nobody: strings(&["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c"]),
+        }
+    }
+
+    /// A fake server of the test bed: a user of that server, in its /run.
+    pub fn server(servers_sh: &std::path::Path, name: &str) -> Machine {
+        let script = servers_sh.to_string_lossy().into_owned();
+        Machine {
+            root: strings(&["bash", &script, "as", name, "root"]),
+            nobody: strings(&["bash", &script, "as", name, "nobody"]),
+        }
+    }
+
+    fn run(how: &[String], script: &str) -> Output {
+        Command::new(&how[0]).args(&how[1..]).arg(script).output().unwrap()
+    }
+
+    pub fn root(&self, script: &str) -> Output {
+        Machine::run(&self.root, script)
+    }
+
+    pub fn nobody(&self, script: &str) -> Output {
+        Machine::run(&self.nobody, script)
+    }
+
+    fn root_ok(&self, script: &str) -> String {
+        let out = self.root(script);
+        assert!(out.status.success(), "as root: {script}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn nobody_ok(&self, script: &str) {
+        let out = self.nobody(script);
+        assert!(out.status.success(), "as nobody: {script}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// What the attacker aimed at: a root-only file, and files that must never come to be.
+pub struct Planted {
+    target: String,
+    never: Vec<String>,
+}
+
+fn aim(m: &Machine, service: &str) -> Planted {
+    let target = format!("/root/odysseus-lock-target-{service}");
+    let never: Vec<String> = ["lock", "pid", "holder2"]
+        .iter()
+        .map(|k| format!("/etc/odysseus-planted-{service}.{k}"))
+        .collect();
+    m.root_ok(&format!(
+        "printf 'untouched\\n' > {target} && chmod 0600 {target} && rm -f {}",
+        never.join(" ")
+    ));
+    Planted { target, never }
+}
+
+fn links(service: &str, p: &Planted) -> String {
+    format!(
+        "ln -s {t} {DIR}/{service}.holder && ln -s {l} {DIR}/{service}.lock && ln -s {q} {DIR}/{service}.pid",
+        t = p.target,
+        l = p.never[0],
+        q = p.never[1],
+    )
+}
+
+/// The directory as an odysseus before this fix left it (0777, not sticky, owned by
+/// root, with a holder file of another service that anyone may write), and the
+/// attacker's links in it.
+pub fn plant_in_open_dir(m: &Machine, service: &str) -> Planted {
+    let p = aim(m, service);
+    m.root_ok(&format!(
+        "rm -rf {DIR} && mkdir -m 0777 {DIR} && (umask 0; printf 'someone\\n' > {DIR}/{service}-other.holder)"
+    ));
+    m.nobody_ok(&links(service, &p));
+    p
+}
+
+/// The attacker makes the directory before any odysseus ran (/run/lock is writable by
+/// everyone), with the links in it.
+pub fn squat(m: &Machine, service: &str) -> Planted {
+    let p = aim(m, service);
+    m.root_ok(&format!("rm -rf {DIR}"));
+    m.nobody_ok(&format!("mkdir -m 0777 {DIR} && {}", links(service, &p)));
+    p
+}
+
+pub fn clear(m: &Machine) {
+    m.root_ok(&format!("rm -rf {DIR}"));
+}
+
+/// The target is as it was, and nothing came to be outside odysseus's directory.
+pub fn assert_nothing_happened(m: &Machine, p: &Planted) {
+    let seen = m.root_ok(&format!(
+        "stat -c '%U %a' {t}; cat {t}; for f in {n}; do [ -e \"$f\" ] && echo \"created $f\"; done; true",
+        t = p.target,
+        n = p.never.join(" ")
+    ));
+    assert_eq!(seen, "root 600\nuntouched\n", "the attacker's targets changed");
+}
+
+/// The directory is the Docker group's alone, holds only plain files of deploy users
+/// that nobody else may touch, and `nobody` can neither look in, nor take the lock, nor
+/// read or forge the holder, nor plant anything.
+pub fn assert_closed_to_others(m: &Machine, service: &str) {
+    let dir = m.root_ok(&format!("stat -c '%a %G %F' {DIR}"));
+    assert_eq!(dir.trim(), "2770 docker directory");
+    let files = m.root_ok(&format!("for f in {DIR}/* {DIR}/.[!.]*; do [ -e \"$f\" ] || [ -L \"$f\" ] || continue; stat -c '%n %F %h %a %G' \"$f\"; done"));
+    assert!(files.contains(&format!("{service}.holder")), "{files}");
+    assert!(!files.contains("-other.holder"), "a file others could write stayed: {files}");
+    for line in files.lines() {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let tail = &cols[cols.len() - 3..];
+        assert!(
+            line.contains("regular") && tail == ["1", "660", "docker"],
+            "not a plain file of the deploy group: {line}"
+        );
+    }
+    for attempt in [
+        format!("ls {DIR}"),
+        format!("flock -n {DIR}/{service}.lock true"),
+        format!("cat {DIR}/{service}.holder"),
+        format!("printf 'forged\\n' > {DIR}/{service}.holder"),
+        format!("ln -s /etc/passwd {DIR}/{service}.evil"),
+    ] {
+        let out = m.nobody(&attempt);
+        assert!(!out.status.success(), "as nobody, `{attempt}` worked");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+            "`{attempt}`: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
