@@ -1,6 +1,21 @@
 //! The `odysseus` binary: argument parsing, dispatch, and turning every outcome into a
 //! message and a documented exit code.
 
+/// Everything odysseus prints on stderr leaves through these: each secret value of the
+/// config is replaced by its name, whatever the message carries (an engine's or a
+/// registry's error, a container's output). Declared before the modules, so they shadow
+/// the standard macros in every one of them.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {
+        ::std::eprintln!("{}", odysseus_executors::redact::hide_known(&format!($($arg)*)))
+    };
+}
+macro_rules! eprint {
+    ($($arg:tt)*) => {
+        ::std::eprint!("{}", odysseus_executors::redact::hide_known(&format!($($arg)*)))
+    };
+}
+
 mod commands;
 // The parser lives in the library half of this crate, so the fuzz target can reach it.
 use odysseus::config;
@@ -177,7 +192,7 @@ fn init_tracing(verbose: u8) {
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| HiddenSecrets(std::io::stderr()))
         .with_ansi(colour)
         .with_target(false)
         .try_init();
@@ -190,5 +205,21 @@ fn panic_message(info: &std::panic::PanicHookInfo<'_>) -> String {
         s.clone()
     } else {
         "panic".to_string()
+    }
+}
+
+/// stderr for tracing, with the config's secret values hidden (see `eprintln!` above).
+struct HiddenSecrets(std::io::Stderr);
+
+impl std::io::Write for HiddenSecrets {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // tracing writes each event whole: hiding within one write sees every value.
+        let text = odysseus_executors::redact::hide_known(&String::from_utf8_lossy(buf));
+        self.0.write_all(text.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
     }
 }

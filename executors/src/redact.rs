@@ -10,6 +10,14 @@ use odysseus_engine::runtime::ExecError;
 pub const MIN_SECRET_LEN: usize = 4;
 
 pub fn clean(text: &str, secrets: &[(String, String)]) -> String {
+    hide(text, secrets)
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .collect()
+}
+
+/// Every secret value in `text` replaced by its name; nothing else changes.
+fn hide(text: &str, secrets: &[(String, String)]) -> String {
     let mut values: Vec<&(String, String)> = secrets
         .iter()
         .filter(|(_, v)| v.len() >= MIN_SECRET_LEN)
@@ -22,9 +30,32 @@ pub fn clean(text: &str, secrets: &[(String, String)]) -> String {
             out = out.replace(value.as_str(), &format!("[secret {name}]"));
         }
     }
-    out.chars()
-        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
-        .collect()
+    out
+}
+
+/// The secret values this process was handed (set once the config is read).
+static KNOWN: std::sync::RwLock<Vec<(String, String)>> = std::sync::RwLock::new(Vec::new());
+
+/// Remembers the secret values of the config this process runs with, so that whatever
+/// it prints — an error from anywhere (a pull, `dependency boot`, a lock), a diagnostic —
+/// passes through [`hide_known`] at the one place it leaves the process.
+pub fn remember(secrets: &[(String, String)]) {
+    let mut known = KNOWN.write().unwrap_or_else(|p| p.into_inner());
+    for s in secrets {
+        if !known.contains(s) {
+            known.push(s.clone());
+        }
+    }
+}
+
+/// `text` with every remembered secret value replaced by its name. Control characters
+/// stay: this is for odysseus's own output, which may colour or redraw a line.
+pub fn hide_known(text: &str) -> String {
+    let known = KNOWN.read().unwrap_or_else(|p| p.into_inner());
+    if known.is_empty() {
+        return text.to_string();
+    }
+    hide(text, &known)
 }
 
 /// The same error, its message cleaned.
@@ -56,5 +87,14 @@ mod tests {
         assert!(!cleaned.contains("hunter22"));
         let e = clean_error(ExecError::Permanent("x hunter22".into()), &secrets);
         assert_eq!(e, ExecError::Permanent("x [secret PASSWORD]".into()));
+    }
+
+    #[test]
+    fn remembered_secrets_are_hidden_and_colours_kept() {
+        remember(&[("API_KEY".to_string(), "sk-live-123456".to_string())]);
+        assert_eq!(
+            hide_known("\u{1b}[31mpull failed: token sk-live-123456\u{1b}[0m"),
+            "\u{1b}[31mpull failed: token [secret API_KEY]\u{1b}[0m"
+        );
     }
 }

@@ -23,11 +23,14 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where the loop runs.
 enum LockChannel {
     Ssh(Channel<Msg>),
-    Local {
-        child: Child,
-        stdin: Option<ChildStdin>,
-        stdout: ChildStdout,
-    },
+    Local(Box<LocalLoop>),
+}
+
+/// The loop as this process's child, fed through its stdin.
+struct LocalLoop {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: ChildStdout,
 }
 
 /// What the loop's side said next.
@@ -40,7 +43,7 @@ impl LockChannel {
     async fn send(&mut self, bytes: &[u8]) -> Result<(), ()> {
         match self {
             LockChannel::Ssh(channel) => channel.data(bytes).await.map_err(|_| ()),
-            LockChannel::Local { stdin, .. } => match stdin {
+            LockChannel::Local(l) => match &mut l.stdin {
                 Some(s) => s.write_all(bytes).await.map_err(|_| ()),
                 None => Err(()),
             },
@@ -61,12 +64,12 @@ impl LockChannel {
                     Some(_) => {}
                 }
             },
-            LockChannel::Local { child, stdout, .. } => {
+            LockChannel::Local(l) => {
                 let mut buf = [0u8; 4096];
-                match stdout.read(&mut buf).await {
+                match l.stdout.read(&mut buf).await {
                     Ok(n) if n > 0 => Heard::Data(buf[..n].to_vec()),
                     _ => Heard::Exit(
-                        child
+                        l.child
                             .wait()
                             .await
                             .ok()
@@ -85,9 +88,10 @@ impl LockChannel {
                 let _ = channel.eof().await;
                 let _ = channel.close().await;
             }
-            LockChannel::Local {
-                mut child, stdin, ..
-            } => {
+            LockChannel::Local(l) => {
+                let LocalLoop {
+                    mut child, stdin, ..
+                } = *l;
                 drop(stdin);
                 if tokio::time::timeout(Duration::from_secs(5), child.wait())
                     .await
@@ -150,11 +154,11 @@ pub async fn take_local(socket: &str, claim: &Claim) -> Result<HeldLock, LockErr
         })?;
     let stdin = child.stdin.take();
     let stdout = child.stdout.take().expect("piped");
-    take(LockChannel::Local {
+    take(LockChannel::Local(Box::new(LocalLoop {
         child,
         stdin,
         stdout,
-    })
+    })))
     .await
 }
 

@@ -193,6 +193,7 @@ pub(super) fn validate(
     if let Some(r) = &registry {
         secret_values.push(("registry.password".into(), r.password.clone()));
     }
+    odysseus_executors::redact::remember(&secret_values);
     Ok(Config {
         ssh,
         ssh_port: raw_ssh.port.unwrap_or(22),
