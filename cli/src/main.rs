@@ -167,6 +167,13 @@ fn main() -> ExitCode {
         Ok(Ok(code)) => code,
         Ok(Err(error)) => {
             eprintln!("odysseus: {error:#}");
+            let damaged = error
+                .chain()
+                .filter_map(|e| e.downcast_ref::<odysseus_engine::journal::Error>())
+                .any(|e| e.is_damage());
+            if damaged {
+                eprintln!("odysseus: {}", state::damaged_journal_advice(&global));
+            }
             if error.downcast_ref::<UsageError>().is_some() {
                 Exit::Usage
             } else {

@@ -8,9 +8,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
-const BLOCK: usize = 64;
+use sha2::Sha256;
 
 /// `hmac-sha256:<16 hex>` over the sorted `name\0value\0` pairs; None without secrets.
 pub fn secrets_digest(
@@ -79,26 +77,12 @@ fn key(state_dir: &Path) -> std::io::Result<Vec<u8>> {
     }
 }
 
-/// HMAC (RFC 2104) with SHA-256.
+/// HMAC (RFC 2104) with SHA-256, from RustCrypto.
 fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    let mut block = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let pad = |byte: u8| -> [u8; BLOCK] { block.map(|b| b ^ byte) };
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(message)
-        .finalize();
-    let outer = Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize();
-    let mut out = [0u8; 32];
-    out.copy_from_slice(&outer);
-    out
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 #[cfg(test)]

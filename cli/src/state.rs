@@ -57,6 +57,27 @@ pub fn open_journal(global: &GlobalArgs, create: bool) -> anyhow::Result<Journal
         ))
         .into());
     }
+    if let Ok(meta) = std::fs::metadata(&dir) {
+        if !meta.is_dir() {
+            return Err(UsageError(format!(
+                "the state dir {} is {}, not a directory; pass --state-dir with a directory of its own",
+                dir.display(),
+                kind_of(&meta)
+            ))
+            .into());
+        }
+    }
+    if let Ok(meta) = std::fs::metadata(&path) {
+        if !meta.is_dir() {
+            return Err(UsageError(format!(
+                "{} is {}, not a directory: the journal is a directory odysseus makes; \
+                 move it away or pass --state-dir with a directory of its own",
+                path.display(),
+                kind_of(&meta)
+            ))
+            .into());
+        }
+    }
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating the state dir {}", dir.display()))?;
     private(&dir)?;
@@ -68,6 +89,34 @@ pub fn open_journal(global: &GlobalArgs, create: bool) -> anyhow::Result<Journal
         }
         other => anyhow::anyhow!(other),
     })
+}
+
+/// What a path that should be a directory is instead, in words.
+fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_fifo() {
+        "a pipe"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "a file"
+    }
+}
+
+/// What to say about a journal that sled or our checks found damaged: where it is, that
+/// nothing was changed, and what to do.
+pub fn damaged_journal_advice(global: &GlobalArgs) -> String {
+    let path = state_dir(global).join("journal");
+    format!(
+        "the journal in {p} is damaged (a disk fault, or its files changed by hand); odysseus \
+         changed nothing. `odysseus replay --verify ID` names the first bad record of a \
+         deployment; `odysseus status` shows what runs on the hosts. To start a new journal, \
+         keep this one aside first: mv {p} {p}.damaged",
+        p = path.display()
+    )
 }
 
 /// This journal's identity, as the hosts' marks name it: a random id made with the

@@ -383,3 +383,68 @@ fn a_provenance_record_round_trips_and_folds_without_changing_the_deployment() {
     assert_eq!(after.targets, before.targets);
     assert_eq!(after.next_seq, before.next_seq + 1);
 }
+
+/// A state dir whose journal sled cannot read — its files damaged on disk, or `journal`
+/// not a directory at all (a file, a device) — gets one plain message naming the path and
+/// what to do (exit 1 for damage, 2 for a path that cannot be a journal), no panic and no
+/// doubled text; nothing is written to it.
+#[test]
+fn a_damaged_or_impossible_journal_is_named_once_with_what_to_do() {
+    let state = ScratchDir::new("damaged");
+    let journal_dir = state.path().join("journal");
+    {
+        let j = Journal::open(&journal_dir).unwrap();
+        for n in 1..=40 {
+            j.append(id(n), 0, &started(id(n), "legacy")).unwrap();
+            j.append(id(n), 1, &completed()).unwrap();
+        }
+    }
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/good/accessories-era.yml");
+    let history = |state: &std::path::Path| {
+        Command::new(support::odysseus_bin())
+            .args(["history", "-c"])
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(state)
+            .output()
+            .unwrap()
+    };
+    // Damage every byte range sled keeps its pages in: the biggest file, in its middle.
+    let mut files: Vec<_> = std::fs::read_dir(&journal_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort_by_key(|p| std::cmp::Reverse(p.metadata().unwrap().len()));
+    let mut bytes = std::fs::read(&files[0]).unwrap();
+    let len = bytes.len();
+    for b in &mut bytes[len / 4..len * 3 / 4] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&files[0], &bytes).unwrap();
+    let before = std::fs::read(&files[0]).unwrap();
+    let out = history(state.path());
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}{}{files:?}", String::from_utf8_lossy(&out.stdout));
+    assert!(err.contains(&journal_dir.display().to_string()) && err.contains("damaged"), "{err}");
+    assert!(err.contains("mv ") && err.contains("odysseus status"), "{err}");
+    assert!(!err.contains("backtrace") && !err.contains("panicked"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one message: {err}");
+    assert_eq!(std::fs::read(&files[0]).unwrap(), before, "the damaged journal was written to");
+
+    for (what, make) in [
+        ("a file", Box::new(|p: &std::path::Path| std::fs::write(p, b"not a journal").unwrap()) as Box<dyn Fn(&std::path::Path)>),
+        ("a device", Box::new(|p: &std::path::Path| std::os::unix::fs::symlink("/dev/zero", p).unwrap())),
+    ] {
+        let other = ScratchDir::new("notadir");
+        std::fs::create_dir_all(other.path()).unwrap();
+        make(&other.path().join("journal"));
+        let out = history(other.path());
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+        assert!(err.contains(&format!("is {what}, not a directory")) && err.contains("--state-dir"), "{what}: {err}");
+        let first = err.lines().next().unwrap_or("");
+        assert_eq!(err.matches("os error").count(), 0, "{what}: {err}");
+        assert!(first.starts_with("odysseus: "), "{what}: {err}");
+    }
+}

@@ -171,6 +171,7 @@ pub fn history(global: &GlobalArgs, args: HistoryArgs) -> anyhow::Result<Exit> {
     let service = service_name(global)?;
     let journal = open_journal(global, false)?;
     let mut rows = Vec::new();
+    let mut unreadable = 0;
     for id in journal.deployments(&service)? {
         let state = match journal
             .load(id)
@@ -179,6 +180,7 @@ pub fn history(global: &GlobalArgs, args: HistoryArgs) -> anyhow::Result<Exit> {
         {
             Ok(s) => s,
             Err(e) => {
+                unreadable += 1;
                 rows.push(
                     json!({"id": id.to_string(), "status": "unreadable", "error": e.to_string()}),
                 );
@@ -212,5 +214,12 @@ pub fn history(global: &GlobalArgs, args: HistoryArgs) -> anyhow::Result<Exit> {
         out
     };
     print_stdout(&out)?;
+    if unreadable > 0 {
+        eprintln!(
+            "odysseus: {unreadable} deployment(s) above are unreadable: {}",
+            crate::state::damaged_journal_advice(global)
+        );
+        return Ok(Exit::Failed);
+    }
     Ok(Exit::Ok)
 }

@@ -25,8 +25,10 @@ use crate::ids::DeploymentId;
 pub enum Error {
     #[error("the journal in {} is in use by another odysseus process", dir.display())]
     Busy { dir: std::path::PathBuf },
-    #[error("journal storage error: {0}")]
-    Storage(#[from] sled::Error),
+    /// Not a `source`: sled's text is in the message already, and a chain printed with
+    /// its sources would say it twice.
+    #[error("journal storage error: {}", storage_text(.0))]
+    Storage(sled::Error),
     #[error("journal record {deployment}#{seq} is corrupt: {detail}")]
     Corrupt {
         deployment: DeploymentId,
@@ -71,4 +73,36 @@ pub enum Error {
     },
     #[error("lock record of {service} is unreadable: {detail}")]
     BadLockRecord { service: String, detail: String },
+}
+
+/// sled's words, without its debug dump of where in its code it noticed.
+fn storage_text(e: &sled::Error) -> String {
+    match e {
+        sled::Error::Corruption { at, .. } => match at {
+            Some(at) => format!("damaged data at {at:?}"),
+            None => "damaged data".to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+impl Error {
+    /// The journal's own bytes are wrong (the disk, or a hand edit): the operator must
+    /// look, and nothing in it can be trusted to drive a deployment.
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            Error::Storage(sled::Error::Corruption { .. })
+                | Error::Corrupt { .. }
+                | Error::Gap { .. }
+                | Error::HeadMismatch { .. }
+                | Error::BadLockRecord { .. }
+        )
+    }
+}
+
+impl From<sled::Error> for Error {
+    fn from(e: sled::Error) -> Error {
+        Error::Storage(e)
+    }
 }
