@@ -596,10 +596,13 @@ fn sigint_mid_deploy_records_the_interruption_releases_the_lock_and_resume_conve
         app.host_header.clone(),
         4,
     );
-    let (mut child, lines) =
-        real::spawn_until(app.deploy_cmd(&["--image", "v2"]), "remove-old-upstream ok");
+    // As Ctrl-C at a terminal does: SIGINT to odysseus's whole process group (its
+    // children too, whatever it started).
+    let mut cmd = app.deploy_cmd(&["--image", "v2"]);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let (mut child, lines) = real::spawn_until(cmd, "remove-old-upstream ok");
     std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-INT", "--", &format!("-{}", child.id())])
         .status()
         .unwrap();
     let rest: Vec<String> = lines.map_while(Result::ok).collect();

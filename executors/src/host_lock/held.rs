@@ -145,6 +145,9 @@ pub async fn take_local(socket: &str, claim: &Claim) -> Result<HeldLock, LockErr
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
+        // Its own process group: a Ctrl-C at the terminal goes to odysseus, which records
+        // the interruption while it still holds the lock, not to the lock's loop.
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| {
