@@ -77,7 +77,7 @@ impl DockerExecutor {
                 String::from_utf8_lossy(&out).into_owned()
             }
         };
-        match unsafe_dir(host, &out) {
+        match unsafe_dir(&out) {
             Some(e) => Err(e),
             None => Ok(out),
         }

@@ -257,8 +257,15 @@ fn another_user_of_this_machine_can_neither_redirect_nor_hold_nor_forge_the_depl
     let m = lock_attack::Machine::local();
     let app = App::new("lockatk", "odysseus-demo", "");
     let planted = lock_attack::plant_in_open_dir(&m, &app.service);
-    assert_exit(&app.deploy(&["--image", "v1"]), 0, "deploy over the planted links");
+    // While the deploy holds the lock, the holder line (user, pid, state dir) is on no
+    // command line another user can read.
+    let (mut child, lines) = real::spawn_until(app.deploy_cmd(&["--image", "v1"]), "start-new ok");
+    lock_attack::assert_ps_hides(&m, "state dir ");
+    assert!(child.try_wait().unwrap().is_none(), "the deploy ended before `ps` looked");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert_eq!(child.wait().unwrap().code(), Some(0), "deploy over the planted links: {rest:#?}");
     lock_attack::assert_nothing_happened(&m, &planted);
+    lock_attack::assert_fresh_directory(&m, &planted);
     lock_attack::assert_closed_to_others(&m, &app.service);
 
     let planted = lock_attack::squat(&m, &app.service);

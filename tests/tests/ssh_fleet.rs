@@ -815,7 +815,7 @@ fn a_renewal_stops_our_own_stale_lock_holder_instead_of_giving_up() {
     signal(first.id(), "-STOP");
     servers(&["drop-ssh", "s3"]);
     // Our holder line is still in the holder file on s3; hold the lock under it.
-    // Like the fence loop, the stand-in carries the holder line on its command line (the
+    // Like the fence loop, the stand-in carries the holder line in its environment (the
     // renewal checks that before it signals anything). /tmp is shared with the servers.
     let holder = std::fs::read_to_string(format!("{BASE}/s3/run/lock/odysseus/sshstale.holder"))
         .unwrap()
@@ -824,7 +824,7 @@ fn a_renewal_stops_our_own_stale_lock_holder_instead_of_giving_up() {
     let script = app.dir.join("stale.sh");
     std::fs::write(
         &script,
-        "#!/bin/bash\necho $$ > /run/lock/odysseus/sshstale.pid\nexec -a \"$1\" sleep 300\n",
+        "#!/bin/bash\necho $$ > /run/lock/odysseus/sshstale.pid\nexec env ODYSSEUS_HOLDER=\"$1\" sleep 300\n",
     )
     .unwrap();
     Command::new("chmod")
@@ -926,8 +926,13 @@ fn another_user_of_a_server_can_neither_redirect_nor_hold_nor_forge_its_deploy_l
     let app = FleetApp::new("sshlockatk", "");
     let s2 = lock_attack::Machine::server(&servers_sh(), "s2");
     let planted = lock_attack::plant_in_open_dir(&s2, &app.service);
-    assert_exit(&app.deploy(&["--image", "v1"]), 0, "deploy over the planted links");
+    let (mut child, lines) = real::spawn_until(app.cmd(&["--image", "v1"]), "[web@198.51.100.12] start-new");
+    lock_attack::assert_ps_hides(&s2, "state dir ");
+    assert!(child.try_wait().unwrap().is_none(), "the deploy ended before `ps` looked");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert_eq!(child.wait().unwrap().code(), Some(0), "deploy over the planted links: {rest:#?}");
     lock_attack::assert_nothing_happened(&s2, &planted);
+    lock_attack::assert_fresh_directory(&s2, &planted);
     lock_attack::assert_closed_to_others(&s2, &app.service);
 
     let planted = lock_attack::squat(&s2, &app.service);

@@ -280,6 +280,11 @@ impl CaddyAdmin {
             // An unknown @id is a 404 (2.6 says 500 "unknown object ID" on some paths).
             404 => Ok(None),
             500 if String::from_utf8_lossy(&reply.body).contains("unknown object ID") => Ok(None),
+            // A path through a key that does not exist yet (e.g. the TLS app's policies on a
+            // Caddy without a TLS app): Caddy answers 400 "invalid traversal path".
+            400 if String::from_utf8_lossy(&reply.body).contains("invalid traversal path") => {
+                Ok(None)
+            }
             _ => Err(Self::failed(&format!("GET {path}"), &reply)),
         }
     }

@@ -127,18 +127,18 @@ pub async fn take_over_ssh(
         .await
         .map_err(|e| failed(format!("opening the lock channel: {e}")))?;
     let files = LockFiles::of(&claim.service);
-    let command = script::take_command(socket, &files, mode == Take::Renew, &claim.holder);
+    let command = script::take_command(socket, &files, mode == Take::Renew);
     channel
         .exec(true, command)
         .await
         .map_err(|e| failed(format!("taking the lock: {e}")))?;
-    take(LockChannel::Ssh(channel)).await
+    take(LockChannel::Ssh(channel), &claim.holder).await
 }
 
 /// Takes the lock on this machine; `socket` is the local Docker engine's.
 pub async fn take_local(socket: &str, claim: &Claim) -> Result<HeldLock, LockError> {
     let files = LockFiles::of(&claim.service);
-    let command = script::take_command(socket, &files, false, &claim.holder);
+    let command = script::take_command(socket, &files, false);
     let mut child = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(command)
@@ -157,15 +157,25 @@ pub async fn take_local(socket: &str, claim: &Claim) -> Result<HeldLock, LockErr
         })?;
     let stdin = child.stdin.take();
     let stdout = child.stdout.take().expect("piped");
-    take(LockChannel::Local(Box::new(LocalLoop {
-        child,
-        stdin,
-        stdout,
-    })))
+    take(
+        LockChannel::Local(Box::new(LocalLoop {
+            child,
+            stdin,
+            stdout,
+        })),
+        &claim.holder,
+    )
     .await
 }
 
-async fn take(mut channel: LockChannel) -> Result<HeldLock, LockError> {
+async fn take(mut channel: LockChannel, holder: &str) -> Result<HeldLock, LockError> {
+    // Who we are goes on the script's input, never its command line.
+    if channel.send(script::holder_line(holder).as_bytes()).await.is_err() {
+        channel.close().await;
+        return Err(LockError::Failed(ExecError::Retryable(
+            "the lock script ended before it was told who locks".into(),
+        )));
+    }
     let mut said = Vec::new();
     let verdict = tokio::time::timeout(ANSWER_TIMEOUT, async {
         loop {

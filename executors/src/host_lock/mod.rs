@@ -89,10 +89,9 @@ impl LockError {
 }
 
 /// What a probe or break script said, as an error when the directory is not safe.
-pub fn unsafe_dir(host: &str, out: &str) -> Option<ExecError> {
+/// (The caller's messages name the host.)
+pub fn unsafe_dir(out: &str) -> Option<ExecError> {
     out.lines().find_map(|l| l.strip_prefix("unsafe ")).map(|why| {
-        ExecError::Permanent(format!(
-            "{host}: odysseus will not use its lock directory: {why}"
-        ))
+        ExecError::Permanent(format!("odysseus will not use its lock directory: {why}"))
     })
 }

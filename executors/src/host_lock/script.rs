@@ -9,13 +9,14 @@
 //! forge the holder. Inside a directory only those users can write, opening by path is
 //! safe: nothing in it can have been redirected by anyone else.
 //!
-//! A directory left open by an earlier odysseus (0777) is closed the first time, and what
-//! anyone may have planted while it was open is removed before anything is opened: links,
-//! files that are not plain, files of other users, files with more than one name, files
-//! others may write (a holder file another user opened while it was 0666 could be
-//! rewritten through that open file later). A directory that another user made (in the
-//! world-writable /run/lock anyone can) is refused, never used, with the command that
-//! fixes it.
+//! A directory left open by an earlier odysseus (0777) is never reused: anything may have
+//! been planted in it, and another user may still hold it open (an open directory stays
+//! writable through its descriptor after a chmod, and a flood of files can outrun any
+//! scrub). It is moved aside (`odysseus.open-<time>-<pid>`, on tmpfs: gone at reboot) and a
+//! fresh one is made. A directory that another user made (in the world-writable /run/lock
+//! anyone can) is refused, never used, with the command that fixes it. The holder line
+//! never appears on a command line (`ps` would show it to everyone): it comes on stdin
+//! and lives in the loop's environment, which only its owner can read.
 
 /// The directory, and the exit codes the scripts end with.
 pub const LOCK_DIR: &str = "/run/lock/odysseus";
@@ -34,56 +35,57 @@ me=$(id -u)
 umask 007
 trusted() { [ "$1" = 0 ] || [ "$1" = "$me" ] || id -G "$1" 2>/dev/null | tr ' ' '\n' | grep -qxF "$g"; }
 unsafe() { printf 'unsafe %s\n' "$*"; exit 78; }
+fresh() { if (umask 077; mkdir "$d") 2>/dev/null; then chgrp "$g" "$d" && chmod 2770 "$d" || { rmdir "$d"; exit 77; }; fi; }
 lockdir() {
   if [ ! -e "$d" ] && [ ! -L "$d" ]; then
     [ "$1" = create ] || return 1
-    if (umask 077; mkdir "$d") 2>/dev/null; then chgrp "$g" "$d" 2>/dev/null; chmod 2770 "$d" 2>/dev/null; fi
+    fresh
   fi
   [ -L "$d" ] && unsafe "$d is a symbolic link; remove it (as root: rm $d)"
   [ -d "$d" ] || { [ -e "$d" ] && unsafe "$d is not a directory; remove it (as root: rm $d)"; exit 77; }
   set -- $(stat -c '%u %g %a' "$d")
   trusted "$1" || unsafe "$d belongs to uid $1, a user without access to the Docker engine; remove it (as root: rm -r $d)"
   if [ "$2" != "$g" ] || [ $((0$3 & 07)) -ne 0 ]; then
-    chgrp "$g" "$d" 2>/dev/null && chmod 2770 "$d" 2>/dev/null || unsafe "$d is open to other users (mode $3, group $2); as root or its owner: chgrp $g $d && chmod 2770 $d"
+    aside="$d.open-$(date +%s)-$$"
+    mv "$d" "$aside" 2>/dev/null || unsafe "$d is open to other users (mode $3, group $2), as an earlier odysseus left it; as root: mv $d $aside"
+    fresh
+    [ -d "$d" ] || exit 77
   fi
-  for f in "$d"/*; do
-    [ -e "$f" ] || [ -L "$f" ] || continue
-    if [ -L "$f" ] || [ ! -f "$f" ]; then rm -rf -- "$f"; continue; fi
-    set -- $(stat -c '%u %h %a' -- "$f")
-    if ! trusted "$1" || [ "$2" -ne 1 ] || [ $((0$3 & 07)) -ne 0 ]; then rm -f -- "$f"; fi
-  done
   return 0
 }
 "#;
 
 /// Taking the lock: `$1` lock file, `$2` holder file, `$3` pid file, `$4` mode (`fresh`
-/// or `renew`), `$5` our holder line, `$6` the loop below. A renewal may find the lock
-/// still held by our own loop of a connection the server has not noticed is dead (a real
-/// sshd can keep it for hours): if the holder file names us, that loop is ours — stop it,
-/// then wait a little for the lock. It is stopped only if the pid file is ours and that
-/// pid's command line carries our holder line: a stale pid never gets a signal. A fresh
-/// take never waits: a second operator is refused at once, told who holds it.
-const TAKE: &str = r#"lockdir create
+/// or `renew`), `$5` the loop below; our holder line is the first line of stdin. A renewal
+/// may find the lock still held by our own loop of a connection the server has not noticed
+/// is dead (a real sshd can keep it for hours): if the holder file names us, that loop is
+/// ours — stop it, then wait a little for the lock. It is stopped only if the pid file is
+/// ours and that process's environment carries our holder line: a stale pid never gets a
+/// signal. A fresh take never waits: a second operator is refused at once, told who holds
+/// it.
+const TAKE: &str = r#"IFS= read -r ODYSSEUS_HOLDER || exit 77
+export ODYSSEUS_HOLDER
+lockdir create
 [ -w "$d" ] || exit 77
 if [ "$4" = renew ] && ! flock -n "$1" true; then
   { read -r cur < "$2"; } 2>/dev/null || cur=
   { read -r p < "$3"; } 2>/dev/null || p=
-  if [ "$cur" = "$5" ] && [ -O "$3" ] && [ -n "$p" ] && tr '\0' '\n' < "/proc/$p/cmdline" 2>/dev/null | grep -qxF -- "$5"; then
+  if [ "$cur" = "$ODYSSEUS_HOLDER" ] && [ -O "$3" ] && [ -n "$p" ] && tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qxF -- "ODYSSEUS_HOLDER=$ODYSSEUS_HOLDER"; then
     kill "$p" 2>/dev/null
   fi
 fi
 if [ "$4" = renew ]; then wait=-w8; else wait=-n; fi
-flock $wait -E 75 "$1" sh -c "$6" "$5" "$2" "$4" "$3"
+flock $wait -E 75 "$1" sh -c "$5" sh "$2" "$4" "$3"
 rc=$?
 if [ $rc = 75 ]; then { read -r cur < "$2"; } 2>/dev/null || cur=; printf 'held %s\n' "$cur"; fi
 exit $rc"#;
 
-/// Run under `flock`: `$0` our holder line, `$1` holder file, `$2` mode, `$3` pid file.
-/// Exit 76: not ours any more (prints who holds it); 77: the holder file cannot be
-/// written. Then the fence loop: each question `? N` gets `ok N` or `lost N <holder>`;
-/// it ends, and the lock with it, when its input closes (this process or its connection
-/// is gone).
-pub const FENCE_LOOP: &str = r#"h=$0; f=$1
+/// Run under `flock`, our holder line in `$ODYSSEUS_HOLDER`: `$1` holder file, `$2` mode,
+/// `$3` pid file. Exit 76: not ours any more (prints who holds it); 77: the holder file
+/// cannot be written. Then the fence loop: each question `? N` gets `ok N` or
+/// `lost N <holder>`; it ends, and the lock with it, when its input closes (this process
+/// or its connection is gone).
+pub const FENCE_LOOP: &str = r#"h=$ODYSSEUS_HOLDER; f=$1
 if [ "$2" = renew ]; then { read -r cur < "$f"; } 2>/dev/null || cur=; [ "$cur" = "$h" ] || { printf 'lost %s\n' "$cur"; exit 76; }; fi
 printf '%s\n' "$h" > "$f" || exit 77
 echo $$ > "$3" || exit 77
@@ -118,7 +120,8 @@ fn command(body: &str, socket: &str, args: &[&str]) -> String {
     out
 }
 
-pub fn take_command(socket: &str, files: &super::LockFiles, renew: bool, holder: &str) -> String {
+/// The take script; send [`holder_line`] as its first input.
+pub fn take_command(socket: &str, files: &super::LockFiles, renew: bool) -> String {
     command(
         TAKE,
         socket,
@@ -127,10 +130,14 @@ pub fn take_command(socket: &str, files: &super::LockFiles, renew: bool, holder:
             &files.holder,
             &files.pid,
             if renew { "renew" } else { "fresh" },
-            holder,
             FENCE_LOOP,
         ],
     )
+}
+
+/// What the take script reads first: who we are, one line.
+pub fn holder_line(holder: &str) -> String {
+    format!("{holder}\n")
 }
 
 pub fn probe_command(socket: &str, files: &super::LockFiles) -> String {

@@ -63,6 +63,8 @@ impl Machine {
 pub struct Planted {
     target: String,
     never: Vec<String>,
+    /// The planted-in directory's inode: it must never be used again.
+    inode: String,
 }
 
 fn aim(m: &Machine, service: &str) -> Planted {
@@ -75,7 +77,11 @@ fn aim(m: &Machine, service: &str) -> Planted {
         "printf 'untouched\\n' > {target} && chmod 0600 {target} && rm -f {}",
         never.join(" ")
     ));
-    Planted { target, never }
+    Planted {
+        target,
+        never,
+        inode: String::new(),
+    }
 }
 
 fn links(service: &str, p: &Planted) -> String {
@@ -91,12 +97,31 @@ fn links(service: &str, p: &Planted) -> String {
 /// root, with a holder file of another service that anyone may write), and the
 /// attacker's links in it.
 pub fn plant_in_open_dir(m: &Machine, service: &str) -> Planted {
-    let p = aim(m, service);
+    let mut p = aim(m, service);
     m.root_ok(&format!(
-        "rm -rf {DIR} && mkdir -m 0777 {DIR} && (umask 0; printf 'someone\\n' > {DIR}/{service}-other.holder)"
+        "rm -rf {DIR} {DIR}.open-* && mkdir -m 0777 {DIR} && (umask 0; printf 'someone\\n' > {DIR}/{service}-other.holder)"
     ));
-    m.nobody_ok(&links(service, &p));
+    // A hidden foothold too: a scrub of `*` would miss it.
+    m.nobody_ok(&format!("{} && mkdir {DIR}/.foothold", links(service, &p)));
+    p.inode = m.root_ok(&format!("stat -c %i {DIR}")).trim().to_string();
     p
+}
+
+/// The directory in use is not the one the attacker planted in (whose descriptors they
+/// may still hold), and the holder line shows on no command line while a deploy holds
+/// the lock (`ps` as `nobody`).
+pub fn assert_fresh_directory(m: &Machine, p: &Planted) {
+    let now = m.root_ok(&format!("stat -c %i {DIR}"));
+    assert_ne!(now.trim(), p.inode, "the directory planted in is still in use");
+}
+
+/// What `nobody` sees of every process's command line must not hold `secret` (a piece
+/// of the holder line: "state dir ").
+pub fn assert_ps_hides(m: &Machine, secret: &str) {
+    let out = m.nobody("ps -eo args");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("sh"), "ps as nobody: {text}");
+    assert!(!text.contains(secret), "`ps` shows the holder to everyone:\n{text}");
 }
 
 /// The attacker makes the directory before any odysseus ran (/run/lock is writable by
@@ -109,7 +134,7 @@ pub fn squat(m: &Machine, service: &str) -> Planted {
 }
 
 pub fn clear(m: &Machine) {
-    m.root_ok(&format!("rm -rf {DIR}"));
+    m.root_ok(&format!("rm -rf {DIR} {DIR}.open-*"));
 }
 
 /// The target is as it was, and nothing came to be outside odysseus's directory.
