@@ -4,6 +4,7 @@
 mod locate;
 mod problems;
 mod raw;
+pub mod encrypted;
 mod secrets_file;
 mod validate;
 mod values;

@@ -5,32 +5,65 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::encrypted;
 use super::raw::Scalar;
 
-pub fn read(path: &Path) -> Result<BTreeMap<String, String>, String> {
-    let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let text = String::from_utf8(text).map_err(|_| {
+/// Reads the file; one in the encrypted format (`encrypted`) is opened with `master_key`
+/// (from ODYSSEUS_MASTER_KEY) first.
+pub fn read(path: &Path, master_key: Option<&str>) -> Result<BTreeMap<String, String>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = String::from_utf8(bytes).map_err(|_| {
         format!(
-            "{} is not UTF-8 text (an encrypted file? odysseus reads plain NAME: value or NAME=value files)",
+            "{} is not UTF-8 text (odysseus reads NAME: value or NAME=value files, or files \
+             encrypted by `odysseus secrets encrypt`)",
             path.display()
         )
     })?;
-    if text.trim().is_empty() {
-        return Ok(BTreeMap::new());
+    if encrypted::looks_encrypted(&text) {
+        let Some(key) = master_key else {
+            return Err(format!(
+                "{} is encrypted: set {} to its master key",
+                path.display(),
+                encrypted::MASTER_KEY_VAR
+            ));
+        };
+        let plain = encrypted::decrypt(&text, key).map_err(|e| format!("{}: {e}", path.display()))?;
+        let plain = String::from_utf8(plain).map_err(|_| {
+            format!("{}: decrypted, but what it holds is not UTF-8 text", path.display())
+        })?;
+        return parse(&plain).map_err(|line| {
+            format!(
+                "{} (decrypted), line {line}: neither a YAML mapping of NAME: value nor a NAME=value line",
+                path.display()
+            )
+        });
     }
-    // A one-line dotenv file like `MSG=Deploy: done` is also a YAML mapping (with the key
-    // `MSG=Deploy`): YAML counts only when every key is a plain name.
-    if let Ok(map) = serde_saphyr::from_str::<BTreeMap<String, Scalar>>(&text) {
-        if map.keys().all(|k| is_name(k)) {
-            return Ok(map.into_iter().map(|(k, Scalar(v))| (k, v)).collect());
-        }
-    }
-    dotenv(&text).map_err(|line| {
+    parse(&text).map_err(|line| {
         format!(
             "{}:{line}: neither a YAML mapping of NAME: value nor a NAME=value line",
             path.display()
         )
     })
+}
+
+/// A YAML mapping (keys as strings or as Ruby symbols, `:NAME`) or dotenv lines;
+/// Err(line number).
+pub fn parse(text: &str) -> Result<BTreeMap<String, String>, usize> {
+    if text.trim().is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    // A one-line dotenv file like `MSG=Deploy: done` is also a YAML mapping (with the key
+    // `MSG=Deploy`): YAML counts only when every key is a plain name.
+    if let Ok(map) = serde_saphyr::from_str::<BTreeMap<String, Scalar>>(text) {
+        let map: BTreeMap<String, String> = map
+            .into_iter()
+            .map(|(k, Scalar(v))| (k.strip_prefix(':').unwrap_or(&k).to_string(), v))
+            .collect();
+        if map.keys().all(|k| is_name(k)) {
+            return Ok(map);
+        }
+    }
+    dotenv(text)
 }
 
 fn is_name(s: &str) -> bool {
@@ -81,17 +114,38 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("secrets.yml");
         std::fs::write(&file, "DATABASE_URL: postgres://x\nPIN: 1234\n").unwrap();
-        let map = read(&file).unwrap();
+        let map = read(&file, None).unwrap();
         assert_eq!(map["PIN"], "1234");
         // One dotenv line that YAML would also read, as `{"MSG=Deploy": "done"}`.
         std::fs::write(&file, "MSG=Deploy: done\n").unwrap();
-        assert_eq!(read(&file).unwrap()["MSG"], "Deploy: done");
+        assert_eq!(read(&file, None).unwrap()["MSG"], "Deploy: done");
         std::fs::write(&file, "A=1\nnot a pair: [\n").unwrap();
-        let err = read(&file).unwrap_err();
+        let err = read(&file, None).unwrap_err();
         assert!(
             err.ends_with(":2: neither a YAML mapping of NAME: value nor a NAME=value line"),
             "{err}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Files written by Python's `cryptography` the way the Ruby tool writes them
+    /// (tests/vectors/make_secrets_enc.py): keys as strings and as Ruby symbols.
+    #[test]
+    fn files_encrypted_by_another_implementation_are_read_unchanged() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors");
+        let key = std::fs::read_to_string(dir.join("master.key")).unwrap();
+        let key = key.trim();
+        let strings = read(&dir.join("secrets-strings.yml.enc"), Some(key)).unwrap();
+        assert_eq!(strings["DATABASE_URL"], "postgres://app:s3cr3t-pw@db.internal:5432/app");
+        assert_eq!(strings["RAILS_MASTER_KEY"], "0123456789abcdef0123456789abcdef");
+        assert_eq!(strings["PIN"], "1234");
+        let symbols = read(&dir.join("secrets-symbols.yml.enc"), Some(key)).unwrap();
+        assert_eq!(symbols["DATABASE_URL"], "postgres://app:other-pw@db.internal:5432/app");
+        assert_eq!(symbols["API_TOKEN"], "tok_live_42");
+        let missing = read(&dir.join("secrets-strings.yml.enc"), None).unwrap_err();
+        assert!(missing.contains("is encrypted: set ODYSSEUS_MASTER_KEY"), "{missing}");
+        let wrong = read(&dir.join("secrets-strings.yml.enc"), Some("not-the-key")).unwrap_err();
+        assert!(wrong.contains("does not open it"), "{wrong}");
+        assert!(!wrong.contains("s3cr3t"), "{wrong}");
     }
 }

@@ -46,7 +46,8 @@ impl<'a> SecretSource<'a> {
         }
         let (_, path) = self.file.as_ref()?;
         if self.read.is_none() {
-            self.read = Some(secrets_file::read(path).unwrap_or_else(|e| {
+            let key = super::super::encrypted::master_key(self.environment);
+            self.read = Some(secrets_file::read(path, key.as_deref()).unwrap_or_else(|e| {
                 problems.push("secrets_file", e.to_string());
                 BTreeMap::new()
             }));
