@@ -105,6 +105,8 @@ enum Command {
     },
     /// Check deploy.yml and report every problem at once, touching nothing.
     Validate(commands::validate::ValidateArgs),
+    /// The encrypted secrets file: generate-key, encrypt, decrypt (names only), edit.
+    Secrets(commands::secrets::SecretsArgs),
     /// Run a deployment against a simulated fleet, with injected failures and crashes,
     /// and check every safety invariant.
     Simulate(commands::simulate::SimulateArgs),
@@ -162,6 +164,7 @@ fn main() -> ExitCode {
         Command::Status(args) => commands::status::run(&global, args),
         Command::Trust(args) => commands::trust::run(&global, args),
         Command::Validate(args) => commands::validate::run(&global, args),
+        Command::Secrets(args) => commands::secrets::run(&global, args),
     });
     let code = match result {
         Ok(Ok(code)) => code,

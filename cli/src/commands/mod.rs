@@ -9,6 +9,7 @@ pub mod logs;
 pub mod push;
 pub mod replay;
 pub mod rollback;
+pub mod secrets;
 pub mod simulate;
 pub mod status;
 pub mod trust;

@@ -5,7 +5,7 @@ mod locate;
 mod problems;
 mod raw;
 pub mod encrypted;
-mod secrets_file;
+pub mod secrets_file;
 mod validate;
 mod values;
 
@@ -223,6 +223,19 @@ pub fn load(path: &Path, secrets: &dyn Fn(&str) -> Option<String>) -> Result<Con
         });
     }
     parse(path, &bytes, secrets)
+}
+
+/// Where deploy.yml's `secrets_file` is, without checking the rest of the file (whose
+/// secrets may not be set yet: `odysseus secrets` is how they get set).
+pub fn secrets_file_of(path: &Path) -> Result<Option<std::path::PathBuf>, String> {
+    #[derive(serde::Deserialize)]
+    struct Only {
+        secrets_file: Option<String>,
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let only: Only = serde_saphyr::from_str(&blank_extension_keys(&text))
+        .map_err(|e| parse_problem(path, &e))?;
+    Ok(only.secrets_file.map(|f| validate::Resolver::new(path).path(&f)))
 }
 
 /// The fuzz target's entry point: any bytes, never a panic. Every secret resolves (to an

@@ -224,13 +224,13 @@ pub(super) fn validate(
 
 /// Paths in deploy.yml: `~/` is the home directory, relative ones are relative to the
 /// file's folder.
-struct Resolver {
+pub(crate) struct Resolver {
     base: PathBuf,
     home: PathBuf,
 }
 
 impl Resolver {
-    fn new(config: &Path) -> Self {
+    pub(crate) fn new(config: &Path) -> Self {
         Resolver {
             base: config
                 .parent()
@@ -243,7 +243,7 @@ impl Resolver {
         }
     }
 
-    fn path(&self, p: &str) -> PathBuf {
+    pub(crate) fn path(&self, p: &str) -> PathBuf {
         if let Some(rest) = p.strip_prefix("~/") {
             self.home.join(rest)
         } else if Path::new(p).is_absolute() {
