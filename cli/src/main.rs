@@ -24,6 +24,7 @@ mod progress;
 mod render;
 mod secrets_digest;
 mod state;
+mod version;
 
 use std::process::ExitCode;
 

@@ -945,6 +945,19 @@ fn another_user_of_a_server_can_neither_redirect_nor_hold_nor_forge_its_deploy_l
     );
     lock_attack::assert_nothing_happened(&s2, &planted);
     assert_eq!(app.versions(), vec!["v1"; 3], "the refused deploy changed a host");
+    // `status` still shows the host (it answers), with why its lock is not looked at.
+    let status = Command::new(real::odysseus_bin())
+        .arg("status")
+        .arg("-c")
+        .arg(app.dir.join("deploy.yml"))
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        !shown.contains("UNREACHABLE") && shown.contains("deploy lock: ") && shown.contains("belongs to uid 65534"),
+        "{shown}{}",
+        stderr(&status)
+    );
     lock_attack::clear(&s2);
     assert_exit(&app.deploy(&["--image", "v2"]), 0, "deploy once the directory is gone");
     assert_eq!(app.versions(), vec!["v2"; 3]);

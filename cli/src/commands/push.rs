@@ -23,9 +23,8 @@ pub struct PushArgs {
 pub fn run(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<Exit> {
     let config = config::load(&global.config, &|name| std::env::var(name).ok())
         .map_err(|e| UsageError(e.to_string()))?;
-    let tag = args.image.or(config.default_tag.clone()).ok_or_else(|| {
-        UsageError("which version? pass --image TAG (the image is `<image>:<TAG>`)".into())
-    })?;
+    let tag = crate::version::choose(args.image.as_deref(), config.default_tag.as_deref(), &global.config)?
+        .ok_or_else(|| UsageError(crate::version::none_message(&global.config)))?;
     let image = format!("{}:{tag}", config.image);
     let runtime = super::runtime()?;
     runtime.block_on(async {

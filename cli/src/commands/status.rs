@@ -130,6 +130,9 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<Exit> {
                     if let Some(holder) = &s.lock_holder {
                         out.push_str(&format!("    deploy lock held by {}\n", holder.trim()));
                     }
+                    if let Some(problem) = &s.lock_problem {
+                        out.push_str(&format!("    deploy lock: {problem}\n"));
+                    }
                 }
             }
         }

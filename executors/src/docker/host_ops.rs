@@ -191,6 +191,9 @@ impl HostOps for DockerExecutor {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        if let Some(commit) = spec.git_commit.as_ref().filter(|c| c.starts_with(&e.version)) {
+            labels.insert("odysseus.git-commit".into(), commit.clone());
+        }
         if let Some(s) = settings {
             labels.insert(LABEL_APP_PORT.into(), s.app_port.to_string());
             labels.extend(check_labels(s.healthcheck.as_ref()));

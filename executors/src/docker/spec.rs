@@ -104,6 +104,9 @@ pub struct ServiceSpec {
     /// (name, value) of every secret the config resolved (env, dependencies, registry
     /// password): redacted from anything odysseus records or prints.
     pub secret_values: Vec<(String, String)>,
+    /// The full commit deploy.yml's git repository is at, if any: a container whose
+    /// version is that commit's short id is labelled with it (`odysseus.git-commit`).
+    pub git_commit: Option<String>,
 }
 
 /// A dependency (deploy.yml's `dependencies`, once `accessories`): one container per host

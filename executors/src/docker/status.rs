@@ -27,6 +27,9 @@ pub struct HostStatus {
     /// The mark of an unfinished deployment on the host (its id and driver).
     pub unfinished_mark: Option<String>,
     pub lock_holder: Option<String>,
+    /// Why the lock could not be looked at (its directory refused, say): the host
+    /// answered, so the rest of its status stands.
+    pub lock_problem: Option<String>,
 }
 
 impl DockerExecutor {
@@ -58,7 +61,10 @@ impl DockerExecutor {
         }
         containers
             .sort_by(|a, b| (!a.running, &a.role, &a.name).cmp(&(!b.running, &b.role, &b.name)));
-        let lock_holder = self.lock_holder(host, service).await?;
+        let (lock_holder, lock_problem) = match self.lock_holder(host, service).await {
+            Ok(holder) => (holder, None),
+            Err(e) => (None, Some(e.to_string())),
+        };
         let route_health_path = h.admin.route_health_path(service).await.unwrap_or(None);
         let unfinished_mark = self
             .read_mark(host)
@@ -71,6 +77,7 @@ impl DockerExecutor {
             route_health_path,
             unfinished_mark,
             lock_holder,
+            lock_problem,
         })
     }
 }

@@ -181,9 +181,11 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<Exit> {
     for warning in &config.warnings {
         eprintln!("warning: {}: {warning}", config.path.display());
     }
+    // Containers of a version taken from git carry its full commit (host_ops).
+    config.spec.git_commit = crate::version::head_id(&global.config);
     let runtime = super::runtime()?;
     if args.dry_run {
-        return runtime.block_on(dry_run(args, config));
+        return runtime.block_on(dry_run(global, args, config));
     }
     runtime.block_on(deploy(global, args, config))
 }
@@ -207,10 +209,9 @@ fn target_specs(config: &Config, hosts: &[String]) -> Vec<TargetSpec> {
 }
 
 /// The plan, from a read-only look at every host: no lock, no journal, no side effect.
-async fn dry_run(args: DeployArgs, config: Config) -> anyhow::Result<Exit> {
-    let tag = args.image.or(config.default_tag.clone()).ok_or_else(|| {
-        UsageError("which version? pass --image TAG (the image is `<image>:<TAG>`)".into())
-    })?;
+async fn dry_run(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow::Result<Exit> {
+    let tag = crate::version::choose(args.image.as_deref(), config.default_tag.as_deref(), &global.config)?
+        .ok_or_else(|| UsageError(crate::version::none_message(&global.config)))?;
     let hosts = config.hosts();
     let executor =
         match DockerExecutor::connect(config.spec.clone(), &hosts, &config.ssh, config.ssh_port)
@@ -287,7 +288,12 @@ enum Mode {
 }
 
 impl DeployArgs {
-    fn request(&self, config: &Config) -> Request {
+    /// A new deployment (not a resume, an abort or an abandon).
+    fn starts_one(&self) -> bool {
+        !self.resume && !self.abort && self.abandon.is_none()
+    }
+
+    fn request(&self, version: Option<String>) -> Request {
         if self.resume {
             Request::Resume
         } else if self.abort {
@@ -298,7 +304,7 @@ impl DeployArgs {
             }
         } else {
             Request::Deploy {
-                version: self.image.clone().or(config.default_tag.clone()),
+                version,
                 narrowed: !self.hosts.is_empty() || !self.roles.is_empty(),
                 supersede: self.supersede,
             }
@@ -334,9 +340,14 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
             }
             Err(e) => return Err(e.into()),
         };
-    let result = match session.choose(&args.request(&config))? {
+    let version = if args.starts_one() {
+        crate::version::choose(args.image.as_deref(), config.default_tag.as_deref(), &global.config)?
+    } else {
+        None
+    };
+    let result = match session.choose(&args.request(version.clone()))? {
         Choice::Refuse(refusal) => {
-            let wanted = args.image.clone().or(config.default_tag.clone());
+            let wanted = version;
             refuse(global, &config, wanted, refusal)
         }
         Choice::Abandon { id, reason } => abandon(&config, &journal, &session, id, reason).await,

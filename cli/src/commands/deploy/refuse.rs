@@ -16,10 +16,7 @@ pub(super) fn refuse(
     refusal: Refusal,
 ) -> anyhow::Result<Exit> {
     match refusal {
-        Refusal::NoVersion => Err(UsageError(
-            "which version? pass --image TAG (the image is `<image>:<TAG>`)".into(),
-        )
-        .into()),
+        Refusal::NoVersion => Err(UsageError(crate::version::none_message(&global.config)).into()),
         Refusal::NothingUnfinished => Err(UsageError(format!(
             "service {} has no unfinished deployment to resume, abort or abandon",
             config.service

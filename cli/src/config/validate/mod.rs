@@ -211,6 +211,8 @@ pub(super) fn validate(
             env,
             network_subnet: raw.network.and_then(|n| n.subnet),
             secret_values,
+            // Set by `deploy`, which runs git.
+            git_commit: None,
         },
         batch_size,
         on_failure,

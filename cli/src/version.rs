@@ -1,0 +1,152 @@
+//! Which version a deploy ships when `--image` does not say: the tag deploy.yml pins
+//! (`image: repo:TAG`), else the commit deploy.yml's git repository is at — the first 12
+//! hex digits of `HEAD`, the Ruby tool's convention, so the image a CI job built for a
+//! commit is the one deployed for it. A working tree whose tracked files differ from that
+//! commit is refused (the image would not be what the version says); untracked files only
+//! warn. Read with the `git` command, as the user's own tooling does.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::exit::UsageError;
+
+/// Characters of the commit in the version.
+pub const SHORT: usize = 12;
+
+/// The commit deploy.yml's repository is at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    /// The full hex id of `HEAD`.
+    pub id: String,
+    /// Files git does not track (warned about: they are in no commit).
+    pub untracked: Vec<String>,
+}
+
+impl Commit {
+    pub fn version(&self) -> String {
+        self.id.chars().take(SHORT).collect()
+    }
+}
+
+/// Where deploy.yml lives: git runs there.
+fn dir_of(config: &Path) -> PathBuf {
+    config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<Option<Vec<u8>>, UsageError> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .map_err(|e| {
+            UsageError(format!(
+                "which version? git cannot be run ({e}); pass --image TAG (the image is `<image>:<TAG>`)"
+            ))
+        })?;
+    Ok(out.status.success().then_some(out.stdout))
+}
+
+/// `HEAD`'s full id, whatever the working tree holds (for labels: a container of version
+/// V gets the commit only when the commit's id starts with V).
+pub fn head_id(config: &Path) -> Option<String> {
+    let id = git(&dir_of(config), &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]).ok()??;
+    Some(String::from_utf8_lossy(&id).trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// The commit of deploy.yml's repository, or None outside a repository.
+pub fn head(config: &Path) -> Result<Option<Commit>, UsageError> {
+    let dir = dir_of(config);
+    if git(&dir, &["rev-parse", "--show-toplevel"])?.is_none() {
+        return Ok(None);
+    }
+    let Some(id) = git(&dir, &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])? else {
+        return Err(UsageError(format!(
+            "which version? the git repository of {} has no commit yet; commit, or pass --image TAG",
+            config.display()
+        )));
+    };
+    let id = String::from_utf8_lossy(&id).trim().to_string();
+    // -z: names as they are, whatever characters they hold.
+    let status = git(&dir, &["status", "--porcelain=v1", "-z", "--untracked-files=normal"])?
+        .unwrap_or_default();
+    let mut changed = Vec::new();
+    let mut untracked = Vec::new();
+    let mut entries = status.split(|b| *b == 0).filter(|e| !e.is_empty());
+    while let Some(entry) = entries.next() {
+        let text = String::from_utf8_lossy(entry);
+        let (code, name) = text.split_at(3.min(text.len()));
+        if code.starts_with("??") {
+            // odysseus's own state dir beside deploy.yml is no part of the app.
+            let own = name.starts_with(".odysseus/") || name.contains("/.odysseus/");
+            if !own {
+                untracked.push(name.to_string());
+            }
+        } else if !code.starts_with("!!") {
+            changed.push(name.to_string());
+            // A rename or copy names its source next.
+            if code.starts_with('R') || code.starts_with('C') {
+                entries.next();
+            }
+        }
+    }
+    if !changed.is_empty() {
+        changed.sort();
+        return Err(UsageError(format!(
+            "uncommitted changes to tracked files ({}): the version would be commit {} but the \
+             files are not; commit or stash them, or pass --image TAG",
+            shorten(&changed),
+            &id[..SHORT.min(id.len())]
+        )));
+    }
+    untracked.sort();
+    Ok(Some(Commit { id, untracked }))
+}
+
+fn shorten(names: &[String]) -> String {
+    let mut shown: Vec<&str> = names.iter().take(10).map(String::as_str).collect();
+    let more = names.len().saturating_sub(shown.len());
+    let mut text = shown.drain(..).collect::<Vec<_>>().join(", ");
+    if more > 0 {
+        text.push_str(&format!(" and {more} more"));
+    }
+    text
+}
+
+/// The tag to deploy: `--image`, else deploy.yml's, else the commit's (warning about
+/// untracked files). `None` only outside a git repository.
+pub fn choose(
+    given: Option<&str>,
+    pinned: Option<&str>,
+    config: &Path,
+) -> Result<Option<String>, UsageError> {
+    if let Some(tag) = given.or(pinned) {
+        return Ok(Some(tag.to_string()));
+    }
+    match head(config)? {
+        Some(commit) => {
+            if !commit.untracked.is_empty() {
+                eprintln!(
+                    "odysseus: warning: untracked files are in no commit, so not in version {}: {}",
+                    commit.version(),
+                    shorten(&commit.untracked)
+                );
+            }
+            Ok(Some(commit.version()))
+        }
+        None => Ok(None),
+    }
+}
+
+/// What to say when there is no version at all.
+pub fn none_message(config: &Path) -> String {
+    format!(
+        "which version? pass --image TAG (the image is `<image>:<TAG>`); {} is not in a git \
+         repository, whose commit would name it",
+        config.display()
+    )
+}
