@@ -70,7 +70,8 @@ impl Spinners {
         } else {
             line.to_string()
         };
-        let _ = self.multi.println(line);
+        // Beside the CLI's eprintln!: the config's secret values never reach the terminal.
+        let _ = self.multi.println(odysseus_executors::redact::hide_known(&line));
     }
 }
 

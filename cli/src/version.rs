@@ -37,7 +37,8 @@ fn dir_of(config: &Path) -> PathBuf {
         .to_path_buf()
 }
 
-fn git(dir: &Path, args: &[&str]) -> Result<Option<Vec<u8>>, UsageError> {
+/// What git printed, or (when it failed) what it said on stderr.
+fn git(dir: &Path, args: &[&str]) -> Result<Result<Vec<u8>, String>, UsageError> {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -48,52 +49,51 @@ fn git(dir: &Path, args: &[&str]) -> Result<Option<Vec<u8>>, UsageError> {
                 "which version? git cannot be run ({e}); pass --image TAG (the image is `<image>:<TAG>`)"
             ))
         })?;
-    Ok(out.status.success().then_some(out.stdout))
+    Ok(if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    })
 }
 
 /// `HEAD`'s full id, whatever the working tree holds (for labels: a container of version
 /// V gets the commit only when the commit's id starts with V).
 pub fn head_id(config: &Path) -> Option<String> {
-    let id = git(&dir_of(config), &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]).ok()??;
+    let id = git(&dir_of(config), &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]).ok()?.ok()?;
     Some(String::from_utf8_lossy(&id).trim().to_string()).filter(|s| !s.is_empty())
 }
 
 /// The commit of deploy.yml's repository, or None outside a repository.
 pub fn head(config: &Path) -> Result<Option<Commit>, UsageError> {
     let dir = dir_of(config);
-    if git(&dir, &["rev-parse", "--show-toplevel"])?.is_none() {
-        return Ok(None);
+    if let Err(said) = git(&dir, &["rev-parse", "--show-toplevel"])? {
+        if said.contains("not a git repository") {
+            return Ok(None);
+        }
+        // Anything else (say "dubious ownership" on a CI runner) is git's to explain.
+        return Err(UsageError(format!(
+            "which version? git cannot read the repository of {}: {said}; fix that, or pass --image TAG",
+            config.display()
+        )));
     }
-    let Some(id) = git(&dir, &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])? else {
+    let Ok(id) = git(&dir, &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])? else {
         return Err(UsageError(format!(
             "which version? the git repository of {} has no commit yet; commit, or pass --image TAG",
             config.display()
         )));
     };
     let id = String::from_utf8_lossy(&id).trim().to_string();
-    // -z: names as they are, whatever characters they hold.
+    // -z: names as they are, whatever characters they hold. A status git cannot give is
+    // never taken for a clean tree.
     let status = git(&dir, &["status", "--porcelain=v1", "-z", "--untracked-files=normal"])?
-        .unwrap_or_default();
-    let mut changed = Vec::new();
-    let mut untracked = Vec::new();
-    let mut entries = status.split(|b| *b == 0).filter(|e| !e.is_empty());
-    while let Some(entry) = entries.next() {
-        let text = String::from_utf8_lossy(entry);
-        let (code, name) = text.split_at(3.min(text.len()));
-        if code.starts_with("??") {
-            // odysseus's own state dir beside deploy.yml is no part of the app.
-            let own = name.starts_with(".odysseus/") || name.contains("/.odysseus/");
-            if !own {
-                untracked.push(name.to_string());
-            }
-        } else if !code.starts_with("!!") {
-            changed.push(name.to_string());
-            // A rename or copy names its source next.
-            if code.starts_with('R') || code.starts_with('C') {
-                entries.next();
-            }
-        }
-    }
+        .map_err(|said| {
+            UsageError(format!(
+                "which version? git cannot tell whether the working tree matches commit {}: {said}; \
+                 fix that, or pass --image TAG",
+                &id[..SHORT.min(id.len())]
+            ))
+        })?;
+    let (mut changed, mut untracked) = parse_status(&status);
     if !changed.is_empty() {
         changed.sort();
         return Err(UsageError(format!(
@@ -105,6 +105,33 @@ pub fn head(config: &Path) -> Result<Option<Commit>, UsageError> {
     }
     untracked.sort();
     Ok(Some(Commit { id, untracked }))
+}
+
+/// `git status --porcelain=v1 -z`: (tracked files that changed, untracked files), without
+/// odysseus's own state dir.
+fn parse_status(status: &[u8]) -> (Vec<String>, Vec<String>) {
+    let mut changed = Vec::new();
+    let mut untracked = Vec::new();
+    let mut entries = status.split(|b| *b == 0).filter(|e| !e.is_empty());
+    while let Some(entry) = entries.next() {
+        // "XY name": two status letters, a space, the name (bytes: names need not be UTF-8).
+        let (code, name) = (entry.get(..2).unwrap_or(entry), entry.get(3..).unwrap_or_default());
+        let name = String::from_utf8_lossy(name).into_owned();
+        if code == b"??" {
+            // odysseus's own state dir beside deploy.yml is no part of the app.
+            let own = name.starts_with(".odysseus/") || name.contains("/.odysseus/");
+            if !own {
+                untracked.push(name);
+            }
+        } else if code != b"!!" {
+            changed.push(name);
+            // A rename or copy (staged or in the worktree) names its source next.
+            if code.iter().any(|c| *c == b'R' || *c == b'C') {
+                entries.next();
+            }
+        }
+    }
+    (changed, untracked)
 }
 
 fn shorten(names: &[String]) -> String {
@@ -149,4 +176,18 @@ pub fn none_message(config: &Path) -> String {
          repository, whose commit would name it",
         config.display()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_entries_renames_and_any_bytes_in_names() {
+        let status = b" M deploy.yml\0R  new.rb\0old.rb\0 R wt-new\0wt-old\0?? notes.txt\0?? .odysseus/\0?? app/.odysseus/\0?? ab\xc3\xa9.txt\0 M \xff.bin\0";
+        let (changed, untracked) = parse_status(status);
+        assert_eq!(changed, vec!["deploy.yml", "new.rb", "wt-new", "\u{fffd}.bin"]);
+        assert_eq!(untracked, vec!["notes.txt", "ab\u{e9}.txt"]);
+        assert_eq!(parse_status(b""), (vec![], vec![]));
+    }
 }

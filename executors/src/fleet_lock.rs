@@ -57,9 +57,9 @@ fn on_host(host: &str, e: ExecError) -> ExecError {
 }
 
 impl DockerExecutor {
-    /// Runs one of `host_lock`'s scripts on `host`; what it printed.
+    /// Runs one of `host_lock`'s scripts on `host`; what it printed, once it exited 0.
     async fn lock_script(&self, host: &str, command: impl Fn(&str) -> String) -> Result<String, ExecError> {
-        let out = match &self.host(host)?.access {
+        let (status, out) = match &self.host(host)?.access {
             Access::Local => {
                 let out = tokio::process::Command::new("sh")
                     .arg("-c")
@@ -68,19 +68,35 @@ impl DockerExecutor {
                     .output()
                     .await
                     .map_err(|e| ExecError::Permanent(format!("running sh for the lock: {e}")))?;
-                String::from_utf8_lossy(&out.stdout).into_owned()
+                (
+                    out.status.code().map_or(255, |c| c as u32),
+                    String::from_utf8_lossy(&out.stdout).into_owned(),
+                )
             }
             Access::Ssh { conn, .. } => {
                 let session = conn.session().await?;
-                let (_, out) =
-                    ssh_exec(&session, &command(conn.docker_socket()), PROBE_TIMEOUT).await?;
-                String::from_utf8_lossy(&out).into_owned()
+                let (status, out) = ssh_exec(&session, &command(conn.docker_socket()), PROBE_TIMEOUT)
+                    .await
+                    // The command is the whole script: not worth a screen of output.
+                    .map_err(|e| match e {
+                        ExecError::OutcomeUnknown(m) if m.contains("timed out") => {
+                            ExecError::Retryable("the lock script did not answer within 10 s".into())
+                        }
+                        other => other,
+                    })?;
+                (status, String::from_utf8_lossy(&out).into_owned())
             }
         };
-        match unsafe_dir(&out) {
-            Some(e) => Err(e),
-            None => Ok(out),
+        if let Some(e) = unsafe_dir(&out) {
+            return Err(e);
         }
+        if status != 0 {
+            return Err(ExecError::Permanent(format!(
+                "the lock script failed (exit {status}): cannot read or change {} (permissions?)",
+                crate::host_lock::LOCK_DIR
+            )));
+        }
+        Ok(out)
     }
 
     /// Who holds the service's lock on `host`, if anyone (without taking it).

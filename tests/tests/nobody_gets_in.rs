@@ -257,6 +257,15 @@ fn another_user_of_this_machine_can_neither_redirect_nor_hold_nor_forge_the_depl
     let m = lock_attack::Machine::local();
     let app = App::new("lockatk", "odysseus-demo", "");
     let planted = lock_attack::plant_in_open_dir(&m, &app.service);
+    // A read-only look (`status`) says what is wrong and moves nothing.
+    let status = std::process::Command::new(real::odysseus_bin())
+        .args(["status", "-c"])
+        .arg(app.config())
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(shown.contains("open to other users") && shown.contains("the next deploy moves it aside"), "{shown}{}", real::stderr(&status));
+    lock_attack::assert_still_planted(&m, &planted);
     // While the deploy holds the lock, the holder line (user, pid, state dir) is on no
     // command line another user can read.
     let (mut child, lines) = real::spawn_until(app.deploy_cmd(&["--image", "v1"]), "start-new ok");

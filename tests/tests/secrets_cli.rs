@@ -76,6 +76,17 @@ fn a_key_is_made_a_file_encrypted_listed_masked_and_read_by_deploy_yml() {
     let out = odysseus(dir.path(), Some(&key), &["validate"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
+    // Encrypting a file onto itself, or over a plain file, would lose the values: refused.
+    let out = odysseus(dir.path(), Some(&key), &["secrets", "encrypt", "--input", enc.to_str().unwrap(), "--file", enc.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let other = dir.path().join("other.yml");
+    std::fs::write(&other, "A: 1\n").unwrap();
+    let out = odysseus(dir.path(), Some(&key), &["secrets", "encrypt", "--input", plain.to_str().unwrap(), "--file", other.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("not an encrypted secrets file"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&other).unwrap(), "A: 1\n");
+    assert_eq!(std::fs::read_to_string(&enc).unwrap(), written, "the file was replaced");
+
     // Encrypting again under another key would lose the file's secrets: refused.
     let out = odysseus(dir.path(), Some("another-key"), &["secrets", "encrypt", "--input", plain.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));

@@ -68,6 +68,18 @@ pub fn run(global: &GlobalArgs, args: SecretsArgs) -> anyhow::Result<Exit> {
             let plain = std::fs::read_to_string(&input)
                 .map_err(|e| UsageError(format!("{}: cannot read: {e}", input.display())))?;
             let names = check(&plain, &input.display().to_string())?;
+            let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => false,
+            };
+            if same(&input, &target) {
+                return Err(UsageError(format!(
+                    "--input {} is the file to write: encrypt into another file (--file), then \
+                     point secrets_file at it",
+                    input.display()
+                ))
+                .into());
+            }
             refuse_other_key(&target, &key)?;
             write_encrypted(&target, &plain, &key)?;
             eprintln!(
@@ -139,10 +151,19 @@ fn open(path: &Path, key: &str) -> Result<std::collections::BTreeMap<String, Str
 /// An existing encrypted file that this key does not open is someone's secrets under
 /// another key: never replaced silently.
 fn refuse_other_key(target: &Path, key: &str) -> Result<(), UsageError> {
-    let Ok(text) = std::fs::read_to_string(target) else {
-        return Ok(());
+    let text = match std::fs::read(target) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(UsageError(format!("{}: cannot read: {e}", target.display()))),
     };
-    if encrypted::looks_encrypted(&text) && encrypted::decrypt(&text, key).is_err() {
+    if !encrypted::looks_encrypted(&text) {
+        return Err(UsageError(format!(
+            "{} exists and is not an encrypted secrets file (plain secrets?); nothing was written \
+             (move it away first)",
+            target.display()
+        )));
+    }
+    if encrypted::decrypt(&text, key).is_err() {
         return Err(UsageError(format!(
             "{} exists and {} does not open it; nothing was written (remove it first to replace it)",
             target.display(),

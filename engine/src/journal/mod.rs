@@ -93,7 +93,15 @@ impl Error {
         matches!(
             self,
             Error::Storage(sled::Error::Corruption { .. })
-                | Error::Corrupt { .. }
+                // A checksummed record this odysseus cannot read (an unknown format
+                // version, an event kind it does not know) is a newer odysseus's, not damage.
+                | Error::Corrupt {
+                    detail: RecordError::TooShort { .. }
+                        | RecordError::LengthMismatch { .. }
+                        | RecordError::Checksum { .. }
+                        | RecordError::KindMismatch { .. },
+                    ..
+                }
                 | Error::Gap { .. }
                 | Error::HeadMismatch { .. }
                 | Error::BadLockRecord { .. }

@@ -191,7 +191,14 @@ impl HostOps for DockerExecutor {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        if let Some(commit) = spec.git_commit.as_ref().filter(|c| c.starts_with(&e.version)) {
+        // Only a version that is a commit's short id (12 hex digits) names a commit: a tag
+        // like `1` or `beef` merely starting HEAD's id does not.
+        let is_short_id = e.version.len() == 12 && e.version.chars().all(|c| c.is_ascii_hexdigit());
+        if let Some(commit) = spec
+            .git_commit
+            .as_ref()
+            .filter(|c| is_short_id && c.starts_with(&e.version))
+        {
             labels.insert("odysseus.git-commit".into(), commit.clone());
         }
         if let Some(s) = settings {

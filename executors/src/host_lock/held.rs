@@ -14,7 +14,7 @@ use russh::{Channel, ChannelMsg};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
-use super::script::{self, EXIT_UNWRITABLE, LOCK_DIR};
+use super::script::{self, EXIT_HELD, EXIT_LOST, EXIT_UNSAFE, EXIT_UNWRITABLE, LOCK_DIR};
 use super::{Claim, LockError, LockFiles, Take};
 use crate::ssh::Session;
 
@@ -31,12 +31,18 @@ struct LocalLoop {
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: ChildStdout,
+    /// Its output ended and its status was read.
+    exited: bool,
 }
 
 /// What the loop's side said next.
 enum Heard {
     Data(Vec<u8>),
+    /// Its exit status; output may still follow (sshd can send the status before the last
+    /// bytes of output).
     Exit(Option<u32>),
+    /// Nothing more will come.
+    Closed,
 }
 
 impl LockChannel {
@@ -59,23 +65,29 @@ impl LockChannel {
                     Some(ChannelMsg::ExitStatus { exit_status }) => {
                         return Heard::Exit(Some(exit_status))
                     }
-                    // The exit status follows the end of the output.
-                    Some(ChannelMsg::Close) | None => return Heard::Exit(None),
+                    Some(ChannelMsg::Close) | None => return Heard::Closed,
                     Some(_) => {}
                 }
             },
             LockChannel::Local(l) => {
+                if l.exited {
+                    return Heard::Closed;
+                }
                 let mut buf = [0u8; 4096];
                 match l.stdout.read(&mut buf).await {
                     Ok(n) if n > 0 => Heard::Data(buf[..n].to_vec()),
-                    _ => Heard::Exit(
-                        l.child
-                            .wait()
-                            .await
-                            .ok()
-                            .and_then(|s| s.code())
-                            .map(|c| c as u32),
-                    ),
+                    // The end of its output: what remains is its status.
+                    _ => {
+                        l.exited = true;
+                        Heard::Exit(
+                            l.child
+                                .wait()
+                                .await
+                                .ok()
+                                .and_then(|s| s.code())
+                                .map(|c| c as u32),
+                        )
+                    }
                 }
             }
         }
@@ -162,6 +174,7 @@ pub async fn take_local(socket: &str, claim: &Claim) -> Result<HeldLock, LockErr
             child,
             stdin,
             stdout,
+            exited: false,
         })),
         &claim.holder,
     )
@@ -178,15 +191,18 @@ async fn take(mut channel: LockChannel, holder: &str) -> Result<HeldLock, LockEr
     }
     let mut said = Vec::new();
     let verdict = tokio::time::timeout(ANSWER_TIMEOUT, async {
+        let mut status = None;
         loop {
             match channel.next().await {
                 Heard::Data(data) => {
                     said.extend_from_slice(&data);
                     if said.ends_with(b"\n") {
-                        return None;
+                        return status;
                     }
                 }
-                Heard::Exit(code) => return code,
+                // The line that says why may still come after the status.
+                Heard::Exit(code) => status = code,
+                Heard::Closed => return status,
             }
         }
     })
@@ -231,6 +247,12 @@ async fn take(mut channel: LockChannel, holder: &str) -> Result<HeldLock, LockEr
         Some(EXIT_UNWRITABLE) => Err(LockError::Failed(ExecError::Permanent(format!(
             "cannot write the lock files in {LOCK_DIR} (permissions? a full /run?)"
         )))),
+        // Its line was lost on the way: the status alone still says which case it is.
+        Some(EXIT_HELD) => Err(LockError::Held("another process".into())),
+        Some(EXIT_LOST) => Err(LockError::Lost(String::new())),
+        Some(EXIT_UNSAFE) => Err(LockError::Failed(ExecError::Permanent(format!(
+            "odysseus will not use its lock directory {LOCK_DIR} (run `odysseus status` for why)"
+        )))),
         other => Err(LockError::Failed(ExecError::Retryable(format!(
             "taking the lock failed (exit {other:?}): {line}"
         )))),
@@ -269,7 +291,7 @@ impl HeldLock {
                 }
                 match self.channel.next().await {
                     Heard::Data(data) => self.pending.extend_from_slice(&data),
-                    Heard::Exit(_) => return Err(None),
+                    Heard::Exit(_) | Heard::Closed => return Err(None),
                 }
             }
         })

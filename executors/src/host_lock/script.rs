@@ -23,34 +23,43 @@ pub const LOCK_DIR: &str = "/run/lock/odysseus";
 /// 75: held by another (`held <holder>`), 76: not ours any more (`lost <holder>`), 78:
 /// the directory is not safe (`unsafe <why>`); each prints its line first. 77: the files
 /// cannot be written.
+pub const EXIT_HELD: u32 = 75;
+pub const EXIT_LOST: u32 = 76;
 pub const EXIT_UNWRITABLE: u32 = 77;
+pub const EXIT_UNSAFE: u32 = 78;
 
 /// Before every script: `$1` is the Docker engine's socket, whose group may deploy.
 /// `lockdir create|check` makes the directory safe or exits 78 with `unsafe <why>`;
 /// `check` returns 1 when there is no directory (nothing is locked then).
 const PRELUDE: &str = r#"d=/run/lock/odysseus
-g=$(stat -L -c %g "$1" 2>/dev/null) || g=0
+sock=$1
+g=$(stat -L -c %g "$sock" 2>/dev/null) || g=0
 shift
 me=$(id -u)
 umask 007
-trusted() { [ "$1" = 0 ] || [ "$1" = "$me" ] || id -G "$1" 2>/dev/null | tr ' ' '\n' | grep -qxF "$g"; }
+groups_of() { id -G "$1" 2>/dev/null || { n=$(getent passwd "$1" 2>/dev/null | cut -d: -f1); [ -n "$n" ] && id -G "$n"; }; }
+trusted() { [ "$1" = 0 ] || [ "$1" = "$me" ] || groups_of "$1" | tr ' ' '\n' | grep -qxF "$g"; }
 unsafe() { printf 'unsafe %s\n' "$*"; exit 78; }
 fresh() { if (umask 077; mkdir "$d") 2>/dev/null; then chgrp "$g" "$d" && chmod 2770 "$d" || { rmdir "$d"; exit 77; }; fi; }
 lockdir() {
+  mode=$1
   if [ ! -e "$d" ] && [ ! -L "$d" ]; then
-    [ "$1" = create ] || return 1
+    [ "$mode" = create ] || return 1
     fresh
   fi
   [ -L "$d" ] && unsafe "$d is a symbolic link; remove it (as root: rm $d)"
   [ -d "$d" ] || { [ -e "$d" ] && unsafe "$d is not a directory; remove it (as root: rm $d)"; exit 77; }
   set -- $(stat -c '%u %g %a' "$d")
   trusted "$1" || unsafe "$d belongs to uid $1, a user without access to the Docker engine; remove it (as root: rm -r $d)"
-  if [ "$2" != "$g" ] || [ $((0$3 & 07)) -ne 0 ]; then
-    aside="$d.open-$(date +%s)-$$"
-    mv "$d" "$aside" 2>/dev/null || unsafe "$d is open to other users (mode $3, group $2), as an earlier odysseus left it; as root: mv $d $aside"
+  if [ $((0$3 & 07)) -ne 0 ]; then
+    [ "$mode" = create ] || unsafe "$d is open to other users (mode $3), as an earlier odysseus left it; the next deploy moves it aside"
+    aside="$d.open-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+    mv -T "$d" "$aside" 2>/dev/null || unsafe "$d is open to other users (mode $3), as an earlier odysseus left it; as root: mv -T $d $aside"
     fresh
     [ -d "$d" ] || exit 77
+    set -- $(stat -c '%u %g %a' "$d")
   fi
+  [ "$2" = "$g" ] || unsafe "$d belongs to group $2, not to group $g of the Docker engine's socket ($sock); check ssh.docker_socket, or as root: chgrp $g $d"
   return 0
 }
 "#;
@@ -59,9 +68,9 @@ lockdir() {
 /// or `renew`), `$5` the loop below; our holder line is the first line of stdin. A renewal
 /// may find the lock still held by our own loop of a connection the server has not noticed
 /// is dead (a real sshd can keep it for hours): if the holder file names us, that loop is
-/// ours — stop it, then wait a little for the lock. It is stopped only if the pid file is
-/// ours and that process's environment carries our holder line: a stale pid never gets a
-/// signal. A fresh take never waits: a second operator is refused at once, told who holds
+/// ours — stop it, then wait a little for the lock. It is stopped only if that process's
+/// environment (readable by its owner alone) carries our holder line: a stale pid, or
+/// another user's process, never gets a signal. A fresh take never waits: a second operator is refused at once, told who holds
 /// it.
 const TAKE: &str = r#"IFS= read -r ODYSSEUS_HOLDER || exit 77
 export ODYSSEUS_HOLDER
@@ -70,7 +79,7 @@ lockdir create
 if [ "$4" = renew ] && ! flock -n "$1" true; then
   { read -r cur < "$2"; } 2>/dev/null || cur=
   { read -r p < "$3"; } 2>/dev/null || p=
-  if [ "$cur" = "$ODYSSEUS_HOLDER" ] && [ -O "$3" ] && [ -n "$p" ] && tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qxF -- "ODYSSEUS_HOLDER=$ODYSSEUS_HOLDER"; then
+  if [ "$cur" = "$ODYSSEUS_HOLDER" ] && [ -n "$p" ] && tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qxF -- "ODYSSEUS_HOLDER=$ODYSSEUS_HOLDER"; then
     kill "$p" 2>/dev/null
   fi
 fi

@@ -115,6 +115,12 @@ pub fn assert_fresh_directory(m: &Machine, p: &Planted) {
     assert_ne!(now.trim(), p.inode, "the directory planted in is still in use");
 }
 
+/// The planted-in directory is still the one in place (nothing moved it yet).
+pub fn assert_still_planted(m: &Machine, p: &Planted) {
+    let now = m.root_ok(&format!("stat -c %i {DIR}"));
+    assert_eq!(now.trim(), p.inode, "a read-only look moved the directory");
+}
+
 /// What `nobody` sees of every process's command line must not hold `secret` (a piece
 /// of the holder line: "state dir ").
 pub fn assert_ps_hides(m: &Machine, secret: &str) {
