@@ -12,8 +12,10 @@
 //! A directory left open by an earlier odysseus (0777) is never reused: anything may have
 //! been planted in it, and another user may still hold it open (an open directory stays
 //! writable through its descriptor after a chmod, and a flood of files can outrun any
-//! scrub). It is moved aside (`odysseus.open-<time>-<pid>`, on tmpfs: gone at reboot) and a
-//! fresh one is made. A directory that another user made (in the world-writable /run/lock
+//! scrub). Taking the lock moves it aside (`mv -T` to `odysseus.open-<random>`, on tmpfs:
+//! gone at reboot) and makes a fresh one; a read-only look only reports it. A directory of
+//! another group than the engine socket's is refused, never moved (a wrong `docker_socket`
+//! must not split a live lock). A directory that another user made (in the world-writable /run/lock
 //! anyone can) is refused, never used, with the command that fixes it. The holder line
 //! never appears on a command line (`ps` would show it to everyone): it comes on stdin
 //! and lives in the loop's environment, which only its owner can read.
