@@ -2,3 +2,4 @@
 //! the fuzz target and the tests that replay its corpus.
 
 pub mod config;
+pub mod files;

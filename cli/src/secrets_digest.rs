@@ -5,7 +5,7 @@
 //! does not let anyone test guesses of a short secret against the digest.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
 use sha2::Sha256;
@@ -59,8 +59,7 @@ fn key(state_dir: &Path) -> std::io::Result<Vec<u8>> {
     if let Some(key) = existing(&path)? {
         return Ok(key);
     }
-    let mut key = vec![0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
+    let key = odysseus::files::random_bytes::<32>()?.to_vec();
     std::fs::create_dir_all(state_dir)?;
     let temp = state_dir.join(format!("secrets.key.{}", std::process::id()));
     let mut options = std::fs::OpenOptions::new();

@@ -57,23 +57,15 @@ pub fn open_journal(global: &GlobalArgs, create: bool) -> anyhow::Result<Journal
         ))
         .into());
     }
-    if let Ok(meta) = std::fs::metadata(&dir) {
-        if !meta.is_dir() {
+    for (at, what) in [
+        (&dir, "the state dir"),
+        (&path, "the journal (a directory odysseus makes)"),
+    ] {
+        if let Some(kind) = std::fs::metadata(at).ok().and_then(|m| not_a_dir(&m)) {
             return Err(UsageError(format!(
-                "the state dir {} is {}, not a directory; pass --state-dir with a directory of its own",
-                dir.display(),
-                kind_of(&meta)
-            ))
-            .into());
-        }
-    }
-    if let Ok(meta) = std::fs::metadata(&path) {
-        if !meta.is_dir() {
-            return Err(UsageError(format!(
-                "{} is {}, not a directory: the journal is a directory odysseus makes; \
-                 move it away or pass --state-dir with a directory of its own",
-                path.display(),
-                kind_of(&meta)
+                "{what} {} is {kind}, not a directory; move it away or pass --state-dir with a \
+                 directory of its own",
+                at.display()
             ))
             .into());
         }
@@ -91,18 +83,20 @@ pub fn open_journal(global: &GlobalArgs, create: bool) -> anyhow::Result<Journal
     })
 }
 
-/// What a path that should be a directory is instead, in words.
-fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+/// What a path that should be a directory is instead, in words (None: a directory).
+fn not_a_dir(meta: &std::fs::Metadata) -> Option<&'static str> {
     use std::os::unix::fs::FileTypeExt;
     let t = meta.file_type();
-    if t.is_char_device() || t.is_block_device() {
-        "a device"
+    if t.is_dir() {
+        None
+    } else if t.is_char_device() || t.is_block_device() {
+        Some("a device")
     } else if t.is_fifo() {
-        "a pipe"
+        Some("a pipe")
     } else if t.is_socket() {
-        "a socket"
+        Some("a socket")
     } else {
-        "a file"
+        Some("a file")
     }
 }
 
@@ -123,8 +117,6 @@ pub fn damaged_journal_advice(global: &GlobalArgs) -> String {
 /// journal and kept beside it. A wiped journal (a CI runner's fresh checkout) is a new
 /// journal, so it never takes another run's mark for its own.
 pub fn journal_id(global: &GlobalArgs) -> anyhow::Result<String> {
-    use std::io::{Read, Write};
-    use std::os::unix::fs::OpenOptionsExt;
     let path = state_dir(global).join("journal-id");
     if let Ok(id) = std::fs::read_to_string(&path) {
         let id = id.trim();
@@ -132,21 +124,11 @@ pub fn journal_id(global: &GlobalArgs) -> anyhow::Result<String> {
             return Ok(id.to_string());
         }
     }
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("reading /dev/urandom")?;
-    let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    // Written once, whole, then renamed into place: a reader never sees half an id.
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(id.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    let id = odysseus::files::hex(
+        &odysseus::files::random_bytes::<16>().context("reading /dev/urandom")?,
+    );
+    // A reader never sees half an id.
+    odysseus::files::replace(&path, id.as_bytes(), 0o600)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(id)
 }

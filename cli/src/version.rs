@@ -135,11 +135,10 @@ fn parse_status(status: &[u8]) -> (Vec<String>, Vec<String>) {
 }
 
 fn shorten(names: &[String]) -> String {
-    let mut shown: Vec<&str> = names.iter().take(10).map(String::as_str).collect();
-    let more = names.len().saturating_sub(shown.len());
-    let mut text = shown.drain(..).collect::<Vec<_>>().join(", ");
-    if more > 0 {
-        text.push_str(&format!(" and {more} more"));
+    const SHOWN: usize = 10;
+    let mut text = names.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - SHOWN));
     }
     text
 }

@@ -47,14 +47,6 @@ impl FleetLock {
     }
 }
 
-/// The same error, saying which host it came from.
-fn on_host(host: &str, e: ExecError) -> ExecError {
-    match e {
-        ExecError::Retryable(m) => ExecError::Retryable(format!("{host}: {m}")),
-        ExecError::Permanent(m) => ExecError::Permanent(format!("{host}: {m}")),
-        ExecError::OutcomeUnknown(m) => ExecError::OutcomeUnknown(format!("{host}: {m}")),
-    }
-}
 
 impl DockerExecutor {
     /// Runs one of `host_lock`'s scripts on `host`; what it printed, once it exited 0.
@@ -152,7 +144,7 @@ impl DockerExecutor {
                 host: host.to_string(),
                 holder,
             },
-            LockError::Failed(e) => LockFailure::Failed(on_host(host, e)),
+            LockError::Failed(e) => LockFailure::Failed(e.map_message(|m| format!("{host}: {m}"))),
         };
         for (host, handle) in self.hosts_sorted() {
             match &handle.access {

@@ -60,11 +60,7 @@ pub fn hide_known(text: &str) -> String {
 
 /// The same error, its message cleaned.
 pub fn clean_error(e: ExecError, secrets: &[(String, String)]) -> ExecError {
-    match e {
-        ExecError::Retryable(m) => ExecError::Retryable(clean(&m, secrets)),
-        ExecError::Permanent(m) => ExecError::Permanent(clean(&m, secrets)),
-        ExecError::OutcomeUnknown(m) => ExecError::OutcomeUnknown(clean(&m, secrets)),
-    }
+    e.map_message(|m| clean(&m, secrets))
 }
 
 #[cfg(test)]

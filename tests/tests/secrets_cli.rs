@@ -44,6 +44,14 @@ fn text(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
 }
 
+/// secrets.yml.enc beside deploy.yml, holding DATABASE_URL, encrypted under `key`.
+fn encrypt_one_secret(dir: &Path, key: &str) {
+    let plain = dir.join("plain.yml");
+    std::fs::write(&plain, "DATABASE_URL: postgres://u:pa55word-x@db/app\n").unwrap();
+    let out = odysseus(dir, Some(key), &["secrets", "encrypt", "--input", plain.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
 fn setup() -> (ScratchDir, PathBuf) {
     let dir = ScratchDir::new("secrets-cli");
     std::fs::create_dir_all(dir.path()).unwrap();
@@ -97,10 +105,7 @@ fn a_key_is_made_a_file_encrypted_listed_masked_and_read_by_deploy_yml() {
 fn no_key_a_wrong_key_a_changed_file_and_a_missing_name_are_refused_with_exit_2() {
     let (dir, enc) = setup();
     let key = "k-0123456789";
-    let plain = dir.path().join("plain.yml");
-    std::fs::write(&plain, "DATABASE_URL: postgres://u:pa55word-x@db/app\n").unwrap();
-    let out = odysseus(dir.path(), Some(key), &["secrets", "encrypt", "--input", plain.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    encrypt_one_secret(dir.path(), key);
 
     let out = odysseus(dir.path(), None, &["validate"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -136,10 +141,7 @@ fn no_key_a_wrong_key_a_changed_file_and_a_missing_name_are_refused_with_exit_2(
 fn edit_goes_through_the_editor_on_a_private_file_that_is_removed() {
     let (dir, enc) = setup();
     let key = "k-edit-0123";
-    let plain = dir.path().join("plain.yml");
-    std::fs::write(&plain, "DATABASE_URL: postgres://u:pa55word-x@db/app\n").unwrap();
-    let out = odysseus(dir.path(), Some(key), &["secrets", "encrypt", "--input", plain.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    encrypt_one_secret(dir.path(), key);
     let seen = dir.path().join("seen");
     let editor = dir.path().join("editor.sh");
     std::fs::write(

@@ -137,11 +137,9 @@ fn target(global: &GlobalArgs, file: Option<PathBuf>) -> Result<PathBuf, UsageEr
 
 /// The names a plain secrets text holds, or where it is wrong.
 fn check(plain: &str, shown: &str) -> Result<usize, UsageError> {
-    secrets_file::parse(plain).map(|m| m.len()).map_err(|line| {
-        UsageError(format!(
-            "{shown}:{line}: neither a YAML mapping of NAME: value nor a NAME=value line"
-        ))
-    })
+    secrets_file::parse_shown(plain, &format!("{shown}:"))
+        .map(|m| m.len())
+        .map_err(UsageError)
 }
 
 fn open(path: &Path, key: &str) -> Result<std::collections::BTreeMap<String, String>, UsageError> {
@@ -173,27 +171,12 @@ fn refuse_other_key(target: &Path, key: &str) -> Result<(), UsageError> {
     Ok(())
 }
 
-/// Written beside the target and renamed over it: a crash leaves the old file or the new
-/// one, never half of either.
+/// Replaced whole: a crash leaves the old file or the new one. It is meant to be
+/// committed, so it is as readable as any file the user makes (0666 less the umask).
 fn write_encrypted(target: &Path, plain: &str, key: &str) -> anyhow::Result<()> {
     let text = encrypted::encrypt(plain.as_bytes(), key)?;
-    let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let temp = dir.join(format!(
-        ".{}.{}.tmp",
-        target.file_name().and_then(|n| n.to_str()).unwrap_or("secrets"),
-        std::process::id()
-    ));
-    let written = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&temp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&temp, target)
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&temp);
-        return Err(UsageError(format!("writing {}: {e}", target.display())).into());
-    }
-    Ok(())
+    odysseus::files::replace(target, text.as_bytes(), 0o666)
+        .map_err(|e| UsageError(format!("writing {}: {e}", target.display())).into())
 }
 
 /// The private directory of an edit, removed whatever happens.
@@ -208,12 +191,13 @@ impl Drop for Scratch {
 fn edit(target: &Path, key: &str) -> anyhow::Result<Exit> {
     use std::os::unix::fs::OpenOptionsExt;
     let before = if target.exists() {
-        let text = std::fs::read_to_string(target)
-            .map_err(|e| UsageError(format!("{}: cannot read: {e}", target.display())))?;
-        let plain = encrypted::decrypt(&text, key)
-            .map_err(|e| UsageError(format!("{}: {e}", target.display())))?;
-        String::from_utf8(plain)
-            .map_err(|_| UsageError(format!("{}: decrypted, but not UTF-8 text", target.display())))?
+        let (text, decrypted) = secrets_file::read_text(target, Some(key)).map_err(UsageError)?;
+        if !decrypted {
+            // Not in the encrypted format: decrypting says where it is not.
+            let why = encrypted::decrypt(&text, key).err().map(|e| e.to_string()).unwrap_or_default();
+            return Err(UsageError(format!("{}: {why}", target.display())).into());
+        }
+        text
     } else {
         "# NAME: value, one per line\n".to_string()
     };

@@ -109,16 +109,9 @@ pub fn decrypt(text: &str, master_key: &str) -> Result<Vec<u8>, Undecryptable> {
     Ok(ciphertext)
 }
 
-fn random<const N: usize>() -> std::io::Result<[u8; N]> {
-    use std::io::Read;
-    let mut out = [0u8; N];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut out)?;
-    Ok(out)
-}
-
 /// `plaintext` encrypted under a fresh random IV, in the file format.
 pub fn encrypt(plaintext: &[u8], master_key: &str) -> std::io::Result<String> {
-    let iv = random::<IV_LEN>()?;
+    let iv = crate::files::random_bytes::<IV_LEN>()?;
     let mut buffer = plaintext.to_vec();
     let nonce = Nonce::from(iv);
     let tag = cipher(master_key, &iv)
@@ -136,7 +129,7 @@ pub fn encrypt(plaintext: &[u8], master_key: &str) -> std::io::Result<String> {
 
 /// A new master key: 32 random bytes as 64 hex digits.
 pub fn generate_key() -> std::io::Result<String> {
-    Ok(random::<32>()?.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::files::hex(&crate::files::random_bytes::<32>()?))
 }
 
 /// The master key from the environment, without the newline a `$(cat key)` may leave.

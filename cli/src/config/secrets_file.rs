@@ -11,6 +11,17 @@ use super::raw::Scalar;
 /// Reads the file; one in the encrypted format (`encrypted`) is opened with `master_key`
 /// (from ODYSSEUS_MASTER_KEY) first.
 pub fn read(path: &Path, master_key: Option<&str>) -> Result<BTreeMap<String, String>, String> {
+    let (text, decrypted) = read_text(path, master_key)?;
+    let shown = if decrypted {
+        format!("{} (decrypted), line ", path.display())
+    } else {
+        format!("{}:", path.display())
+    };
+    parse_shown(&text, &shown)
+}
+
+/// The file's text, decrypted when it is encrypted (and whether it was).
+pub fn read_text(path: &Path, master_key: Option<&str>) -> Result<(String, bool), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let text = String::from_utf8(bytes).map_err(|_| {
         format!(
@@ -19,30 +30,26 @@ pub fn read(path: &Path, master_key: Option<&str>) -> Result<BTreeMap<String, St
             path.display()
         )
     })?;
-    if encrypted::looks_encrypted(&text) {
-        let Some(key) = master_key else {
-            return Err(format!(
-                "{} is encrypted: set {} to its master key",
-                path.display(),
-                encrypted::MASTER_KEY_VAR
-            ));
-        };
-        let plain = encrypted::decrypt(&text, key).map_err(|e| format!("{}: {e}", path.display()))?;
-        let plain = String::from_utf8(plain).map_err(|_| {
-            format!("{}: decrypted, but what it holds is not UTF-8 text", path.display())
-        })?;
-        return parse(&plain).map_err(|line| {
-            format!(
-                "{} (decrypted), line {line}: neither a YAML mapping of NAME: value nor a NAME=value line",
-                path.display()
-            )
-        });
+    if !encrypted::looks_encrypted(&text) {
+        return Ok((text, false));
     }
-    parse(&text).map_err(|line| {
-        format!(
-            "{}:{line}: neither a YAML mapping of NAME: value nor a NAME=value line",
-            path.display()
-        )
+    let Some(key) = master_key else {
+        return Err(format!(
+            "{} is encrypted: set {} to its master key",
+            path.display(),
+            encrypted::MASTER_KEY_VAR
+        ));
+    };
+    let plain = encrypted::decrypt(&text, key).map_err(|e| format!("{}: {e}", path.display()))?;
+    let plain = String::from_utf8(plain)
+        .map_err(|_| format!("{}: decrypted, but what it holds is not UTF-8 text", path.display()))?;
+    Ok((plain, true))
+}
+
+/// [`parse`], its error placed after `shown` (a file name and `:`, say).
+pub fn parse_shown(text: &str, shown: &str) -> Result<BTreeMap<String, String>, String> {
+    parse(text).map_err(|line| {
+        format!("{shown}{line}: neither a YAML mapping of NAME: value nor a NAME=value line")
     })
 }
 

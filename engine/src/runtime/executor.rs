@@ -26,6 +26,17 @@ pub enum ExecError {
     OutcomeUnknown(String),
 }
 
+impl ExecError {
+    /// The same kind of error with its message rewritten (who must react stays the same).
+    pub fn map_message(self, f: impl FnOnce(String) -> String) -> ExecError {
+        match self {
+            ExecError::Retryable(m) => ExecError::Retryable(f(m)),
+            ExecError::Permanent(m) => ExecError::Permanent(f(m)),
+            ExecError::OutcomeUnknown(m) => ExecError::OutcomeUnknown(f(m)),
+        }
+    }
+}
+
 /// What runs on a host for a role before a deployment starts.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Survey {

@@ -121,6 +121,16 @@ pub fn assert_still_planted(m: &Machine, p: &Planted) {
     assert_eq!(now.trim(), p.inode, "a read-only look moved the directory");
 }
 
+/// Runs the deploy `cmd` to its end; once its output shows `marker` (the lock is held by
+/// then), `ps` as `nobody` must not show the holder line. The deploy must succeed.
+pub fn deploy_with_holder_hidden(m: &Machine, cmd: Command, marker: &str) {
+    let (mut child, lines) = crate::real::spawn_until(cmd, marker);
+    assert_ps_hides(m, "state dir ");
+    assert!(child.try_wait().unwrap().is_none(), "the deploy ended before `ps` looked");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert_eq!(child.wait().unwrap().code(), Some(0), "deploy over the planted links: {rest:#?}");
+}
+
 /// What `nobody` sees of every process's command line must not hold `secret` (a piece
 /// of the holder line: "state dir ").
 pub fn assert_ps_hides(m: &Machine, secret: &str) {

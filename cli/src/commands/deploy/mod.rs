@@ -116,11 +116,8 @@ fn user_from_passwd() -> Option<String> {
 }
 
 fn new_deployment_id(now_millis: u64) -> DeploymentId {
-    let mut nonce = [0u8; 4];
-    let random = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut nonce));
-    let nonce = match random {
-        Ok(()) => u32::from_le_bytes(nonce),
+    let nonce = match odysseus::files::random_bytes::<4>() {
+        Ok(bytes) => u32::from_le_bytes(bytes),
         Err(_) => std::process::id() ^ (now_millis as u32).rotate_left(13),
     };
     DeploymentId {
