@@ -76,6 +76,8 @@ struct Cli {
 enum Command {
     /// Deploy a new image tag to every host of the config, with zero downtime.
     Deploy(commands::deploy::DeployArgs),
+    /// Build `<image>:<version>` from deploy.yml's `builder` (and push it with --push).
+    Build(commands::build::BuildArgs),
     /// The services the app needs beside it (deploy.yml's `dependencies`): boot, status,
     /// remove.
     #[command(alias = "accessory")]
@@ -141,6 +143,7 @@ fn main() -> ExitCode {
     init_tracing(global.verbose);
     let result = std::panic::catch_unwind(|| match cli.command {
         Command::Deploy(args) => commands::deploy::run(&global, args),
+        Command::Build(args) => commands::build::run(&global, args),
         Command::App(args) => commands::app::run(&global, args),
         Command::Dependency(args) => commands::dependency::run(&global, args),
         Command::Lock(args) => commands::lock::run(&global, args),

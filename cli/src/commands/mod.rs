@@ -2,6 +2,7 @@
 //! shares.
 
 pub mod app;
+pub mod build;
 pub mod dependency;
 pub mod deploy;
 pub mod lock;

@@ -49,6 +49,10 @@ pub struct Config {
     /// The `env.secret` names (their values are in `spec.env`): the journal keeps the
     /// names and a keyed digest of the values (`provenance`), never the values.
     pub secret_names: Vec<String>,
+    /// How the image is built (defaults when deploy.yml has no `builder`).
+    pub build: odysseus_executors::docker::build::BuildSpec,
+    /// deploy.yml has a `builder` section.
+    pub builder_configured: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -24,7 +24,7 @@ pub struct RawConfig {
     pub dependencies: Option<BTreeMap<String, RawDependency>>,
     /// The older name of `dependencies`.
     pub accessories: Option<BTreeMap<String, RawDependency>>,
-    pub builder: Option<IgnoredAny>,
+    pub builder: Option<RawBuilder>,
     pub registry: Option<RawRegistry>,
     /// Ours: how many hosts deploy at once: a number or a percentage ("25%").
     pub batch_size: Option<Scalar>,
@@ -126,6 +126,35 @@ pub struct RawRegistry {
     pub server: Option<String>,
     pub username: Option<StringOrList>,
     pub password: Option<StringOrList>,
+}
+
+/// `builder:` — how `odysseus build` and `deploy` make `<image>:<version>`. The Ruby
+/// tool's keys, plus Kamal's spellings users bring along (`args`, `remote`, `secrets`).
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawBuilder {
+    /// `local` (default) or `remote` (with `host`).
+    pub strategy: Option<String>,
+    /// The remote builder: a host as in `servers`, reached over SSH like them.
+    pub host: Option<String>,
+    /// Kamal's form of a remote builder: `ssh://[user@]host[:port]`.
+    pub remote: Option<String>,
+    pub dockerfile: Option<String>,
+    pub context: Option<String>,
+    /// One platform architecture (`amd64`), or several (needs buildx: refused clearly).
+    pub arch: Option<StringOrList>,
+    pub multiarch: Option<bool>,
+    pub build_args: Option<BTreeMap<String, Scalar>>,
+    /// Kamal's name for `build_args`.
+    pub args: Option<BTreeMap<String, Scalar>>,
+    /// Secret names passed as build args (values from the secret sources, never shown).
+    pub secrets: Option<Vec<String>>,
+    /// A stage of a multi-stage Dockerfile.
+    pub target: Option<String>,
+    /// `false` builds without the engine's layer cache.
+    pub cache: Option<bool>,
+    /// Push the built image to `registry` (the servers pull it from there).
+    pub push: Option<bool>,
 }
 
 #[derive(Deserialize, Debug, Default)]

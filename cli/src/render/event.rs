@@ -120,6 +120,29 @@ fn outcome_and_detail(fact: &Fact) -> (Option<&'static str>, String) {
             };
             (None, format!("image: {}; {secrets}", images.join(", ")))
         }
+        Fact::BuildStarted {
+            commit,
+            builder,
+            platforms,
+            args,
+        } => {
+            let mut detail = format!("on {builder}");
+            if let Some(c) = commit {
+                detail.push_str(&format!(" from commit {c}"));
+            }
+            if !platforms.is_empty() {
+                detail.push_str(&format!(", for {}", platforms.join(", ")));
+            }
+            if !args.is_empty() {
+                detail.push_str(&format!(", build args {}", args.join(", ")));
+            }
+            (Some("started"), detail)
+        }
+        Fact::Built { image_id, millis } => (
+            Some("succeeded"),
+            format!("image {image_id} in {:.1}s", *millis as f64 / 1000.0),
+        ),
+        Fact::BuildFailed { reason } => (Some("failed"), reason.clone()),
     }
 }
 

@@ -103,6 +103,19 @@ pub enum FactV1 {
     Supersedes {
         deployment: (u64, u32),
     },
+    BuildStarted {
+        commit: Option<String>,
+        builder: String,
+        platforms: Vec<String>,
+        args: Vec<String>,
+    },
+    Built {
+        image_id: String,
+        millis: u64,
+    },
+    BuildFailed {
+        reason: String,
+    },
 }
 
 /// The envelope's kind byte for each fact, frozen with the format.
@@ -129,6 +142,9 @@ pub fn kind_code(fact: &m::Fact) -> u8 {
         m::Fact::Abandoned { .. } => 19,
         m::Fact::Superseded { .. } => 20,
         m::Fact::Supersedes { .. } => 21,
+        m::Fact::BuildStarted { .. } => 22,
+        m::Fact::Built { .. } => 23,
+        m::Fact::BuildFailed { .. } => 24,
     }
 }
 
@@ -354,6 +370,24 @@ impl From<&m::Fact> for FactV1 {
             },
             F::Supersedes { deployment } => FactV1::Supersedes {
                 deployment: (deployment.millis, deployment.nonce),
+            },
+            F::BuildStarted {
+                commit,
+                builder,
+                platforms,
+                args,
+            } => FactV1::BuildStarted {
+                commit: commit.clone(),
+                builder: builder.clone(),
+                platforms: platforms.clone(),
+                args: args.clone(),
+            },
+            F::Built { image_id, millis } => FactV1::Built {
+                image_id: image_id.clone(),
+                millis: *millis,
+            },
+            F::BuildFailed { reason } => FactV1::BuildFailed {
+                reason: reason.clone(),
             },
         }
     }
@@ -594,6 +628,19 @@ impl From<FactV1> for m::Fact {
             } => F::Supersedes {
                 deployment: crate::ids::DeploymentId { millis, nonce },
             },
+            FactV1::BuildStarted {
+                commit,
+                builder,
+                platforms,
+                args,
+            } => F::BuildStarted {
+                commit,
+                builder,
+                platforms,
+                args,
+            },
+            FactV1::Built { image_id, millis } => F::Built { image_id, millis },
+            FactV1::BuildFailed { reason } => F::BuildFailed { reason },
         }
     }
 }

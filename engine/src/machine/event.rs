@@ -175,6 +175,26 @@ pub enum Fact {
     Supersedes {
         deployment: DeploymentId,
     },
+    /// The image is about to be built (write-ahead: a run that dies while building builds
+    /// again when resumed). Only before any step and before provenance.
+    BuildStarted {
+        /// The commit the version was taken from, when it came from git.
+        commit: Option<String>,
+        /// `local`, or `remote HOST`.
+        builder: String,
+        platforms: Vec<String>,
+        /// Build arg names (values may be secrets: never recorded).
+        args: Vec<String>,
+    },
+    /// What the build made: the image id on the builder. A resume never builds again.
+    Built {
+        image_id: String,
+        millis: u64,
+    },
+    /// The build failed: nothing changed on any host, and the deployment is over.
+    BuildFailed {
+        reason: String,
+    },
 }
 
 /// The image a host has for the deployed tag.
@@ -209,6 +229,9 @@ impl Fact {
             Fact::Abandoned { .. } => "abandoned",
             Fact::Superseded { .. } => "superseded",
             Fact::Supersedes { .. } => "supersedes",
+            Fact::BuildStarted { .. } => "build-started",
+            Fact::Built { .. } => "built",
+            Fact::BuildFailed { .. } => "build-failed",
         }
     }
 
@@ -236,6 +259,7 @@ impl Fact {
                 | Fact::DeploymentAborted
                 | Fact::Abandoned { .. }
                 | Fact::Superseded { .. }
+                | Fact::BuildFailed { .. }
                 | Fact::DeploymentFailed {
                     outcome: FailedOutcome::RolledBack,
                     ..

@@ -32,6 +32,8 @@ pub enum Phase {
     Abandoned,
     /// A halted deployment replaced by a newer one.
     Superseded,
+    /// The image could not be built: no host was touched.
+    BuildFailed,
 }
 
 impl Phase {
@@ -47,6 +49,7 @@ impl Phase {
             Phase::Aborted => "aborted",
             Phase::Abandoned => "abandoned",
             Phase::Superseded => "superseded",
+            Phase::BuildFailed => "build-failed",
         }
     }
 
@@ -59,6 +62,7 @@ impl Phase {
                 | Phase::Aborted
                 | Phase::Abandoned
                 | Phase::Superseded
+                | Phase::BuildFailed
         )
     }
 
@@ -212,6 +216,19 @@ pub struct DeploymentState {
     /// What exactly was deployed, from the `provenance` event (logs written before that
     /// event existed have none).
     pub provenance: Option<Provenance>,
+    /// The image build this deployment made, when it built one.
+    pub build: Option<BuildRecord>,
+}
+
+/// A build the deployment started, and its image once it finished.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct BuildRecord {
+    pub commit: Option<String>,
+    pub builder: String,
+    pub platforms: Vec<String>,
+    pub args: Vec<String>,
+    pub image_id: Option<String>,
+    pub millis: u64,
 }
 
 /// Each host's image id for the deployed tag, and the secrets' names with a digest.
@@ -234,6 +251,7 @@ impl Default for DeploymentState {
             last_at: Timestamp(0),
             failure: None,
             provenance: None,
+            build: None,
         }
     }
 }
@@ -317,6 +335,9 @@ impl DeploymentState {
                     return Err(
                         self.impossible(fact, format!("{s} attempt {a} has no outcome yet"))
                     );
+                }
+                if self.build.as_ref().is_some_and(|b| b.image_id.is_none()) {
+                    return Err(self.impossible(fact, "the image is still being built"));
                 }
                 let expected = self.next_step(*target as usize);
                 if expected != Some(*step) {
@@ -420,6 +441,25 @@ impl DeploymentState {
             Fact::Provenance { .. } => {
                 if self.provenance.is_some() {
                     return Err(self.impossible(fact, "provenance is recorded once"));
+                }
+                if self.build.as_ref().is_some_and(|b| b.image_id.is_none()) {
+                    return Err(self.impossible(fact, "the image is still being built"));
+                }
+            }
+            Fact::BuildStarted { .. } | Fact::Built { .. } | Fact::BuildFailed { .. } => {
+                let untouched = self.phase == Running
+                    && self.provenance.is_none()
+                    && self.targets.iter().all(|t| t.status == TargetStatus::Pending);
+                let built = self.build.as_ref().map(|b| b.image_id.is_some());
+                let order = match fact {
+                    Fact::BuildStarted { .. } => built != Some(true),
+                    _ => built == Some(false),
+                };
+                if !untouched || !order {
+                    return Err(self.impossible(
+                        fact,
+                        "a build comes before any step and provenance: started, then built or failed, once",
+                    ));
                 }
             }
             Fact::Supersedes { deployment } => {
@@ -627,6 +667,31 @@ impl DeploymentState {
             Fact::Interrupted { .. } | Fact::LockReleased { .. } | Fact::Supersedes { .. } => {}
             Fact::Abandoned { .. } => self.phase = Phase::Abandoned,
             Fact::Superseded { .. } => self.phase = Phase::Superseded,
+            Fact::BuildStarted {
+                commit,
+                builder,
+                platforms,
+                args,
+            } => {
+                self.build = Some(BuildRecord {
+                    commit: commit.clone(),
+                    builder: builder.clone(),
+                    platforms: platforms.clone(),
+                    args: args.clone(),
+                    image_id: None,
+                    millis: 0,
+                })
+            }
+            Fact::Built { image_id, millis } => {
+                if let Some(b) = &mut self.build {
+                    b.image_id = Some(image_id.clone());
+                    b.millis = *millis;
+                }
+            }
+            Fact::BuildFailed { reason } => {
+                self.phase = Phase::BuildFailed;
+                self.failure = Some(reason.clone());
+            }
             Fact::Provenance {
                 images,
                 secrets,

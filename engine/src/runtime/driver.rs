@@ -98,6 +98,20 @@ impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
         lock: &Acquired,
     ) -> Result<DeploymentState, Error> {
         let id = started.id;
+        let mut state = self.begin(started, lock)?;
+        self.drive(id, &mut state).await?;
+        Ok(state)
+    }
+
+    /// Records a new deployment's start and preamble without driving it: what runs
+    /// before the first step (a build, the image's delivery) is recorded with
+    /// [`Runtime::record_now`], then [`Runtime::drive_on`] takes over.
+    pub fn begin(
+        &mut self,
+        started: DeploymentStarted,
+        lock: &Acquired,
+    ) -> Result<DeploymentState, Error> {
+        let id = started.id;
         let mut state = DeploymentState::default();
         let by = started.operator.clone();
         self.record(id, &mut state, Fact::DeploymentStarted(Box::new(started)))?;
@@ -112,13 +126,45 @@ impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
             };
             self.record(id, &mut state, fact)?;
         }
-        self.drive(id, &mut state).await?;
         Ok(state)
+    }
+
+    /// Records `fact` into the deployment being driven (validated by the machine first).
+    pub fn record_now(
+        &mut self,
+        id: DeploymentId,
+        state: &mut DeploymentState,
+        fact: Fact,
+    ) -> Result<u64, Error> {
+        self.record(id, state, fact)
+    }
+
+    /// Drives a deployment begun with [`Runtime::begin`] or reopened with
+    /// [`Runtime::reopen_to_resume`] until it finishes or stops short.
+    pub async fn drive_on(
+        &mut self,
+        id: DeploymentId,
+        state: &mut DeploymentState,
+    ) -> Result<(), Error> {
+        self.drive(id, state).await
     }
 
     /// Folds the log of `id` and continues it: after a crash, a halt or a failed
     /// rollback. Steps whose outcome is in doubt are observed before anything is redone.
     pub async fn resume(
+        &mut self,
+        id: DeploymentId,
+        by: Operator,
+        lock: &Acquired,
+    ) -> Result<DeploymentState, Error> {
+        let mut state = self.reopen_to_resume(id, by, lock)?;
+        self.record_missing_provenance(id, &mut state)?;
+        self.drive(id, &mut state).await?;
+        Ok(state)
+    }
+
+    /// Folds the log of `id` and records that this run resumes it, without driving.
+    pub fn reopen_to_resume(
         &mut self,
         id: DeploymentId,
         by: Operator,
@@ -133,8 +179,6 @@ impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
                 lock_token: lock.token(),
             },
         )?;
-        self.record_missing_provenance(id, &mut state)?;
-        self.drive(id, &mut state).await?;
         Ok(state)
     }
 

@@ -34,4 +34,8 @@ pub enum Error {
     },
     #[error("deployment {0} cannot be resumed: it is {1}")]
     NotResumable(crate::DeploymentId, &'static str),
+    /// What runs before the first step (a build's delivery) could not finish; the
+    /// deployment stays resumable.
+    #[error("{0}")]
+    Preparing(String),
 }

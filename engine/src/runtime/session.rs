@@ -232,6 +232,19 @@ impl<'j> Session<'j> {
         supersedes: Option<DeploymentId>,
     ) -> Result<DeploymentState, Error> {
         let id = started.id;
+        let mut state = self.begin(runtime, started, supersedes)?;
+        runtime.drive_on(id, &mut state).await?;
+        Ok(state)
+    }
+
+    /// Records `started` (and what it supersedes) without driving it.
+    pub fn begin<L: EventLog, E: Executor, C: Clock>(
+        &self,
+        runtime: &mut Runtime<'_, L, E, C>,
+        started: DeploymentStarted,
+        supersedes: Option<DeploymentId>,
+    ) -> Result<DeploymentState, Error> {
+        let id = started.id;
         if let Some(old) = supersedes {
             runtime.record_into(
                 old,
@@ -244,7 +257,18 @@ impl<'j> Session<'j> {
         }
         self.journal
             .set_lock_deployment(&self.service, self.lock.token(), id)?;
-        runtime.start(started, &self.lock).await
+        runtime.begin(started, &self.lock)
+    }
+
+    /// Reopens `id` to resume it, without driving it.
+    pub fn reopen_to_resume<L: EventLog, E: Executor, C: Clock>(
+        &self,
+        runtime: &mut Runtime<'_, L, E, C>,
+        id: DeploymentId,
+    ) -> Result<DeploymentState, Error> {
+        self.journal
+            .set_lock_deployment(&self.service, self.lock.token(), id)?;
+        runtime.reopen_to_resume(id, self.operator.clone(), &self.lock)
     }
 
     pub async fn resume<L: EventLog, E: Executor, C: Clock>(
@@ -469,4 +493,64 @@ mod tests {
             Choice::Refuse(Refusal::Unfinished { .. })
         ));
     }
+
+    #[test]
+    fn a_build_comes_before_every_step_and_a_failed_one_ends_the_deployment() {
+        let at = |fact: Fact| Event {
+            at: Timestamp(0),
+            fact,
+        };
+        let step = Fact::StepStarted {
+            target: 0,
+            step: crate::machine::StepName::StartNew,
+            attempt: 1,
+            key: String::new(),
+        };
+        let provenance = Fact::Provenance {
+            images: vec![],
+            secrets: vec![],
+            secrets_digest: None,
+        };
+        let mut s = state(false, false);
+        s.evolve(&at(Fact::BuildStarted {
+            commit: Some("abc".into()),
+            builder: "local".into(),
+            platforms: vec![],
+            args: vec![],
+        }))
+        .unwrap();
+        assert!(s.clone().evolve(&at(step.clone())).is_err(), "no step while building");
+        assert!(s.clone().evolve(&at(provenance.clone())).is_err(), "nothing delivered yet");
+        let mut failed = s.clone();
+        failed
+            .evolve(&at(Fact::BuildFailed { reason: "x".into() }))
+            .unwrap();
+        assert!(failed.phase.is_final());
+        assert!(Fact::BuildFailed { reason: "x".into() }.closes_deployment());
+        // A crash while building: the resume builds again, which is a new start.
+        s.evolve(&at(Fact::BuildStarted {
+            commit: Some("abc".into()),
+            builder: "local".into(),
+            platforms: vec![],
+            args: vec![],
+        }))
+        .unwrap();
+        let built = Fact::Built {
+            image_id: "sha256:1".into(),
+            millis: 5,
+        };
+        s.evolve(&at(built.clone())).unwrap();
+        assert!(s.clone().evolve(&at(built)).is_err(), "built once");
+        let again = Fact::BuildStarted {
+            commit: None,
+            builder: "local".into(),
+            platforms: vec![],
+            args: vec![],
+        };
+        assert!(s.clone().evolve(&at(again)).is_err(), "never built twice");
+        s.evolve(&at(provenance)).unwrap();
+        s.evolve(&at(step)).unwrap();
+        assert_eq!(s.build.unwrap().image_id.as_deref(), Some("sha256:1"));
+    }
+
 }

@@ -10,6 +10,9 @@ use odysseus_engine::runtime::ExecError;
 use super::engine::Engine;
 use super::executor::{local_socket, DockerExecutor};
 
+/// How this machine's engine is named in messages (and told apart from a remote builder).
+pub const THIS_MACHINE: &str = "this machine";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushOutcome {
     /// The host already had the same image id.
@@ -25,15 +28,27 @@ pub enum PushOutcome {
 impl DockerExecutor {
     /// Sends `image` (repository:tag) from this machine's engine to every host lacking it.
     pub async fn push_image(&self, image: &str) -> Result<Vec<(String, PushOutcome)>, ExecError> {
-        let source = Engine::connect("this machine", &local_socket()?).await?;
+        let source = Engine::connect(THIS_MACHINE, &local_socket()?).await?;
+        self.push_image_from(&source, image).await
+    }
+
+    /// Sends `image` from `source` (this machine's engine, or a remote builder's) to every
+    /// host lacking that image id. A host that is this machine counts as having it only
+    /// when `source` is this machine too.
+    pub async fn push_image_from(
+        &self,
+        source: &Engine,
+        image: &str,
+    ) -> Result<Vec<(String, PushOutcome)>, ExecError> {
         let Some(id) = source.image_id(image).await? else {
             return Err(ExecError::Permanent(format!(
-                "image {image} is not on this machine's Docker engine: build or pull it here first"
+                "image {image} is not on {}'s Docker engine: build or pull it there first",
+                source.host
             )));
         };
         let mut outcomes = Vec::new();
         for (host, handle) in self.hosts_sorted() {
-            if matches!(handle.access, super::Access::Local) {
+            if matches!(handle.access, super::Access::Local) && source.host == THIS_MACHINE {
                 outcomes.push((host.clone(), PushOutcome::Local));
                 continue;
             }

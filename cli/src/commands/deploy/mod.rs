@@ -19,11 +19,13 @@ use odysseus_executors::steps::{self, Steps};
 
 mod abandon;
 mod marks;
+mod prepare;
 mod refuse;
 mod summary;
 
 use abandon::abandon;
 use marks::{lock_release_command, mark_hosts, unmark_unstarted};
+use prepare::{prepare_and_drive, Prep};
 use refuse::refuse;
 use summary::{print_summary, print_summary_json};
 
@@ -81,6 +83,13 @@ pub struct DeployArgs {
     /// Deploy only these roles (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "ROLE,..", conflicts_with_all = ["resume", "abort"])]
     roles: Vec<String>,
+    /// Build the image first (the default when the version comes from git and there is a
+    /// `builder` section or a Dockerfile beside deploy.yml).
+    #[arg(long, conflicts_with_all = ["resume", "abort", "abandon", "dry_run"])]
+    build: bool,
+    /// Deploy an image already built for this version instead of building it.
+    #[arg(long, conflicts_with = "build")]
+    no_build: bool,
 }
 
 fn operator() -> Operator {
@@ -159,6 +168,8 @@ impl DeployArgs {
             json: false,
             hosts: Vec::new(),
             roles: Vec::new(),
+            build: false,
+            no_build: true,
         }
     }
 }
@@ -180,6 +191,11 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<Exit> {
     }
     // Containers of a version taken from git carry its full commit (host_ops).
     config.spec.git_commit = crate::version::head_id(&global.config);
+    if args.starts_one() && !args.dry_run && args.builds(&config) {
+        if let Some(why) = config.build.several_platforms() {
+            return Err(UsageError(why).into());
+        }
+    }
     let runtime = super::runtime()?;
     if args.dry_run {
         return runtime.block_on(dry_run(global, args, config));
@@ -288,6 +304,16 @@ impl DeployArgs {
     /// A new deployment (not a resume, an abort or an abandon).
     fn starts_one(&self) -> bool {
         !self.resume && !self.abort && self.abandon.is_none()
+    }
+
+    /// Whether a new deployment builds its image: asked for, or the version comes from
+    /// git and the repository has something to build it from.
+    fn builds(&self, config: &Config) -> bool {
+        self.build
+            || (!self.no_build
+                && self.image.is_none()
+                && config.default_tag.is_none()
+                && (config.builder_configured || config.build.dockerfile.is_file()))
     }
 
     fn request(&self, version: Option<String>) -> Request {
@@ -503,7 +529,17 @@ async fn drive(
     if let Err(exit) = mark_hosts(global, config, journal, &executor, id, &holder, &mode).await {
         return Ok(exit);
     }
-    if args.push_image {
+    // A deployment that builds its image records the build (and the image's delivery)
+    // after its start, before its first step; a resume finishes what of that is missing.
+    let prepares = match &mode {
+        Mode::Start { .. } => args.builds(config),
+        Mode::Resume(id, _) => {
+            let state = DeploymentState::fold(&journal.load(*id)?)?;
+            state.build.is_some() && state.provenance.is_none()
+        }
+        Mode::Abort(_) => false,
+    };
+    if args.push_image && !prepares {
         if let Mode::Start { tag, .. } = &mode {
             if let Err(e) = push_and_report(&executor, &format!("{}:{tag}", config.image)).await {
                 unmark_unstarted(journal, &executor, id).await;
@@ -512,7 +548,7 @@ async fn drive(
             }
         }
     }
-    if let Mode::Start { tag, .. } = &mode {
+    if let (Mode::Start { tag, .. }, false) = (&mode, prepares) {
         if let Err(e) = executor
             .pull_everywhere(&format!("{}:{tag}", config.image))
             .await
@@ -531,7 +567,19 @@ async fn drive(
             .map(|s| s.version.clone())
             .unwrap_or_default(),
     };
-    let preamble = vec![provenance(&executor, config, &hosts, &tag, &state_dir(global)).await];
+    let built_here = match &mode {
+        Mode::Start { .. } => false,
+        Mode::Resume(id, _) | Mode::Abort(id) => {
+            DeploymentState::fold(&journal.load(*id)?)?.build.is_some()
+        }
+    };
+    // Provenance is what the hosts have for the tag once it is delivered: a build
+    // records it itself after delivering (and an abort of one has nothing to record).
+    let preamble = if prepares || built_here {
+        Vec::new()
+    } else {
+        vec![provenance(&executor, config, &hosts, &tag, &state_dir(global)).await]
+    };
     let progress = RefCell::new(Progress::new());
     let json_lines = RefCell::new(args.json.then(JsonLines::default));
     let steps = Steps::new(&executor);
@@ -544,6 +592,15 @@ async fn drive(
             }
         });
     let aborting = matches!(mode, Mode::Abort(_));
+    let prep = Prep {
+        config,
+        executor: &executor,
+        hosts: &hosts,
+        tag: &tag,
+        state_dir: state_dir(global),
+        config_path: &global.config,
+        push: config.build.push,
+    };
     let run = async {
         match mode {
             Mode::Start { tag, supersedes } => {
@@ -578,11 +635,21 @@ async fn drive(
                 if let Some(old) = supersedes {
                     eprintln!("Deployment {old} (halted) is superseded by this one");
                 }
-                Ok(session.start(&mut runtime, started, supersedes).await)
+                if !prepares {
+                    return Ok(session.start(&mut runtime, started, supersedes).await);
+                }
+                let mut state = session
+                    .begin(&mut runtime, started, supersedes)
+                    .map_err(Err)?;
+                Ok(prepare_and_drive(&mut runtime, &mut state, id, prep).await.map(|()| state))
             }
             Mode::Resume(id, why) => {
                 eprintln!("Deployment {id}: {why}");
-                Ok(session.resume(&mut runtime, id).await)
+                if !prepares {
+                    return Ok(session.resume(&mut runtime, id).await);
+                }
+                let mut state = session.reopen_to_resume(&mut runtime, id).map_err(Err)?;
+                Ok(prepare_and_drive(&mut runtime, &mut state, id, prep).await.map(|()| state))
             }
             Mode::Abort(id) => {
                 eprintln!("Deployment {id}: rolling back every target it touched");

@@ -58,6 +58,9 @@ pub(super) fn print_summary(global: &GlobalArgs, state: &DeploymentState) {
         Phase::RolledBack => "Deployment failed and was rolled back everywhere".to_string(),
         Phase::Aborted => "Deployment aborted: every target is back on the old version".to_string(),
         Phase::RollbackIncomplete => "Deployment failed and a rollback did not finish".to_string(),
+        Phase::BuildFailed => {
+            "The image could not be built: nothing was changed on any host".to_string()
+        }
         other => format!("Deployment is {}", other.as_str()),
     };
     out.push_str(&format!(

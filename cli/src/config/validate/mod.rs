@@ -1,6 +1,7 @@
 //! From the parsed shapes to a `Config`, every problem reported at once with its key
 //! (and so its line). One file per section of deploy.yml.
 
+mod builder;
 mod dependencies;
 mod proxy;
 mod roles;
@@ -143,10 +144,19 @@ pub(super) fn validate(
             ));
         }
     }
-    let mut not_yet_supported = Vec::new();
-    if raw.builder.is_some() {
-        not_yet_supported.push("builder");
-    }
+    let not_yet_supported = Vec::new();
+    let ssh_user = raw
+        .ssh
+        .as_ref()
+        .and_then(|s| s.user.clone())
+        .unwrap_or_else(|| "root".into());
+    let build = builder::builder(
+        raw.builder.as_ref(),
+        &ssh_user,
+        &resolve,
+        &mut secrets,
+        &mut problems,
+    );
 
     let raw_ssh = raw.ssh.unwrap_or_default();
     let keys: Vec<PathBuf> = match &raw_ssh.keys {
@@ -221,6 +231,8 @@ pub(super) fn validate(
         not_yet_supported,
         warnings,
         secret_names,
+        builder_configured: raw.builder.is_some(),
+        build,
     })
 }
 

@@ -1,0 +1,116 @@
+//! What a deployment that builds its image does between its start and its first step:
+//! `build-started` (written before the build runs), the build, `built` with the image id
+//! (or `build-failed`, which ends the deployment with nothing changed), the image's
+//! delivery to the hosts, then `provenance`. A resume picks up where this stopped: it
+//! builds again only when no `built` was recorded, and never from another commit.
+
+use std::path::{Path, PathBuf};
+
+use odysseus_engine::journal::Journal;
+use odysseus_engine::machine::{DeploymentState, Fact};
+use odysseus_engine::runtime::{self, ExecError, Executor, Runtime, SystemClock};
+use odysseus_executors::docker::DockerExecutor;
+
+use crate::commands::build::{self, BuilderEngine};
+use crate::config::Config;
+
+/// What the preparation needs from the deploy command.
+pub(super) struct Prep<'a> {
+    pub config: &'a Config,
+    pub executor: &'a DockerExecutor,
+    pub hosts: &'a [String],
+    pub tag: &'a str,
+    pub state_dir: PathBuf,
+    pub config_path: &'a Path,
+    /// Deliver through the registry instead of straight to the hosts.
+    pub push: bool,
+}
+
+pub(super) async fn prepare_and_drive<E: Executor>(
+    runtime: &mut Runtime<'_, Journal, E, SystemClock>,
+    state: &mut DeploymentState,
+    id: odysseus_engine::DeploymentId,
+    prep: Prep<'_>,
+) -> Result<(), runtime::Error> {
+    let image = format!("{}:{}", prep.config.image, prep.tag);
+    let failed = |e: ExecError| runtime::Error::Preparing(e.to_string());
+    let builder = BuilderEngine::connect(prep.config).await.map_err(|e| {
+        runtime::Error::Preparing(format!("the builder cannot be reached: {}", e))
+    })?;
+    let built_id = match state.build.as_ref().and_then(|b| b.image_id.clone()) {
+        Some(id) => id,
+        None => {
+            let head = crate::version::head_id(prep.config_path);
+            // The version names a commit: a build for it happens only at that commit.
+            let commit = match state.build.as_ref() {
+                Some(b) => {
+                    if b.commit.is_some() && b.commit != head {
+                        return Err(runtime::Error::Preparing(format!(
+                            "deployment {id} builds commit {}, but the repository is at {}: check that commit out to resume, or roll back",
+                            b.commit.as_deref().unwrap_or_default(),
+                            head.as_deref().unwrap_or("no commit")
+                        )));
+                    }
+                    b.commit.clone()
+                }
+                None => head.filter(|c| c.starts_with(prep.tag)),
+            };
+            let spec = &prep.config.build;
+            runtime.record_now(
+                id,
+                state,
+                Fact::BuildStarted {
+                    commit: commit.clone(),
+                    builder: spec.builder_name(),
+                    platforms: spec.platforms.clone(),
+                    args: spec.args.keys().cloned().collect(),
+                },
+            )?;
+            match build::build(prep.config, &builder, &image, commit.as_deref()).await {
+                Ok(b) => {
+                    runtime.record_now(
+                        id,
+                        state,
+                        Fact::Built {
+                            image_id: b.image_id.clone(),
+                            millis: b.millis,
+                        },
+                    )?;
+                    b.announce(&image);
+                    b.image_id
+                }
+                Err(ExecError::Permanent(reason)) => {
+                    runtime.record_now(id, state, Fact::BuildFailed { reason })?;
+                    return Ok(());
+                }
+                Err(e) => return Err(failed(e)),
+            }
+        }
+    };
+    // What is delivered is what was built: a tag moved on the builder since is refused.
+    let now = builder.engine().image_id(&image).await.map_err(failed)?;
+    if now.as_deref() != Some(built_id.as_str()) {
+        return Err(runtime::Error::Preparing(format!(
+            "{image} on the builder ({}) is no longer the image deployment {id} built ({}); roll it back and deploy again",
+            builder.engine().host,
+            build::short_id(&built_id)
+        )));
+    }
+    build::deliver(prep.config, &builder, prep.executor, &image, prep.push)
+        .await
+        .map_err(failed)?;
+    prep.executor
+        .pull_everywhere(&image)
+        .await
+        .map_err(failed)?;
+    let provenance = super::provenance(
+        prep.executor,
+        prep.config,
+        prep.hosts,
+        prep.tag,
+        &prep.state_dir,
+    )
+    .await;
+    runtime.record_now(id, state, provenance)?;
+    runtime.drive_on(id, state).await
+}
