@@ -117,14 +117,17 @@ fn parse_status(status: &[u8]) -> (Vec<String>, Vec<String>) {
         // "XY name": two status letters, a space, the name (bytes: names need not be UTF-8).
         let (code, name) = (entry.get(..2).unwrap_or(entry), entry.get(3..).unwrap_or_default());
         let name = String::from_utf8_lossy(name).into_owned();
+        // odysseus's own state dir beside deploy.yml is no part of the app, even when
+        // it was committed by mistake (its journal changes at every deploy).
+        let own = name.starts_with(".odysseus/") || name.contains("/.odysseus/");
         if code == b"??" {
-            // odysseus's own state dir beside deploy.yml is no part of the app.
-            let own = name.starts_with(".odysseus/") || name.contains("/.odysseus/");
             if !own {
                 untracked.push(name);
             }
         } else if code != b"!!" {
-            changed.push(name);
+            if !own {
+                changed.push(name);
+            }
             // A rename or copy (staged or in the worktree) names its source next.
             if code.iter().any(|c| *c == b'R' || *c == b'C') {
                 entries.next();
@@ -183,7 +186,7 @@ mod tests {
 
     #[test]
     fn status_entries_renames_and_any_bytes_in_names() {
-        let status = b" M deploy.yml\0R  new.rb\0old.rb\0 R wt-new\0wt-old\0?? notes.txt\0?? .odysseus/\0?? app/.odysseus/\0?? ab\xc3\xa9.txt\0 M \xff.bin\0";
+        let status = b" M deploy.yml\0 M .odysseus/journal/db\0R  new.rb\0old.rb\0 R wt-new\0wt-old\0?? notes.txt\0?? .odysseus/\0?? app/.odysseus/\0?? ab\xc3\xa9.txt\0 M \xff.bin\0";
         let (changed, untracked) = parse_status(status);
         assert_eq!(changed, vec!["deploy.yml", "new.rb", "wt-new", "\u{fffd}.bin"]);
         assert_eq!(untracked, vec!["notes.txt", "ab\u{e9}.txt"]);

@@ -160,9 +160,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<Exit> {
         .map_err(|e| UsageError(e.to_string()))?;
     let tag = crate::version::choose(args.image.as_deref(), config.default_tag.as_deref(), &global.config)?
         .ok_or_else(|| UsageError(crate::version::none_message(&global.config)))?;
-    if let Some(why) = config.build.several_platforms() {
-        return Err(UsageError(why).into());
-    }
+    config.check_buildable().map_err(UsageError)?;
     let image = format!("{}:{tag}", config.image);
     let commit = crate::version::head_id(&global.config).filter(|c| c.starts_with(&tag));
     let runtime = super::runtime()?;

@@ -53,6 +53,8 @@ pub struct Config {
     pub build: odysseus_executors::docker::build::BuildSpec,
     /// deploy.yml has a `builder` section.
     pub builder_configured: bool,
+    /// Why a build cannot start here (a `builder.secrets` name no source has).
+    pub build_lacks: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +103,23 @@ impl fmt::Display for ConfigErrors {
 }
 
 impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    /// Refuses a build this machine lacks something for, naming it with deploy.yml.
+    pub fn check_buildable(&self) -> Result<(), String> {
+        if let Some(why) = self.build.several_platforms() {
+            return Err(why);
+        }
+        if self.build_lacks.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "cannot build here: {} ({})",
+            self.build_lacks.join("; "),
+            self.path.display()
+        ))
+    }
+}
 
 /// The closest known key to a mistyped one, when it is close enough to be a typo.
 fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {

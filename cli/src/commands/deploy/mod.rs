@@ -192,9 +192,7 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<Exit> {
     // Containers of a version taken from git carry its full commit (host_ops).
     config.spec.git_commit = crate::version::head_id(&global.config);
     if args.starts_one() && !args.dry_run && args.builds(&config) {
-        if let Some(why) = config.build.several_platforms() {
-            return Err(UsageError(why).into());
-        }
+        config.check_buildable().map_err(UsageError)?;
     }
     let runtime = super::runtime()?;
     if args.dry_run {

@@ -55,6 +55,9 @@ pub(super) async fn prepare_and_drive<E: Executor>(
                 }
                 None => head.filter(|c| c.starts_with(prep.tag)),
             };
+            prep.config
+                .check_buildable()
+                .map_err(runtime::Error::Preparing)?;
             let spec = &prep.config.build;
             runtime.record_now(
                 id,

@@ -11,13 +11,17 @@ use super::super::values::check_env_name;
 use super::secrets::SecretSource;
 use super::Resolver;
 
+/// The build settings, and what a build would lack: secrets no source has here are not
+/// a problem of the file (a deploy of a tag, or `validate` in CI, needs none of them),
+/// but a build refuses to start without them.
 pub(super) fn builder(
     raw: Option<&RawBuilder>,
     ssh_user: &str,
     resolve: &Resolver,
     secrets: &mut SecretSource,
     problems: &mut Problems,
-) -> BuildSpec {
+) -> (BuildSpec, Vec<String>) {
+    let mut missing = Vec::new();
     let default = RawBuilder::default();
     let b = raw.unwrap_or(&default);
     let remote_host = remote_host(b, ssh_user, problems);
@@ -60,7 +64,7 @@ pub(super) fn builder(
                 args.insert(name.clone(), value);
                 secret_args.push(name.clone());
             }
-            None => problems.push("builder.secrets", secrets.missing(name)),
+            None => missing.push(format!("builder.secrets: {}", secrets.missing(name))),
         }
     }
 
@@ -91,7 +95,7 @@ pub(super) fn builder(
         problems.push("builder.target", "names a stage of the Dockerfile, and is empty");
     }
 
-    BuildSpec {
+    let spec = BuildSpec {
         context,
         dockerfile,
         args,
@@ -101,7 +105,8 @@ pub(super) fn builder(
         target: b.target.clone(),
         remote_host,
         push: b.push == Some(true),
-    }
+    };
+    (spec, missing)
 }
 
 /// `amd64` → `linux/amd64`; a full platform as written.

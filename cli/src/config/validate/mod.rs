@@ -150,7 +150,7 @@ pub(super) fn validate(
         .as_ref()
         .and_then(|s| s.user.clone())
         .unwrap_or_else(|| "root".into());
-    let build = builder::builder(
+    let (build, build_lacks) = builder::builder(
         raw.builder.as_ref(),
         &ssh_user,
         &resolve,
@@ -233,6 +233,7 @@ pub(super) fn validate(
         secret_names,
         builder_configured: raw.builder.is_some(),
         build,
+        build_lacks,
     })
 }
 

@@ -167,7 +167,8 @@ impl Engine {
                 text.push_str(l);
             }
         }
-        ExecError::Permanent(text)
+        // A build's output may print a secret build arg; the journal keeps this text.
+        ExecError::Permanent(crate::redact::hide_known(&text))
     }
 
     /// Pushes `image` to its registry, with `auth` when the image lives there.

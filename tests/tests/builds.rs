@@ -1,0 +1,213 @@
+//! Building the image (issue 12 §2), through the binary on the real engine: a repository
+//! with a Dockerfile deploys with no flag at all (the commit is the version, the image is
+//! built first), `.dockerignore` is honoured, secret build args never reach the output or
+//! the journal, a failing Dockerfile ends the deployment with nothing changed and the
+//! failing step named, and a deploy killed after its build is resumed without building
+//! again.
+
+#[path = "support/real.rs"]
+mod real;
+
+use std::path::Path;
+use std::process::Command;
+
+use real::{
+    assert_exit, assert_no_file_holds, docker, require_docker, serial, spawn_until, stderr, App,
+};
+
+const TOKEN: &str = "s3cr3t-build-token-4711";
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The app's Dockerfile: the demo image with this repository's site on top, a build arg
+/// and a secret one (printed by the build, so its output must be filtered).
+fn write_app(dir: &Path, page: &str, extra_run: &str) {
+    std::fs::create_dir_all(dir.join("site/private")).unwrap();
+    std::fs::write(dir.join("site/index.html"), format!("{page}\n")).unwrap();
+    std::fs::write(dir.join("site/health"), "ok\n").unwrap();
+    std::fs::write(dir.join("site/private/key"), "never in the image\n").unwrap();
+    std::fs::write(dir.join(".dockerignore"), "# not for the image\nsite/private\n.odysseus\n").unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!(
+            "FROM odysseus-demo:v1\n\
+             ARG GREETING=hello\n\
+             ARG BUILD_TOKEN\n\
+             COPY site/ /www/\n\
+             RUN echo \"$GREETING\" > /www/greeting && echo \"the token is $BUILD_TOKEN\"\n\
+             {extra_run}\n"
+        ),
+    )
+    .unwrap();
+}
+
+fn commit(dir: &Path, message: &str) -> String {
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", message]);
+    git(dir, &["rev-parse", "HEAD"])
+}
+
+fn deploy(app: &App) -> std::process::Output {
+    app.deploy_cmd(&[]).env("BUILD_TOKEN", TOKEN).output().unwrap()
+}
+
+fn kinds(app: &App) -> Vec<String> {
+    app.replay_json()["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_repository_deploys_with_no_flag_and_a_failing_dockerfile_changes_nothing() {
+    let _serial = serial();
+    require_docker();
+    let image = format!("odysseus-built-{}", std::process::id());
+    let app = App::new(
+        "built",
+        &image,
+        "builder:\n  build_args:\n    GREETING: bonjour\n  secrets: [BUILD_TOKEN]\n",
+    );
+    let dir = app.dir.clone();
+    git(&dir, &["init", "-q"]);
+    write_app(&dir, "first", "");
+    let first = commit(&dir, "first");
+
+    let out = deploy(&app);
+    assert_exit(&out, 0, "build and deploy with no flag");
+    let err = stderr(&out);
+    assert!(err.contains(&format!("Building {image}:{}", &first[..12])), "{err}");
+    assert!(!err.contains(TOKEN), "a secret build arg reached the output:\n{err}");
+    assert!(err.contains("the token is"), "the build's output is shown:\n{err}");
+    assert_eq!(app.get("/").unwrap(), (200, "first\n".into()));
+    assert_eq!(app.get("/greeting").unwrap(), (200, "bonjour\n".into()));
+    assert_eq!(app.get("/private/key").unwrap().0, 404, ".dockerignore is honoured");
+    let label = docker(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"odysseus.git-commit\"}}",
+        &format!("{image}:{}", &first[..12]),
+    ]);
+    assert_eq!(label.trim(), first);
+    let k = kinds(&app);
+    assert_eq!(&k[..4], ["deployment-started", "build-started", "built", "provenance"], "{k:?}");
+    let doc = app.replay_json();
+    let build = doc["events"][1]["detail"].as_str().unwrap().to_string();
+    assert!(build.contains(&first) && build.contains("GREETING") && build.contains("BUILD_TOKEN"), "{build}");
+    assert_no_file_holds(&dir.join(".odysseus"), TOKEN);
+
+    // A Dockerfile that fails: the deployment ends, the step and its last lines are
+    // named, and the first version goes on serving alone.
+    let serving = app.running();
+    // It prints the secret as it fails: the reason (shown, and journaled) must hide it.
+    write_app(&dir, "second", "RUN echo \"about to fail with $BUILD_TOKEN\" && exit 7");
+    let second = commit(&dir, "second");
+    let out = deploy(&app);
+    assert_exit(&out, 1, "a failing build");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(text.contains("could not be built: nothing was changed"), "{text}");
+    assert!(text.contains("Step 6/") && text.contains("exit 7"), "the failing step: {text}");
+    assert!(text.contains("about to fail"), "its last lines: {text}");
+    assert!(!text.contains(TOKEN), "{text}");
+    assert_eq!(app.running(), serving);
+    assert_eq!(app.get("/").unwrap(), (200, "first\n".into()));
+    let k = kinds(&app);
+    assert_eq!(k, ["deployment-started", "build-started", "build-failed"], "{k:?}");
+    let status = Command::new(real::odysseus_bin())
+        .args(["status", "--json", "-c"])
+        .arg(app.config())
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&status.stdout).contains(&second[..12]),
+        "a failed build leaves nothing unfinished: {}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+
+    // Fixed in the next commit: that deploy goes through (nothing to resume or abort).
+    write_app(&dir, "third", "");
+    let third = commit(&dir, "third");
+    let out = deploy(&app);
+    assert_exit(&out, 0, "the fixed commit");
+    assert_eq!(app.get("/").unwrap(), (200, "third\n".into()));
+
+    // Killed right after its build is journaled: the resume delivers and deploys that
+    // image, and never builds again.
+    write_app(&dir, "fourth", "");
+    let fourth = commit(&dir, "fourth");
+    let mut cmd = app.deploy_cmd(&[]);
+    cmd.env("BUILD_TOKEN", TOKEN);
+    let (mut child, _rest) = spawn_until(cmd, "Built ");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = app.deploy_cmd(&["--resume"]).env("BUILD_TOKEN", TOKEN).output().unwrap();
+    assert_exit(&out, 0, "resume after the build");
+    assert!(!stderr(&out).contains("Building"), "built again:\n{}", stderr(&out));
+    assert_eq!(app.get("/").unwrap(), (200, "fourth\n".into()));
+    let k = kinds(&app);
+    assert_eq!(k.iter().filter(|k| *k == "build-started").count(), 1, "{k:?}");
+    assert_eq!(k.iter().filter(|k| *k == "built").count(), 1, "{k:?}");
+    let (_, version) = app.running().pop().unwrap();
+    assert_eq!(version, fourth[..12]);
+    let _ = third;
+
+    // `--image` deploys a tag as it is: no build, so the build's secrets are not needed.
+    let out = app.deploy_cmd(&["--image", &first[..12]]).output().unwrap();
+    assert_exit(&out, 0, "an explicit tag");
+    assert!(!stderr(&out).contains("Building"), "{}", stderr(&out));
+    // A build without them is refused before anything starts, naming the key.
+    let out = app.deploy_cmd(&["--build"]).output().unwrap();
+    assert_exit(&out, 2, "a build lacking its secret");
+    assert!(stderr(&out).contains("builder.secrets: BUILD_TOKEN is not set"), "{}", stderr(&out));
+    assert_no_file_holds(&dir.join(".odysseus"), TOKEN);
+
+    for tag in [&first, &second, &third, &fourth] {
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", &format!("{image}:{}", &tag[..12])])
+            .output();
+    }
+}
+
+#[test]
+fn several_platforms_are_refused_naming_buildx_and_a_missing_dockerfile_is_named() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("multiarch", "odysseus-multiarch", "builder:\n  arch: [amd64, arm64]\n");
+    git(&app.dir, &["init", "-q"]);
+    write_app(&app.dir, "x", "");
+    commit(&app.dir, "x");
+    let out = deploy(&app);
+    assert_exit(&out, 2, "several platforms");
+    assert!(stderr(&out).contains("buildx") && stderr(&out).contains("linux/amd64, linux/arm64"), "{}", stderr(&out));
+    assert!(!app.dir.join(".odysseus").exists() || kinds_or_none(&app).is_empty());
+
+    app.write_config("odysseus-multiarch", "builder:\n  dockerfile: docker/Dockerfile.prod\n");
+    commit(&app.dir, "y");
+    let out = app.deploy_cmd(&["--build"]).output().unwrap();
+    assert_exit(&out, 1, "no Dockerfile there");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(text.contains("no Dockerfile at") && text.contains("docker/Dockerfile.prod"), "{text}");
+    assert!(app.running().is_empty());
+}
+
+fn kinds_or_none(app: &App) -> Vec<String> {
+    let out = Command::new(real::odysseus_bin())
+        .args(["history", "-c"])
+        .arg(app.config())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
