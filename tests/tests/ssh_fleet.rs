@@ -1964,3 +1964,92 @@ fn a_host_key_of_another_type_a_revoked_key_and_a_cert_authority_are_refused() {
         assert!(app.running_versions(n).is_empty(), "s{n} got a container");
     }
 }
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `builder.strategy: remote` (issue 12 §2): the image is built by s1's engine from this
+/// machine's repository (the context goes over SSH), then sent from s1 to s2 and s3; this
+/// machine's engine never has it. A deploy killed once its build is journaled is resumed
+/// without building again, under load, with no failed request.
+#[test]
+fn a_remote_builder_builds_on_a_server_and_the_others_receive_the_image() {
+    let _serial = serial();
+    fleet_up();
+    let image = format!("odysseus-sshbuild-{}", std::process::id());
+    let app = FleetApp::new(
+        "sshbuild",
+        &format!("builder:\n  strategy: remote\n  host: {}\n", HOSTS[0]),
+    );
+    let yaml = std::fs::read_to_string(app.dir.join("deploy.yml"))
+        .unwrap()
+        .replace("image: odysseus-demo\n", &format!("image: {image}\n"));
+    std::fs::write(app.dir.join("deploy.yml"), yaml).unwrap();
+    let page = |text: &str| {
+        std::fs::create_dir_all(app.dir.join("site")).unwrap();
+        std::fs::write(app.dir.join("site/index.html"), format!("{text}\n")).unwrap();
+        std::fs::write(app.dir.join("site/health"), "ok\n").unwrap();
+        std::fs::write(app.dir.join("Dockerfile"), "FROM odysseus-demo:v1\nCOPY site/ /www/\n").unwrap();
+        std::fs::write(app.dir.join(".gitignore"), ".odysseus/\n").unwrap();
+        git(&app.dir, &["add", "-A"]);
+        git(&app.dir, &["commit", "-q", "-m", text]);
+    };
+    git(&app.dir, &["init", "-q"]);
+    page("built-one");
+    let out = app.deploy(&[]);
+    assert_exit(&out, 0, "remote build and first deploy");
+    assert!(stderr(&out).contains(&format!("on {}", HOSTS[0])), "{}", stderr(&out));
+    assert_eq!(app.versions(), vec!["built-one"; 3]);
+
+    page("built-two");
+    let loads = app.load();
+    let (mut child, _rest) = real::spawn_until(app.cmd(&[]), "Built ");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = app.deploy(&["--resume"]);
+    assert_exit(&out, 0, "resume after the remote build");
+    assert!(!stderr(&out).contains("Building"), "built again:\n{}", stderr(&out));
+    assert_no_failures(loads, "killed after its remote build, resumed");
+    assert_eq!(app.versions(), vec!["built-two"; 3]);
+
+    let ids: Vec<String> = (1..=3)
+        .map(|n| {
+            server_docker(n, &["ps", "--filter", "label=odysseus.service=sshbuild", "--format", "{{.Image}}"])
+                .trim()
+                .to_string()
+        })
+        .collect();
+    let tag = &ids[0];
+    assert!(tag.starts_with(&image), "{ids:?}");
+    let built: Vec<String> = (1..=3)
+        .map(|n| server_docker(n, &["image", "inspect", "-f", "{{.Id}}", tag]).trim().to_string())
+        .collect();
+    assert!(!built[0].is_empty() && built.iter().all(|b| *b == built[0]), "{built:?}");
+    let local = Command::new("docker").args(["image", "inspect", tag]).output().unwrap();
+    assert!(!local.status.success(), "this machine's engine never builds nor holds {tag}");
+    let replay = Command::new(real::odysseus_bin())
+        .args(["replay", "--json", "-c"])
+        .arg(app.dir.join("deploy.yml"))
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&replay.stdout).unwrap();
+    let kinds: Vec<&str> = doc["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "built").count(), 1, "{kinds:?}");
+    assert!(doc.to_string().contains(&format!("remote {}", HOSTS[0])), "{doc}");
+    for n in 1..=3 {
+        server_docker(n, &["rmi", "-f", tag]);
+    }
+}
