@@ -105,13 +105,6 @@ const BAD: &[(&str, &[&str])] = &[
         &["`dependencies` and its older name `accessories`"],
     ),
     (
-        "secret-missing-from-file.yml",
-        &[
-            "secret-missing-from-file.yml:10: env.secret: ODY_CORPUS_NOT_THERE is not set",
-            "or add it to ../secrets/app.env",
-        ],
-    ),
-    (
         "dependency-bad-port.yml",
         &["dependency-bad-port.yml:11: dependencies.db.ports: `lots` is not CONTAINER"],
     ),
@@ -238,4 +231,33 @@ fn a_config_path_that_is_a_device_or_a_directory_is_refused_quickly() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says), "{path}: {err}");
     }
+}
+
+/// A secret this machine has no value for is the environment's, not the file's:
+/// `validate` warns naming where it would come from and exits 0; `deploy` refuses it with
+/// its line, before anything else.
+#[test]
+fn a_secret_missing_here_is_a_warning_for_validate_and_an_error_for_deploy() {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("configs/lacks-here/secret-missing-from-file.yml");
+    let out = odysseus().arg("validate").arg("-c").arg(&file).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.contains("warning: env.secret: ODY_CORPUS_NOT_THERE has no value on this machine; deploy needs it from the environment or ../secrets/app.env"),
+        "{text}"
+    );
+    assert!(!text.contains("ODY_CORPUS_PIN has no value"), "the file has it: {text}");
+    let out = odysseus()
+        .args(["deploy", "--image", "v1", "-c"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("secret-missing-from-file.yml:10: env.secret: ODY_CORPUS_NOT_THERE is not set")
+            && err.contains("or add it to ../secrets/app.env"),
+        "{err}"
+    );
 }

@@ -102,12 +102,17 @@ fn a_key_is_made_a_file_encrypted_listed_masked_and_read_by_deploy_yml() {
 }
 
 #[test]
-fn no_key_a_wrong_key_a_changed_file_and_a_missing_name_are_refused_with_exit_2() {
+fn no_key_a_wrong_key_a_changed_file_and_a_missing_name_are_refused_with_exit_2_by_deploy() {
     let (dir, enc) = setup();
     let key = "k-0123456789";
     encrypt_one_secret(dir.path(), key);
 
+    // validate checks the file, not this machine: without the key it warns and passes;
+    // a deploy refuses.
     let out = odysseus(dir.path(), None, &["validate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("secrets.yml.enc is encrypted and ODYSSEUS_MASTER_KEY is not set here"), "{}", text(&out));
+    let out = odysseus(dir.path(), None, &["deploy", "--image", "v1"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("is encrypted: set ODYSSEUS_MASTER_KEY"), "{}", text(&out));
 
@@ -119,6 +124,10 @@ fn no_key_a_wrong_key_a_changed_file_and_a_missing_name_are_refused_with_exit_2(
 
     // API_TOKEN is in env.secret but in no source: an error naming it, not an empty value.
     let out = odysseus(dir.path(), Some(key), &["validate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("API_TOKEN has no value on this machine"), "{}", text(&out));
+    assert!(!text(&out).contains("pa55word"), "{}", text(&out));
+    let out = odysseus(dir.path(), Some(key), &["deploy", "--image", "v1"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("API_TOKEN is not set"), "{}", text(&out));
     assert!(!text(&out).contains("pa55word"), "{}", text(&out));

@@ -63,7 +63,7 @@ async fn executors(config: &Config) -> Vec<(String, Result<DockerExecutor, Strin
 }
 
 pub fn run(global: &GlobalArgs, args: LockArgs) -> anyhow::Result<Exit> {
-    let config = config::load(&global.config, &|name| std::env::var(name).ok())
+    let config = config::load_with(&global.config, &|name| std::env::var(name).ok(), config::SecretsHere::MayLack)
         .map_err(|e| UsageError(e.to_string()))?;
     let service = config.service.clone();
     let journal_path = state_dir(global).join("journal");

@@ -33,7 +33,7 @@ pub struct TrustArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: TrustArgs) -> anyhow::Result<Exit> {
-    let config = config::load(&global.config, &|name| std::env::var(name).ok())
+    let config = config::load_with(&global.config, &|name| std::env::var(name).ok(), config::SecretsHere::MayLack)
         .map_err(|e| UsageError(e.to_string()))?;
     let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if !args.yes && !terminal {

@@ -16,7 +16,7 @@ Exit codes: 0 valid; 2 not valid.")]
 pub struct ValidateArgs {}
 
 pub fn run(global: &GlobalArgs, _args: ValidateArgs) -> anyhow::Result<Exit> {
-    let config = config::load(&global.config, &|name| std::env::var(name).ok())
+    let config = config::load_with(&global.config, &|name| std::env::var(name).ok(), config::SecretsHere::MayLack)
         .map_err(|e| UsageError(e.to_string()))?;
     let hosts = config.hosts();
     let mut out = format!(

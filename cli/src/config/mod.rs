@@ -219,7 +219,24 @@ const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 /// Loads deploy.yml, resolving `env.secret` names from `secrets` (the process
 /// environment, in practice).
+/// Whether every secret must have its value on this machine (what a deploy needs), or
+/// may be missing here (what `validate` and the read-only commands need: a secret only
+/// the production deployer has is then a warning naming where it would come from).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SecretsHere {
+    Required,
+    MayLack,
+}
+
 pub fn load(path: &Path, secrets: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    load_with(path, secrets, SecretsHere::Required)
+}
+
+pub fn load_with(
+    path: &Path,
+    secrets: &dyn Fn(&str) -> Option<String>,
+    here: SecretsHere,
+) -> Result<Config, ConfigErrors> {
     use std::io::Read;
     let cannot = |e: std::io::Error| ConfigErrors {
         problems: vec![format!("{}: cannot read: {e}", path.display())],
@@ -245,7 +262,7 @@ pub fn load(path: &Path, secrets: &dyn Fn(&str) -> Option<String>) -> Result<Con
             )],
         });
     }
-    parse(path, &bytes, secrets)
+    parse_with(path, &bytes, secrets, here)
 }
 
 /// Where deploy.yml's `secrets_file` is, without checking the rest of the file (whose
@@ -274,6 +291,15 @@ pub fn parse(
     bytes: &[u8],
     secrets: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
+    parse_with(path, bytes, secrets, SecretsHere::Required)
+}
+
+pub fn parse_with(
+    path: &Path,
+    bytes: &[u8],
+    secrets: &dyn Fn(&str) -> Option<String>,
+    here: SecretsHere,
+) -> Result<Config, ConfigErrors> {
     let shown = path.display().to_string();
     let one = |p: String| ConfigErrors { problems: vec![p] };
     let text = String::from_utf8(bytes.to_vec()).map_err(|e| {
@@ -289,7 +315,7 @@ pub fn parse(
     }
     let raw: RawConfig = serde_saphyr::from_str(&blank_extension_keys(&text))
         .map_err(|e| one(parse_problem(path, &e)))?;
-    validate::validate(path, raw, bytes, secrets)
+    validate::validate(path, raw, bytes, secrets, here)
 }
 
 impl Config {

@@ -24,6 +24,7 @@ pub(super) fn validate(
     raw: RawConfig,
     bytes: &[u8],
     environment: &dyn Fn(&str) -> Option<String>,
+    here: super::SecretsHere,
 ) -> Result<Config, ConfigErrors> {
     let shown = path.display().to_string();
     let mut problems = Problems::new();
@@ -85,6 +86,7 @@ pub(super) fn validate(
         raw.secrets_file
             .as_ref()
             .map(|f| (f.clone(), resolve.path(f))),
+        here == super::SecretsHere::MayLack,
     );
     let env = secrets.env(raw.env.as_ref(), "env", &mut problems);
     let secret_names: Vec<String> = raw
@@ -145,6 +147,9 @@ pub(super) fn validate(
         }
     }
     let not_yet_supported = Vec::new();
+    for (key, why) in std::mem::take(&mut secrets.unavailable) {
+        warnings.push(format!("{key}: {why}"));
+    }
     let ssh_user = raw
         .ssh
         .as_ref()

@@ -17,18 +17,25 @@ pub(super) struct SecretSource<'a> {
     read: Option<BTreeMap<String, String>>,
     /// Every (name, value) handed out: what odysseus must never print or record.
     pub handed: Vec<(String, String)>,
+    /// Secrets may lack a value here (`validate`): what is missing is said, not refused.
+    lenient: bool,
+    /// (key, why) for each secret this machine cannot give, in lenient mode.
+    pub unavailable: Vec<(String, String)>,
 }
 
 impl<'a> SecretSource<'a> {
     pub fn new(
         environment: &'a dyn Fn(&str) -> Option<String>,
         file: Option<(String, PathBuf)>,
+        lenient: bool,
     ) -> Self {
         SecretSource {
             environment,
             file,
             read: None,
             handed: Vec::new(),
+            lenient,
+            unavailable: Vec::new(),
         }
     }
 
@@ -44,15 +51,57 @@ impl<'a> SecretSource<'a> {
         if let Some(value) = (self.environment)(name) {
             return Some(value);
         }
-        let (_, path) = self.file.as_ref()?;
+        let (shown, path) = self.file.clone()?;
         if self.read.is_none() {
             let key = super::super::encrypted::master_key(self.environment);
-            self.read = Some(secrets_file::read(path, key.as_deref()).unwrap_or_else(|e| {
-                problems.push("secrets_file", e.to_string());
-                BTreeMap::new()
-            }));
+            // What this machine lacks (the file, or the key to an encrypted one) is the
+            // environment's, not the file's: lenient mode says so and goes on.
+            let locked = key.is_none()
+                && std::fs::read_to_string(&path)
+                    .is_ok_and(|t| super::super::encrypted::looks_encrypted(&t));
+            let lacking = if !path.exists() {
+                Some(format!("{shown} is not on this machine"))
+            } else if locked {
+                Some(format!(
+                    "{shown} is encrypted and {} is not set here",
+                    super::super::encrypted::MASTER_KEY_VAR
+                ))
+            } else {
+                None
+            };
+            self.read = Some(match lacking {
+                Some(why) if self.lenient => {
+                    self.unavailable.push((
+                        "secrets_file".into(),
+                        format!("{why}: the secrets it holds are not checked (deploy needs them)"),
+                    ));
+                    BTreeMap::new()
+                }
+                _ => secrets_file::read(&path, key.as_deref()).unwrap_or_else(|e| {
+                    problems.push("secrets_file", e.to_string());
+                    BTreeMap::new()
+                }),
+            });
         }
         self.read.as_ref()?.get(name).cloned()
+    }
+
+    /// A secret no source has: refused, or (lenient) said once as not available here.
+    pub fn report_missing(&mut self, key: &str, name: &str, problems: &mut Problems) {
+        if !self.lenient {
+            problems.push(key, self.missing(name));
+            return;
+        }
+        let why = format!(
+            "{name} has no value on this machine; deploy needs it from the environment{}",
+            match &self.file {
+                Some((f, _)) => format!(" or {f}"),
+                None => " or a secrets_file".into(),
+            }
+        );
+        if !self.unavailable.iter().any(|(_, w)| *w == why) {
+            self.unavailable.push((key.to_string(), why));
+        }
     }
 
     /// The message for a secret no source has.
@@ -99,7 +148,7 @@ impl<'a> SecretSource<'a> {
                 Some(value) => {
                     out.insert(name.clone(), value);
                 }
-                None => problems.push(format!("{key}.secret"), self.missing(name)),
+                None => self.report_missing(&format!("{key}.secret"), name, problems),
             }
         }
         out
@@ -119,7 +168,7 @@ impl<'a> SecretSource<'a> {
                 let name = &names[0];
                 let found = self.get(name, problems);
                 if found.is_none() {
-                    problems.push(format!("registry.{key}"), self.missing(name));
+                    self.report_missing(&format!("registry.{key}"), name, problems);
                 }
                 found
             }
