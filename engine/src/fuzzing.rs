@@ -98,7 +98,7 @@ fn next_fact(input: &mut Bytes) -> Option<Fact> {
     }
     let target = input.small(4);
     let attempt = input.small(5);
-    Some(match input.small(21) {
+    Some(match input.small(24) {
         0 => {
             let targets = (0..input.small(4))
                 .map(|_| Target {
@@ -247,6 +247,19 @@ fn next_fact(input: &mut Bytes) -> Option<Fact> {
                 millis: u64::from(input.byte()),
                 nonce: u32::from(input.byte()),
             },
+        },
+        20 => Fact::BuildStarted {
+            commit: (input.small(2) == 0).then(|| input.text()),
+            builder: input.text(),
+            platforms: (0..input.small(3)).map(|_| input.text()).collect(),
+            args: (0..input.small(3)).map(|_| input.text()).collect(),
+        },
+        21 => Fact::Built {
+            image_id: input.text(),
+            millis: u64::from(input.byte()),
+        },
+        22 => Fact::BuildFailed {
+            reason: input.text(),
         },
         _ => Fact::LockTakenOver {
             from: operator(input),

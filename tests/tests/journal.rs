@@ -384,6 +384,56 @@ fn a_provenance_record_round_trips_and_folds_without_changing_the_deployment() {
     assert_eq!(after.next_seq, before.next_seq + 1);
 }
 
+/// The build phase's records keep their kind bytes (22, 23, 24) and round-trip; the
+/// machine accepts them only at the head of a deployment, in order.
+#[test]
+fn build_records_round_trip_with_frozen_kinds_and_fold_in_order() {
+    use odysseus_engine::machine::DeploymentState;
+    let facts = [
+        (
+            Fact::BuildStarted {
+                commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+                builder: "remote s1".into(),
+                platforms: vec!["linux/amd64".into()],
+                args: vec!["GREETING".into(), "NPM_TOKEN".into()],
+            },
+            22u8,
+        ),
+        (
+            Fact::Built {
+                image_id: "sha256:feed".into(),
+                millis: 1234,
+            },
+            23,
+        ),
+        (Fact::BuildFailed { reason: "Step 3/5 failed".into() }, 24),
+    ];
+    let mut events = vec![started(id(1), "app")];
+    for (fact, kind) in facts.iter().take(2) {
+        let event = Event {
+            at: Timestamp(2),
+            fact: fact.clone(),
+        };
+        let bytes = journal::encode(&event);
+        assert_eq!(bytes[1], *kind, "{}", fact.kind_name());
+        assert_eq!(journal::decode(&bytes).unwrap(), event);
+        events.push(event);
+    }
+    let state = DeploymentState::fold(&events).unwrap();
+    assert_eq!(state.build.unwrap().image_id.as_deref(), Some("sha256:feed"));
+    let failed = Event {
+        at: Timestamp(3),
+        fact: facts[2].0.clone(),
+    };
+    assert_eq!(journal::encode(&failed)[1], 24);
+    assert_eq!(journal::decode(&journal::encode(&failed)).unwrap(), failed);
+    // A failure after `built` is not a build failure: refused by the machine.
+    events.push(failed.clone());
+    assert!(DeploymentState::fold(&events).is_err());
+    let state = DeploymentState::fold(&[events[0].clone(), events[1].clone(), failed]).unwrap();
+    assert!(state.phase.is_final());
+}
+
 /// A state dir whose journal sled cannot read — its files damaged on disk, or `journal`
 /// not a directory at all (a file, a device) — gets one plain message naming the path and
 /// what to do (exit 1 for damage, 2 for a path that cannot be a journal), no panic and no

@@ -36,7 +36,7 @@ pub struct BuildArgs {
 pub enum BuilderEngine {
     Local(Engine),
     /// Kept whole: the SSH connection behind the engine lives as long as it.
-    Remote(DockerExecutor, String),
+    Remote(Box<DockerExecutor>, String),
 }
 
 impl BuilderEngine {
@@ -53,7 +53,7 @@ impl BuilderEngine {
                     config.ssh_port,
                 )
                 .await?;
-                Ok(BuilderEngine::Remote(executor, host.clone()))
+                Ok(BuilderEngine::Remote(Box::new(executor), host.clone()))
             }
         }
     }
