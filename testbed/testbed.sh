@@ -8,7 +8,8 @@
 #   testbed.sh install   apt packages only
 #   testbed.sh dockerd   start the local dockerd (idempotent)
 #   testbed.sh images    build the demo, other, bad and Caddy images (idempotent)
-#   testbed.sh registry  start the registries (idempotent; needs the servers' bridge)
+#   testbed.sh registry  start the registries and pebble, the ACME CA (idempotent; needs
+#                        the servers' bridge)
 #   testbed.sh registry-down  stop them
 #   testbed.sh clean     remove every container odysseus deployed locally (and Caddy's volumes)
 #   testbed.sh down      stop the dockerd this script started and everything it runs
@@ -47,6 +48,8 @@ install_packages() {
     python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
     command -v docker-registry >/dev/null || missing+=(docker-registry)
     command -v htpasswd >/dev/null || missing+=(apache2-utils)
+    command -v pebble >/dev/null || missing+=(pebble)
+    command -v openssl >/dev/null || missing+=(openssl)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
@@ -292,6 +295,63 @@ YAML
     return 1
 }
 
+# A real ACME CA for the HTTPS tests: Debian's pebble on the LAN bridge (ACME on
+# 198.51.100.1:14000, management on :15000) with pebble-challtestsrv as its DNS, which
+# answers the names a test registers (add-a on 127.0.0.1:8055) so the HTTP-01 and
+# TLS-ALPN-01 checks reach a fake server's Caddy on :80/:443. Its own listener
+# certificate is signed by a small CA made here ($PEBBLE_DIR/listener-ca.pem: what Caddy
+# trusts through proxy.acme_ca_root). pebble's issuing root changes at every start: tests
+# read it from /roots/0. Idempotent.
+PEBBLE_DIR=/var/lib/odysseus-testbed/pebble
+start_pebble() {
+    if [ -f "$STATE/pebble.pid" ] && kill -0 "$(cat "$STATE/pebble.pid")" 2>/dev/null; then
+        return 0
+    fi
+    mkdir -p "$STATE" "$PEBBLE_DIR"
+    if [ ! -f "$PEBBLE_DIR/pebble.pem" ]; then
+        (
+            cd "$PEBBLE_DIR"
+            openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=odysseus test bed pebble listener CA" \
+                -keyout listener-ca.key -out listener-ca.pem \
+                -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+            openssl req -newkey rsa:2048 -nodes -subj "/CN=pebble" -keyout pebble.key -out pebble.csr 2>/dev/null
+            printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:198.51.100.1,IP:127.0.0.1\n' >leaf.ext
+            openssl x509 -req -in pebble.csr -CA listener-ca.pem -CAkey listener-ca.key -CAcreateserial \
+                -days 3650 -extfile leaf.ext -out pebble.pem 2>/dev/null
+        )
+    fi
+    cat >"$STATE/pebble.json" <<JSON
+{"pebble": {"listenAddress": "198.51.100.1:14000", "managementListenAddress": "198.51.100.1:15000",
+ "certificate": "$PEBBLE_DIR/pebble.pem", "privateKey": "$PEBBLE_DIR/pebble.key",
+ "httpPort": 80, "tlsPort": 443, "ocspResponderURL": "", "externalAccountBindingRequired": false}}
+JSON
+    log "starting pebble (ACME on 198.51.100.1:14000) and its DNS"
+    # Its own challenge servers are off: :5001 is the auth registry's port.
+    nohup pebble-challtestsrv -management 127.0.0.1:8055 -dns01 127.0.0.1:8053 \
+        -http01 "" -https01 "" -tlsalpn01 "" -defaultIPv4 127.0.0.1 -defaultIPv6 "" \
+        >"$STATE/challtestsrv.log" 2>&1 &
+    echo $! >"$STATE/challtestsrv.pid"
+    PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 nohup pebble -config "$STATE/pebble.json" \
+        -dnsserver 127.0.0.1:8053 >"$STATE/pebble.log" 2>&1 &
+    echo $! >"$STATE/pebble.pid"
+    for _ in $(seq 1 100); do
+        curl -fsS --cacert "$PEBBLE_DIR/listener-ca.pem" https://198.51.100.1:14000/dir >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    log "pebble did not start; its log:"
+    tail -n 20 "$STATE/pebble.log" >&2
+    return 1
+}
+
+stop_pebble() {
+    local pidfile
+    for pidfile in "$STATE"/pebble.pid "$STATE"/challtestsrv.pid; do
+        [ -f "$pidfile" ] || continue
+        kill "$(cat "$pidfile")" 2>/dev/null || true
+        rm -f "$pidfile"
+    done
+}
+
 stop_registry() {
     local pidfile
     # (registry.pid: the single registry of an older test bed.)
@@ -307,13 +367,13 @@ case "${1:-up}" in
     clean) clean_apps ;;
     dockerd) start_dockerd ;;
     images) start_dockerd; build_images ;;
-    up) install_packages; start_dockerd; build_images; bash "$HERE/servers.sh" up "${ODYSSEUS_TESTBED_SERVERS:-3}"; start_registry ;;
-    registry) start_registry ;;
-    registry-down) stop_registry ;;
-    down) stop_registry; bash "$HERE/servers.sh" down; stop_dockerd ;;
+    up) install_packages; start_dockerd; build_images; bash "$HERE/servers.sh" up "${ODYSSEUS_TESTBED_SERVERS:-3}"; start_registry; start_pebble ;;
+    registry) start_registry; start_pebble ;;
+    registry-down) stop_registry; stop_pebble ;;
+    down) stop_registry; stop_pebble; bash "$HERE/servers.sh" down; stop_dockerd ;;
     reset)
-        stop_registry; bash "$HERE/servers.sh" down; stop_dockerd
-        install_packages; start_dockerd; build_images; bash "$HERE/servers.sh" up "${ODYSSEUS_TESTBED_SERVERS:-3}"; start_registry
+        stop_registry; stop_pebble; bash "$HERE/servers.sh" down; stop_dockerd
+        install_packages; start_dockerd; build_images; bash "$HERE/servers.sh" up "${ODYSSEUS_TESTBED_SERVERS:-3}"; start_registry; start_pebble
         ;;
     kill|stop|freeze|thaw|cut|uncut|start) bash "$HERE/servers.sh" "$1" "$2" ;;
     *) echo "usage: $0 up|down|reset|clean|install|dockerd|images|registry|registry-down" >&2; exit 2 ;;

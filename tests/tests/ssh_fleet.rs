@@ -2053,3 +2053,221 @@ fn a_remote_builder_builds_on_a_server_and_the_others_receive_the_image() {
         server_docker(n, &["rmi", "-f", tag]);
     }
 }
+
+const PEBBLE_DIR: &str = "/var/lib/odysseus-testbed/pebble";
+
+fn curl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("curl").args(["-sS", "--max-time", "10"]).args(args).output().unwrap();
+    (
+        out.status.success(),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+/// pebble's log lines of issued certificates (each new order that succeeded).
+fn pebble_issued() -> usize {
+    std::fs::read_to_string("/run/odysseus-testbed/pebble.log")
+        .unwrap_or_default()
+        .matches("Issued certificate")
+        .count()
+}
+
+/// GETs over HTTPS through `addr` for `host` until `stop` exists: fresh connections and
+/// keep-alive ones back to back, counted per kind (python3's ssl, verifying with `root`).
+fn https_load(addr: &str, host: &str, root: &Path, stop: &Path) -> std::process::Child {
+    let script = r#"
+import http.client, ssl, sys, threading, os, json
+addr, host, root, stop = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+ip, port = addr.split(':')
+ctx = ssl.create_default_context(cafile=root)
+counts = {'fresh_ok': 0, 'fresh_fail': 0, 'keepalive_ok': 0, 'keepalive_fail': 0, 'errors': []}
+lock = threading.Lock()
+class Conn(http.client.HTTPSConnection):
+    def connect(self):
+        import socket
+        sock = socket.create_connection((ip, int(port)), timeout=10)
+        self.sock = ctx.wrap_socket(sock, server_hostname=host)
+def one(conn):
+    conn.request('GET', '/', headers={'Host': host})
+    r = conn.getresponse(); r.read()
+    return r.status
+def fresh():
+    while not os.path.exists(stop):
+        c = Conn(host, timeout=10)
+        try:
+            ok = one(c) == 200
+            err = None if ok else 'status'
+        except Exception as e:
+            ok, err = False, repr(e)
+        finally:
+            c.close()
+        with lock:
+            counts['fresh_ok' if ok else 'fresh_fail'] += 1
+            if err: counts['errors'].append(err)
+def keepalive():
+    c = Conn(host, timeout=10)
+    while not os.path.exists(stop):
+        try:
+            ok = one(c) == 200
+            err = None if ok else 'status'
+        except Exception as e:
+            ok, err = False, repr(e)
+            c.close(); c = Conn(host, timeout=10)
+        with lock:
+            counts['keepalive_ok' if ok else 'keepalive_fail'] += 1
+            if err: counts['errors'].append(err)
+ts = [threading.Thread(target=f) for f in (fresh, fresh, keepalive, keepalive)]
+for t in ts: t.start()
+for t in ts: t.join()
+print(json.dumps(counts))
+"#;
+    Command::new("python3")
+        .args(["-c", script, addr, host])
+        .arg(root)
+        .arg(stop)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Automatic HTTPS against a real ACME CA (issue 12 §4): Debian's pebble issues the
+/// certificates Caddy asks for (HTTP-01 / TLS-ALPN-01 answered by the fake server's
+/// Caddy on :80/:443); the chain verifies with pebble's root; plain HTTP redirects to
+/// HTTPS; v1 → v2 under HTTPS load (fresh and keep-alive) fails no request; a second
+/// service with other hosts and another email gets its own certificate under its own
+/// ACME account; a recreated Caddy serves from its volume without a new order.
+#[test]
+fn https_certificates_come_from_a_real_acme_ca_and_survive_a_recreated_caddy() {
+    let _serial = serial();
+    fleet_up();
+    let host = HOSTS[2];
+    // A fresh Caddy data volume: an account of an earlier pebble start would not exist.
+    server_docker(3, &["rm", "-f", "odysseus-caddy"]);
+    server_docker(3, &["volume", "rm", "-f", "odysseus-caddy-config", "odysseus-caddy-data"]);
+    let dir = std::env::temp_dir().join(format!("odysseus-https-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = dir.join("pebble-root.pem");
+    let listener_ca = format!("{PEBBLE_DIR}/listener-ca.pem");
+    let (ok, pem) = curl(&["--cacert", &listener_ca, "https://198.51.100.1:15000/roots/0"]);
+    assert!(ok && pem.contains("BEGIN CERTIFICATE"), "pebble's root: {pem}");
+    std::fs::write(&root, pem).unwrap();
+
+    let https = |service: &str, email: &str| -> FleetApp {
+        let app = FleetApp::new(service, "");
+        app.write_for(&[host], &format!("{BASE}/known_hosts"), "");
+        let yaml = std::fs::read_to_string(app.dir.join("deploy.yml")).unwrap().replace(
+            "  ssl: false\n",
+            &format!(
+                "  ssl: true\n  ssl_email: {email}\n  https_port: 443\n  acme_ca: https://198.51.100.1:14000/dir\n  acme_ca_root: {listener_ca}\n"
+            ),
+        );
+        std::fs::write(app.dir.join("deploy.yml"), yaml).unwrap();
+        let (ok, said) = curl(&[
+            "-d",
+            &format!(r#"{{"host":"{}","addresses":["{host}"]}}"#, app.host_header()),
+            "http://127.0.0.1:8055/add-a",
+        ]);
+        assert!(ok, "challtestsrv add-a: {said}");
+        app
+    };
+    let get = |name: &str| {
+        curl(&[
+            "--resolve",
+            &format!("{name}:443:{host}"),
+            "--cacert",
+            root.to_str().unwrap(),
+            &format!("https://{name}/"),
+        ])
+    };
+    let wait_https = |name: &str, want: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let (ok, body) = get(name);
+            if ok && body.trim() == want {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{name} never served {want} over verified HTTPS: {body}");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+
+    let app = https("sshtls", "ops-a@example.org");
+    let name = app.host_header();
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first HTTPS deploy");
+    wait_https(&name, "v1");
+    let (_, chain) = {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "echo | openssl s_client -connect {host}:443 -servername {name} -CAfile {} -verify_return_error 2>&1",
+                root.display()
+            ))
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    assert!(chain.contains("Verify return code: 0 (ok)") && chain.contains("Pebble Intermediate"), "{chain}");
+    let (_, redirect) = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{redirect_url}",
+        "--resolve",
+        &format!("{name}:80:{host}"),
+        &format!("http://{name}/p?q=1"),
+    ]);
+    assert_eq!(redirect.trim(), format!("308 https://{name}/p?q=1"));
+
+    // v1 → v2 under HTTPS load.
+    let stop = dir.join("stop");
+    let load = https_load(&format!("{host}:443"), &name, &root, &stop);
+    std::thread::sleep(Duration::from_secs(2));
+    let out = app.deploy(&["--image", "v2"]);
+    std::thread::sleep(Duration::from_secs(1));
+    std::fs::write(&stop, "").unwrap();
+    let counts: serde_json::Value = serde_json::from_slice(&load.wait_with_output().unwrap().stdout).unwrap();
+    assert_exit(&out, 0, "v2 under HTTPS load");
+    assert_eq!(counts["fresh_fail"], 0, "{counts}");
+    assert_eq!(counts["keepalive_fail"], 0, "{counts}");
+    assert!(counts["fresh_ok"].as_u64().unwrap() > 20 && counts["keepalive_ok"].as_u64().unwrap() > 20, "{counts}");
+    wait_https(&name, "v2");
+
+    // Another service on the same Caddy, its own hosts and email.
+    let other = https("sshtlsb", "ops-b@example.org");
+    assert_exit(&other.deploy(&["--image", "v1"]), 0, "second HTTPS service");
+    wait_https(&other.host_header(), "v1");
+    wait_https(&name, "v2");
+    let users = server_docker(3, &["exec", "odysseus-caddy", "ls", "/data/caddy/acme/198.51.100.1-14000-dir/users"]);
+    assert!(users.contains("ops-a@example.org") && users.contains("ops-b@example.org"), "{users}");
+    for (svc, email) in [(&name, "ops-a@example.org"), (&other.host_header(), "ops-b@example.org")] {
+        let meta = server_docker(3, &[
+            "exec", "odysseus-caddy", "cat",
+            &format!("/data/caddy/certificates/198.51.100.1-14000-dir/{svc}/{svc}.json"),
+        ]);
+        let account = server_docker(3, &[
+            "exec", "odysseus-caddy", "sh", "-c",
+            &format!("cat /data/caddy/acme/198.51.100.1-14000-dir/users/{email}/*.json"),
+        ]);
+        let account: serde_json::Value = serde_json::from_str(&account).unwrap_or_default();
+        let meta: serde_json::Value = serde_json::from_str(&meta).unwrap_or_default();
+        assert!(account["location"].is_string(), "{email}'s account: {account}");
+        assert_eq!(
+            meta["issuer_data"]["account"], account["location"],
+            "{svc}'s certificate was issued to {email}'s own account"
+        );
+    }
+
+    // Caddy recreated: its volume holds the certificates, so no new order.
+    let issued = pebble_issued();
+    server_docker(3, &["rm", "-f", "odysseus-caddy"]);
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "deploy with Caddy gone");
+    wait_https(&name, "v1");
+    wait_https(&other.host_header(), "v1");
+    assert_eq!(pebble_issued(), issued, "a recreated Caddy ordered again");
+
+    drop(other);
+    drop(app);
+    server_docker(3, &["rm", "-f", "odysseus-caddy"]);
+    server_docker(3, &["volume", "rm", "-f", "odysseus-caddy-config", "odysseus-caddy-data"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -89,6 +89,10 @@ pub struct RawProxy {
     pub image: Option<String>,
     pub http_port: Option<u16>,
     pub https_port: Option<u16>,
+    /// Ours: the ACME directory Caddy gets certificates from (default Let's Encrypt).
+    pub acme_ca: Option<String>,
+    /// Ours: a PEM file on this machine with the root Caddy must trust for `acme_ca`.
+    pub acme_ca_root: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]

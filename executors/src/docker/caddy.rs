@@ -48,7 +48,10 @@ fn admin_config() -> Value {
 
 fn server_config(proxy: &ProxySpec) -> Value {
     if proxy.ssl {
-        json!({"listen": [":443", ":80"], "routes": []})
+        // Only :443: Caddy's automatic HTTPS then adds its own :80 server, which answers
+        // the ACME HTTP challenge and redirects every other request to https://. With :80
+        // in this server too, the service's route would answer plain HTTP instead.
+        json!({"listen": [":443"], "routes": []})
     } else {
         json!({"listen": [":80"], "routes": [], "automatic_https": {"disable": true}})
     }
@@ -89,13 +92,30 @@ pub fn route_config(service: &str, proxy: &ProxySpec, upstreams: &[String]) -> V
     route
 }
 
-/// The TLS automation policy written for `proxy.ssl` with hosts.
-pub fn tls_policy(proxy: &ProxySpec) -> Value {
+/// The TLS automation policy of one service (`proxy.ssl` with hosts): its own hosts, its
+/// own `ssl_email` (another service's never applies to them), its CA and that CA's root.
+pub fn tls_policy(service: &str, proxy: &ProxySpec) -> Value {
     let mut issuer = json!({"module": "acme"});
     if let Some(email) = &proxy.ssl_email {
         issuer["email"] = json!(email);
     }
-    json!({"subjects": proxy.hosts, "issuers": [issuer]})
+    if let Some(ca) = &proxy.acme_ca {
+        issuer["ca"] = json!(ca);
+    }
+    if proxy.acme_ca_root.is_some() {
+        issuer["trusted_roots_pem_files"] = json!([ca_root_path(service)]);
+    }
+    json!({"@id": tls_policy_id(service), "subjects": proxy.hosts, "issuers": [issuer]})
+}
+
+pub fn tls_policy_id(service: &str) -> String {
+    format!("odysseus-tls-{service}")
+}
+
+/// Where a service's `acme_ca_root` lives in the Caddy container: on its data volume, so
+/// a recreated Caddy still finds the file its restored config names.
+pub fn ca_root_path(service: &str) -> String {
+    format!("/data/odysseus/acme-ca-root-{service}.pem")
 }
 
 pub struct CaddyAdmin {
@@ -309,6 +329,11 @@ impl CaddyAdmin {
     /// Makes sure odysseus's server and the service's route exist (never assumes a
     /// Caddyfile's `srv0`), and writes the TLS policy when `proxy.ssl` is on.
     pub async fn ensure_route(&self, service: &str, proxy: &ProxySpec) -> Result<(), ExecError> {
+        // The policy before the route: a host routed without its policy makes Caddy start
+        // an order at its default CA (with whatever email) at once.
+        if proxy.ssl && !proxy.hosts.is_empty() {
+            self.ensure_tls_policy(service, proxy).await?;
+        }
         if self.get("/config/apps/http").await?.is_none() {
             let http = json!({"servers": {SERVER: server_config(proxy)}});
             self.send(reqwest::Method::PUT, "/config/apps/http", &http, None)
@@ -348,14 +373,22 @@ impl CaddyAdmin {
                     .await?;
             }
         }
-        if proxy.ssl && !proxy.hosts.is_empty() {
-            self.ensure_tls_policy(proxy).await?;
-        }
         Ok(())
     }
 
-    async fn ensure_tls_policy(&self, proxy: &ProxySpec) -> Result<(), ExecError> {
-        let policy = tls_policy(proxy);
+    async fn ensure_tls_policy(&self, service: &str, proxy: &ProxySpec) -> Result<(), ExecError> {
+        if let Some(pem) = &proxy.acme_ca_root {
+            self.place_ca_root(service, pem).await?;
+        }
+        let policy = tls_policy(service, proxy);
+        let id = format!("/id/{}", tls_policy_id(service));
+        if let Some((current, _)) = self.get(&id).await? {
+            if current != policy {
+                // Its hosts, email or CA changed: this service's policy only.
+                self.send(reqwest::Method::PATCH, &id, &policy, None).await?;
+            }
+            return Ok(());
+        }
         match self.get("/config/apps/tls/automation/policies").await? {
             Some((Value::Array(existing), _)) if existing.contains(&policy) => Ok(()),
             Some(_) => {
@@ -385,6 +418,22 @@ impl CaddyAdmin {
                 Ok(())
             }
         }
+    }
+
+    /// Writes the root of `proxy.acme_ca` where the policy names it (Caddy reads the file
+    /// when the policy is loaded).
+    async fn place_ca_root(&self, service: &str, pem: &str) -> Result<(), ExecError> {
+        let path = ca_root_path(service);
+        let tar = super::tar::single_file(&path, pem.as_bytes(), 0o644)
+            .map_err(|e| ExecError::Permanent(format!("archiving {path}: {e}")))?;
+        let options = bollard::query_parameters::UploadToContainerOptions {
+            path: "/".to_string(),
+            ..Default::default()
+        };
+        self.docker
+            .upload_to_container(CADDY_CONTAINER, Some(options), bollard::body_full(tar.into()))
+            .await
+            .map_err(|e| ExecError::Retryable(format!("placing {path} in {CADDY_CONTAINER}: {e}")))
     }
 
     /// Another service's route already answers every host on this Caddy: a second one
@@ -627,6 +676,8 @@ mod tests {
             image: "caddy:2-alpine".into(),
             http_port: 80,
             https_port: 443,
+            acme_ca: None,
+            acme_ca_root: None,
         }
     }
 
@@ -653,17 +704,31 @@ mod tests {
     #[test]
     fn ssl_writes_an_acme_policy_for_the_hosts_and_listens_on_443() {
         let p = proxy(true, &["app.example.com", "www.example.com"]);
-        let policy = tls_policy(&p);
+        let policy = tls_policy("app", &p);
         assert_eq!(
             policy["subjects"],
             json!(["app.example.com", "www.example.com"])
         );
+        assert_eq!(policy["@id"], "odysseus-tls-app");
         assert_eq!(policy["issuers"][0]["module"], "acme");
         assert_eq!(policy["issuers"][0]["email"], "ops@example.com");
+        assert!(policy["issuers"][0].get("ca").is_none(), "Caddy's default CAs");
+        let staged = ProxySpec {
+            acme_ca: Some("https://ca.test/dir".into()),
+            acme_ca_root: Some("-----BEGIN CERTIFICATE-----".into()),
+            ..p.clone()
+        };
+        let policy = tls_policy("app", &staged);
+        assert_eq!(policy["issuers"][0]["ca"], "https://ca.test/dir");
+        assert_eq!(
+            policy["issuers"][0]["trusted_roots_pem_files"],
+            json!(["/data/odysseus/acme-ca-root-app.pem"])
+        );
+        // Only :443, so Caddy adds the :80 server that redirects to https.
         let config = bootstrap_config(&p);
         assert_eq!(
             config["apps"]["http"]["servers"][SERVER]["listen"],
-            json!([":443", ":80"])
+            json!([":443"])
         );
         // The admin API is on the container's loopback: no other container reaches it.
         assert_eq!(config["admin"]["listen"], "127.0.0.1:2019");

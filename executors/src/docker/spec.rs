@@ -88,6 +88,11 @@ pub struct ProxySpec {
     pub image: String,
     pub http_port: u16,
     pub https_port: u16,
+    /// The ACME directory URL (`proxy.acme_ca`); None is Caddy's default CAs.
+    pub acme_ca: Option<String>,
+    /// The PEM text of the root to trust for `acme_ca` (`proxy.acme_ca_root`, read from
+    /// this machine), placed on Caddy's data volume.
+    pub acme_ca_root: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -77,10 +77,10 @@ pub(super) fn validate(
         problems.push("accessories", "`dependencies` and its older name `accessories` cannot both be present; keep `dependencies`");
     }
 
-    let proxy = proxy::proxy(raw.proxy.as_ref(), &mut problems);
     let (roles, role_specs) = roles::roles(&service, servers, raw.proxy.is_some(), &mut problems);
 
     let resolve = Resolver::new(path);
+    let proxy = proxy::proxy(raw.proxy.as_ref(), &resolve, &mut problems);
     let mut secrets = SecretSource::new(
         environment,
         raw.secrets_file

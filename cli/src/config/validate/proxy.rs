@@ -6,8 +6,43 @@ use super::super::problems::Problems;
 use super::super::raw::{RawProxy, Scalar};
 use super::super::values::{check_http_path, check_image, parse_expect};
 
-pub(super) fn proxy(raw: Option<&RawProxy>, problems: &mut Problems) -> Option<ProxySpec> {
+pub(super) fn proxy(
+    raw: Option<&RawProxy>,
+    resolve: &super::Resolver,
+    problems: &mut Problems,
+) -> Option<ProxySpec> {
     let p = raw?;
+    if let Some(url) = &p.acme_ca {
+        if !url.starts_with("https://") || url.len() <= "https://".len() || url.contains(char::is_whitespace) {
+            problems.push(
+                "proxy.acme_ca",
+                format!("`{url}` must be an ACME directory URL (https://…/directory)"),
+            );
+        }
+    }
+    let acme_ca_root = p.acme_ca_root.as_ref().and_then(|file| {
+        let path = resolve.path(file);
+        match std::fs::read_to_string(&path) {
+            Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => Some(pem),
+            Ok(_) => {
+                problems.push(
+                    "proxy.acme_ca_root",
+                    format!("{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path.display()),
+                );
+                None
+            }
+            Err(e) => {
+                problems.push("proxy.acme_ca_root", format!("cannot read {}: {e}", path.display()));
+                None
+            }
+        }
+    });
+    if p.acme_ca_root.is_some() && p.acme_ca.is_none() {
+        problems.push(
+            "proxy.acme_ca_root",
+            "is the root of proxy.acme_ca's certificates: name that CA too",
+        );
+    }
     if p.app_port.is_none() {
         problems.push("proxy.app_port", "is required when `proxy` is present");
     }
@@ -82,5 +117,7 @@ pub(super) fn proxy(raw: Option<&RawProxy>, problems: &mut Problems) -> Option<P
         image: p.image.clone().unwrap_or_else(|| "caddy:2-alpine".into()),
         http_port: p.http_port.unwrap_or(80),
         https_port: p.https_port.unwrap_or(443),
+        acme_ca: p.acme_ca.clone(),
+        acme_ca_root,
     })
 }
