@@ -5,15 +5,27 @@
 /// config is replaced by its name, whatever the message carries (an engine's or a
 /// registry's error, a container's output). Declared before the modules, so they shadow
 /// the standard macros in every one of them.
+// A closed stderr (`odysseus deploy 2>&1 | head -1`) is no reason to panic mid-deploy:
+// what cannot be written is dropped.
 macro_rules! eprintln {
-    ($($arg:tt)*) => {
-        ::std::eprintln!("{}", odysseus_executors::redact::hide_known(&format!($($arg)*)))
-    };
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = ::std::writeln!(
+            ::std::io::stderr(),
+            "{}",
+            odysseus_executors::redact::hide_known(&format!($($arg)*))
+        );
+    }};
 }
 macro_rules! eprint {
-    ($($arg:tt)*) => {
-        ::std::eprint!("{}", odysseus_executors::redact::hide_known(&format!($($arg)*)))
-    };
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = ::std::write!(
+            ::std::io::stderr(),
+            "{}",
+            odysseus_executors::redact::hide_known(&format!($($arg)*))
+        );
+    }};
 }
 
 mod commands;

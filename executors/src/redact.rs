@@ -41,9 +41,18 @@ static KNOWN: std::sync::RwLock<Vec<(String, String)>> = std::sync::RwLock::new(
 /// passes through [`hide_known`] at the one place it leaves the process.
 pub fn remember(secrets: &[(String, String)]) {
     let mut known = KNOWN.write().unwrap_or_else(|p| p.into_inner());
-    for s in secrets {
-        if !known.contains(s) {
-            known.push(s.clone());
+    for (name, value) in secrets {
+        // A multi-line value (a PEM key) is printed line by line by whatever echoes it:
+        // each of its lines is a secret of its own (short ones would hide common words).
+        let lines = value
+            .lines()
+            .map(str::trim)
+            .filter(|l| value.contains('\n') && l.len() >= 8)
+            .map(|l| (name.clone(), l.to_string()));
+        for s in std::iter::once((name.clone(), value.clone())).chain(lines) {
+            if !known.contains(&s) {
+                known.push(s);
+            }
         }
     }
 }

@@ -211,3 +211,87 @@ fn kinds_or_none(app: &App) -> Vec<String> {
         .unwrap();
     String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
 }
+
+/// What a helper found attacking the builds, each turned into a check: a resume after a
+/// build interrupted mid-way refuses a dirty tree (the image must be the commit); a
+/// multi-line secret and a secret split across the engine's output chunks stay hidden; the
+/// state dir (with its HMAC key) never goes into an image; a Dockerfile the engine cannot
+/// parse is a build failure, not an interruption; a sparse file does not break the
+/// context; a Dockerfile that is a link is refused.
+#[test]
+fn builds_resist_dirty_resumes_split_secrets_and_hostile_contexts() {
+    let _serial = serial();
+    require_docker();
+    let image = format!("odysseus-hostile-{}", std::process::id());
+    let pem = "-----BEGIN KEY-----\nLINEONEOFTHEKEYxyz\nLINETWOOFTHEKEYabc\n-----END KEY-----";
+    let app = App::new("hostile", &image, "builder:\n  secrets: [PEM_KEY, SPLIT_TOKEN]\n");
+    let dir = app.dir.clone();
+    let run = |args: &[&str]| {
+        app.deploy_cmd(args)
+            .env("PEM_KEY", pem)
+            .env("SPLIT_TOKEN", "SplitSecretValue2026")
+            .output()
+            .unwrap()
+    };
+    git(&dir, &["init", "-q"]);
+    std::fs::create_dir_all(dir.join("site")).unwrap();
+    std::fs::write(dir.join("site/health"), "ok\n").unwrap();
+    std::fs::write(dir.join("site/index.html"), "committed\n").unwrap();
+    std::fs::File::create(dir.join("sparse.bin")).unwrap().set_len(16 << 20).unwrap();
+    std::fs::write(dir.join(".gitignore"), "sparse.bin\n").unwrap();
+    // Prints the multi-line secret, then the other one in pieces across output chunks,
+    // then sleeps: the moment to interrupt.
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM odysseus-demo:v1\nARG PEM_KEY\nARG SPLIT_TOKEN\nCOPY . /ctx/\nCOPY site/ /www/\n\
+         RUN echo \"$PEM_KEY\" && for i in 0 4 8 12 16; do printf %s \"$(echo \"$SPLIT_TOKEN\" | cut -c$((i+1))-$((i+4)))\"; sleep 0.3; done; echo\n\
+         RUN sleep 3\n",
+    )
+    .unwrap();
+    commit(&dir, "one");
+    let mut cmd = app.deploy_cmd(&[]);
+    cmd.env("PEM_KEY", pem).env("SPLIT_TOKEN", "SplitSecretValue2026");
+    let (mut child, _rest) = spawn_until(cmd, "RUN sleep 3");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Interrupted while building; the tree changes without a commit: no resume builds it.
+    std::fs::write(dir.join("site/index.html"), "NOT COMMITTED\n").unwrap();
+    let out = run(&["--resume"]);
+    assert_exit(&out, 3, "a resume over a dirty tree");
+    assert!(stderr(&out).contains("uncommitted changes"), "{}", stderr(&out));
+    git(&dir, &["checkout", "--", "site/index.html"]);
+    let out = run(&["--resume"]);
+    assert_exit(&out, 0, "the resume at the clean commit");
+    assert_eq!(app.get("/").unwrap(), (200, "committed\n".into()));
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    for secret in ["LINEONEOFTHEKEYxyz", "LINETWOOFTHEKEYabc", "SplitSecretValue2026"] {
+        assert!(!all.contains(secret), "{secret} in the output:\n{all}");
+        assert_no_file_holds(&dir.join(".odysseus"), secret);
+    }
+    // The pieces were joined into their line before filtering, not shown one by one.
+    assert!(all.contains("[secret SPLIT_TOKEN]") && !all.contains("Spli"), "{all}");
+    // The image holds the context, but never the state dir.
+    let (name, _) = app.running().pop().unwrap();
+    let listing = docker(&["exec", &name, "busybox", "ls", "-a", "/ctx"]);
+    assert!(listing.contains("Dockerfile") && !listing.contains(".odysseus"), "{listing}");
+
+    // A Dockerfile the engine cannot parse: build-failed, exit 1, nothing unfinished.
+    std::fs::write(dir.join("Dockerfile"), "FROM odysseus-demo:v1\nBOGUS instruction\n").unwrap();
+    commit(&dir, "two");
+    let out = run(&[]);
+    assert_exit(&out, 1, "an unparsable Dockerfile");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("could not be built"), "{}", String::from_utf8_lossy(&out.stdout));
+    // A link as the Dockerfile is never followed.
+    std::fs::remove_file(dir.join("Dockerfile")).unwrap();
+    std::fs::write(dir.join("elsewhere"), "FROM odysseus-demo:v1\n").unwrap();
+    std::os::unix::fs::symlink(dir.join("elsewhere"), dir.join("Dockerfile")).unwrap();
+    commit(&dir, "three");
+    let out = run(&[]);
+    assert_exit(&out, 1, "a linked Dockerfile");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is a symbolic link"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(app.get("/").unwrap(), (200, "committed\n".into()));
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(format!("docker images -q {image} | sort -u | xargs -r docker rmi -f"))
+        .output();
+}

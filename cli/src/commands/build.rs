@@ -156,8 +156,9 @@ pub fn short_id(id: &str) -> &str {
 }
 
 pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<Exit> {
-    let config = config::load(&global.config, &|name| std::env::var(name).ok())
+    let mut config = config::load(&global.config, &|name| std::env::var(name).ok())
         .map_err(|e| UsageError(e.to_string()))?;
+    config.build.never_send.push(crate::state::state_dir(global));
     let tag = crate::version::choose(args.image.as_deref(), config.default_tag.as_deref(), &global.config)?
         .ok_or_else(|| UsageError(crate::version::none_message(&global.config)))?;
     config.check_buildable().map_err(UsageError)?;

@@ -194,6 +194,8 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<Exit> {
     if args.starts_one() && !args.dry_run && args.builds(&config) {
         config.check_buildable().map_err(UsageError)?;
     }
+    // odysseus's own state dir is never part of an image's context.
+    config.build.never_send.push(state_dir(global));
     let runtime = super::runtime()?;
     if args.dry_run {
         return runtime.block_on(dry_run(global, args, config));
@@ -478,6 +480,30 @@ async fn drive(
         eprintln!("odysseus: {e}\nNothing was changed.");
         return Ok(Exit::Blocked);
     }
+    // A deployment that builds its image records the build (and the image's delivery)
+    // after its start, before its first step; a resume finishes what of that is missing.
+    let prepares = match &mode {
+        Mode::Start { .. } => args.builds(config),
+        Mode::Resume(id, _) => {
+            let state = DeploymentState::fold(&journal.load(*id)?)?;
+            state.build.is_some() && state.provenance.is_none()
+        }
+        Mode::Abort(_) => false,
+    };
+    // The builder is reached before anything changes: one that cannot be is a refusal,
+    // not a deployment left unfinished.
+    let builder = match (&mode, prepares) {
+        (Mode::Start { .. }, true) | (Mode::Resume(..), true) => {
+            match crate::commands::build::BuilderEngine::connect(config).await {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    eprintln!("odysseus: the builder cannot be reached: {e}\nNothing was changed.");
+                    return Ok(Exit::Blocked);
+                }
+            }
+        }
+        _ => None,
+    };
     // The lock on the hosts themselves: refuses a second operator (another machine or
     // another state dir) and frees itself when this process or its connection dies.
     let dir = state_dir(global);
@@ -527,16 +553,6 @@ async fn drive(
     if let Err(exit) = mark_hosts(global, config, journal, &executor, id, &holder, &mode).await {
         return Ok(exit);
     }
-    // A deployment that builds its image records the build (and the image's delivery)
-    // after its start, before its first step; a resume finishes what of that is missing.
-    let prepares = match &mode {
-        Mode::Start { .. } => args.builds(config),
-        Mode::Resume(id, _) => {
-            let state = DeploymentState::fold(&journal.load(*id)?)?;
-            state.build.is_some() && state.provenance.is_none()
-        }
-        Mode::Abort(_) => false,
-    };
     if args.push_image && !prepares {
         if let Mode::Start { tag, .. } = &mode {
             if let Err(e) = push_and_report(&executor, &format!("{}:{tag}", config.image)).await {
@@ -591,6 +607,7 @@ async fn drive(
         });
     let aborting = matches!(mode, Mode::Abort(_));
     let prep = Prep {
+        builder,
         config,
         executor: &executor,
         hosts: &hosts,

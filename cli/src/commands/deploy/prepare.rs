@@ -16,6 +16,8 @@ use crate::config::Config;
 
 /// What the preparation needs from the deploy command.
 pub(super) struct Prep<'a> {
+    /// Connected before anything changed.
+    pub builder: Option<BuilderEngine>,
     pub config: &'a Config,
     pub executor: &'a DockerExecutor,
     pub hosts: &'a [String],
@@ -34,13 +36,26 @@ pub(super) async fn prepare_and_drive<E: Executor>(
 ) -> Result<(), runtime::Error> {
     let image = format!("{}:{}", prep.config.image, prep.tag);
     let failed = |e: ExecError| runtime::Error::Preparing(e.to_string());
-    let builder = BuilderEngine::connect(prep.config).await.map_err(|e| {
-        runtime::Error::Preparing(format!("the builder cannot be reached: {}", e))
-    })?;
+    let builder = match prep.builder {
+        Some(b) => b,
+        None => BuilderEngine::connect(prep.config).await.map_err(|e| {
+            runtime::Error::Preparing(format!("the builder cannot be reached: {e}"))
+        })?,
+    };
     let built_id = match state.build.as_ref().and_then(|b| b.image_id.clone()) {
         Some(id) => id,
         None => {
-            let head = crate::version::head_id(prep.config_path);
+            // A build (again, on a resume too) is of a clean tree at the recorded commit:
+            // the image must be what its version says.
+            let head = match crate::version::head(prep.config_path) {
+                Ok(c) => c.map(|c| c.id),
+                Err(e) => {
+                    return Err(runtime::Error::Preparing(format!(
+                        "{} (deployment {id} is left to resume once the tree is clean, or to roll back)",
+                        e.0
+                    )))
+                }
+            };
             // The version names a commit: a build for it happens only at that commit.
             let commit = match state.build.as_ref() {
                 Some(b) => {

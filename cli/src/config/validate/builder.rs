@@ -105,6 +105,8 @@ pub(super) fn builder(
         target: b.target.clone(),
         remote_host,
         push: b.push == Some(true),
+        // The state dir is added by the command, which knows it.
+        never_send: secrets.file_path().into_iter().collect(),
     };
     (spec, missing)
 }

@@ -104,6 +104,11 @@ impl<'a> SecretSource<'a> {
         }
     }
 
+    /// The secrets file's path on this machine, if deploy.yml names one.
+    pub fn file_path(&self) -> Option<PathBuf> {
+        self.file.as_ref().map(|(_, p)| p.clone())
+    }
+
     /// The message for a secret no source has.
     pub fn missing(&self, name: &str) -> String {
         format!(

@@ -18,6 +18,9 @@ pub const OUTSIDE_DOCKERFILE: &str = ".odysseus.Dockerfile";
 pub struct Context {
     pub dir: PathBuf,
     ignore: DockerIgnore,
+    /// Context-relative paths never sent, whatever .dockerignore says (odysseus's state
+    /// dir, the secrets file).
+    never: Vec<String>,
     /// The Dockerfile's bytes when they go in under `OUTSIDE_DOCKERFILE`.
     outside_dockerfile: Option<Vec<u8>>,
     /// The Dockerfile's path as the engine names it.
@@ -25,7 +28,7 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn prepare(dir: &Path, dockerfile: &Path) -> Result<Context, String> {
+    pub fn prepare(dir: &Path, dockerfile: &Path, never_send: &[PathBuf]) -> Result<Context, String> {
         let meta = std::fs::metadata(dir)
             .map_err(|e| format!("the build context {}: {e}", dir.display()))?;
         if !meta.is_dir() {
@@ -37,6 +40,13 @@ impl Context {
         if !dockerfile.is_file() {
             return Err(format!(
                 "no Dockerfile at {} (builder.dockerfile, relative to deploy.yml's folder)",
+                dockerfile.display()
+            ));
+        }
+        // A repository must not make the deployer read a file elsewhere on its machine.
+        if std::fs::symlink_metadata(dockerfile).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(format!(
+                "the Dockerfile {} is a symbolic link: odysseus reads only a regular file there",
                 dockerfile.display()
             ));
         }
@@ -68,9 +78,16 @@ impl Context {
                 OUTSIDE_DOCKERFILE.to_string(),
             ),
         };
+        let never = never_send
+            .iter()
+            .filter_map(|p| std::fs::canonicalize(p).ok())
+            .filter_map(|p| p.strip_prefix(&canonical_dir).ok().map(|r| r.to_string_lossy().into_owned()))
+            .filter(|r| !r.is_empty())
+            .collect();
         Ok(Context {
             dir: canonical_dir,
             ignore,
+            never,
             outside_dockerfile,
             dockerfile_name,
         })
@@ -95,6 +112,8 @@ impl Context {
     fn write(self, writer: ChunkWriter) -> std::io::Result<()> {
         let mut tar = tar::Builder::new(writer);
         tar.follow_symlinks(false);
+        // The engine's tar reader does not take GNU sparse entries (type S).
+        tar.sparse(false);
         self.walk(&mut tar, &self.dir, "")?;
         if let Some(bytes) = &self.outside_dockerfile {
             let mut header = tar::Header::new_gnu();
@@ -123,6 +142,9 @@ impl Context {
             let kind = entry.file_type().map_err(|e| named(e, &entry.path()))?;
             // The engine needs .dockerignore and the Dockerfile even when they are
             // excluded from what COPY sees (the Docker CLI sends them too).
+            if self.never.iter().any(|n| *n == path) {
+                continue;
+            }
             let always = path == ".dockerignore" || path == self.dockerfile_name;
             if self.ignore.excludes(&path) && !always {
                 if kind.is_dir() && self.ignore.has_includes() {
@@ -215,7 +237,11 @@ mod tests {
         std::fs::write(dir.join("node_modules/x/big.js"), "x").unwrap();
         std::fs::write(dir.join("prod.secret"), "k").unwrap();
         std::os::unix::fs::symlink("/etc/shadow", dir.join("link")).unwrap();
-        let ctx = Context::prepare(&dir, &dir.join("Dockerfile")).unwrap();
+        std::fs::create_dir_all(dir.join(".odysseus")).unwrap();
+        std::fs::write(dir.join(".odysseus/secrets.key"), "k").unwrap();
+        // Sparse: the engine refuses GNU sparse entries.
+        std::fs::File::create(dir.join("sparse.bin")).unwrap().set_len(8 << 20).unwrap();
+        let ctx = Context::prepare(&dir, &dir.join("Dockerfile"), &[dir.join(".odysseus")]).unwrap();
         assert_eq!(ctx.dockerfile_name, OUTSIDE_DOCKERFILE);
         let got = names(&archive(ctx).await);
         assert!(got.contains(&"src/app.sh".to_string()), "{got:?}");
@@ -224,8 +250,9 @@ mod tests {
         assert!(got.contains(&"link".to_string()), "a link goes in as a link");
         assert!(!got.iter().any(|n| n.starts_with("node_modules")), "{got:?}");
         assert!(!got.contains(&"prod.secret".to_string()));
+        assert!(!got.iter().any(|n| n.starts_with(".odysseus")), "the state dir is never sent: {got:?}");
         // The link was not followed: its entry is a symlink, not /etc/shadow's bytes.
-        let bytes = archive(Context::prepare(&dir, &dir.join("Dockerfile")).unwrap()).await;
+        let bytes = archive(Context::prepare(&dir, &dir.join("Dockerfile"), &[dir.join(".odysseus")]).unwrap()).await;
         let mut a = tar::Archive::new(bytes.as_slice());
         let link = a
             .entries()
@@ -239,11 +266,11 @@ mod tests {
 
     #[test]
     fn a_missing_dockerfile_or_context_is_named() {
-        let e = Context::prepare(Path::new("/nonexistent-ctx"), Path::new("/x/Dockerfile"))
+        let e = Context::prepare(Path::new("/nonexistent-ctx"), Path::new("/x/Dockerfile"), &[])
             .err()
             .unwrap();
         assert!(e.contains("/nonexistent-ctx"), "{e}");
-        let e = Context::prepare(Path::new("/tmp"), Path::new("/tmp/no-such-Dockerfile-here"))
+        let e = Context::prepare(Path::new("/tmp"), Path::new("/tmp/no-such-Dockerfile-here"), &[])
             .err()
             .unwrap();
         assert!(e.contains("no Dockerfile at /tmp/no-such-Dockerfile-here"), "{e}");

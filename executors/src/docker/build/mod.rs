@@ -32,6 +32,8 @@ pub struct BuildSpec {
     pub remote_host: Option<String>,
     /// Push the result to the registry instead of sending it to each server.
     pub push: bool,
+    /// Paths on this machine never sent in the context (the state dir, the secrets file).
+    pub never_send: Vec<PathBuf>,
 }
 
 impl BuildSpec {
@@ -74,7 +76,8 @@ impl Engine {
         line: &mut (dyn FnMut(&str) + Send),
     ) -> Result<String, ExecError> {
         let platform = self.platform_for(spec).await?;
-        let context = Context::prepare(&spec.context, &spec.dockerfile).map_err(ExecError::Permanent)?;
+        let context = Context::prepare(&spec.context, &spec.dockerfile, &spec.never_send)
+            .map_err(ExecError::Permanent)?;
         let options = BuildImageOptions {
             dockerfile: context.dockerfile_name.clone(),
             t: Some(tag.to_string()),
@@ -94,12 +97,48 @@ impl Engine {
             .build_image(options, None, Some(bollard::body_try_stream(body)));
         let mut last: VecDeque<String> = VecDeque::new();
         let mut step: Option<String> = None;
+        // The engine's chunks are not lines: a line (and a secret in it) may be split
+        // across them. Only whole lines are shown, filtered and kept.
+        let mut pending = String::new();
+        let mut take = |text: &str, pending: &mut String, flush: bool, last: &mut VecDeque<String>, step: &mut Option<String>| {
+            pending.push_str(text);
+            let mut lines: Vec<String> = Vec::new();
+            while let Some(at) = pending.find('\n') {
+                lines.push(pending[..at].to_string());
+                pending.drain(..=at);
+            }
+            if flush && !pending.is_empty() {
+                lines.push(std::mem::take(pending));
+            }
+            for l in lines {
+                let l = crate::redact::hide_known(l.trim_end());
+                if l.is_empty() {
+                    continue;
+                }
+                if l.starts_with("Step ") {
+                    *step = Some(l.clone());
+                }
+                if last.len() == LAST_LINES {
+                    last.pop_front();
+                }
+                last.push_back(l.clone());
+                line(&l);
+            }
+        };
         while let Some(item) = output.next().await {
             let info = match item {
                 Ok(info) => info,
                 // The engine's own words, without bollard's wrapping.
                 Err(bollard::errors::Error::DockerStreamError { error }) => {
+                    take("", &mut pending, true, &mut last, &mut step);
                     return Err(self.failed(step.as_deref(), &last, &error))
+                }
+                // The engine refused the build itself (a Dockerfile it cannot parse, a
+                // target stage that does not exist): the build's failure, not the link's.
+                Err(bollard::errors::Error::DockerResponseServerError { status_code, message })
+                    if (400..500).contains(&status_code) =>
+                {
+                    return Err(self.failed(step.as_deref(), &last, &message))
                 }
                 // The connection to the engine broke: the build may go better again.
                 Err(e) => {
@@ -110,21 +149,14 @@ impl Engine {
                 }
             };
             if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+                take("", &mut pending, true, &mut last, &mut step);
                 return Err(self.failed(step.as_deref(), &last, &detail));
             }
             if let Some(text) = info.stream.or(info.status) {
-                for l in text.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
-                    if l.starts_with("Step ") {
-                        step = Some(l.to_string());
-                    }
-                    if last.len() == LAST_LINES {
-                        last.pop_front();
-                    }
-                    last.push_back(l.to_string());
-                    line(l);
-                }
+                take(&text, &mut pending, false, &mut last, &mut step);
             }
         }
+        take("", &mut pending, true, &mut last, &mut step);
         self.image_id(tag).await?.ok_or_else(|| {
             ExecError::Permanent(format!(
                 "the build on {} ended without an image tagged {tag}",
