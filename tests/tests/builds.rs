@@ -12,22 +12,11 @@ use std::path::Path;
 use std::process::Command;
 
 use real::{
-    assert_exit, assert_no_file_holds, docker, require_docker, serial, spawn_until, stderr, App,
+    assert_exit, assert_no_file_holds, docker, git, require_docker, serial, spawn_until, stderr,
+    App,
 };
 
 const TOKEN: &str = "s3cr3t-build-token-4711";
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// The app's Dockerfile: the demo image with this repository's site on top, a build arg
 /// and a secret one (printed by the build, so its output must be filtered).

@@ -7,22 +7,8 @@
 #[path = "support/real.rs"]
 mod real;
 
-use std::path::Path;
-use std::process::Command;
 
-use real::{assert_exit, docker, require_docker, serial, stderr, App};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use real::{assert_exit, docker, git, require_docker, serial, stderr, App};
 
 #[test]
 fn without_image_the_commit_is_the_version_and_a_dirty_tree_is_refused() {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use real::{assert_exit, require_docker, serial, stderr, Load};
+use real::{assert_exit, git, require_docker, serial, stderr, Load};
 
 const BASE: &str = "/var/lib/odysseus-testbed";
 const HOSTS: [&str; 3] = ["198.51.100.11", "198.51.100.12", "198.51.100.13"];
@@ -1963,17 +1963,6 @@ fn a_host_key_of_another_type_a_revoked_key_and_a_cert_authority_are_refused() {
     for n in 1..=3 {
         assert!(app.running_versions(n).is_empty(), "s{n} got a container");
     }
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// `builder.strategy: remote` (issue 12 §2): the image is built by s1's engine from this

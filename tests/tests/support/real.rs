@@ -773,3 +773,16 @@ fn read_response(reader: &mut impl std::io::BufRead) -> Result<(u16, String, boo
     }
     Ok((status, String::from_utf8_lossy(&body).into_owned(), closes))
 }
+
+/// `git` in `dir` as a test user; panics with git's words when it fails. Its stdout, trimmed.
+pub fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
