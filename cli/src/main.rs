@@ -28,6 +28,7 @@ macro_rules! eprint {
     }};
 }
 
+mod ask;
 mod commands;
 // The parser lives in the library half of this crate, so the fuzz target can reach it.
 use odysseus::config;
@@ -96,6 +97,9 @@ enum Command {
     Dependency(commands::dependency::DependencyArgs),
     /// One-off commands in the service's image (e.g. `app exec HOST --command "rails db:migrate"`).
     App(commands::app::AppArgs),
+    /// Every container the service has on each host: roles of every version, one-offs,
+    /// dependencies, Caddy.
+    Containers(commands::containers::ContainersArgs),
     /// Who holds the deploy lock (`lock status`), or break it (`lock release`).
     Lock(commands::lock::LockArgs),
     /// What the container a role serves on a host printed (`-f` to follow).
@@ -158,6 +162,7 @@ fn main() -> ExitCode {
         Command::Build(args) => commands::build::run(&global, args),
         Command::App(args) => commands::app::run(&global, args),
         Command::Dependency(args) => commands::dependency::run(&global, args),
+        Command::Containers(args) => commands::containers::run(&global, args),
         Command::Lock(args) => commands::lock::run(&global, args),
         Command::Logs(args) => commands::logs::run(&global, args),
         Command::Completions { shell } => {

@@ -1,5 +1,6 @@
-//! `odysseus app exec`: a one-off command in a fresh container of the image a role
-//! serves on a host (a migration, a console task), with the role's env and network.
+//! `odysseus app exec|shell|console`: a one-off container of the image a role serves on a
+//! host (a migration, a shell, the framework's console), with the role's env, volumes and
+//! network, over the same connection deploys use. Removed afterwards.
 
 use clap::{Args, Subcommand};
 
@@ -13,14 +14,17 @@ pub struct AppArgs {
     command: AppCommand,
 }
 
+const ONEOFF_HELP: &str = "\
+The container is made from the image the role serves on that host now, with the role's
+env (secrets included, passed through the API), volumes and the `odysseus` network, and
+is removed afterwards (also after Ctrl-C). At a terminal an interactive command gets a
+PTY; piped input is passed through. odysseus exits with the command's exit code (130
+after Ctrl-C without a terminal; 2 bad usage or config; 3 the host could not be reached).";
+
 #[derive(Subcommand, Debug)]
 enum AppCommand {
     /// Run a command once on HOST and return its exit code.
-    #[command(after_help = "\
-The container is made from the image the role serves on that host now, with the role's
-env (secrets included, passed through the API), volumes and the `odysseus` network, and
-is removed afterwards. Its output is streamed; odysseus exits with the command's exit
-code (2 bad usage or config, 3 the host could not be reached).")]
+    #[command(after_help = ONEOFF_HELP)]
     Exec {
         /// A host of the config (`local`, `name` or `name:port`).
         host: String,
@@ -30,17 +34,63 @@ code (2 bad usage or config, 3 the host could not be reached).")]
         /// The role whose image and env to use.
         #[arg(long, default_value = "web")]
         role: String,
+        /// Pass this terminal's input to the command (a PTY when at a terminal).
+        #[arg(short = 'i', long)]
+        interactive: bool,
+    },
+    /// An interactive shell in a one-off container on HOST.
+    #[command(after_help = ONEOFF_HELP)]
+    Shell {
+        /// A host of the config (`local`, `name` or `name:port`).
+        host: String,
+        /// The role whose image and env to use.
+        #[arg(long, default_value = "web")]
+        role: String,
+        /// The shell to start.
+        #[arg(long, default_value = "/bin/sh")]
+        shell: String,
+    },
+    /// The app's console (deploy.yml's `console`, e.g. `bin/rails console`) in a one-off
+    /// container on HOST.
+    #[command(after_help = ONEOFF_HELP)]
+    Console {
+        /// A host of the config (`local`, `name` or `name:port`).
+        host: String,
+        /// The role whose image and env to use.
+        #[arg(long, default_value = "web")]
+        role: String,
+        /// The console command, instead of deploy.yml's `console` (run by /bin/sh -c).
+        #[arg(long)]
+        command: Option<String>,
     },
 }
 
 pub fn run(global: &GlobalArgs, args: AppArgs) -> anyhow::Result<Exit> {
-    let AppCommand::Exec {
-        host,
-        command,
-        role,
-    } = args.command;
     let config = config::load(&global.config, &|name| std::env::var(name).ok())
         .map_err(|e| UsageError(e.to_string()))?;
+    let (host, role, argv, stdin) = match args.command {
+        AppCommand::Exec {
+            host,
+            command,
+            role,
+            interactive,
+        } => (host, role, sh_c(command), interactive),
+        AppCommand::Shell { host, role, shell } => (host, role, vec![shell], true),
+        AppCommand::Console {
+            host,
+            role,
+            command,
+        } => {
+            let Some(command) = command.or_else(|| config.console.clone()) else {
+                return Err(UsageError(format!(
+                    "{} has no `console:` (the command `app console` runs, e.g. `console: bin/rails console`); add it or pass --command",
+                    global.config.display()
+                ))
+                .into());
+            };
+            (host, role, sh_c(command), true)
+        }
+    };
     if !config.hosts().contains(&host) {
         return Err(UsageError(format!(
             "{host} is not a host of {} (hosts: {})",
@@ -62,7 +112,7 @@ pub fn run(global: &GlobalArgs, args: AppArgs) -> anyhow::Result<Exit> {
             Ok(e) => e,
             Err(exit) => return Ok(exit),
         };
-        match executor.run_oneoff(&host, &role, &command).await {
+        match executor.run_oneoff(&host, &role, argv, stdin).await {
             Ok(code) => Ok(Exit::Code(code.clamp(0, 255) as u8)),
             Err(e) => {
                 eprintln!("odysseus: {e}");
@@ -70,4 +120,8 @@ pub fn run(global: &GlobalArgs, args: AppArgs) -> anyhow::Result<Exit> {
             }
         }
     })
+}
+
+fn sh_c(command: String) -> Vec<String> {
+    vec!["/bin/sh".into(), "-c".into(), command]
 }

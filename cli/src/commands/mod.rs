@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod build;
+pub mod containers;
 pub mod dependency;
 pub mod deploy;
 pub mod lock;
@@ -38,4 +39,39 @@ pub async fn connect(config: &Config, hosts: &[String]) -> Result<DockerExecutor
             eprintln!("odysseus: {e}");
             Exit::Blocked
         })
+}
+
+/// The hosts a command names, checked against the config (all of them when none is named).
+pub fn hosts_of(
+    config: &Config,
+    file: &std::path::Path,
+    named: &[String],
+) -> Result<Vec<String>, crate::exit::UsageError> {
+    let all = config.hosts();
+    if named.is_empty() {
+        return Ok(all);
+    }
+    for host in named {
+        if !all.contains(host) {
+            return Err(crate::exit::UsageError(format!(
+                "{host} is not a host of {} (hosts: {})",
+                file.display(),
+                all.join(", ")
+            )));
+        }
+    }
+    Ok(named.to_vec())
+}
+
+/// Connects to one host, giving the reason as text when it cannot (for commands that
+/// report every host and go on).
+pub async fn connect_quiet(config: &Config, host: &str) -> Result<DockerExecutor, String> {
+    DockerExecutor::connect(
+        config.spec.clone(),
+        std::slice::from_ref(&host.to_string()),
+        &config.ssh,
+        config.ssh_port,
+    )
+    .await
+    .map_err(|e| e.to_string())
 }

@@ -55,6 +55,8 @@ pub struct Config {
     pub builder_configured: bool,
     /// Why a build cannot start here (a `builder.secrets` name no source has).
     pub build_lacks: Vec<String>,
+    /// What `app console` runs in a one-off container.
+    pub console: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -32,6 +32,8 @@ pub struct RawConfig {
     pub on_failure: Option<String>,
     /// Ours: the Docker network `odysseus` (its subnet).
     pub network: Option<RawNetwork>,
+    /// Ours: what `odysseus app console` runs (e.g. `bin/rails console`).
+    pub console: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]

@@ -621,6 +621,7 @@ pub async fn ensure_caddy(
                 ],
                 aliases: vec![],
                 sysctls,
+                oneoff: None,
             };
             // Caddy binds its listeners with SO_REUSEPORT and opens new sockets on every
             // config change; connections waiting in the old socket's accept queue are

@@ -27,6 +27,18 @@ pub enum Booted {
     Created,
 }
 
+/// How long a dependency gets to stop cleanly (a database flushing) before it is killed.
+const DEPENDENCY_STOP_SECS: u64 = 30;
+
+/// What an upgrade did on a host.
+#[derive(Debug)]
+pub struct Upgraded {
+    /// The image the replaced container ran (`None`: there was none).
+    pub from: Option<String>,
+    /// From the old container's stop to the new one healthy.
+    pub gap_ms: u64,
+}
+
 /// One dependency on one host, for `status`.
 #[derive(Debug)]
 pub struct DependencyState {
@@ -91,6 +103,7 @@ impl DockerExecutor {
                         publish: dep.ports.clone(),
                         aliases: vec![],
                         sysctls: vec![],
+                        oneoff: None,
                     })
                     .await?;
                 h.engine.start(&name).await?;
@@ -122,10 +135,71 @@ impl DockerExecutor {
             return Ok(false);
         };
         if c.running {
-            h.engine.stop(&name, 30).await?;
+            h.engine.stop(&name, DEPENDENCY_STOP_SECS).await?;
         }
         h.engine.remove(&name).await?;
         Ok(true)
+    }
+
+    /// Stops the dependency's container on `host` and starts it again (same container,
+    /// same image), then waits until it is healthy. An absent one is an error: booting
+    /// is `boot`'s job.
+    pub async fn restart_dependency(&self, host: &str, dep: &DependencySpec) -> Result<(), ExecError> {
+        let h = self.host(host)?;
+        let name = container_name(&self.spec().service, &dep.name);
+        if h.engine.inspect(&name).await?.is_none() {
+            return Err(ExecError::Permanent(format!(
+                "{name} does not exist on {host}: `odysseus dependency boot {}` creates it",
+                dep.name
+            )));
+        }
+        h.engine.stop(&name, DEPENDENCY_STOP_SECS).await?;
+        h.engine.start(&name).await?;
+        crate::steps::await_healthy(self, host, &name, RoleKind::Job, BOOT_TIMEOUT.as_millis() as u64)
+            .await
+    }
+
+    /// Replaces the dependency's container on `host` with one made from deploy.yml as it
+    /// is now (its image, env, ports, volumes): the image is pulled first, so the gap in
+    /// service is only the stop, the start and the health check. Named volumes are kept.
+    pub async fn upgrade_dependency(
+        &self,
+        host: &str,
+        dep: &DependencySpec,
+    ) -> Result<Upgraded, ExecError> {
+        let h = self.host(host)?;
+        let name = container_name(&self.spec().service, &dep.name);
+        h.engine
+            .ensure_image(&dep.image, self.spec().registry.as_ref())
+            .await?;
+        let before = h.engine.inspect(&name).await?.map(|c| c.image);
+        let gap = std::time::Instant::now();
+        if before.is_some() {
+            h.engine.stop(&name, DEPENDENCY_STOP_SECS).await?;
+            h.engine.remove(&name).await?;
+        }
+        self.boot_dependency(host, dep).await?;
+        Ok(Upgraded {
+            from: before,
+            gap_ms: gap.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// The dependency's container on `host`, which must exist.
+    pub async fn dependency_container(
+        &self,
+        host: &str,
+        dep: &DependencySpec,
+    ) -> Result<String, ExecError> {
+        let h = self.host(host)?;
+        let name = container_name(&self.spec().service, &dep.name);
+        match h.engine.inspect(&name).await? {
+            Some(_) => Ok(name),
+            None => Err(ExecError::Permanent(format!(
+                "{name} does not exist on {host}: `odysseus dependency boot {}` creates it",
+                dep.name
+            ))),
+        }
     }
 
     pub async fn dependency_state(

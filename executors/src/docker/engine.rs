@@ -71,6 +71,16 @@ pub struct NewContainer<'a> {
     pub aliases: Vec<String>,
     /// Namespaced kernel settings for the container's network namespace.
     pub sysctls: Vec<(String, String)>,
+    /// A one-off command's container: never restarted by the engine (a command that
+    /// fails must not run again); with `stdin`, it reads this process's input, on a PTY
+    /// with `tty`.
+    pub oneoff: Option<OneOff>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct OneOff {
+    pub stdin: bool,
+    pub tty: bool,
 }
 
 impl Engine {
@@ -245,7 +255,11 @@ impl Engine {
         let host_config = HostConfig {
             binds: (!c.binds.is_empty()).then(|| c.binds.clone()),
             restart_policy: Some(RestartPolicy {
-                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                name: Some(if c.oneoff.is_some() {
+                    RestartPolicyNameEnum::NO
+                } else {
+                    RestartPolicyNameEnum::UNLESS_STOPPED
+                }),
                 maximum_retry_count: None,
             }),
             memory: c.resources.memory,
@@ -267,6 +281,11 @@ impl Engine {
             env: Some(c.env.clone()),
             labels: Some(c.labels.clone()),
             healthcheck: c.healthcheck.clone(),
+            tty: c.oneoff.map(|o| o.tty),
+            open_stdin: c.oneoff.map(|o| o.stdin),
+            // Closing the attached stdin closes the command's: `echo ls | app shell` ends.
+            stdin_once: c.oneoff.map(|o| o.stdin),
+            attach_stdin: c.oneoff.map(|o| o.stdin),
             exposed_ports: (!exposed.is_empty()).then_some(exposed),
             host_config: Some(host_config),
             networking_config: Some(NetworkingConfig {

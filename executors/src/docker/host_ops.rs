@@ -226,6 +226,7 @@ impl HostOps for DockerExecutor {
                 publish: vec![],
                 aliases: vec![],
                 sysctls: vec![],
+                oneoff: None,
             })
             .await
     }

@@ -2,14 +2,16 @@
 
 mod admin_relay;
 pub mod caddy;
+pub mod containers;
 pub mod dependency;
 pub mod engine;
 mod executor;
 mod host_ops;
+pub mod interactive;
 pub mod marker;
 pub use executor::{local_socket, Access, DockerExecutor, HostHandle};
 pub use host_ops::{LABEL_APP_PORT, LABEL_HEALTH_PATH};
-mod logs;
+pub mod logs;
 mod oneoff;
 pub mod probe;
 pub mod prune;

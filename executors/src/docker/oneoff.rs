@@ -1,22 +1,29 @@
-//! One-off commands (`odysseus app exec`): a fresh container from the image a role
-//! serves on a host, with the role's env and network; its output streamed back and its
-//! exit code returned. The container is removed afterwards.
+//! One-off commands (`odysseus app exec|shell|console`): a fresh container from the image a
+//! role serves on a host, with the role's env, volumes and network; its output streamed
+//! back (and this process's input passed in, on a PTY at a terminal) and its exit code
+//! returned. The container is removed afterwards, also after Ctrl-C.
 
 use std::collections::HashMap;
-use std::io::Write;
 
 use futures_util::StreamExt;
 use odysseus_engine::runtime::ExecError;
 
-use super::engine::NewContainer;
+use super::engine::{NewContainer, OneOff};
 use super::executor::DockerExecutor;
+use super::interactive::{converse, wants_tty, Ended, Target};
+
+/// The exit code reported when the user interrupted the command (as a shell does).
+pub const INTERRUPTED: i64 = 130;
 
 impl DockerExecutor {
+    /// Runs `command` (argv) once on `host` in `role`'s image and environment. With
+    /// `stdin`, this process's input goes to it (on a PTY when the user is at a terminal).
     pub async fn run_oneoff(
         &self,
         host: &str,
         role: &str,
-        command: &str,
+        command: Vec<String>,
+        stdin: bool,
     ) -> Result<i64, ExecError> {
         let h = self.host(host)?;
         let role_spec = self
@@ -52,11 +59,12 @@ impl DockerExecutor {
         if let Some(v) = labels.get("odysseus.version") {
             oneoff_labels.insert("odysseus.oneoff.version".into(), v.clone());
         }
+        let tty = stdin && wants_tty();
         h.engine
             .create(NewContainer {
                 name: &name,
                 image: &image,
-                cmd: Some(vec!["/bin/sh".into(), "-c".into(), command.to_string()]),
+                cmd: Some(command),
                 env,
                 labels: oneoff_labels,
                 binds: role_spec.volumes.clone(),
@@ -65,6 +73,7 @@ impl DockerExecutor {
                 publish: vec![],
                 aliases: vec![],
                 sysctls: vec![],
+                oneoff: Some(OneOff { stdin, tty }),
             })
             .await?;
         let result = async {
@@ -74,29 +83,29 @@ impl DockerExecutor {
             let attach = bollard::query_parameters::AttachContainerOptions {
                 stdout: true,
                 stderr: true,
+                stdin,
                 stream: true,
                 logs: false,
-                stdin: false,
                 detach_keys: None,
             };
-            let mut output = h
+            let attached = h
                 .engine
                 .docker()
                 .attach_container(&name, Some(attach))
                 .await
-                .map_err(|e| ExecError::Retryable(format!("attaching to {name}: {e}")))?
-                .output;
+                .map_err(|e| ExecError::Retryable(format!("attaching to {name}: {e}")))?;
             h.engine.start(&name).await?;
-            while let Some(Ok(chunk)) = output.next().await {
-                match chunk {
-                    bollard::container::LogOutput::StdErr { message } => {
-                        let _ = std::io::stderr().write_all(&message);
-                    }
-                    other => {
-                        let _ = std::io::stdout().write_all(&other.into_bytes());
-                        let _ = std::io::stdout().flush();
-                    }
-                }
+            let ended = converse(
+                &h.engine,
+                Target::Container(&name),
+                attached.output,
+                attached.input,
+                stdin,
+                tty,
+            )
+            .await?;
+            if ended == Ended::Interrupted {
+                return Ok(INTERRUPTED);
             }
             let mut wait = h.engine.docker().wait_container(&name, None);
             match wait.next().await {

@@ -239,6 +239,7 @@ pub(super) fn validate(
         builder_configured: raw.builder.is_some(),
         build,
         build_lacks,
+        console: raw.console.filter(|c| !c.trim().is_empty()),
     })
 }
 
