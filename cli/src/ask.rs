@@ -24,5 +24,8 @@ pub fn confirm(question: &str, yes: bool) -> Result<bool, UsageError> {
     if std::io::stdin().lock().read_line(&mut answer).is_err() {
         return Ok(false);
     }
-    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }

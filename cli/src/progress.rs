@@ -71,7 +71,9 @@ impl Spinners {
             line.to_string()
         };
         // Beside the CLI's eprintln!: the config's secret values never reach the terminal.
-        let _ = self.multi.println(odysseus_executors::redact::hide_known(&line));
+        let _ = self
+            .multi
+            .println(odysseus_executors::redact::hide_known(&line));
     }
 }
 

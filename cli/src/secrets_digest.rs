@@ -79,7 +79,8 @@ fn key(state_dir: &Path) -> std::io::Result<Vec<u8>> {
 /// HMAC (RFC 2104) with SHA-256, from RustCrypto.
 fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     use hmac::{Hmac, KeyInit, Mac};
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(message);
     mac.finalize().into_bytes().into()
 }

@@ -59,7 +59,12 @@ fn git(dir: &Path, args: &[&str]) -> Result<Result<Vec<u8>, String>, UsageError>
 /// `HEAD`'s full id, whatever the working tree holds (for labels: a container of version
 /// V gets the commit only when the commit's id starts with V).
 pub fn head_id(config: &Path) -> Option<String> {
-    let id = git(&dir_of(config), &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]).ok()?.ok()?;
+    let id = git(
+        &dir_of(config),
+        &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
+    )
+    .ok()?
+    .ok()?;
     Some(String::from_utf8_lossy(&id).trim().to_string()).filter(|s| !s.is_empty())
 }
 
@@ -85,14 +90,17 @@ pub fn head(config: &Path) -> Result<Option<Commit>, UsageError> {
     let id = String::from_utf8_lossy(&id).trim().to_string();
     // -z: names as they are, whatever characters they hold. A status git cannot give is
     // never taken for a clean tree.
-    let status = git(&dir, &["status", "--porcelain=v1", "-z", "--untracked-files=normal"])?
-        .map_err(|said| {
-            UsageError(format!(
-                "which version? git cannot tell whether the working tree matches commit {}: {said}; \
+    let status = git(
+        &dir,
+        &["status", "--porcelain=v1", "-z", "--untracked-files=normal"],
+    )?
+    .map_err(|said| {
+        UsageError(format!(
+            "which version? git cannot tell whether the working tree matches commit {}: {said}; \
                  fix that, or pass --image TAG",
-                &id[..SHORT.min(id.len())]
-            ))
-        })?;
+            &id[..SHORT.min(id.len())]
+        ))
+    })?;
     let (mut changed, mut untracked) = parse_status(&status);
     if !changed.is_empty() {
         changed.sort();
@@ -115,7 +123,10 @@ fn parse_status(status: &[u8]) -> (Vec<String>, Vec<String>) {
     let mut entries = status.split(|b| *b == 0).filter(|e| !e.is_empty());
     while let Some(entry) = entries.next() {
         // "XY name": two status letters, a space, the name (bytes: names need not be UTF-8).
-        let (code, name) = (entry.get(..2).unwrap_or(entry), entry.get(3..).unwrap_or_default());
+        let (code, name) = (
+            entry.get(..2).unwrap_or(entry),
+            entry.get(3..).unwrap_or_default(),
+        );
         let name = String::from_utf8_lossy(name).into_owned();
         // odysseus's own state dir beside deploy.yml is no part of the app, even when
         // it was committed by mistake (its journal changes at every deploy).
@@ -139,7 +150,12 @@ fn parse_status(status: &[u8]) -> (Vec<String>, Vec<String>) {
 
 fn shorten(names: &[String]) -> String {
     const SHOWN: usize = 10;
-    let mut text = names.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    let mut text = names
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     if names.len() > SHOWN {
         text.push_str(&format!(" and {} more", names.len() - SHOWN));
     }
@@ -188,7 +204,10 @@ mod tests {
     fn status_entries_renames_and_any_bytes_in_names() {
         let status = b" M deploy.yml\0 M .odysseus/journal/db\0R  new.rb\0old.rb\0 R wt-new\0wt-old\0?? notes.txt\0?? .odysseus/\0?? app/.odysseus/\0?? ab\xc3\xa9.txt\0 M \xff.bin\0";
         let (changed, untracked) = parse_status(status);
-        assert_eq!(changed, vec!["deploy.yml", "new.rb", "wt-new", "\u{fffd}.bin"]);
+        assert_eq!(
+            changed,
+            vec!["deploy.yml", "new.rb", "wt-new", "\u{fffd}.bin"]
+        );
         assert_eq!(untracked, vec!["notes.txt", "ab\u{e9}.txt"]);
         assert_eq!(parse_status(b""), (vec![], vec![]));
     }

@@ -47,10 +47,13 @@ impl FleetLock {
     }
 }
 
-
 impl DockerExecutor {
     /// Runs one of `host_lock`'s scripts on `host`; what it printed, once it exited 0.
-    async fn lock_script(&self, host: &str, command: impl Fn(&str) -> String) -> Result<String, ExecError> {
+    async fn lock_script(
+        &self,
+        host: &str,
+        command: impl Fn(&str) -> String,
+    ) -> Result<String, ExecError> {
         let (status, out) = match &self.host(host)?.access {
             Access::Local => {
                 let out = tokio::process::Command::new("sh")
@@ -67,15 +70,18 @@ impl DockerExecutor {
             }
             Access::Ssh { conn, .. } => {
                 let session = conn.session().await?;
-                let (status, out) = ssh_exec(&session, &command(conn.docker_socket()), PROBE_TIMEOUT)
-                    .await
-                    // The command is the whole script: not worth a screen of output.
-                    .map_err(|e| match e {
-                        ExecError::OutcomeUnknown(m) if m.contains("timed out") => {
-                            ExecError::Retryable("the lock script did not answer within 10 s".into())
-                        }
-                        other => other,
-                    })?;
+                let (status, out) =
+                    ssh_exec(&session, &command(conn.docker_socket()), PROBE_TIMEOUT)
+                        .await
+                        // The command is the whole script: not worth a screen of output.
+                        .map_err(|e| match e {
+                            ExecError::OutcomeUnknown(m) if m.contains("timed out") => {
+                                ExecError::Retryable(
+                                    "the lock script did not answer within 10 s".into(),
+                                )
+                            }
+                            other => other,
+                        })?;
                 (status, String::from_utf8_lossy(&out).into_owned())
             }
         };
@@ -92,12 +98,22 @@ impl DockerExecutor {
     }
 
     /// Who holds the service's lock on `host`, if anyone (without taking it).
-    pub async fn lock_holder(&self, host: &str, service: &str) -> Result<Option<String>, ExecError> {
+    pub async fn lock_holder(
+        &self,
+        host: &str,
+        service: &str,
+    ) -> Result<Option<String>, ExecError> {
         let files = LockFiles::of(service);
-        let out = self.lock_script(host, |socket| probe_command(socket, &files)).await?;
+        let out = self
+            .lock_script(host, |socket| probe_command(socket, &files))
+            .await?;
         Ok(out.trim().strip_prefix("held").map(|h| {
             let h = h.trim();
-            if h.is_empty() { "another process".to_string() } else { h.to_string() }
+            if h.is_empty() {
+                "another process".to_string()
+            } else {
+                h.to_string()
+            }
         }))
     }
 
@@ -106,7 +122,9 @@ impl DockerExecutor {
     /// known to be gone (or to be stopped next).
     pub async fn break_lock(&self, host: &str, service: &str) -> Result<(), ExecError> {
         let files = LockFiles::of(service);
-        self.lock_script(host, |socket| break_command(socket, &files)).await.map(|_| ())
+        self.lock_script(host, |socket| break_command(socket, &files))
+            .await
+            .map(|_| ())
     }
 
     /// The host-level fence, asked before every side effect on `host`: fails for good once
@@ -150,7 +168,9 @@ impl DockerExecutor {
             match &handle.access {
                 Access::Local => {
                     let socket = local_socket().map_err(LockFailure::Failed)?;
-                    let held = take_local(&socket, &claim).await.map_err(|e| refused(host, e))?;
+                    let held = take_local(&socket, &claim)
+                        .await
+                        .map_err(|e| refused(host, e))?;
                     *self.local_hold.lock().await = Some(held);
                     lock.local = Some(self.local_hold.clone());
                 }

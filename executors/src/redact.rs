@@ -79,7 +79,10 @@ mod tests {
     #[test]
     fn secrets_become_their_names_and_escapes_go() {
         let secrets = vec![
-            ("DATABASE_URL".to_string(), "postgres://u:hunter22@db/app".to_string()),
+            (
+                "DATABASE_URL".to_string(),
+                "postgres://u:hunter22@db/app".to_string(),
+            ),
             ("PASSWORD".to_string(), "hunter22".to_string()),
             ("SHORT".to_string(), "ab".to_string()),
         ];

@@ -25,7 +25,11 @@ fn write_app(dir: &Path, page: &str, extra_run: &str) {
     std::fs::write(dir.join("site/index.html"), format!("{page}\n")).unwrap();
     std::fs::write(dir.join("site/health"), "ok\n").unwrap();
     std::fs::write(dir.join("site/private/key"), "never in the image\n").unwrap();
-    std::fs::write(dir.join(".dockerignore"), "# not for the image\nsite/private\n.odysseus\n").unwrap();
+    std::fs::write(
+        dir.join(".dockerignore"),
+        "# not for the image\nsite/private\n.odysseus\n",
+    )
+    .unwrap();
     std::fs::write(
         dir.join("Dockerfile"),
         format!(
@@ -47,7 +51,10 @@ fn commit(dir: &Path, message: &str) -> String {
 }
 
 fn deploy(app: &App) -> std::process::Output {
-    app.deploy_cmd(&[]).env("BUILD_TOKEN", TOKEN).output().unwrap()
+    app.deploy_cmd(&[])
+        .env("BUILD_TOKEN", TOKEN)
+        .output()
+        .unwrap()
 }
 
 fn kinds(app: &App) -> Vec<String> {
@@ -77,12 +84,25 @@ fn a_repository_deploys_with_no_flag_and_a_failing_dockerfile_changes_nothing() 
     let out = deploy(&app);
     assert_exit(&out, 0, "build and deploy with no flag");
     let err = stderr(&out);
-    assert!(err.contains(&format!("Building {image}:{}", &first[..12])), "{err}");
-    assert!(!err.contains(TOKEN), "a secret build arg reached the output:\n{err}");
-    assert!(err.contains("the token is"), "the build's output is shown:\n{err}");
+    assert!(
+        err.contains(&format!("Building {image}:{}", &first[..12])),
+        "{err}"
+    );
+    assert!(
+        !err.contains(TOKEN),
+        "a secret build arg reached the output:\n{err}"
+    );
+    assert!(
+        err.contains("the token is"),
+        "the build's output is shown:\n{err}"
+    );
     assert_eq!(app.get("/").unwrap(), (200, "first\n".into()));
     assert_eq!(app.get("/greeting").unwrap(), (200, "bonjour\n".into()));
-    assert_eq!(app.get("/private/key").unwrap().0, 404, ".dockerignore is honoured");
+    assert_eq!(
+        app.get("/private/key").unwrap().0,
+        404,
+        ".dockerignore is honoured"
+    );
     let label = docker(&[
         "image",
         "inspect",
@@ -92,29 +112,50 @@ fn a_repository_deploys_with_no_flag_and_a_failing_dockerfile_changes_nothing() 
     ]);
     assert_eq!(label.trim(), first);
     let k = kinds(&app);
-    assert_eq!(&k[..4], ["deployment-started", "build-started", "built", "provenance"], "{k:?}");
+    assert_eq!(
+        &k[..4],
+        ["deployment-started", "build-started", "built", "provenance"],
+        "{k:?}"
+    );
     let doc = app.replay_json();
     let build = doc["events"][1]["detail"].as_str().unwrap().to_string();
-    assert!(build.contains(&first) && build.contains("GREETING") && build.contains("BUILD_TOKEN"), "{build}");
+    assert!(
+        build.contains(&first) && build.contains("GREETING") && build.contains("BUILD_TOKEN"),
+        "{build}"
+    );
     assert_no_file_holds(&dir.join(".odysseus"), TOKEN);
 
     // A Dockerfile that fails: the deployment ends, the step and its last lines are
     // named, and the first version goes on serving alone.
     let serving = app.running();
     // It prints the secret as it fails: the reason (shown, and journaled) must hide it.
-    write_app(&dir, "second", "RUN echo \"about to fail with $BUILD_TOKEN\" && exit 7");
+    write_app(
+        &dir,
+        "second",
+        "RUN echo \"about to fail with $BUILD_TOKEN\" && exit 7",
+    );
     let second = commit(&dir, "second");
     let out = deploy(&app);
     assert_exit(&out, 1, "a failing build");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
-    assert!(text.contains("could not be built: nothing was changed"), "{text}");
-    assert!(text.contains("Step 6/") && text.contains("exit 7"), "the failing step: {text}");
+    assert!(
+        text.contains("could not be built: nothing was changed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Step 6/") && text.contains("exit 7"),
+        "the failing step: {text}"
+    );
     assert!(text.contains("about to fail"), "its last lines: {text}");
     assert!(!text.contains(TOKEN), "{text}");
     assert_eq!(app.running(), serving);
     assert_eq!(app.get("/").unwrap(), (200, "first\n".into()));
     let k = kinds(&app);
-    assert_eq!(k, ["deployment-started", "build-started", "build-failed"], "{k:?}");
+    assert_eq!(
+        k,
+        ["deployment-started", "build-started", "build-failed"],
+        "{k:?}"
+    );
     let status = Command::new(real::odysseus_bin())
         .args(["status", "--json", "-c"])
         .arg(app.config())
@@ -142,12 +183,24 @@ fn a_repository_deploys_with_no_flag_and_a_failing_dockerfile_changes_nothing() 
     let (mut child, _rest) = spawn_until(cmd, "Built ");
     child.kill().unwrap();
     child.wait().unwrap();
-    let out = app.deploy_cmd(&["--resume"]).env("BUILD_TOKEN", TOKEN).output().unwrap();
+    let out = app
+        .deploy_cmd(&["--resume"])
+        .env("BUILD_TOKEN", TOKEN)
+        .output()
+        .unwrap();
     assert_exit(&out, 0, "resume after the build");
-    assert!(!stderr(&out).contains("Building"), "built again:\n{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("Building"),
+        "built again:\n{}",
+        stderr(&out)
+    );
     assert_eq!(app.get("/").unwrap(), (200, "fourth\n".into()));
     let k = kinds(&app);
-    assert_eq!(k.iter().filter(|k| *k == "build-started").count(), 1, "{k:?}");
+    assert_eq!(
+        k.iter().filter(|k| *k == "build-started").count(),
+        1,
+        "{k:?}"
+    );
     assert_eq!(k.iter().filter(|k| *k == "built").count(), 1, "{k:?}");
     let (_, version) = app.running().pop().unwrap();
     assert_eq!(version, fourth[..12]);
@@ -160,7 +213,11 @@ fn a_repository_deploys_with_no_flag_and_a_failing_dockerfile_changes_nothing() 
     // A build without them is refused before anything starts, naming the key.
     let out = app.deploy_cmd(&["--build"]).output().unwrap();
     assert_exit(&out, 2, "a build lacking its secret");
-    assert!(stderr(&out).contains("builder.secrets: BUILD_TOKEN is not set"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("builder.secrets: BUILD_TOKEN is not set"),
+        "{}",
+        stderr(&out)
+    );
     assert_no_file_holds(&dir.join(".odysseus"), TOKEN);
 
     for tag in [&first, &second, &third, &fourth] {
@@ -174,21 +231,35 @@ fn a_repository_deploys_with_no_flag_and_a_failing_dockerfile_changes_nothing() 
 fn several_platforms_are_refused_naming_buildx_and_a_missing_dockerfile_is_named() {
     let _serial = serial();
     require_docker();
-    let app = App::new("multiarch", "odysseus-multiarch", "builder:\n  arch: [amd64, arm64]\n");
+    let app = App::new(
+        "multiarch",
+        "odysseus-multiarch",
+        "builder:\n  arch: [amd64, arm64]\n",
+    );
     git(&app.dir, &["init", "-q"]);
     write_app(&app.dir, "x", "");
     commit(&app.dir, "x");
     let out = deploy(&app);
     assert_exit(&out, 2, "several platforms");
-    assert!(stderr(&out).contains("buildx") && stderr(&out).contains("linux/amd64, linux/arm64"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("buildx") && stderr(&out).contains("linux/amd64, linux/arm64"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!app.dir.join(".odysseus").exists() || kinds_or_none(&app).is_empty());
 
-    app.write_config("odysseus-multiarch", "builder:\n  dockerfile: docker/Dockerfile.prod\n");
+    app.write_config(
+        "odysseus-multiarch",
+        "builder:\n  dockerfile: docker/Dockerfile.prod\n",
+    );
     commit(&app.dir, "y");
     let out = app.deploy_cmd(&["--build"]).output().unwrap();
     assert_exit(&out, 1, "no Dockerfile there");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
-    assert!(text.contains("no Dockerfile at") && text.contains("docker/Dockerfile.prod"), "{text}");
+    assert!(
+        text.contains("no Dockerfile at") && text.contains("docker/Dockerfile.prod"),
+        "{text}"
+    );
     assert!(app.running().is_empty());
 }
 
@@ -198,7 +269,10 @@ fn kinds_or_none(app: &App) -> Vec<String> {
         .arg(app.config())
         .output()
         .unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// What a helper found attacking the builds, each turned into a check: a resume after a
@@ -213,7 +287,11 @@ fn builds_resist_dirty_resumes_split_secrets_and_hostile_contexts() {
     require_docker();
     let image = format!("odysseus-hostile-{}", std::process::id());
     let pem = "-----BEGIN KEY-----\nLINEONEOFTHEKEYxyz\nLINETWOOFTHEKEYabc\n-----END KEY-----";
-    let app = App::new("hostile", &image, "builder:\n  secrets: [PEM_KEY, SPLIT_TOKEN]\n");
+    let app = App::new(
+        "hostile",
+        &image,
+        "builder:\n  secrets: [PEM_KEY, SPLIT_TOKEN]\n",
+    );
     let dir = app.dir.clone();
     let run = |args: &[&str]| {
         app.deploy_cmd(args)
@@ -226,7 +304,10 @@ fn builds_resist_dirty_resumes_split_secrets_and_hostile_contexts() {
     std::fs::create_dir_all(dir.join("site")).unwrap();
     std::fs::write(dir.join("site/health"), "ok\n").unwrap();
     std::fs::write(dir.join("site/index.html"), "committed\n").unwrap();
-    std::fs::File::create(dir.join("sparse.bin")).unwrap().set_len(16 << 20).unwrap();
+    std::fs::File::create(dir.join("sparse.bin"))
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
     std::fs::write(dir.join(".gitignore"), "sparse.bin\n").unwrap();
     // Prints the multi-line secret, then the other one in pieces across output chunks,
     // then sleeps: the moment to interrupt.
@@ -239,7 +320,8 @@ fn builds_resist_dirty_resumes_split_secrets_and_hostile_contexts() {
     .unwrap();
     commit(&dir, "one");
     let mut cmd = app.deploy_cmd(&[]);
-    cmd.env("PEM_KEY", pem).env("SPLIT_TOKEN", "SplitSecretValue2026");
+    cmd.env("PEM_KEY", pem)
+        .env("SPLIT_TOKEN", "SplitSecretValue2026");
     let (mut child, _rest) = spawn_until(cmd, "RUN sleep 3");
     child.kill().unwrap();
     child.wait().unwrap();
@@ -247,29 +329,51 @@ fn builds_resist_dirty_resumes_split_secrets_and_hostile_contexts() {
     std::fs::write(dir.join("site/index.html"), "NOT COMMITTED\n").unwrap();
     let out = run(&["--resume"]);
     assert_exit(&out, 3, "a resume over a dirty tree");
-    assert!(stderr(&out).contains("uncommitted changes"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("uncommitted changes"),
+        "{}",
+        stderr(&out)
+    );
     git(&dir, &["checkout", "--", "site/index.html"]);
     let out = run(&["--resume"]);
     assert_exit(&out, 0, "the resume at the clean commit");
     assert_eq!(app.get("/").unwrap(), (200, "committed\n".into()));
     let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
-    for secret in ["LINEONEOFTHEKEYxyz", "LINETWOOFTHEKEYabc", "SplitSecretValue2026"] {
+    for secret in [
+        "LINEONEOFTHEKEYxyz",
+        "LINETWOOFTHEKEYabc",
+        "SplitSecretValue2026",
+    ] {
         assert!(!all.contains(secret), "{secret} in the output:\n{all}");
         assert_no_file_holds(&dir.join(".odysseus"), secret);
     }
     // The pieces were joined into their line before filtering, not shown one by one.
-    assert!(all.contains("[secret SPLIT_TOKEN]") && !all.contains("Spli"), "{all}");
+    assert!(
+        all.contains("[secret SPLIT_TOKEN]") && !all.contains("Spli"),
+        "{all}"
+    );
     // The image holds the context, but never the state dir.
     let (name, _) = app.running().pop().unwrap();
     let listing = docker(&["exec", &name, "busybox", "ls", "-a", "/ctx"]);
-    assert!(listing.contains("Dockerfile") && !listing.contains(".odysseus"), "{listing}");
+    assert!(
+        listing.contains("Dockerfile") && !listing.contains(".odysseus"),
+        "{listing}"
+    );
 
     // A Dockerfile the engine cannot parse: build-failed, exit 1, nothing unfinished.
-    std::fs::write(dir.join("Dockerfile"), "FROM odysseus-demo:v1\nBOGUS instruction\n").unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM odysseus-demo:v1\nBOGUS instruction\n",
+    )
+    .unwrap();
     commit(&dir, "two");
     let out = run(&[]);
     assert_exit(&out, 1, "an unparsable Dockerfile");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("could not be built"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("could not be built"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     // A link as the Dockerfile is never followed.
     std::fs::remove_file(dir.join("Dockerfile")).unwrap();
     std::fs::write(dir.join("elsewhere"), "FROM odysseus-demo:v1\n").unwrap();
@@ -277,10 +381,16 @@ fn builds_resist_dirty_resumes_split_secrets_and_hostile_contexts() {
     commit(&dir, "three");
     let out = run(&[]);
     assert_exit(&out, 1, "a linked Dockerfile");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("is a symbolic link"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("is a symbolic link"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(app.get("/").unwrap(), (200, "committed\n".into()));
     let _ = Command::new("sh")
         .arg("-c")
-        .arg(format!("docker images -q {image} | sort -u | xargs -r docker rmi -f"))
+        .arg(format!(
+            "docker images -q {image} | sort -u | xargs -r docker rmi -f"
+        ))
         .output();
 }

@@ -222,11 +222,11 @@ fn bad_values_are_all_reported_at_once() {
 /// A device or a huge file is refused at once, never read to its end (issue 11 §6).
 #[test]
 fn a_config_path_that_is_a_device_or_a_directory_is_refused_quickly() {
-    for (path, says) in [("/dev/zero", "larger than 1024 KiB"), ("/tmp", "is a directory")] {
-        let out = odysseus()
-            .args(["validate", "-c", path])
-            .output()
-            .unwrap();
+    for (path, says) in [
+        ("/dev/zero", "larger than 1024 KiB"),
+        ("/tmp", "is a directory"),
+    ] {
+        let out = odysseus().args(["validate", "-c", path]).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{path}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says), "{path}: {err}");
@@ -240,14 +240,27 @@ fn a_config_path_that_is_a_device_or_a_directory_is_refused_quickly() {
 fn a_secret_missing_here_is_a_warning_for_validate_and_an_error_for_deploy() {
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("configs/lacks-here/secret-missing-from-file.yml");
-    let out = odysseus().arg("validate").arg("-c").arg(&file).output().unwrap();
+    let out = odysseus()
+        .arg("validate")
+        .arg("-c")
+        .arg(&file)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         text.contains("warning: env.secret: ODY_CORPUS_NOT_THERE has no value on this machine; deploy needs it from the environment or ../secrets/app.env"),
         "{text}"
     );
-    assert!(!text.contains("ODY_CORPUS_PIN has no value"), "the file has it: {text}");
+    assert!(
+        !text.contains("ODY_CORPUS_PIN has no value"),
+        "the file has it: {text}"
+    );
     let out = odysseus()
         .args(["deploy", "--image", "v1", "-c"])
         .arg(&file)
@@ -256,8 +269,9 @@ fn a_secret_missing_here_is_a_warning_for_validate_and_an_error_for_deploy() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("secret-missing-from-file.yml:10: env.secret: ODY_CORPUS_NOT_THERE is not set")
-            && err.contains("or add it to ../secrets/app.env"),
+        err.contains(
+            "secret-missing-from-file.yml:10: env.secret: ODY_CORPUS_NOT_THERE is not set"
+        ) && err.contains("or add it to ../secrets/app.env"),
         "{err}"
     );
 }

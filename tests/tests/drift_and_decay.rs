@@ -73,14 +73,22 @@ fn assert_no_failures(report: &real::LoadReport, what: &str) {
 /// instant, closed without an answer (measured about one per reload, README), and never
 /// more than `max`.
 fn assert_only_reload_losses(report: &real::LoadReport, max: usize, what: &str) {
-    let closed = report.errors.iter().filter(|e| e.contains("no status line in \"\"")).count();
+    let closed = report
+        .errors
+        .iter()
+        .filter(|e| e.contains("no status line in \"\""))
+        .count();
     assert!(
         report.non_2xx.is_empty() && closed == report.errors.len() && closed <= max,
         "{what}: non-2xx {:?}, errors {:?}",
         report.non_2xx,
         &report.errors[..report.errors.len().min(5)]
     );
-    assert!(report.ok > 20, "{what}: only {} requests got through", report.ok);
+    assert!(
+        report.ok > 20,
+        "{what}: only {} requests got through",
+        report.ok
+    );
 }
 
 fn slow(app: &App, secs: u32) -> std::thread::JoinHandle<Result<(u16, String), String>> {

@@ -10,8 +10,8 @@ mod real;
 use std::time::Duration;
 
 use real::{
-    assert_exit, caddy_config_changes, require_docker, serial, stderr, App, MixedLoad,
-    SpawnOutput, HTTP_PORT,
+    assert_exit, caddy_config_changes, require_docker, serial, stderr, App, MixedLoad, SpawnOutput,
+    HTTP_PORT,
 };
 
 fn addr() -> String {
@@ -68,16 +68,27 @@ fn a_route_written_by_an_earlier_odysseus_moves_to_slots_and_keeps_serving() {
     // What the odysseus before slots wrote: the route lists the container itself.
     let serving = app.running()[0].0.clone();
     let upstreams = format!("/id/odysseus-proxy-{}/upstreams", app.service);
-    let (status, _) =
-        real::caddy_admin("PATCH", &upstreams, &format!("[{{\"dial\":\"{serving}:3000\"}}]")).unwrap();
+    let (status, _) = real::caddy_admin(
+        "PATCH",
+        &upstreams,
+        &format!("[{{\"dial\":\"{serving}:3000\"}}]"),
+    )
+    .unwrap();
     assert_eq!(status, 200);
     assert_eq!(app.upstreams(), vec![format!("{serving}:3000")]);
     let load = MixedLoad::start(&addr(), &app.host_header, 2, Duration::from_secs(300));
     std::thread::sleep(Duration::from_millis(300));
-    assert_exit(&app.deploy(&["--image", "v2"]), 0, "deploy over the old route");
+    assert_exit(
+        &app.deploy(&["--image", "v2"]),
+        0,
+        "deploy over the old route",
+    );
     // The route now names slots; the next deploys change no config at all.
     let (_, listed) = real::caddy_admin("GET", &upstreams, "").unwrap();
-    assert!(listed.contains("{file./config/odysseus/upstreams/upgraded/0}"), "{listed}");
+    assert!(
+        listed.contains("{file./config/odysseus/upstreams/upgraded/0}"),
+        "{listed}"
+    );
     let changes = caddy_config_changes();
     assert_exit(&app.deploy(&["--image", "v1"]), 0, "second deploy");
     assert_exit(&app.deploy(&["--image", "v2"]), 0, "third deploy");
@@ -102,7 +113,11 @@ fn an_older_caddy_still_deploys_by_reloading_and_says_what_keep_alive_clients_ma
     // The Debian Caddy 2.6 image reads no file placeholders.
     real::ensure_local_caddy_is("odysseus-testbed/caddy:2.6");
     let old = std::fs::read_to_string(app.config()).unwrap();
-    std::fs::write(app.config(), old.replace(real::CADDY_IMAGE, "odysseus-testbed/caddy:2.6")).unwrap();
+    std::fs::write(
+        app.config(),
+        old.replace(real::CADDY_IMAGE, "odysseus-testbed/caddy:2.6"),
+    )
+    .unwrap();
     struct Restore;
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -110,7 +125,11 @@ fn an_older_caddy_still_deploys_by_reloading_and_says_what_keep_alive_clients_ma
         }
     }
     let _restore = Restore;
-    assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy on Caddy 2.6");
+    assert_exit(
+        &app.deploy(&["--image", "v1"]),
+        0,
+        "first deploy on Caddy 2.6",
+    );
     let load = MixedLoad::start(&addr(), &app.host_header, 1, Duration::from_secs(120));
     std::thread::sleep(Duration::from_millis(300));
     let out = app.deploy(&["--image", "v2"]);
@@ -131,11 +150,16 @@ fn an_older_caddy_still_deploys_by_reloading_and_says_what_keep_alive_clients_ma
     // deploy.yml now names a current Caddy: the running one is kept, and odysseus says
     // how to switch.
     let text = std::fs::read_to_string(app.config()).unwrap();
-    std::fs::write(app.config(), text.replace("odysseus-testbed/caddy:2.6", real::CADDY_IMAGE)).unwrap();
+    std::fs::write(
+        app.config(),
+        text.replace("odysseus-testbed/caddy:2.6", real::CADDY_IMAGE),
+    )
+    .unwrap();
     let out = app.deploy(&["--image", "v1"]);
     assert_exit(&out, 0, "deploy with another proxy.image");
     assert!(
-        stderr(&out).contains("odysseus keeps the running Caddy") && stderr(&out).contains("docker rm -f odysseus-caddy"),
+        stderr(&out).contains("odysseus keeps the running Caddy")
+            && stderr(&out).contains("docker rm -f odysseus-caddy"),
         "{}",
         stderr(&out)
     );
@@ -195,7 +219,11 @@ fn a_caddy_image_without_nc_is_named_as_the_cause() {
         .arg(&work)
         .output()
         .unwrap();
-    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
     let _ = std::fs::remove_dir_all(&work);
     struct Restore;
     impl Drop for Restore {
@@ -216,6 +244,9 @@ fn a_caddy_image_without_nc_is_named_as_the_cause() {
     let out = app.deploy(&["--image", "v1"]);
     assert_ne!(out.status.code(), Some(0));
     let err = stderr(&out);
-    assert!(err.contains("has no `nc`") && err.contains("caddy:2-alpine"), "{err}");
+    assert!(
+        err.contains("has no `nc`") && err.contains("caddy:2-alpine"),
+        "{err}"
+    );
     assert!(!err.contains("invalid HTTP version"), "{err}");
 }

@@ -7,7 +7,6 @@
 #[path = "support/real.rs"]
 mod real;
 
-
 use real::{assert_exit, docker, git, require_docker, serial, stderr, App};
 
 #[test]
@@ -19,7 +18,11 @@ fn without_image_the_commit_is_the_version_and_a_dirty_tree_is_refused() {
     // Outside a repository: say what to do.
     let out = app.deploy(&[]);
     assert_exit(&out, 2, "no version outside git");
-    assert!(stderr(&out).contains("--image") && stderr(&out).contains("not in a git repository"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--image") && stderr(&out).contains("not in a git repository"),
+        "{}",
+        stderr(&out)
+    );
 
     git(&dir, &["init", "-q"]);
     git(&dir, &["add", "deploy.yml"]);
@@ -40,13 +43,24 @@ fn without_image_the_commit_is_the_version_and_a_dirty_tree_is_refused() {
     let out = app.deploy(&[]);
     assert_exit(&out, 0, "deploy of the commit");
     let err = stderr(&out);
-    assert!(err.contains("untracked") && err.contains("notes.txt"), "{err}");
+    assert!(
+        err.contains("untracked") && err.contains("notes.txt"),
+        "{err}"
+    );
     let warning = err.lines().find(|l| l.contains("untracked")).unwrap();
-    assert!(!warning.contains(".odysseus"), "odysseus's own state dir is no untracked file: {warning}");
+    assert!(
+        !warning.contains(".odysseus"),
+        "odysseus's own state dir is no untracked file: {warning}"
+    );
     let running = app.running();
     assert_eq!(running.len(), 1, "{running:?}");
     assert_eq!(running[0].1, version);
-    let label = docker(&["inspect", "-f", "{{index .Config.Labels \"odysseus.git-commit\"}}", &running[0].0]);
+    let label = docker(&[
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"odysseus.git-commit\"}}",
+        &running[0].0,
+    ]);
     assert_eq!(label.trim(), commit);
     let (status, body) = app.get("/").unwrap();
     assert_eq!((status, body.trim()), (200, "v1"));
@@ -55,8 +69,14 @@ fn without_image_the_commit_is_the_version_and_a_dirty_tree_is_refused() {
     let out = app.deploy(&[]);
     assert_exit(&out, 0, "the same commit again");
     let err = stderr(&out);
-    let warning = err.lines().find(|l| l.contains("untracked")).unwrap_or_else(|| panic!("{err}"));
-    assert!(warning.contains("notes.txt") && !warning.contains(".odysseus"), "{warning}");
+    let warning = err
+        .lines()
+        .find(|l| l.contains("untracked"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        warning.contains("notes.txt") && !warning.contains(".odysseus"),
+        "{warning}"
+    );
     let running = app.running();
 
     // A tracked file changed: refused, naming it; nothing changes.
@@ -65,8 +85,17 @@ fn without_image_the_commit_is_the_version_and_a_dirty_tree_is_refused() {
     let out = app.deploy(&[]);
     assert_exit(&out, 2, "dirty tree");
     let err = stderr(&out);
-    assert!(err.contains("uncommitted changes") && err.contains("deploy.yml") && err.contains("--image"), "{err}");
-    assert_eq!(app.running(), running, "the refused deploy changed something");
+    assert!(
+        err.contains("uncommitted changes")
+            && err.contains("deploy.yml")
+            && err.contains("--image"),
+        "{err}"
+    );
+    assert_eq!(
+        app.running(),
+        running,
+        "the refused deploy changed something"
+    );
 
     // --image always wins.
     let out = app.deploy(&["--image", "v2"]);
@@ -74,6 +103,15 @@ fn without_image_the_commit_is_the_version_and_a_dirty_tree_is_refused() {
     let (status, body) = app.get("/").unwrap();
     assert_eq!((status, body.trim()), (200, "v2"));
     let now = app.running();
-    let label = docker(&["inspect", "-f", "{{index .Config.Labels \"odysseus.git-commit\"}}", &now[0].0]);
-    assert_eq!(label.trim(), "", "a version that is not the commit carries no commit");
+    let label = docker(&[
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"odysseus.git-commit\"}}",
+        &now[0].0,
+    ]);
+    assert_eq!(
+        label.trim(),
+        "",
+        "a version that is not the commit carries no commit"
+    );
 }

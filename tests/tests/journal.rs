@@ -406,7 +406,12 @@ fn build_records_round_trip_with_frozen_kinds_and_fold_in_order() {
             },
             23,
         ),
-        (Fact::BuildFailed { reason: "Step 3/5 failed".into() }, 24),
+        (
+            Fact::BuildFailed {
+                reason: "Step 3/5 failed".into(),
+            },
+            24,
+        ),
     ];
     let mut events = vec![started(id(1), "app")];
     for (fact, kind) in facts.iter().take(2) {
@@ -420,7 +425,10 @@ fn build_records_round_trip_with_frozen_kinds_and_fold_in_order() {
         events.push(event);
     }
     let state = DeploymentState::fold(&events).unwrap();
-    assert_eq!(state.build.unwrap().image_id.as_deref(), Some("sha256:feed"));
+    assert_eq!(
+        state.build.unwrap().image_id.as_deref(),
+        Some("sha256:feed")
+    );
     let failed = Event {
         at: Timestamp(3),
         fact: facts[2].0.clone(),
@@ -450,7 +458,8 @@ fn a_damaged_or_impossible_journal_is_named_once_with_what_to_do() {
             j.append(id(n), 1, &completed()).unwrap();
         }
     }
-    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/good/accessories-era.yml");
+    let config =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/good/accessories-era.yml");
     let history = |state: &std::path::Path| {
         Command::new(support::odysseus_bin())
             .args(["history", "-c"])
@@ -476,14 +485,30 @@ fn a_damaged_or_impossible_journal_is_named_once_with_what_to_do() {
     let out = history(state.path());
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains(&journal_dir.display().to_string()) && err.contains("damaged"), "{err}");
-    assert!(err.contains("mv ") && err.contains("odysseus status"), "{err}");
-    assert!(!err.contains("backtrace") && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains(&journal_dir.display().to_string()) && err.contains("damaged"),
+        "{err}"
+    );
+    assert!(
+        err.contains("mv ") && err.contains("odysseus status"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("backtrace") && !err.contains("panicked"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "one message: {err}");
 
     for (what, make) in [
-        ("a file", Box::new(|p: &std::path::Path| std::fs::write(p, b"not a journal").unwrap()) as Box<dyn Fn(&std::path::Path)>),
-        ("a device", Box::new(|p: &std::path::Path| std::os::unix::fs::symlink("/dev/zero", p).unwrap())),
+        (
+            "a file",
+            Box::new(|p: &std::path::Path| std::fs::write(p, b"not a journal").unwrap())
+                as Box<dyn Fn(&std::path::Path)>,
+        ),
+        (
+            "a device",
+            Box::new(|p: &std::path::Path| std::os::unix::fs::symlink("/dev/zero", p).unwrap()),
+        ),
     ] {
         let other = ScratchDir::new("notadir");
         std::fs::create_dir_all(other.path()).unwrap();
@@ -491,7 +516,10 @@ fn a_damaged_or_impossible_journal_is_named_once_with_what_to_do() {
         let out = history(other.path());
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(out.status.code(), Some(2), "{what}: {err}");
-        assert!(err.contains(&format!("is {what}, not a directory")) && err.contains("--state-dir"), "{what}: {err}");
+        assert!(
+            err.contains(&format!("is {what}, not a directory")) && err.contains("--state-dir"),
+            "{what}: {err}"
+        );
         let first = err.lines().next().unwrap_or("");
         assert_eq!(err.matches("os error").count(), 0, "{what}: {err}");
         assert!(first.starts_with("odysseus: "), "{what}: {err}");

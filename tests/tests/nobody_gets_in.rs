@@ -11,10 +11,10 @@
 //! links planted where odysseus writes, a holder file opened while it was writable, the
 //! directory made before root made it. The same attack on a server is in ssh_fleet.rs.
 
-#[path = "support/real.rs"]
-mod real;
 #[path = "support/lock_attack.rs"]
 mod lock_attack;
+#[path = "support/real.rs"]
+mod real;
 
 use std::process::Command;
 
@@ -26,11 +26,16 @@ fn caddy_listening_ports() -> Vec<u16> {
     let pid = docker(&["inspect", "-f", "{{.State.Pid}}", "odysseus-caddy"]);
     let mut ports = Vec::new();
     for table in ["tcp", "tcp6"] {
-        let text = std::fs::read_to_string(format!("/proc/{}/net/{table}", pid.trim())).unwrap_or_default();
+        let text = std::fs::read_to_string(format!("/proc/{}/net/{table}", pid.trim()))
+            .unwrap_or_default();
         for line in text.lines().skip(1) {
             let cols: Vec<&str> = line.split_whitespace().collect();
             if cols.get(3) == Some(&"0A") {
-                if let Some(port) = cols[1].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok()) {
+                if let Some(port) = cols[1]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+                {
                     if !ports.contains(&port) {
                         ports.push(port);
                     }
@@ -60,30 +65,57 @@ fn attack(how: &[&str], ports: &[u16], canary_host: &str) -> Vec<String> {
     );
     for target in ["odysseus-caddy", ip.trim()] {
         for port in ports.iter().chain([2019u16, 2020, 2999].iter()) {
-            for host in ["127.0.0.1:2019", "localhost:2019", "[::1]:2019", &format!("{}:{port}", ip.trim()), ""] {
-                let header = if host.is_empty() { String::new() } else { format!("--header 'Host: {host}'") };
+            for host in [
+                "127.0.0.1:2019",
+                "localhost:2019",
+                "[::1]:2019",
+                &format!("{}:{port}", ip.trim()),
+                "",
+            ] {
+                let header = if host.is_empty() {
+                    String::new()
+                } else {
+                    format!("--header 'Host: {host}'")
+                };
                 script.push_str(&format!(
                     "echo \"=== {target}:{port} {host}\"; wget -q -O - {header} http://{target}:{port}/config/ 2>&1; echo;\n"
                 ));
             }
         }
     }
-    let out = Command::new(how[0]).args(&how[1..]).arg(&script).output().unwrap();
+    let out = Command::new(how[0])
+        .args(&how[1..])
+        .arg(&script)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.split("=== ").filter(|s| !s.trim().is_empty()).map(str::to_string).collect()
+    text.split("=== ")
+        .filter(|s| !s.trim().is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// What Caddy's config looks like: any answer holding it means the attack got in.
 fn leaked(answers: &[String]) -> Vec<&String> {
     answers
         .iter()
-        .filter(|a| a.contains("odysseus-route-") || a.contains("\"admin\"") || a.contains("\"apps\""))
+        .filter(|a| {
+            a.contains("odysseus-route-") || a.contains("\"admin\"") || a.contains("\"apps\"")
+        })
         .collect()
 }
 
 fn attacker_container() -> Vec<&'static str> {
     vec![
-        "docker", "run", "--rm", "--network", "odysseus", "--entrypoint", "/bin/sh", "odysseus-demo:v1", "-c",
+        "docker",
+        "run",
+        "--rm",
+        "--network",
+        "odysseus",
+        "--entrypoint",
+        "/bin/sh",
+        "odysseus-demo:v1",
+        "-c",
     ]
 }
 
@@ -112,26 +144,43 @@ fn no_container_on_the_odysseus_network_reaches_caddys_admin_api_and_deploys_sti
     assert!(ports.contains(&80), "Caddy listens on {ports:?}");
     // From a throwaway container on the network, and from inside the dependency.
     let from_app = attack(&attacker_container(), &ports, &app.host_header);
-    let from_dependency =
-        attack(&["docker", "exec", "fortress-cache", "/bin/sh", "-c"], &ports, &app.host_header);
+    let from_dependency = attack(
+        &["docker", "exec", "fortress-cache", "/bin/sh", "-c"],
+        &ports,
+        &app.host_header,
+    );
     let _ = docker(&["rm", "-f", "fortress-cache"]);
-    for (who, answers) in [("a container on the network", &from_app), ("a dependency", &from_dependency)] {
-        assert!(leaked(answers).is_empty(), "{who} read Caddy's config: {:?}", leaked(answers));
+    for (who, answers) in [
+        ("a container on the network", &from_app),
+        ("a dependency", &from_dependency),
+    ] {
+        assert!(
+            leaked(answers).is_empty(),
+            "{who} read Caddy's config: {:?}",
+            leaked(answers)
+        );
         // The attacker did reach Caddy (its own app's route answers): the test is not
         // blind.
         assert!(
-            answers.iter().any(|a| a.starts_with("canary") && a.contains("v1")),
+            answers
+                .iter()
+                .any(|a| a.starts_with("canary") && a.contains("v1")),
             "{who} never reached Caddy at all: {answers:?}"
         );
     }
     // And nothing changed: deploys still work, traffic flows.
-    assert_exit(&app.deploy(&["--image", "v2"]), 0, "deploy after the attack");
+    assert_exit(
+        &app.deploy(&["--image", "v2"]),
+        0,
+        "deploy after the attack",
+    );
     let (status, body) = app.get("/").unwrap();
     assert_eq!((status, body.trim()), (200, "v2"));
 }
 
 #[test]
-fn a_caddy_whose_admin_api_an_older_odysseus_left_on_every_interface_is_closed_by_the_next_deploy() {
+fn a_caddy_whose_admin_api_an_older_odysseus_left_on_every_interface_is_closed_by_the_next_deploy()
+{
     let _serial = serial();
     require_docker();
     let app = App::new("oldadmin", "odysseus-demo", "");
@@ -151,9 +200,21 @@ fn a_caddy_whose_admin_api_an_older_odysseus_left_on_every_interface_is_closed_b
         !leaked(&before).is_empty(),
         "the attack must work against the old layout, or this test proves nothing: {before:?}"
     );
-    assert_exit(&app.deploy(&["--image", "v2"]), 0, "deploy by this odysseus");
-    let after = attack(&attacker_container(), &caddy_listening_ports(), &app.host_header);
-    assert!(leaked(&after).is_empty(), "still open: {:?}", leaked(&after));
+    assert_exit(
+        &app.deploy(&["--image", "v2"]),
+        0,
+        "deploy by this odysseus",
+    );
+    let after = attack(
+        &attacker_container(),
+        &caddy_listening_ports(),
+        &app.host_header,
+    );
+    assert!(
+        leaked(&after).is_empty(),
+        "still open: {:?}",
+        leaked(&after)
+    );
     // The routes survived the move, and the admin API answers odysseus.
     let (status, body) = app.get("/").unwrap();
     assert_eq!((status, body.trim()), (200, "v2"));
@@ -212,7 +273,10 @@ proxy:
         String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
     };
     assert!(all(&verbose).len() > 1000, "-vv said almost nothing");
-    assert!(!all(&verbose).contains(SECRET), "-vv output holds the secret");
+    assert!(
+        !all(&verbose).contains(SECRET),
+        "-vv output holds the secret"
+    );
     // The container really has it (the test is not blind).
     let running = app.running();
     let env = docker(&["inspect", "-f", "{{json .Config.Env}}", &running[0].0]);
@@ -226,9 +290,19 @@ proxy:
     let failed = run(&["--image", "v2"]);
     assert_exit(&failed, 1, "deploy of an app that dies printing its secret");
     let said = all(&failed);
-    assert!(!said.contains(SECRET), "the output holds the secret: {said}");
-    assert!(said.contains("token=[secret LEAKY_TOKEN]"), "the last lines are not in the report: {said}");
-    for args in [vec!["replay", "-c"], vec!["replay", "--json", "-c"], vec!["history", "-c"]] {
+    assert!(
+        !said.contains(SECRET),
+        "the output holds the secret: {said}"
+    );
+    assert!(
+        said.contains("token=[secret LEAKY_TOKEN]"),
+        "the last lines are not in the report: {said}"
+    );
+    for args in [
+        vec!["replay", "-c"],
+        vec!["replay", "--json", "-c"],
+        vec!["history", "-c"],
+    ] {
         let out = Command::new(real::odysseus_bin())
             .args(&args)
             .arg(app.config())
@@ -264,7 +338,11 @@ fn another_user_of_this_machine_can_neither_redirect_nor_hold_nor_forge_the_depl
         .output()
         .unwrap();
     let shown = String::from_utf8_lossy(&status.stdout).into_owned();
-    assert!(shown.contains("open to other users") && shown.contains("the next deploy moves it aside"), "{shown}{}", real::stderr(&status));
+    assert!(
+        shown.contains("open to other users") && shown.contains("the next deploy moves it aside"),
+        "{shown}{}",
+        real::stderr(&status)
+    );
     lock_attack::assert_still_planted(&m, &planted);
     // While the deploy holds the lock, the holder line (user, pid, state dir) is on no
     // command line another user can read.
@@ -276,16 +354,27 @@ fn another_user_of_this_machine_can_neither_redirect_nor_hold_nor_forge_the_depl
     let planted = lock_attack::squat(&m, &app.service);
     let out = app.deploy(&["--image", "v2"]);
     let err = real::stderr(&out);
-    assert!(!out.status.success(), "a deploy used a directory nobody made: {err}");
+    assert!(
+        !out.status.success(),
+        "a deploy used a directory nobody made: {err}"
+    );
     assert!(
         err.contains("belongs to uid 65534") && err.contains("rm -r /run/lock/odysseus"),
         "{err}"
     );
     lock_attack::assert_nothing_happened(&m, &planted);
     let (status, body) = app.get("/").unwrap();
-    assert_eq!((status, body.trim()), (200, "v1"), "the refused deploy changed something");
+    assert_eq!(
+        (status, body.trim()),
+        (200, "v1"),
+        "the refused deploy changed something"
+    );
 
     lock_attack::clear(&m);
-    assert_exit(&app.deploy(&["--image", "v2"]), 0, "deploy once the directory is gone");
+    assert_exit(
+        &app.deploy(&["--image", "v2"]),
+        0,
+        "deploy once the directory is gone",
+    );
     lock_attack::assert_closed_to_others(&m, &app.service);
 }

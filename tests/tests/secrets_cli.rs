@@ -48,7 +48,11 @@ fn text(o: &Output) -> String {
 fn encrypt_one_secret(dir: &Path, key: &str) {
     let plain = dir.join("plain.yml");
     std::fs::write(&plain, "DATABASE_URL: postgres://u:pa55word-x@db/app\n").unwrap();
-    let out = odysseus(dir, Some(key), &["secrets", "encrypt", "--input", plain.to_str().unwrap()]);
+    let out = odysseus(
+        dir,
+        Some(key),
+        &["secrets", "encrypt", "--input", plain.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
@@ -66,39 +70,94 @@ fn a_key_is_made_a_file_encrypted_listed_masked_and_read_by_deploy_yml() {
     let out = odysseus(dir.path(), None, &["secrets", "generate-key"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    assert!(key.len() == 64 && key.chars().all(|c| c.is_ascii_hexdigit()), "{key}");
+    assert!(
+        key.len() == 64 && key.chars().all(|c| c.is_ascii_hexdigit()),
+        "{key}"
+    );
 
     let plain = dir.path().join("plain.yml");
-    std::fs::write(&plain, "DATABASE_URL: postgres://u:pa55word-x@db/app\nAPI_TOKEN: tok_0123456789\n").unwrap();
-    let out = odysseus(dir.path(), Some(&key), &["secrets", "encrypt", "--input", plain.to_str().unwrap()]);
+    std::fs::write(
+        &plain,
+        "DATABASE_URL: postgres://u:pa55word-x@db/app\nAPI_TOKEN: tok_0123456789\n",
+    )
+    .unwrap();
+    let out = odysseus(
+        dir.path(),
+        Some(&key),
+        &["secrets", "encrypt", "--input", plain.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let written = std::fs::read_to_string(&enc).unwrap();
-    assert!(!written.contains("pa55word") && !written.contains("tok_0123"), "{written}");
+    assert!(
+        !written.contains("pa55word") && !written.contains("tok_0123"),
+        "{written}"
+    );
     assert!(written.starts_with('#'), "{written}");
 
     let out = odysseus(dir.path(), Some(&key), &["secrets", "decrypt"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "API_TOKEN: ********\nDATABASE_URL: ********\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "API_TOKEN: ********\nDATABASE_URL: ********\n"
+    );
     assert!(!text(&out).contains("pa55word"));
 
     let out = odysseus(dir.path(), Some(&key), &["validate"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     // Encrypting a file onto itself, or over a plain file, would lose the values: refused.
-    let out = odysseus(dir.path(), Some(&key), &["secrets", "encrypt", "--input", enc.to_str().unwrap(), "--file", enc.to_str().unwrap()]);
+    let out = odysseus(
+        dir.path(),
+        Some(&key),
+        &[
+            "secrets",
+            "encrypt",
+            "--input",
+            enc.to_str().unwrap(),
+            "--file",
+            enc.to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let other = dir.path().join("other.yml");
     std::fs::write(&other, "A: 1\n").unwrap();
-    let out = odysseus(dir.path(), Some(&key), &["secrets", "encrypt", "--input", plain.to_str().unwrap(), "--file", other.to_str().unwrap()]);
+    let out = odysseus(
+        dir.path(),
+        Some(&key),
+        &[
+            "secrets",
+            "encrypt",
+            "--input",
+            plain.to_str().unwrap(),
+            "--file",
+            other.to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("not an encrypted secrets file"), "{}", text(&out));
+    assert!(
+        text(&out).contains("not an encrypted secrets file"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(std::fs::read_to_string(&other).unwrap(), "A: 1\n");
-    assert_eq!(std::fs::read_to_string(&enc).unwrap(), written, "the file was replaced");
+    assert_eq!(
+        std::fs::read_to_string(&enc).unwrap(),
+        written,
+        "the file was replaced"
+    );
 
     // Encrypting again under another key would lose the file's secrets: refused.
-    let out = odysseus(dir.path(), Some("another-key"), &["secrets", "encrypt", "--input", plain.to_str().unwrap()]);
+    let out = odysseus(
+        dir.path(),
+        Some("another-key"),
+        &["secrets", "encrypt", "--input", plain.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert_eq!(std::fs::read_to_string(&enc).unwrap(), written, "the file was replaced");
+    assert_eq!(
+        std::fs::read_to_string(&enc).unwrap(),
+        written,
+        "the file was replaced"
+    );
 }
 
 #[test]
@@ -111,10 +170,18 @@ fn no_key_a_wrong_key_a_changed_file_and_a_missing_name_are_refused_with_exit_2_
     // a deploy refuses.
     let out = odysseus(dir.path(), None, &["validate"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("secrets.yml.enc is encrypted and ODYSSEUS_MASTER_KEY is not set here"), "{}", text(&out));
+    assert!(
+        text(&out).contains("secrets.yml.enc is encrypted and ODYSSEUS_MASTER_KEY is not set here"),
+        "{}",
+        text(&out)
+    );
     let out = odysseus(dir.path(), None, &["deploy", "--image", "v1"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("is encrypted: set ODYSSEUS_MASTER_KEY"), "{}", text(&out));
+    assert!(
+        text(&out).contains("is encrypted: set ODYSSEUS_MASTER_KEY"),
+        "{}",
+        text(&out)
+    );
 
     let out = odysseus(dir.path(), Some("k-wrong"), &["validate"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -125,11 +192,19 @@ fn no_key_a_wrong_key_a_changed_file_and_a_missing_name_are_refused_with_exit_2_
     // API_TOKEN is in env.secret but in no source: an error naming it, not an empty value.
     let out = odysseus(dir.path(), Some(key), &["validate"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("API_TOKEN has no value on this machine"), "{}", text(&out));
+    assert!(
+        text(&out).contains("API_TOKEN has no value on this machine"),
+        "{}",
+        text(&out)
+    );
     assert!(!text(&out).contains("pa55word"), "{}", text(&out));
     let out = odysseus(dir.path(), Some(key), &["deploy", "--image", "v1"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("API_TOKEN is not set"), "{}", text(&out));
+    assert!(
+        text(&out).contains("API_TOKEN is not set"),
+        "{}",
+        text(&out)
+    );
     assert!(!text(&out).contains("pa55word"), "{}", text(&out));
 
     // One character of the ciphertext changed.
@@ -161,7 +236,11 @@ fn edit_goes_through_the_editor_on_a_private_file_that_is_removed() {
         ),
     )
     .unwrap();
-    std::process::Command::new("chmod").arg("+x").arg(&editor).status().unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&editor)
+        .status()
+        .unwrap();
     let out = Command::new(support::odysseus_bin())
         .args(["secrets", "edit", "-c"])
         .arg(dir.path().join("deploy.yml"))
@@ -176,8 +255,15 @@ fn edit_goes_through_the_editor_on_a_private_file_that_is_removed() {
     let first: Vec<&str> = lines.next().unwrap().split(' ').collect();
     assert_eq!(first[0], "600", "{seen}");
     assert_eq!(lines.next(), Some("700"), "{seen}");
-    assert!(seen.contains("DATABASE_URL: postgres://u:pa55word-x@db/app"), "{seen}");
-    assert!(!Path::new(first[1]).exists(), "the decrypted file was left at {}", first[1]);
+    assert!(
+        seen.contains("DATABASE_URL: postgres://u:pa55word-x@db/app"),
+        "{seen}"
+    );
+    assert!(
+        !Path::new(first[1]).exists(),
+        "the decrypted file was left at {}",
+        first[1]
+    );
     let out = odysseus(dir.path(), Some(key), &["validate"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(!std::fs::read_to_string(&enc).unwrap().contains("tok_added"));
@@ -189,10 +275,17 @@ fn edit_goes_through_the_editor_on_a_private_file_that_is_removed() {
 fn a_file_written_by_another_implementation_resolves_deploy_yml_secrets() {
     let (dir, _) = setup();
     let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors");
-    std::fs::copy(vectors.join("secrets-symbols.yml.enc"), dir.path().join("secrets.yml.enc")).unwrap();
+    std::fs::copy(
+        vectors.join("secrets-symbols.yml.enc"),
+        dir.path().join("secrets.yml.enc"),
+    )
+    .unwrap();
     let key = std::fs::read_to_string(vectors.join("master.key")).unwrap();
     let out = odysseus(dir.path(), Some(&key), &["validate"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let out = odysseus(dir.path(), Some(&key), &["secrets", "decrypt"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "API_TOKEN: ********\nDATABASE_URL: ********\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "API_TOKEN: ********\nDATABASE_URL: ********\n"
+    );
 }

@@ -2,12 +2,12 @@
 //! own Caddy each): rolling under load, strict host keys, a host killed mid-deploy, and
 //! fleet rollback. The servers are reached only at 198.51.100.0/24, the test LAN.
 
-#[path = "support/real.rs"]
-mod real;
 #[path = "support/lock_attack.rs"]
 mod lock_attack;
+#[path = "support/real.rs"]
+mod real;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -71,7 +71,9 @@ fn fleet_up() {
         let stale: Vec<&str> = images
             .iter()
             .copied()
-            .filter(|i| server_docker(n, &["image", "inspect", "-f", "{{.Id}}", i]).trim() != local_id(i))
+            .filter(|i| {
+                server_docker(n, &["image", "inspect", "-f", "{{.Id}}", i]).trim() != local_id(i)
+            })
             .collect();
         if !stale.is_empty() {
             let load = Command::new("sh")
@@ -93,7 +95,16 @@ fn fleet_up() {
         let caddy = server_docker(n, &["inspect", "-f", "{{.Image}}", "odysseus-caddy"]);
         if !caddy.trim().is_empty() && caddy.trim() != local_id(real::CADDY_IMAGE) {
             server_docker(n, &["rm", "-f", "odysseus-caddy"]);
-            server_docker(n, &["volume", "rm", "-f", "odysseus-caddy-config", "odysseus-caddy-data"]);
+            server_docker(
+                n,
+                &[
+                    "volume",
+                    "rm",
+                    "-f",
+                    "odysseus-caddy-config",
+                    "odysseus-caddy-data",
+                ],
+            );
         }
     }
 }
@@ -223,15 +234,20 @@ ssh:
                     &format!("odysseus-deployment-{}", self.service),
                 ],
             );
-            let ids = server_docker(
-                n,
-                &[
-                    "ps",
-                    "-aq",
-                    "--filter",
-                    &format!("label=odysseus.service={}", self.service),
-                ],
-            );
+            // The service's containers and its one-offs (one left by a failed run would
+            // confuse the next).
+            let mut ids = String::new();
+            for label in ["odysseus.service", "odysseus.oneoff"] {
+                ids.push_str(&server_docker(
+                    n,
+                    &[
+                        "ps",
+                        "-aq",
+                        "--filter",
+                        &format!("label={label}={}", self.service),
+                    ],
+                ));
+            }
             let ids: Vec<&str> = ids.lines().collect();
             if !ids.is_empty() {
                 let mut args = vec!["rm", "-f"];
@@ -875,10 +891,15 @@ fn a_non_root_deploy_user_in_the_docker_group_deploys_the_fleet() {
     let root_yaml = std::fs::read_to_string(app.dir.join("deploy.yml")).unwrap();
     let user_yaml = root_yaml.replace("ssh:\n", "ssh:\n  user: odydeploy\n");
     let as_user = |user: bool| {
-        std::fs::write(app.dir.join("deploy.yml"), if user { &user_yaml } else { &root_yaml }).unwrap();
+        std::fs::write(
+            app.dir.join("deploy.yml"),
+            if user { &user_yaml } else { &root_yaml },
+        )
+        .unwrap();
     };
-    let machines: Vec<lock_attack::Machine> =
-        (1..=3).map(|n| lock_attack::Machine::server(&servers_sh(), &format!("s{n}"))).collect();
+    let machines: Vec<lock_attack::Machine> = (1..=3)
+        .map(|n| lock_attack::Machine::server(&servers_sh(), &format!("s{n}")))
+        .collect();
     // Root deploys first, so the lock files on the servers are root's; then the deploy
     // user must still be able to lock, write the holder, and deploy.
     assert_exit(&app.deploy(&["--image", "v1"]), 0, "first deploy as root");
@@ -905,9 +926,17 @@ fn a_non_root_deploy_user_in_the_docker_group_deploys_the_fleet() {
         lock_attack::clear(m);
     }
     as_user(true);
-    assert_exit(&app.deploy(&["--image", "v1"]), 0, "odydeploy first on clean servers");
+    assert_exit(
+        &app.deploy(&["--image", "v1"]),
+        0,
+        "odydeploy first on clean servers",
+    );
     as_user(false);
-    assert_exit(&app.deploy(&["--image", "v2"]), 0, "root after odydeploy made the directory");
+    assert_exit(
+        &app.deploy(&["--image", "v2"]),
+        0,
+        "root after odydeploy made the directory",
+    );
     assert_eq!(app.versions(), vec!["v2"; 3]);
     for m in &machines {
         lock_attack::assert_closed_to_others(m, &app.service);
@@ -926,7 +955,11 @@ fn another_user_of_a_server_can_neither_redirect_nor_hold_nor_forge_its_deploy_l
     let app = FleetApp::new("sshlockatk", "");
     let s2 = lock_attack::Machine::server(&servers_sh(), "s2");
     let planted = lock_attack::plant_in_open_dir(&s2, &app.service);
-    lock_attack::deploy_with_holder_hidden(&s2, app.cmd(&["--image", "v1"]), "[web@198.51.100.12] start-new");
+    lock_attack::deploy_with_holder_hidden(
+        &s2,
+        app.cmd(&["--image", "v1"]),
+        "[web@198.51.100.12] start-new",
+    );
     lock_attack::assert_nothing_happened(&s2, &planted);
     lock_attack::assert_fresh_directory(&s2, &planted);
     lock_attack::assert_closed_to_others(&s2, &app.service);
@@ -934,13 +967,22 @@ fn another_user_of_a_server_can_neither_redirect_nor_hold_nor_forge_its_deploy_l
     let planted = lock_attack::squat(&s2, &app.service);
     let out = app.deploy(&["--image", "v2"]);
     let err = stderr(&out);
-    assert!(!out.status.success(), "a deploy used a directory nobody made: {err}");
     assert!(
-        err.contains("198.51.100.12") && err.contains("belongs to uid 65534") && err.contains("rm -r /run/lock/odysseus"),
+        !out.status.success(),
+        "a deploy used a directory nobody made: {err}"
+    );
+    assert!(
+        err.contains("198.51.100.12")
+            && err.contains("belongs to uid 65534")
+            && err.contains("rm -r /run/lock/odysseus"),
         "{err}"
     );
     lock_attack::assert_nothing_happened(&s2, &planted);
-    assert_eq!(app.versions(), vec!["v1"; 3], "the refused deploy changed a host");
+    assert_eq!(
+        app.versions(),
+        vec!["v1"; 3],
+        "the refused deploy changed a host"
+    );
     // `status` still shows the host (it answers), with why its lock is not looked at.
     let status = Command::new(real::odysseus_bin())
         .arg("status")
@@ -950,18 +992,26 @@ fn another_user_of_a_server_can_neither_redirect_nor_hold_nor_forge_its_deploy_l
         .unwrap();
     let shown = String::from_utf8_lossy(&status.stdout).into_owned();
     assert!(
-        !shown.contains("UNREACHABLE") && shown.contains("deploy lock: ") && shown.contains("belongs to uid 65534"),
+        !shown.contains("UNREACHABLE")
+            && shown.contains("deploy lock: ")
+            && shown.contains("belongs to uid 65534"),
         "{shown}{}",
         stderr(&status)
     );
     lock_attack::clear(&s2);
-    assert_exit(&app.deploy(&["--image", "v2"]), 0, "deploy once the directory is gone");
+    assert_exit(
+        &app.deploy(&["--image", "v2"]),
+        0,
+        "deploy once the directory is gone",
+    );
     assert_eq!(app.versions(), vec!["v2"; 3]);
 }
 
 /// `dependencies` (a cache here, the "other" image): `dependency boot` creates it on its
 /// host with its ports, env and secret, waits for its health check; booting again keeps
-/// it; the app reaches it by name on the `odysseus` network; `remove` takes it away.
+/// it; the app reaches it by name on the `odysseus` network; `logs`, `exec`, `shell` reach
+/// the running container; `restart` keeps the container, `upgrade` replaces it with
+/// deploy.yml's image only when confirmed, keeping its named volume; `remove` takes it away.
 #[test]
 fn a_dependency_is_booted_reached_by_the_app_and_removed() {
     let _serial = serial();
@@ -969,7 +1019,7 @@ fn a_dependency_is_booted_reached_by_the_app_and_removed() {
     let load = Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "docker save odysseus-other:1 | docker -H unix://{BASE}/s2/run/docker.sock load -q"
+            "docker save odysseus-other:1 odysseus-other:2 | docker -H unix://{BASE}/s2/run/docker.sock load -q"
         ))
         .output()
         .unwrap();
@@ -985,6 +1035,7 @@ fn a_dependency_is_booted_reached_by_the_app_and_removed() {
     image: odysseus-other:1
     hosts: [198.51.100.12]
     ports: [\"9090:8080\"]
+    volumes: [\"sshdeps-data:/data\"]
     env:
       clear: { PORT: 8080 }
       secret: [GREETING]
@@ -1003,6 +1054,7 @@ fn a_dependency_is_booted_reached_by_the_app_and_removed() {
             .unwrap()
     };
     let _ = server_docker(2, &["rm", "-f", "sshdeps-cache"]);
+    let _ = server_docker(2, &["volume", "rm", "-f", "sshdeps-data"]);
     let booted = run(&["dependency", "boot"]);
     assert_exit(&booted, 0, "dependency boot");
     assert!(
@@ -1050,12 +1102,118 @@ fn a_dependency_is_booted_reached_by_the_app_and_removed() {
     // Deploys never touch it.
     assert_exit(&deploy("v2"), 0, "deploy v2");
     assert!(String::from_utf8_lossy(&run(&["dependency", "status"]).stdout).contains("running"));
+
+    // Into the running container: exec (its exit code), logs, a shell fed by a pipe.
+    let exec = run(&[
+        "dependency",
+        "exec",
+        "cache",
+        "--command",
+        "echo log-marker > /proc/1/fd/1; echo kept > /data/file; exit 6",
+    ]);
+    assert_eq!(exec.status.code(), Some(6), "{}", stderr(&exec));
+    let logs = run(&["dependency", "logs", "cache", "-n", "5"]);
+    assert_exit(&logs, 0, "dependency logs");
+    assert!(
+        String::from_utf8_lossy(&logs.stdout).contains("log-marker"),
+        "{}",
+        stderr(&logs)
+    );
+    let mut shell = Command::new(real::odysseus_bin())
+        .args(["dependency", "shell", "cache", "-c"])
+        .arg(app.dir.join("deploy.yml"))
+        .env("GREETING", "hello from a dependency")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    shell
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo port-$PORT\n")
+        .unwrap();
+    let shell = shell.wait_with_output().unwrap();
+    assert_exit(&shell, 0, "dependency shell");
+    assert_eq!(String::from_utf8_lossy(&shell.stdout).trim(), "port-8080");
+    let wrong_host = run(&["dependency", "logs", "cache", "--host", "198.51.100.11"]);
+    assert_exit(&wrong_host, 2, "a host the dependency does not run on");
+
+    // Restart: the same container, started again.
+    let identity = || {
+        server_docker(
+            2,
+            &[
+                "inspect",
+                "-f",
+                "{{.Id}} {{.State.StartedAt}} {{.Config.Image}}",
+                "sshdeps-cache",
+            ],
+        )
+    };
+    let before = identity();
+    let restarted = run(&["dependency", "restart", "cache"]);
+    assert_exit(&restarted, 0, "dependency restart");
+    assert!(
+        stderr(&restarted).contains("cache: restarted, healthy"),
+        "{}",
+        stderr(&restarted)
+    );
+    let after = identity();
+    assert_eq!(
+        before.split(' ').next(),
+        after.split(' ').next(),
+        "the same container"
+    );
+    assert_ne!(before, after, "started again");
+
+    // Upgrade to deploy.yml's new image: refused without a terminal unless --yes.
+    let yaml = std::fs::read_to_string(app.dir.join("deploy.yml")).unwrap();
+    std::fs::write(
+        app.dir.join("deploy.yml"),
+        yaml.replace("odysseus-other:1", "odysseus-other:2"),
+    )
+    .unwrap();
+    let unconfirmed = run(&["dependency", "upgrade", "cache"]);
+    assert_exit(
+        &unconfirmed,
+        2,
+        "upgrade without --yes and without a terminal",
+    );
+    assert!(
+        stderr(&unconfirmed).contains("--yes"),
+        "{}",
+        stderr(&unconfirmed)
+    );
+    assert_eq!(identity(), after, "nothing changed");
+    let upgraded = run(&["dependency", "upgrade", "cache", "--yes"]);
+    assert_exit(&upgraded, 0, "dependency upgrade");
+    assert!(
+        stderr(&upgraded)
+            .contains("odysseus-other:1 → odysseus-other:2, healthy; out of service for"),
+        "{}",
+        stderr(&upgraded)
+    );
+    assert!(
+        identity().trim().ends_with("odysseus-other:2"),
+        "{}",
+        identity()
+    );
+    let kept = run(&["dependency", "exec", "cache", "--command", "cat /data/file"]);
+    assert_eq!(
+        String::from_utf8_lossy(&kept.stdout).trim(),
+        "kept",
+        "the named volume stays"
+    );
+
     let unknown = run(&["dependency", "boot", "db"]);
     assert_exit(&unknown, 2, "an unknown dependency");
     assert!(stderr(&unknown).contains("no dependency named db (dependencies: cache)"));
     let removed = run(&["dependency", "remove", "cache"]);
     assert_exit(&removed, 0, "dependency remove");
     assert!(String::from_utf8_lossy(&run(&["dependency", "status"]).stdout).contains("absent"));
+    let _ = server_docker(2, &["volume", "rm", "-f", "sshdeps-data"]);
 }
 
 /// Freezes (SIGSTOP) or cuts (link down) host 2 while its deploy runs: the deploy must
@@ -1187,42 +1345,176 @@ fn push_sends_an_image_to_every_host_once_and_deploy_push_image_uses_it() {
     );
 }
 
+/// `app exec|shell|console` over SSH: a one-off container of the served image with the
+/// role's env; piped input reaches it and its end ends the command (through the tunnel);
+/// at a terminal it gets a PTY of the terminal's size; Ctrl-C removes it; the engine never
+/// restarts it; `containers` lists it while it runs.
 #[test]
-fn app_exec_runs_a_one_off_container_of_the_served_image_and_returns_its_exit_code() {
+fn one_off_commands_exec_shell_and_console_run_in_the_served_image_and_return_its_exit_code() {
     let _serial = serial();
     fleet_up();
-    let app = FleetApp::new("oneoff", "env:\n  clear:\n    GREETING: hello-from-env\n");
+    let app = FleetApp::new(
+        "oneoff",
+        "env:\n  clear:\n    GREETING: hello-from-env\nconsole: echo console-of-$GREETING; cat\n",
+    );
     assert_exit(&app.deploy(&["--image", "v2"]), 0, "deploy");
+    let odysseus = |args: &[&str]| {
+        let mut cmd = Command::new(real::odysseus_bin());
+        cmd.args(args).arg("-c").arg(app.dir.join("deploy.yml"));
+        cmd
+    };
     let exec = |host: &str, command: &str| {
-        Command::new(real::odysseus_bin())
-            .args(["app", "exec", host, "--command", command, "-c"])
-            .arg(app.dir.join("deploy.yml"))
+        odysseus(&["app", "exec", host, "--command", command])
             .output()
             .unwrap()
+    };
+    // Under timeout(1): a command that never sees the end of its input must fail the
+    // test, not hang it.
+    let piped = |args: &[&str], input: &str| {
+        let mut child = Command::new("timeout")
+            .arg("60")
+            .arg(real::odysseus_bin())
+            .args(args)
+            .arg("-c")
+            .arg(app.dir.join("deploy.yml"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let lines = |out: &Output| -> Vec<String> {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
     };
     // The served image (its /www/index.html says v2), the role's env, the output streamed.
     let out = exec(HOSTS[1], "cat /www/index.html; echo $GREETING; exit 7");
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .collect::<Vec<_>>(),
-        vec!["v2", "hello-from-env"]
-    );
+    assert_eq!(lines(&out), vec!["v2", "hello-from-env"]);
     let ok = exec(HOSTS[0], "true");
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
-    // The one-off container is gone afterwards.
-    assert!(server_docker(
-        2,
-        &["ps", "-aq", "--filter", "label=odysseus.oneoff=oneoff"]
-    )
-    .trim()
-    .is_empty());
+    // A shell reading piped input: no `exit`, so only the end of the input (carried
+    // through the SSH tunnel as EOF) ends it.
+    let shell = piped(
+        &["app", "shell", HOSTS[1]],
+        "cat /www/index.html\necho $GREETING\n",
+    );
+    assert_eq!(shell.status.code(), Some(0), "{}", stderr(&shell));
+    assert_eq!(lines(&shell), vec!["v2", "hello-from-env"]);
+    let shell = piped(&["app", "shell", HOSTS[1]], "exit 9\n");
+    assert_eq!(shell.status.code(), Some(9), "{}", stderr(&shell));
+    // The console is deploy.yml's `console`, and reads its input.
+    let console = piped(&["app", "console", HOSTS[2]], "typed-in\n");
+    assert_eq!(console.status.code(), Some(0), "{}", stderr(&console));
+    assert_eq!(
+        lines(&console),
+        vec!["console-of-hello-from-env", "typed-in"]
+    );
+    let console = piped(&["app", "console", HOSTS[2], "--command", "exit 4"], "");
+    assert_eq!(console.status.code(), Some(4), "{}", stderr(&console));
+    // At a terminal (script(1) gives one): a PTY in the container, of the terminal's size.
+    let pty = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "(sleep 2; printf 'tty; stty size; exit 3\\r'; sleep 5) | script -qec \"stty rows 41 cols 97; {} app shell {} -c {}\" /dev/null",
+            real::odysseus_bin().display(),
+            HOSTS[1],
+            app.dir.join("deploy.yml").display()
+        ))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&pty.stdout).into_owned();
+    assert_eq!(pty.status.code(), Some(3), "{said}");
+    assert!(
+        said.contains("/dev/pts/") && said.contains("41 97"),
+        "{said}"
+    );
+    // While one runs: listed by `containers`, never restarted by the engine; Ctrl-C ends
+    // it with 130 and removes it.
+    let mut long = odysseus(&["app", "exec", HOSTS[1], "--command", "sleep 60"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let oneoffs = || {
+        server_docker(
+            2,
+            &["ps", "-aq", "--filter", "label=odysseus.oneoff=oneoff"],
+        )
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while oneoffs().trim().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the one-off never started"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let id = oneoffs().trim().to_string();
+    assert_eq!(
+        server_docker(
+            2,
+            &["inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", &id]
+        )
+        .trim(),
+        "no"
+    );
+    let listed = odysseus(&["containers", HOSTS[1], "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&listed, 0, "containers");
+    let doc: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let kinds: Vec<(String, String)> = doc["hosts"][0]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["kind"].as_str().unwrap().to_string(),
+                c["version"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        kinds.contains(&("one-off".into(), "v2".into())),
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&("role".into(), "v2".into())), "{kinds:?}");
+    assert!(kinds.contains(&("proxy".into(), "".into())), "{kinds:?}");
+    signal(long.id(), "-INT");
+    let status = long.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        oneoffs().trim().is_empty(),
+        "the interrupted one-off is gone"
+    );
     let unknown = exec("not-in-the-config.invalid", "true");
     assert_eq!(
         unknown.status.code(),
         Some(2),
         "a host that is not in the config is refused without connecting"
+    );
+    // No console in deploy.yml and none given: the key is named.
+    let bare = FleetApp::new("oneoffbare", "");
+    let out = Command::new(real::odysseus_bin())
+        .args(["app", "console", HOSTS[0], "-c"])
+        .arg(bare.dir.join("deploy.yml"))
+        .output()
+        .unwrap();
+    assert_exit(&out, 2, "console without a console");
+    assert!(
+        stderr(&out).contains("has no `console:`"),
+        "{}",
+        stderr(&out)
     );
 }
 
@@ -1397,7 +1689,11 @@ fn trust_records_new_host_keys_once_and_never_replaces_a_changed_one() {
         .output()
         .unwrap();
     assert_exit(&unconfirmed, 2, "trust off a terminal without --yes");
-    assert!(stderr(&unconfirmed).contains("--yes"), "{}", stderr(&unconfirmed));
+    assert!(
+        stderr(&unconfirmed).contains("--yes"),
+        "{}",
+        stderr(&unconfirmed)
+    );
     assert_eq!(std::fs::read_to_string(&known).unwrap(), "");
     // Only the config's hosts: a typo never records some other machine's key.
     let stranger = Command::new(real::odysseus_bin())
@@ -1406,7 +1702,11 @@ fn trust_records_new_host_keys_once_and_never_replaces_a_changed_one() {
         .output()
         .unwrap();
     assert_exit(&stranger, 2, "trust of a host deploy.yml does not name");
-    assert!(stderr(&stranger).contains("is not an SSH host"), "{}", stderr(&stranger));
+    assert!(
+        stderr(&stranger).contains("is not an SSH host"),
+        "{}",
+        stderr(&stranger)
+    );
     // Only named hosts: `trust` alone is a usage error.
     let unnamed = Command::new(real::odysseus_bin())
         .args(["trust", "--yes", "-c"])
@@ -1417,7 +1717,11 @@ fn trust_records_new_host_keys_once_and_never_replaces_a_changed_one() {
     let first = trust();
     assert_exit(&first, 0, "trust");
     let text = String::from_utf8_lossy(&first.stdout);
-    assert_eq!(text.matches(": recorded ssh-ed25519 SHA256:").count(), 3, "{text}");
+    assert_eq!(
+        text.matches(": recorded ssh-ed25519 SHA256:").count(),
+        3,
+        "{text}"
+    );
     assert_eq!(
         std::fs::read_to_string(&known)
             .unwrap()
@@ -1872,7 +2176,9 @@ fn fifty_deploys_over_ssh_fail_no_request_of_any_kind_and_never_reload_caddy() {
             .unwrap();
         String::from_utf8_lossy(&out.stderr)
             .lines()
-            .filter(|l| l.contains("\"msg\":\"received request\"") && !l.contains("\"method\":\"GET\""))
+            .filter(|l| {
+                l.contains("\"msg\":\"received request\"") && !l.contains("\"method\":\"GET\"")
+            })
             .count()
     };
     let before = changes(1);
@@ -1895,8 +2201,16 @@ fn fifty_deploys_over_ssh_fail_no_request_of_any_kind_and_never_reload_caddy() {
         report.fresh.ok, report.keepalive.ok, report.long.ok
     );
     report.assert_clean("50 deploys over SSH", 100);
-    assert!(report.versions.len() >= 2, "the load saw {:?}", report.versions);
-    assert_eq!(changes(1), before, "Caddy's config changed during the deploys");
+    assert!(
+        report.versions.len() >= 2,
+        "the load saw {:?}",
+        report.versions
+    );
+    assert_eq!(
+        changes(1),
+        before,
+        "Caddy's config changed during the deploys"
+    );
     assert_eq!(app.versions()[0], "v1");
 }
 
@@ -1932,7 +2246,10 @@ fn a_host_key_of_another_type_a_revoked_key_and_a_cert_authority_are_refused() {
     let out = app.deploy(&["--image", "v1"]);
     assert_exit(&out, 3, "a key of another type");
     let err = stderr(&out);
-    assert!(err.contains("CHANGED") && err.contains("ssh-ed25519"), "{err}");
+    assert!(
+        err.contains("CHANGED") && err.contains("ssh-ed25519"),
+        "{err}"
+    );
     assert!(
         !err.contains("record it") && !err.contains("with `odysseus trust"),
         "a changed key must not be offered to trust: {err}"
@@ -1945,7 +2262,11 @@ fn a_host_key_of_another_type_a_revoked_key_and_a_cert_authority_are_refused() {
         .unwrap();
     assert_exit(&trusted, 3, "trust of a changed key");
     assert!(String::from_utf8_lossy(&trusted.stdout).contains("CHANGED"));
-    assert_eq!(std::fs::read_to_string(&known).unwrap(), before, "trust wrote the attacker's key");
+    assert_eq!(
+        std::fs::read_to_string(&known).unwrap(),
+        before,
+        "trust wrote the attacker's key"
+    );
 
     // The right key, but revoked.
     let s1 = line_of(HOSTS[0]);
@@ -1956,7 +2277,14 @@ fn a_host_key_of_another_type_a_revoked_key_and_a_cert_authority_are_refused() {
     assert!(stderr(&out).contains("REVOKED"), "{}", stderr(&out));
 
     // A certificate authority for the host: odysseus checks no certificates, so it says so.
-    std::fs::write(&known, format!("@cert-authority 198.51.100.* {}\n{s1}\n{others}", ecdsa.trim())).unwrap();
+    std::fs::write(
+        &known,
+        format!(
+            "@cert-authority 198.51.100.* {}\n{s1}\n{others}",
+            ecdsa.trim()
+        ),
+    )
+    .unwrap();
     let out = app.deploy(&["--image", "v1"]);
     assert_exit(&out, 3, "a cert-authority line for the host");
     assert!(stderr(&out).contains("@cert-authority"), "{}", stderr(&out));
@@ -1986,7 +2314,11 @@ fn a_remote_builder_builds_on_a_server_and_the_others_receive_the_image() {
         std::fs::create_dir_all(app.dir.join("site")).unwrap();
         std::fs::write(app.dir.join("site/index.html"), format!("{text}\n")).unwrap();
         std::fs::write(app.dir.join("site/health"), "ok\n").unwrap();
-        std::fs::write(app.dir.join("Dockerfile"), "FROM odysseus-demo:v1\nCOPY site/ /www/\n").unwrap();
+        std::fs::write(
+            app.dir.join("Dockerfile"),
+            "FROM odysseus-demo:v1\nCOPY site/ /www/\n",
+        )
+        .unwrap();
         std::fs::write(app.dir.join(".gitignore"), ".odysseus/\n").unwrap();
         git(&app.dir, &["add", "-A"]);
         git(&app.dir, &["commit", "-q", "-m", text]);
@@ -1995,7 +2327,11 @@ fn a_remote_builder_builds_on_a_server_and_the_others_receive_the_image() {
     page("built-one");
     let out = app.deploy(&[]);
     assert_exit(&out, 0, "remote build and first deploy");
-    assert!(stderr(&out).contains(&format!("on {}", HOSTS[0])), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("on {}", HOSTS[0])),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(app.versions(), vec!["built-one"; 3]);
 
     page("built-two");
@@ -2005,25 +2341,51 @@ fn a_remote_builder_builds_on_a_server_and_the_others_receive_the_image() {
     child.wait().unwrap();
     let out = app.deploy(&["--resume"]);
     assert_exit(&out, 0, "resume after the remote build");
-    assert!(!stderr(&out).contains("Building"), "built again:\n{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("Building"),
+        "built again:\n{}",
+        stderr(&out)
+    );
     assert_no_failures(loads, "killed after its remote build, resumed");
     assert_eq!(app.versions(), vec!["built-two"; 3]);
 
     let ids: Vec<String> = (1..=3)
         .map(|n| {
-            server_docker(n, &["ps", "--filter", "label=odysseus.service=sshbuild", "--format", "{{.Image}}"])
-                .trim()
-                .to_string()
+            server_docker(
+                n,
+                &[
+                    "ps",
+                    "--filter",
+                    "label=odysseus.service=sshbuild",
+                    "--format",
+                    "{{.Image}}",
+                ],
+            )
+            .trim()
+            .to_string()
         })
         .collect();
     let tag = &ids[0];
     assert!(tag.starts_with(&image), "{ids:?}");
     let built: Vec<String> = (1..=3)
-        .map(|n| server_docker(n, &["image", "inspect", "-f", "{{.Id}}", tag]).trim().to_string())
+        .map(|n| {
+            server_docker(n, &["image", "inspect", "-f", "{{.Id}}", tag])
+                .trim()
+                .to_string()
+        })
         .collect();
-    assert!(!built[0].is_empty() && built.iter().all(|b| *b == built[0]), "{built:?}");
-    let local = Command::new("docker").args(["image", "inspect", tag]).output().unwrap();
-    assert!(!local.status.success(), "this machine's engine never builds nor holds {tag}");
+    assert!(
+        !built[0].is_empty() && built.iter().all(|b| *b == built[0]),
+        "{built:?}"
+    );
+    let local = Command::new("docker")
+        .args(["image", "inspect", tag])
+        .output()
+        .unwrap();
+    assert!(
+        !local.status.success(),
+        "this machine's engine never builds nor holds {tag}"
+    );
     let replay = Command::new(real::odysseus_bin())
         .args(["replay", "--json", "-c"])
         .arg(app.dir.join("deploy.yml"))
@@ -2036,8 +2398,15 @@ fn a_remote_builder_builds_on_a_server_and_the_others_receive_the_image() {
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds.iter().filter(|k| **k == "built").count(), 1, "{kinds:?}");
-    assert!(doc.to_string().contains(&format!("remote {}", HOSTS[0])), "{doc}");
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "built").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert!(
+        doc.to_string().contains(&format!("remote {}", HOSTS[0])),
+        "{doc}"
+    );
     for n in 1..=3 {
         server_docker(n, &["rmi", "-f", tag]);
     }
@@ -2046,10 +2415,18 @@ fn a_remote_builder_builds_on_a_server_and_the_others_receive_the_image() {
 const PEBBLE_DIR: &str = "/var/lib/odysseus-testbed/pebble";
 
 fn curl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("curl").args(["-sS", "--max-time", "10"]).args(args).output().unwrap();
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10"])
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.success(),
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
     )
 }
 
@@ -2132,13 +2509,29 @@ fn https_certificates_come_from_a_real_acme_ca_and_survive_a_recreated_caddy() {
     let host = HOSTS[2];
     // A fresh Caddy data volume: an account of an earlier pebble start would not exist.
     server_docker(3, &["rm", "-f", "odysseus-caddy"]);
-    server_docker(3, &["volume", "rm", "-f", "odysseus-caddy-config", "odysseus-caddy-data"]);
+    server_docker(
+        3,
+        &[
+            "volume",
+            "rm",
+            "-f",
+            "odysseus-caddy-config",
+            "odysseus-caddy-data",
+        ],
+    );
     let dir = std::env::temp_dir().join(format!("odysseus-https-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let root = dir.join("pebble-root.pem");
     let listener_ca = format!("{PEBBLE_DIR}/listener-ca.pem");
-    let (ok, pem) = curl(&["--cacert", &listener_ca, "https://198.51.100.1:15000/roots/0"]);
-    assert!(ok && pem.contains("BEGIN CERTIFICATE"), "pebble's root: {pem}");
+    let (ok, pem) = curl(&[
+        "--cacert",
+        &listener_ca,
+        "https://198.51.100.1:15000/roots/0",
+    ]);
+    assert!(
+        ok && pem.contains("BEGIN CERTIFICATE"),
+        "pebble's root: {pem}"
+    );
     std::fs::write(&root, pem).unwrap();
 
     let https = |service: &str, email: &str| -> FleetApp {
@@ -2153,7 +2546,10 @@ fn https_certificates_come_from_a_real_acme_ca_and_survive_a_recreated_caddy() {
         std::fs::write(app.dir.join("deploy.yml"), yaml).unwrap();
         let (ok, said) = curl(&[
             "-d",
-            &format!(r#"{{"host":"{}","addresses":["{host}"]}}"#, app.host_header()),
+            &format!(
+                r#"{{"host":"{}","addresses":["{host}"]}}"#,
+                app.host_header()
+            ),
             "http://127.0.0.1:8055/add-a",
         ]);
         assert!(ok, "challtestsrv add-a: {said}");
@@ -2175,7 +2571,10 @@ fn https_certificates_come_from_a_real_acme_ca_and_survive_a_recreated_caddy() {
             if ok && body.trim() == want {
                 return;
             }
-            assert!(std::time::Instant::now() < deadline, "{name} never served {want} over verified HTTPS: {body}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} never served {want} over verified HTTPS: {body}"
+            );
             std::thread::sleep(Duration::from_millis(300));
         }
     };
@@ -2193,9 +2592,15 @@ fn https_certificates_come_from_a_real_acme_ca_and_survive_a_recreated_caddy() {
             ))
             .output()
             .unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     };
-    assert!(chain.contains("Verify return code: 0 (ok)") && chain.contains("Pebble Intermediate"), "{chain}");
+    assert!(
+        chain.contains("Verify return code: 0 (ok)") && chain.contains("Pebble Intermediate"),
+        "{chain}"
+    );
     let (_, redirect) = curl(&[
         "-o",
         "/dev/null",
@@ -2214,11 +2619,15 @@ fn https_certificates_come_from_a_real_acme_ca_and_survive_a_recreated_caddy() {
     let out = app.deploy(&["--image", "v2"]);
     std::thread::sleep(Duration::from_secs(1));
     std::fs::write(&stop, "").unwrap();
-    let counts: serde_json::Value = serde_json::from_slice(&load.wait_with_output().unwrap().stdout).unwrap();
+    let counts: serde_json::Value =
+        serde_json::from_slice(&load.wait_with_output().unwrap().stdout).unwrap();
     assert_exit(&out, 0, "v2 under HTTPS load");
     assert_eq!(counts["fresh_fail"], 0, "{counts}");
     assert_eq!(counts["keepalive_fail"], 0, "{counts}");
-    assert!(counts["fresh_ok"].as_u64().unwrap() > 20 && counts["keepalive_ok"].as_u64().unwrap() > 20, "{counts}");
+    assert!(
+        counts["fresh_ok"].as_u64().unwrap() > 20 && counts["keepalive_ok"].as_u64().unwrap() > 20,
+        "{counts}"
+    );
     wait_https(&name, "v2");
 
     // Another service on the same Caddy, its own hosts and email.
@@ -2226,20 +2635,48 @@ fn https_certificates_come_from_a_real_acme_ca_and_survive_a_recreated_caddy() {
     assert_exit(&other.deploy(&["--image", "v1"]), 0, "second HTTPS service");
     wait_https(&other.host_header(), "v1");
     wait_https(&name, "v2");
-    let users = server_docker(3, &["exec", "odysseus-caddy", "ls", "/data/caddy/acme/198.51.100.1-14000-dir/users"]);
-    assert!(users.contains("ops-a@example.org") && users.contains("ops-b@example.org"), "{users}");
-    for (svc, email) in [(&name, "ops-a@example.org"), (&other.host_header(), "ops-b@example.org")] {
-        let meta = server_docker(3, &[
-            "exec", "odysseus-caddy", "cat",
-            &format!("/data/caddy/certificates/198.51.100.1-14000-dir/{svc}/{svc}.json"),
-        ]);
-        let account = server_docker(3, &[
-            "exec", "odysseus-caddy", "sh", "-c",
-            &format!("cat /data/caddy/acme/198.51.100.1-14000-dir/users/{email}/*.json"),
-        ]);
+    let users = server_docker(
+        3,
+        &[
+            "exec",
+            "odysseus-caddy",
+            "ls",
+            "/data/caddy/acme/198.51.100.1-14000-dir/users",
+        ],
+    );
+    assert!(
+        users.contains("ops-a@example.org") && users.contains("ops-b@example.org"),
+        "{users}"
+    );
+    for (svc, email) in [
+        (&name, "ops-a@example.org"),
+        (&other.host_header(), "ops-b@example.org"),
+    ] {
+        let meta = server_docker(
+            3,
+            &[
+                "exec",
+                "odysseus-caddy",
+                "cat",
+                &format!("/data/caddy/certificates/198.51.100.1-14000-dir/{svc}/{svc}.json"),
+            ],
+        );
+        let account = server_docker(
+            3,
+            &[
+                "exec",
+                "odysseus-caddy",
+                "sh",
+                "-c",
+                &format!("cat /data/caddy/acme/198.51.100.1-14000-dir/users/{email}/*.json"),
+            ],
+        );
         let account: serde_json::Value = serde_json::from_str(&account).unwrap_or_default();
         let meta: serde_json::Value = serde_json::from_str(&meta).unwrap_or_default();
-        assert!(account["location"].is_string(), "{email}'s account: {account}");
+        assert!(
+            account["location"].is_string(),
+            "{email}'s account: {account}"
+        );
         assert_eq!(
             meta["issuer_data"]["account"], account["location"],
             "{svc}'s certificate was issued to {email}'s own account"
@@ -2257,6 +2694,15 @@ fn https_certificates_come_from_a_real_acme_ca_and_survive_a_recreated_caddy() {
     drop(other);
     drop(app);
     server_docker(3, &["rm", "-f", "odysseus-caddy"]);
-    server_docker(3, &["volume", "rm", "-f", "odysseus-caddy-config", "odysseus-caddy-data"]);
+    server_docker(
+        3,
+        &[
+            "volume",
+            "rm",
+            "-f",
+            "odysseus-caddy-config",
+            "odysseus-caddy-data",
+        ],
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -105,7 +105,9 @@ pub async fn build(
     );
     let started = Instant::now();
     let mut print = |line: &str| eprintln!("  | {line}");
-    let image_id = engine.build(&config.build, image, &labels, &mut print).await?;
+    let image_id = engine
+        .build(&config.build, image, &labels, &mut print)
+        .await?;
     let millis = started.elapsed().as_millis() as u64;
     Ok(Built { image_id, millis })
 }
@@ -158,9 +160,16 @@ pub fn short_id(id: &str) -> &str {
 pub fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<Exit> {
     let mut config = config::load(&global.config, &|name| std::env::var(name).ok())
         .map_err(|e| UsageError(e.to_string()))?;
-    config.build.never_send.push(crate::state::state_dir(global));
-    let tag = crate::version::choose(args.image.as_deref(), config.default_tag.as_deref(), &global.config)?
-        .ok_or_else(|| UsageError(crate::version::none_message(&global.config)))?;
+    config
+        .build
+        .never_send
+        .push(crate::state::state_dir(global));
+    let tag = crate::version::choose(
+        args.image.as_deref(),
+        config.default_tag.as_deref(),
+        &global.config,
+    )?
+    .ok_or_else(|| UsageError(crate::version::none_message(&global.config)))?;
     config.check_buildable().map_err(UsageError)?;
     let image = format!("{}:{tag}", config.image);
     let commit = crate::version::head_id(&global.config).filter(|c| c.starts_with(&tag));

@@ -38,7 +38,10 @@ pub fn run(global: &GlobalArgs, args: ContainersArgs) -> anyhow::Result<Exit> {
         let mut out = Vec::new();
         for host in hosts {
             let listed = match super::connect_quiet(&config, &host).await {
-                Ok(executor) => executor.containers_on(&host).await.map_err(|e| e.to_string()),
+                Ok(executor) => executor
+                    .containers_on(&host)
+                    .await
+                    .map_err(|e| e.to_string()),
                 Err(e) => Err(e),
             };
             out.push((host, listed));
@@ -73,12 +76,20 @@ pub fn run(global: &GlobalArgs, args: ContainersArgs) -> anyhow::Result<Exit> {
                 Ok(cs) => {
                     for c in cs {
                         let (kind, of) = kind_words(&c.kind);
-                        let what = if of.is_empty() { kind.to_string() } else { format!("{kind} {of}") };
+                        let what = if of.is_empty() {
+                            kind.to_string()
+                        } else {
+                            format!("{kind} {of}")
+                        };
                         text.push_str(&format!(
                             "  {:<40} {:<16} {:<14} {:<9} {}\n",
                             c.name,
                             what,
-                            if c.version.is_empty() { "-" } else { &c.version },
+                            if c.version.is_empty() {
+                                "-"
+                            } else {
+                                &c.version
+                            },
                             c.state,
                             c.status
                         ));

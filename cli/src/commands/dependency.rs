@@ -326,7 +326,11 @@ fn on_one(
                     _ = tokio::signal::ctrl_c() => Ok(0),
                 }
             }
-            DependencyCommand::Exec { command, interactive, .. } => {
+            DependencyCommand::Exec {
+                command,
+                interactive,
+                ..
+            } => {
                 odysseus_executors::docker::interactive::exec_in(
                     engine,
                     &container,
@@ -336,8 +340,13 @@ fn on_one(
                 .await
             }
             DependencyCommand::Shell { shell, .. } => {
-                odysseus_executors::docker::interactive::exec_in(engine, &container, vec![shell], true)
-                    .await
+                odysseus_executors::docker::interactive::exec_in(
+                    engine,
+                    &container,
+                    vec![shell],
+                    true,
+                )
+                .await
             }
             _ => unreachable!("only single-container commands come here"),
         };

@@ -63,8 +63,12 @@ async fn executors(config: &Config) -> Vec<(String, Result<DockerExecutor, Strin
 }
 
 pub fn run(global: &GlobalArgs, args: LockArgs) -> anyhow::Result<Exit> {
-    let config = config::load_with(&global.config, &|name| std::env::var(name).ok(), config::SecretsHere::MayLack)
-        .map_err(|e| UsageError(e.to_string()))?;
+    let config = config::load_with(
+        &global.config,
+        &|name| std::env::var(name).ok(),
+        config::SecretsHere::MayLack,
+    )
+    .map_err(|e| UsageError(e.to_string()))?;
     let service = config.service.clone();
     let journal_path = state_dir(global).join("journal");
     // A running deploy keeps its journal open (and so holds its lock): say so.

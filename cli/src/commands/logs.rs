@@ -25,8 +25,12 @@ pub struct LogsArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<Exit> {
-    let config = config::load_with(&global.config, &|name| std::env::var(name).ok(), config::SecretsHere::MayLack)
-        .map_err(|e| UsageError(e.to_string()))?;
+    let config = config::load_with(
+        &global.config,
+        &|name| std::env::var(name).ok(),
+        config::SecretsHere::MayLack,
+    )
+    .map_err(|e| UsageError(e.to_string()))?;
     if !config.hosts().contains(&args.host) {
         return Err(UsageError(format!(
             "{} is not a host of {} (hosts: {})",

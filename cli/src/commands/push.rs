@@ -23,8 +23,12 @@ pub struct PushArgs {
 pub fn run(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<Exit> {
     let config = config::load(&global.config, &|name| std::env::var(name).ok())
         .map_err(|e| UsageError(e.to_string()))?;
-    let tag = crate::version::choose(args.image.as_deref(), config.default_tag.as_deref(), &global.config)?
-        .ok_or_else(|| UsageError(crate::version::none_message(&global.config)))?;
+    let tag = crate::version::choose(
+        args.image.as_deref(),
+        config.default_tag.as_deref(),
+        &global.config,
+    )?
+    .ok_or_else(|| UsageError(crate::version::none_message(&global.config)))?;
     let image = format!("{}:{tag}", config.image);
     let runtime = super::runtime()?;
     runtime.block_on(async {

@@ -152,7 +152,12 @@ fn refuse_other_key(target: &Path, key: &str) -> Result<(), UsageError> {
     let text = match std::fs::read(target) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(UsageError(format!("{}: cannot read: {e}", target.display()))),
+        Err(e) => {
+            return Err(UsageError(format!(
+                "{}: cannot read: {e}",
+                target.display()
+            )))
+        }
     };
     if !encrypted::looks_encrypted(&text) {
         return Err(UsageError(format!(
@@ -194,7 +199,10 @@ fn edit(target: &Path, key: &str) -> anyhow::Result<Exit> {
         let (text, decrypted) = secrets_file::read_text(target, Some(key)).map_err(UsageError)?;
         if !decrypted {
             // Not in the encrypted format: decrypting says where it is not.
-            let why = encrypted::decrypt(&text, key).err().map(|e| e.to_string()).unwrap_or_default();
+            let why = encrypted::decrypt(&text, key)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             return Err(UsageError(format!("{}: {why}", target.display())).into());
         }
         text
@@ -204,9 +212,8 @@ fn edit(target: &Path, key: &str) -> anyhow::Result<Exit> {
     let editor = std::env::var("VISUAL")
         .or_else(|_| std::env::var("EDITOR"))
         .map_err(|_| UsageError("set EDITOR (or VISUAL) to the editor to use".into()))?;
-    let scratch = Scratch(
-        odysseus_executors::ssh::private_dir().map_err(|e| UsageError(e.to_string()))?,
-    );
+    let scratch =
+        Scratch(odysseus_executors::ssh::private_dir().map_err(|e| UsageError(e.to_string()))?);
     let path = scratch.0.join("secrets.yml");
     std::fs::OpenOptions::new()
         .write(true)
@@ -235,10 +242,12 @@ fn edit(target: &Path, key: &str) -> anyhow::Result<Exit> {
         eprintln!("odysseus: no change; {} left as it was", target.display());
         return Ok(Exit::Ok);
     }
-    let names = check(&after, "the edited secrets").map_err(|e| {
-        UsageError(format!("{}; {} was not changed", e.0, target.display()))
-    })?;
+    let names = check(&after, "the edited secrets")
+        .map_err(|e| UsageError(format!("{}; {} was not changed", e.0, target.display())))?;
     write_encrypted(target, &after, key)?;
-    eprintln!("odysseus: {} written: {names} name(s), encrypted", target.display());
+    eprintln!(
+        "odysseus: {} written: {names} name(s), encrypted",
+        target.display()
+    );
     Ok(Exit::Ok)
 }

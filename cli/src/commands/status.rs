@@ -26,8 +26,12 @@ pub struct StatusArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<Exit> {
-    let config = config::load_with(&global.config, &|name| std::env::var(name).ok(), config::SecretsHere::MayLack)
-        .map_err(|e| UsageError(e.to_string()))?;
+    let config = config::load_with(
+        &global.config,
+        &|name| std::env::var(name).ok(),
+        config::SecretsHere::MayLack,
+    )
+    .map_err(|e| UsageError(e.to_string()))?;
     let runtime = super::runtime()?;
     let hosts = runtime.block_on(async {
         let mut hosts = Vec::new();

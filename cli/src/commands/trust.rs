@@ -33,8 +33,12 @@ pub struct TrustArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: TrustArgs) -> anyhow::Result<Exit> {
-    let config = config::load_with(&global.config, &|name| std::env::var(name).ok(), config::SecretsHere::MayLack)
-        .map_err(|e| UsageError(e.to_string()))?;
+    let config = config::load_with(
+        &global.config,
+        &|name| std::env::var(name).ok(),
+        config::SecretsHere::MayLack,
+    )
+    .map_err(|e| UsageError(e.to_string()))?;
     let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if !args.yes && !terminal {
         return Err(UsageError(
@@ -43,7 +47,11 @@ pub fn run(global: &GlobalArgs, args: TrustArgs) -> anyhow::Result<Exit> {
         .into());
     }
     // Only the config's own hosts: a typo must not record some other machine's key.
-    let known: Vec<String> = config.hosts().into_iter().filter(|h| h != "local").collect();
+    let known: Vec<String> = config
+        .hosts()
+        .into_iter()
+        .filter(|h| h != "local")
+        .collect();
     if let Some(stranger) = args.hosts.iter().find(|h| !known.contains(h)) {
         return Err(UsageError(format!(
             "{stranger} is not an SSH host of {} (its hosts: {})",

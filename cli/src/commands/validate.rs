@@ -16,8 +16,12 @@ Exit codes: 0 valid; 2 not valid.")]
 pub struct ValidateArgs {}
 
 pub fn run(global: &GlobalArgs, _args: ValidateArgs) -> anyhow::Result<Exit> {
-    let config = config::load_with(&global.config, &|name| std::env::var(name).ok(), config::SecretsHere::MayLack)
-        .map_err(|e| UsageError(e.to_string()))?;
+    let config = config::load_with(
+        &global.config,
+        &|name| std::env::var(name).ok(),
+        config::SecretsHere::MayLack,
+    )
+    .map_err(|e| UsageError(e.to_string()))?;
     let hosts = config.hosts();
     let mut out = format!(
         "{} is valid: service {}, image {}, {} role(s) on {} host(s), batch {}, on_failure {}\n",

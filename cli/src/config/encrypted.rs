@@ -48,7 +48,9 @@ struct Parts {
 }
 
 fn b64(s: &str) -> Option<Vec<u8>> {
-    base64::engine::general_purpose::STANDARD.decode(s.trim()).ok()
+    base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .ok()
 }
 
 fn parts(text: &str) -> Result<Parts, Undecryptable> {
@@ -102,7 +104,8 @@ pub fn decrypt(text: &str, master_key: &str) -> Result<Vec<u8>, Undecryptable> {
         mut ciphertext,
     } = parts(text)?;
     let nonce = Nonce::try_from(iv.as_slice()).map_err(|_| Undecryptable::WrongKeyOrChanged)?;
-    let tag = aes_gcm::Tag::try_from(tag.as_slice()).map_err(|_| Undecryptable::WrongKeyOrChanged)?;
+    let tag =
+        aes_gcm::Tag::try_from(tag.as_slice()).map_err(|_| Undecryptable::WrongKeyOrChanged)?;
     cipher(master_key, &iv)
         .decrypt_inout_detached(&nonce, b"", ciphertext.as_mut_slice().into(), &tag)
         .map_err(|_| Undecryptable::WrongKeyOrChanged)?;
@@ -154,7 +157,10 @@ mod tests {
         let mut ct = engine.decode(&lines[4]).unwrap();
         ct[0] ^= 1;
         lines[4] = engine.encode(&ct);
-        assert_eq!(decrypt(&lines.join("\n"), "k1"), Err(Undecryptable::WrongKeyOrChanged));
+        assert_eq!(
+            decrypt(&lines.join("\n"), "k1"),
+            Err(Undecryptable::WrongKeyOrChanged)
+        );
         assert!(!looks_encrypted("A: 1\nB: 2\nC: 3\n"));
         assert!(!looks_encrypted("A=AAECAwQFBgcICQoL\n"));
         assert_eq!(generate_key().unwrap().len(), 64);

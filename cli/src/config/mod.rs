@@ -1,10 +1,10 @@
 //! Loading and validating deploy.yml. Every problem is reported at once, each with the
 //! file and, where the parser knows it, the line and column.
 
+pub mod encrypted;
 mod locate;
 mod problems;
 mod raw;
-pub mod encrypted;
 pub mod secrets_file;
 mod validate;
 mod values;
@@ -246,7 +246,10 @@ pub fn load_with(
     let file = std::fs::File::open(path).map_err(cannot)?;
     if file.metadata().is_ok_and(|m| m.is_dir()) {
         return Err(ConfigErrors {
-            problems: vec![format!("{}: is a directory, not a deploy.yml", path.display())],
+            problems: vec![format!(
+                "{}: is a directory, not a deploy.yml",
+                path.display()
+            )],
         });
     }
     // A deploy.yml is a few kilobytes: a device or a huge file is a mistake, and is
@@ -274,10 +277,13 @@ pub fn secrets_file_of(path: &Path) -> Result<Option<std::path::PathBuf>, String
     struct Only {
         secrets_file: Option<String>,
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     let only: Only = serde_saphyr::from_str(&blank_extension_keys(&text))
         .map_err(|e| parse_problem(path, &e))?;
-    Ok(only.secrets_file.map(|f| validate::Resolver::new(path).path(&f)))
+    Ok(only
+        .secrets_file
+        .map(|f| validate::Resolver::new(path).path(&f)))
 }
 
 /// The fuzz target's entry point: any bytes, never a panic. Every secret resolves (to an
@@ -307,7 +313,9 @@ pub fn parse_with(
     let text = String::from_utf8(bytes.to_vec()).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-        one(format!("{shown}:{line}: not UTF-8 text (an invalid byte on this line)"))
+        one(format!(
+            "{shown}:{line}: not UTF-8 text (an invalid byte on this line)"
+        ))
     })?;
     if text
         .lines()

@@ -41,8 +41,12 @@ pub fn read_text(path: &Path, master_key: Option<&str>) -> Result<(String, bool)
         ));
     };
     let plain = encrypted::decrypt(&text, key).map_err(|e| format!("{}: {e}", path.display()))?;
-    let plain = String::from_utf8(plain)
-        .map_err(|_| format!("{}: decrypted, but what it holds is not UTF-8 text", path.display()))?;
+    let plain = String::from_utf8(plain).map_err(|_| {
+        format!(
+            "{}: decrypted, but what it holds is not UTF-8 text",
+            path.display()
+        )
+    })?;
     Ok((plain, true))
 }
 
@@ -143,14 +147,26 @@ mod tests {
         let key = std::fs::read_to_string(dir.join("master.key")).unwrap();
         let key = key.trim();
         let strings = read(&dir.join("secrets-strings.yml.enc"), Some(key)).unwrap();
-        assert_eq!(strings["DATABASE_URL"], "postgres://app:s3cr3t-pw@db.internal:5432/app");
-        assert_eq!(strings["RAILS_MASTER_KEY"], "0123456789abcdef0123456789abcdef");
+        assert_eq!(
+            strings["DATABASE_URL"],
+            "postgres://app:s3cr3t-pw@db.internal:5432/app"
+        );
+        assert_eq!(
+            strings["RAILS_MASTER_KEY"],
+            "0123456789abcdef0123456789abcdef"
+        );
         assert_eq!(strings["PIN"], "1234");
         let symbols = read(&dir.join("secrets-symbols.yml.enc"), Some(key)).unwrap();
-        assert_eq!(symbols["DATABASE_URL"], "postgres://app:other-pw@db.internal:5432/app");
+        assert_eq!(
+            symbols["DATABASE_URL"],
+            "postgres://app:other-pw@db.internal:5432/app"
+        );
         assert_eq!(symbols["API_TOKEN"], "tok_live_42");
         let missing = read(&dir.join("secrets-strings.yml.enc"), None).unwrap_err();
-        assert!(missing.contains("is encrypted: set ODYSSEUS_MASTER_KEY"), "{missing}");
+        assert!(
+            missing.contains("is encrypted: set ODYSSEUS_MASTER_KEY"),
+            "{missing}"
+        );
         let wrong = read(&dir.join("secrets-strings.yml.enc"), Some("not-the-key")).unwrap_err();
         assert!(wrong.contains("does not open it"), "{wrong}");
         assert!(!wrong.contains("s3cr3t"), "{wrong}");

@@ -93,12 +93,12 @@ pub(super) fn check_host(host: &str) -> Result<(), String> {
     if host == "local" {
         return Ok(());
     }
-    let bad_port = |p: &str| {
-        !p.parse::<u16>().is_ok_and(|n| n > 0)
-    };
+    let bad_port = |p: &str| !p.parse::<u16>().is_ok_and(|n| n > 0);
     let name = if let Some(rest) = host.strip_prefix('[') {
         let Some((addr, after)) = rest.split_once(']') else {
-            return Err(format!("`{host}`: an IPv6 address is written [addr] or [addr]:port"));
+            return Err(format!(
+                "`{host}`: an IPv6 address is written [addr] or [addr]:port"
+            ));
         };
         if addr.parse::<std::net::Ipv6Addr>().is_err() {
             return Err(format!("`{addr}` is not an IPv6 address"));
@@ -124,7 +124,8 @@ pub(super) fn check_host(host: &str) -> Result<(), String> {
             && l.len() <= 63
             && !l.starts_with('-')
             && !l.ends_with('-')
-            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && l.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     };
     if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
         return Err(format!(

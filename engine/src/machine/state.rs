@@ -449,7 +449,10 @@ impl DeploymentState {
             Fact::BuildStarted { .. } | Fact::Built { .. } | Fact::BuildFailed { .. } => {
                 let untouched = self.phase == Running
                     && self.provenance.is_none()
-                    && self.targets.iter().all(|t| t.status == TargetStatus::Pending);
+                    && self
+                        .targets
+                        .iter()
+                        .all(|t| t.status == TargetStatus::Pending);
                 let built = self.build.as_ref().map(|b| b.image_id.is_some());
                 let order = match fact {
                     Fact::BuildStarted { .. } => built != Some(true),

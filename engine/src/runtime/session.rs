@@ -519,8 +519,14 @@ mod tests {
             args: vec![],
         }))
         .unwrap();
-        assert!(s.clone().evolve(&at(step.clone())).is_err(), "no step while building");
-        assert!(s.clone().evolve(&at(provenance.clone())).is_err(), "nothing delivered yet");
+        assert!(
+            s.clone().evolve(&at(step.clone())).is_err(),
+            "no step while building"
+        );
+        assert!(
+            s.clone().evolve(&at(provenance.clone())).is_err(),
+            "nothing delivered yet"
+        );
         let mut failed = s.clone();
         failed
             .evolve(&at(Fact::BuildFailed { reason: "x".into() }))
@@ -552,5 +558,4 @@ mod tests {
         s.evolve(&at(step)).unwrap();
         assert_eq!(s.build.unwrap().image_id.as_deref(), Some("sha256:1"));
     }
-
 }

@@ -99,7 +99,9 @@ pub async fn connect(
             },
         )
         .await
-        .map_err(|e| ExecError::Retryable(format!("reaching Caddy's admin API in {container}: {e}")))?;
+        .map_err(|e| {
+            ExecError::Retryable(format!("reaching Caddy's admin API in {container}: {e}"))
+        })?;
     let StartExecResults::Attached { output, input } = docker
         .start_exec(&created.id, None)
         .await
@@ -140,7 +142,9 @@ pub async fn nc_missing(docker: &Docker, container: &str) -> bool {
         return false;
     };
     let mut said = String::new();
-    if let Ok(StartExecResults::Attached { mut output, .. }) = docker.start_exec(&created.id, None).await {
+    if let Ok(StartExecResults::Attached { mut output, .. }) =
+        docker.start_exec(&created.id, None).await
+    {
         use futures_util::StreamExt;
         while let Some(Ok(chunk)) = output.next().await {
             said.push_str(&chunk.to_string());

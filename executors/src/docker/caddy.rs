@@ -165,8 +165,9 @@ impl CaddyAdmin {
         body: Option<&Value>,
         if_match: Option<&str>,
     ) -> Result<Reply, ExecError> {
-        let unknown =
-            |e: &dyn std::fmt::Display| ExecError::OutcomeUnknown(format!("Caddy admin API {method} {path}: {e}"));
+        let unknown = |e: &dyn std::fmt::Display| {
+            ExecError::OutcomeUnknown(format!("Caddy admin API {method} {path}: {e}"))
+        };
         let mut request = http::Request::builder()
             .method(method.as_str())
             .uri(path)
@@ -176,7 +177,9 @@ impl CaddyAdmin {
             request = request.header("If-Match", tag);
         }
         let mut request = request
-            .body(Full::new(Bytes::from(body.map(Value::to_string).unwrap_or_default())))
+            .body(Full::new(Bytes::from(
+                body.map(Value::to_string).unwrap_or_default(),
+            )))
             .map_err(|e| unknown(&e))?;
         let mut conn = self.conn.lock().await;
         // A request goes out once: it is sent again on a new connection only when the
@@ -212,17 +215,18 @@ impl CaddyAdmin {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         // Caddy 2.6 sends the ETag as a trailer of the chunked body.
-        let collected = match tokio::time::timeout(ADMIN_TIMEOUT, response.into_body().collect()).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                *conn = None;
-                return Err(unknown(&e));
-            }
-            Err(_) => {
-                *conn = None;
-                return Err(unknown(&"no answer within 10 s"));
-            }
-        };
+        let collected =
+            match tokio::time::timeout(ADMIN_TIMEOUT, response.into_body().collect()).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => {
+                    *conn = None;
+                    return Err(unknown(&e));
+                }
+                Err(_) => {
+                    *conn = None;
+                    return Err(unknown(&"no answer within 10 s"));
+                }
+            };
         let trailer_etag = collected
             .trailers()
             .and_then(|t| t.get("etag"))
@@ -261,8 +265,13 @@ impl CaddyAdmin {
         if listen.as_deref() == Some(ADMIN_LISTEN) {
             return Ok(false);
         }
-        self.send(reqwest::Method::POST, "/config/admin", &admin_config(), None)
-            .await?;
+        self.send(
+            reqwest::Method::POST,
+            "/config/admin",
+            &admin_config(),
+            None,
+        )
+        .await?;
         // Caddy answers, then restarts its admin server on the new address: the kept
         // connection ends with the old one.
         *self.conn.lock().await = None;
@@ -279,7 +288,10 @@ impl CaddyAdmin {
 
     /// Whether the admin API answers; an error only when it never can (no `nc`).
     pub async fn check_ready(&self) -> Result<bool, ExecError> {
-        match self.call(reqwest::Method::GET, "/config/", None, None).await {
+        match self
+            .call(reqwest::Method::GET, "/config/", None, None)
+            .await
+        {
             Ok(r) => Ok(r.status == 200),
             Err(e @ ExecError::Permanent(_)) => Err(e),
             Err(_) => Ok(false),
@@ -385,7 +397,8 @@ impl CaddyAdmin {
         if let Some((current, _)) = self.get(&id).await? {
             if current != policy {
                 // Its hosts, email or CA changed: this service's policy only.
-                self.send(reqwest::Method::PATCH, &id, &policy, None).await?;
+                self.send(reqwest::Method::PATCH, &id, &policy, None)
+                    .await?;
             }
             return Ok(());
         }
@@ -431,7 +444,11 @@ impl CaddyAdmin {
             ..Default::default()
         };
         self.docker
-            .upload_to_container(CADDY_CONTAINER, Some(options), bollard::body_full(tar.into()))
+            .upload_to_container(
+                CADDY_CONTAINER,
+                Some(options),
+                bollard::body_full(tar.into()),
+            )
             .await
             .map_err(|e| ExecError::Retryable(format!("placing {path} in {CADDY_CONTAINER}: {e}")))
     }
@@ -517,7 +534,10 @@ impl CaddyAdmin {
         etag: Option<&str>,
     ) -> Result<bool, ExecError> {
         let path = format!("/id/{}", route_id(service));
-        Ok(self.send(reqwest::Method::PATCH, &path, route, etag).await? != 412)
+        Ok(self
+            .send(reqwest::Method::PATCH, &path, route, etag)
+            .await?
+            != 412)
     }
 }
 
@@ -713,7 +733,10 @@ mod tests {
         assert_eq!(policy["@id"], "odysseus-tls-app");
         assert_eq!(policy["issuers"][0]["module"], "acme");
         assert_eq!(policy["issuers"][0]["email"], "ops@example.com");
-        assert!(policy["issuers"][0].get("ca").is_none(), "Caddy's default CAs");
+        assert!(
+            policy["issuers"][0].get("ca").is_none(),
+            "Caddy's default CAs"
+        );
         let staged = ProxySpec {
             acme_ca: Some("https://ca.test/dir".into()),
             acme_ca_root: Some("-----BEGIN CERTIFICATE-----".into()),

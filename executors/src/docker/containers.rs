@@ -92,7 +92,10 @@ impl DockerExecutor {
                     .cloned()
                     .unwrap_or_default();
                 listed.push((
-                    labels.get("odysseus.deployed_at").cloned().unwrap_or_default(),
+                    labels
+                        .get("odysseus.deployed_at")
+                        .cloned()
+                        .unwrap_or_default(),
                     Listed {
                         name,
                         kind,

@@ -144,7 +144,11 @@ impl DockerExecutor {
     /// Stops the dependency's container on `host` and starts it again (same container,
     /// same image), then waits until it is healthy. An absent one is an error: booting
     /// is `boot`'s job.
-    pub async fn restart_dependency(&self, host: &str, dep: &DependencySpec) -> Result<(), ExecError> {
+    pub async fn restart_dependency(
+        &self,
+        host: &str,
+        dep: &DependencySpec,
+    ) -> Result<(), ExecError> {
         let h = self.host(host)?;
         let name = container_name(&self.spec().service, &dep.name);
         if h.engine.inspect(&name).await?.is_none() {
@@ -155,8 +159,14 @@ impl DockerExecutor {
         }
         h.engine.stop(&name, DEPENDENCY_STOP_SECS).await?;
         h.engine.start(&name).await?;
-        crate::steps::await_healthy(self, host, &name, RoleKind::Job, BOOT_TIMEOUT.as_millis() as u64)
-            .await
+        crate::steps::await_healthy(
+            self,
+            host,
+            &name,
+            RoleKind::Job,
+            BOOT_TIMEOUT.as_millis() as u64,
+        )
+        .await
     }
 
     /// Replaces the dependency's container on `host` with one made from deploy.yml as it

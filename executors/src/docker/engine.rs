@@ -2,16 +2,16 @@
 
 use std::collections::HashMap;
 
+use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HealthConfig, HostConfig,
     Ipam, IpamConfig, NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy,
     RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions,
-    DownloadFromContainerOptions, StopContainerOptions, UploadToContainerOptions,
+    CreateContainerOptions, DownloadFromContainerOptions, ListContainersOptions, LogsOptions,
+    RemoveContainerOptions, StopContainerOptions, UploadToContainerOptions,
 };
-use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::Docker;
 use futures_util::StreamExt;
 use odysseus_engine::runtime::ExecError;
@@ -409,7 +409,9 @@ impl Engine {
         let options = DownloadFromContainerOptions {
             path: dir.to_string(),
         };
-        let mut stream = self.docker.download_from_container(container, Some(options));
+        let mut stream = self
+            .docker
+            .download_from_container(container, Some(options));
         let mut archive = Vec::new();
         while let Some(chunk) = stream.next().await {
             match chunk {
@@ -451,7 +453,9 @@ impl Engine {
             .await
             .map_err(|e| transient(&what, e))?
         {
-            StartExecResults::Attached { output: mut out, .. } => {
+            StartExecResults::Attached {
+                output: mut out, ..
+            } => {
                 while let Some(chunk) = out.next().await {
                     match chunk {
                         Ok(c) => output.push_str(&c.to_string()),

@@ -14,7 +14,7 @@ use super::engine::Engine;
 use super::probe::{accepts, http_status};
 use super::spec::{ExpectStatus, ServiceSpec};
 use crate::ssh::{
-    exec as ssh_exec, forward_unix, private_dir, open_tcp, Connection, SshSettings, SshTarget,
+    exec as ssh_exec, forward_unix, open_tcp, private_dir, Connection, SshSettings, SshTarget,
 };
 
 /// How odysseus reaches a host: this machine's engine, or a server over SSH.
@@ -213,7 +213,8 @@ impl DockerExecutor {
                 super::caddy::check_existing_caddy(&h.engine, proxy).await?;
                 // Asked here rather than inside the first switch, where it would delay
                 // the traffic moving (a few Docker execs on a server).
-                if matches!(h.engine.inspect(super::caddy::CADDY_CONTAINER).await?, Some(c) if c.running) {
+                if matches!(h.engine.inspect(super::caddy::CADDY_CONTAINER).await?, Some(c) if c.running)
+                {
                     self.prepare_caddy(host, h).await?;
                 }
             }

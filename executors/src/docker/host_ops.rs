@@ -9,10 +9,10 @@ use odysseus_engine::machine::Effect;
 use odysseus_engine::runtime::{Clock, ExecError, Survey, SystemClock};
 
 use super::caddy::{ensure_caddy, CADDY_CONTAINER};
-use super::route;
 use super::engine::NewContainer;
 use super::executor::{secs_ns, DockerExecutor, HostHandle};
 use super::probe::{count_inbound, listening_ports};
+use super::route;
 use super::spec::{ExpectStatus, HttpCheck};
 use crate::steps::{ContainerView, HostOps, Mark, Probe, ProxySettings};
 
@@ -76,7 +76,11 @@ impl DockerExecutor {
     }
 
     /// Caddy running on the host, odysseus's server and the service's route in it.
-    async fn ensure_route(&self, h: &HostHandle, proxy: &super::spec::ProxySpec) -> Result<(), ExecError> {
+    async fn ensure_route(
+        &self,
+        h: &HostHandle,
+        proxy: &super::spec::ProxySpec,
+    ) -> Result<(), ExecError> {
         let spec = self.spec();
         ensure_caddy(
             &h.engine,
@@ -93,7 +97,11 @@ impl DockerExecutor {
     /// kept on Caddy's loopback (an older odysseus left it on every interface), and
     /// whether upstream changes go through slots (no Caddy reload), said once when they
     /// cannot.
-    pub(crate) async fn prepare_caddy(&self, host: &str, h: &HostHandle) -> Result<bool, ExecError> {
+    pub(crate) async fn prepare_caddy(
+        &self,
+        host: &str,
+        h: &HostHandle,
+    ) -> Result<bool, ExecError> {
         h.slots
             .get_or_try_init(|| async {
                 if h.admin.keep_admin_on_loopback().await? {
@@ -275,7 +283,10 @@ impl HostOps for DockerExecutor {
 
     async fn last_logs(&self, host: &str, name: &str) -> String {
         match self.host(host) {
-            Ok(h) => crate::redact::clean(&h.engine.last_logs(name, 20).await, &self.spec().secret_values),
+            Ok(h) => crate::redact::clean(
+                &h.engine.last_logs(name, 20).await,
+                &self.spec().secret_values,
+            ),
             Err(_) => String::new(),
         }
     }
@@ -307,7 +318,17 @@ impl HostOps for DockerExecutor {
                 self.prepare_caddy(host, h).await?
             }
         };
-        let write = || route::write(&h.engine, &h.admin, &spec.service, proxy, health, slots, edit);
+        let write = || {
+            route::write(
+                &h.engine,
+                &h.admin,
+                &spec.service,
+                proxy,
+                health,
+                slots,
+                edit,
+            )
+        };
         if let Some(written) = write().await? {
             return Ok(written);
         }

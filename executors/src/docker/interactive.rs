@@ -36,9 +36,14 @@ pub async fn converse(
     mut input: Pin<Box<dyn AsyncWrite + Send>>,
     stdin: bool,
     tty: bool,
+    interrupt: &mut Interrupt,
 ) -> Result<Ended, ExecError> {
     let _raw = if tty { RawMode::enter() } else { None };
-    let mut keys = if stdin { stdin_chunks() } else { tokio::sync::mpsc::channel(1).1 };
+    let mut keys = if stdin {
+        stdin_chunks()
+    } else {
+        tokio::sync::mpsc::channel(1).1
+    };
     let mut stdin_open = stdin;
     let mut resized = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
         .map_err(|e| ExecError::Permanent(format!("watching the window size: {e}")))?;
@@ -73,8 +78,20 @@ pub async fn converse(
                 None => return Ok(Ended::Exited),
             },
             _ = resized.recv(), if tty => resize(engine, &target).await,
-            _ = tokio::signal::ctrl_c(), if !tty => return Ok(Ended::Interrupted),
+            _ = interrupt.0.recv(), if !tty => return Ok(Ended::Interrupted),
         }
+    }
+}
+
+/// Ctrl-C, caught from before the container exists: taken by the default action while it
+/// is being made, SIGINT would end odysseus and leave the container behind.
+pub struct Interrupt(tokio::signal::unix::Signal);
+
+impl Interrupt {
+    pub fn catch() -> Result<Interrupt, ExecError> {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .map(Interrupt)
+            .map_err(|e| ExecError::Permanent(format!("catching Ctrl-C: {e}")))
     }
 }
 
@@ -110,7 +127,10 @@ async fn resize(engine: &Engine, target: &Target<'_>) {
                 .docker()
                 .resize_exec(
                     id,
-                    bollard::query_parameters::ResizeExecOptions { h: i32::from(rows), w: i32::from(cols) },
+                    bollard::query_parameters::ResizeExecOptions {
+                        h: i32::from(rows),
+                        w: i32::from(cols),
+                    },
                 )
                 .await
         }
@@ -188,6 +208,7 @@ pub async fn exec_in(
     stdin: bool,
 ) -> Result<i64, ExecError> {
     use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+    let mut interrupt = Interrupt::catch()?;
     let tty = stdin && wants_tty();
     let what = format!("running {} in {container}", cmd.join(" "));
     let created = engine
@@ -205,23 +226,39 @@ pub async fn exec_in(
         )
         .await
         .map_err(|e| match e {
-            bollard::errors::Error::DockerResponseServerError { status_code: 404 | 409, message } => {
-                ExecError::Permanent(format!("{container} is not running: {message}"))
-            }
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 404 | 409,
+                message,
+            } => ExecError::Permanent(format!("{container} is not running: {message}")),
             e => ExecError::Retryable(format!("{what}: {e}")),
         })?;
     let started = engine
         .docker()
         .start_exec(
             &created.id,
-            Some(StartExecOptions { detach: false, tty, output_capacity: None }),
+            Some(StartExecOptions {
+                detach: false,
+                tty,
+                output_capacity: None,
+            }),
         )
         .await
         .map_err(|e| ExecError::Retryable(format!("{what}: {e}")))?;
     let StartExecResults::Attached { output, input } = started else {
-        return Err(ExecError::Permanent(format!("{what}: the engine did not attach")));
+        return Err(ExecError::Permanent(format!(
+            "{what}: the engine did not attach"
+        )));
     };
-    if converse(engine, Target::Exec(&created.id), output, input, stdin, tty).await?
+    if converse(
+        engine,
+        Target::Exec(&created.id),
+        output,
+        input,
+        stdin,
+        tty,
+        &mut interrupt,
+    )
+    .await?
         == Ended::Interrupted
     {
         return Ok(super::oneoff::INTERRUPTED);

@@ -21,6 +21,6 @@ pub mod slots;
 mod status;
 pub use push::{PushOutcome, THIS_MACHINE};
 pub use status::{ContainerStatus, HostStatus};
+pub mod build;
 pub mod spec;
 mod tar;
-pub mod build;

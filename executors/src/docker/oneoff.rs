@@ -10,7 +10,7 @@ use odysseus_engine::runtime::ExecError;
 
 use super::engine::{NewContainer, OneOff};
 use super::executor::DockerExecutor;
-use super::interactive::{converse, wants_tty, Ended, Target};
+use super::interactive::{converse, wants_tty, Ended, Interrupt, Target};
 
 /// The exit code reported when the user interrupted the command (as a shell does).
 pub const INTERRUPTED: i64 = 130;
@@ -25,6 +25,7 @@ impl DockerExecutor {
         command: Vec<String>,
         stdin: bool,
     ) -> Result<i64, ExecError> {
+        let mut interrupt = Interrupt::catch()?;
         let h = self.host(host)?;
         let role_spec = self
             .spec()
@@ -102,6 +103,7 @@ impl DockerExecutor {
                 attached.input,
                 stdin,
                 tty,
+                &mut interrupt,
             )
             .await?;
             if ended == Ended::Interrupted {

@@ -52,7 +52,11 @@ async fn read_current(
 
 /// The containers `count` slots name, read in one archive of the service's slot
 /// directory ("" for a slot whose file is missing).
-async fn read_slots(engine: &Engine, service: &str, count: usize) -> Result<Vec<String>, ExecError> {
+async fn read_slots(
+    engine: &Engine,
+    service: &str,
+    count: usize,
+) -> Result<Vec<String>, ExecError> {
     let files = engine
         .read_dir_files(CADDY_CONTAINER, &slots::slot_dir(service), 64 * 1024)
         .await?
@@ -116,17 +120,25 @@ pub async fn can_use_slots(engine: &Engine) -> Result<(), String> {
         Err(e) => return Err(e.to_string()),
     };
     if !slots::reads_file_placeholders(&version) {
-        return Err(format!("its Caddy is {version} (2.8 or later reads upstreams from files)"));
+        return Err(format!(
+            "its Caddy is {version} (2.8 or later reads upstreams from files)"
+        ));
     }
     // A name of this run's own: deployers of other services probe the same Caddy at the
     // same time (their locks are per service), and a shared name would make one of them
     // find the file already moved and wrongly give up slots.
     let probe = format!("{SLOT_DIR}/.probe-{}", unique_suffix());
     let moved = format!("{SLOT_DIR}/.probe-moved");
-    if let Err(e) = engine.upload_file(CADDY_CONTAINER, &probe, b"probe\n").await {
+    if let Err(e) = engine
+        .upload_file(CADDY_CONTAINER, &probe, b"probe\n")
+        .await
+    {
         return Err(e.to_string());
     }
-    match engine.exec(CADDY_CONTAINER, &["mv", "-f", &probe, &moved]).await {
+    match engine
+        .exec(CADDY_CONTAINER, &["mv", "-f", &probe, &moved])
+        .await
+    {
         Ok((0, _)) => Ok(()),
         Ok((_, out)) => Err(format!("its Caddy image cannot `mv` ({})", out.trim())),
         Err(e) => Err(e.to_string()),

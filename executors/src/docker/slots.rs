@@ -36,10 +36,7 @@ pub fn slot_dial(service: &str, slot: usize) -> String {
 /// `Some(n)` when `dial` is the service's slot `n`.
 pub fn slot_of(service: &str, dial: &str) -> Option<usize> {
     let prefix = format!("{{file.{}/", slot_dir(service));
-    dial.strip_prefix(&prefix)?
-        .strip_suffix('}')?
-        .parse()
-        .ok()
+    dial.strip_prefix(&prefix)?.strip_suffix('}')?.parse().ok()
 }
 
 /// The route's slots, in order, when every upstream of `dials` is one (and there are

@@ -47,23 +47,35 @@ mod tests {
         assert_eq!(archive.len() % 512, 0);
         let mut reader = tar::Archive::new(&archive[..]);
         let entry = reader.entries().unwrap().next().unwrap().unwrap();
-        assert_eq!(entry.path().unwrap().to_str(), Some("etc/caddy/odysseus.json"));
+        assert_eq!(
+            entry.path().unwrap().to_str(),
+            Some("etc/caddy/odysseus.json")
+        );
         assert_eq!(entry.header().mode().unwrap(), 0o644);
     }
 
     #[test]
     fn a_directory_archive_gives_its_own_files_only() {
         let mut builder = tar::Builder::new(Vec::new());
-        for (path, body) in [("app/0", "a:1\n"), ("app/1", "b:1\n"), ("app/deeper/2", "c:1\n")] {
+        for (path, body) in [
+            ("app/0", "a:1\n"),
+            ("app/1", "b:1\n"),
+            ("app/deeper/2", "c:1\n"),
+        ] {
             let mut header = tar::Header::new_ustar();
             header.set_size(body.len() as u64);
             header.set_mode(0o644);
-            builder.append_data(&mut header, path, body.as_bytes()).unwrap();
+            builder
+                .append_data(&mut header, path, body.as_bytes())
+                .unwrap();
         }
         let files = super::files_in(&builder.into_inner().unwrap()).unwrap();
         assert_eq!(
             files,
-            vec![("0".to_string(), b"a:1\n".to_vec()), ("1".to_string(), b"b:1\n".to_vec())]
+            vec![
+                ("0".to_string(), b"a:1\n".to_vec()),
+                ("1".to_string(), b"b:1\n".to_vec())
+            ]
         );
     }
 }

@@ -183,7 +183,11 @@ pub async fn take_local(socket: &str, claim: &Claim) -> Result<HeldLock, LockErr
 
 async fn take(mut channel: LockChannel, holder: &str) -> Result<HeldLock, LockError> {
     // Who we are goes on the script's input, never its command line.
-    if channel.send(script::holder_line(holder).as_bytes()).await.is_err() {
+    if channel
+        .send(script::holder_line(holder).as_bytes())
+        .await
+        .is_err()
+    {
         channel.close().await;
         return Err(LockError::Failed(ExecError::Retryable(
             "the lock script ended before it was told who locks".into(),

@@ -91,7 +91,7 @@ impl LockError {
 /// What a probe or break script said, as an error when the directory is not safe.
 /// (The caller's messages name the host.)
 pub fn unsafe_dir(out: &str) -> Option<ExecError> {
-    out.lines().find_map(|l| l.strip_prefix("unsafe ")).map(|why| {
-        ExecError::Permanent(format!("odysseus will not use its lock directory: {why}"))
-    })
+    out.lines()
+        .find_map(|l| l.strip_prefix("unsafe "))
+        .map(|why| ExecError::Permanent(format!("odysseus will not use its lock directory: {why}")))
 }

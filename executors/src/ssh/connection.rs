@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use odysseus_engine::runtime::ExecError;
 
-use crate::host_lock::{take_over_ssh, Claim, HeldLock, LockError, Take};
 use super::session::{connect, Session, SshSettings, SshTarget};
+use crate::host_lock::{take_over_ssh, Claim, HeldLock, LockError, Take};
 
 /// One host's SSH connection for the whole deploy, re-established when it drops (the
 /// runtime observes any step that was in doubt before redoing it). When the deploy lock is
@@ -102,7 +102,8 @@ impl Connection {
     /// Takes the deploy lock on this host, or says who holds it.
     pub async fn take_lock(&self, claim: Claim) -> Result<(), LockError> {
         let session = self.session().await.map_err(LockError::Failed)?;
-        let held = take_over_ssh(&session, &self.settings.docker_socket, &claim, Take::Fresh).await?;
+        let held =
+            take_over_ssh(&session, &self.settings.docker_socket, &claim, Take::Fresh).await?;
         *self.lock.lock().await = LockState::Held {
             claim,
             held: Some(held),

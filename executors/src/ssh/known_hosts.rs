@@ -174,15 +174,24 @@ mod tests {
             judge(&file, "198.51.100.11", 22, &key(ECDSA)),
             Verdict::Changed(vec![1])
         );
-        assert_eq!(judge(&file, "198.51.100.11", 22, &key(ED25519)), Verdict::Known);
+        assert_eq!(
+            judge(&file, "198.51.100.11", 22, &key(ED25519)),
+            Verdict::Known
+        );
         assert_eq!(
             judge(&file, "198.51.100.11", 22, &key(ED25519_B)),
             Verdict::Changed(vec![1])
         );
-        assert_eq!(judge(&file, "198.51.100.12", 22, &key(ED25519)), Verdict::Unknown);
+        assert_eq!(
+            judge(&file, "198.51.100.12", 22, &key(ED25519)),
+            Verdict::Unknown
+        );
         // One of several recorded keys is enough.
         let both = format!("198.51.100.11 {ECDSA}\n198.51.100.11 {ED25519}\n");
-        assert_eq!(judge(&both, "198.51.100.11", 22, &key(ED25519)), Verdict::Known);
+        assert_eq!(
+            judge(&both, "198.51.100.11", 22, &key(ED25519)),
+            Verdict::Known
+        );
     }
 
     #[test]
@@ -197,7 +206,10 @@ mod tests {
             judge(&ca, "app.example.com", 22, &key(ED25519)),
             Verdict::CertAuthority(1)
         );
-        assert_eq!(judge(&ca, "example.org", 22, &key(ED25519)), Verdict::Unknown);
+        assert_eq!(
+            judge(&ca, "example.org", 22, &key(ED25519)),
+            Verdict::Unknown
+        );
         assert_eq!(
             judge("@revoked * sk-unknown-key AAAA\n", "h", 22, &key(ED25519)),
             Verdict::UnreadableRevocation(1)
@@ -207,14 +219,32 @@ mod tests {
     #[test]
     fn patterns_ports_negations_and_hashed_names_match_as_openssh_does() {
         let file = format!("[198.51.100.11]:2222,*.example.com,!bad.example.com {ED25519}\n");
-        assert_eq!(judge(&file, "198.51.100.11", 2222, &key(ED25519)), Verdict::Known);
-        assert_eq!(judge(&file, "198.51.100.11", 22, &key(ED25519)), Verdict::Unknown);
-        assert_eq!(judge(&file, "App.Example.com", 22, &key(ED25519)), Verdict::Known);
-        assert_eq!(judge(&file, "bad.example.com", 22, &key(ED25519)), Verdict::Unknown);
+        assert_eq!(
+            judge(&file, "198.51.100.11", 2222, &key(ED25519)),
+            Verdict::Known
+        );
+        assert_eq!(
+            judge(&file, "198.51.100.11", 22, &key(ED25519)),
+            Verdict::Unknown
+        );
+        assert_eq!(
+            judge(&file, "App.Example.com", 22, &key(ED25519)),
+            Verdict::Known
+        );
+        assert_eq!(
+            judge(&file, "bad.example.com", 22, &key(ED25519)),
+            Verdict::Unknown
+        );
         assert!(glob("s?.example.*", "s1.example.net"));
         assert!(!glob("s?.example.*", "s10.example.net"));
         let hashed = format!("{HASHED} {ED25519}\n");
-        assert_eq!(judge(&hashed, "198.51.100.11", 22, &key(ED25519)), Verdict::Known);
-        assert_eq!(judge(&hashed, "198.51.100.12", 22, &key(ED25519)), Verdict::Unknown);
+        assert_eq!(
+            judge(&hashed, "198.51.100.11", 22, &key(ED25519)),
+            Verdict::Known
+        );
+        assert_eq!(
+            judge(&hashed, "198.51.100.12", 22, &key(ED25519)),
+            Verdict::Unknown
+        );
     }
 }

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use odysseus_engine::runtime::ExecError;
 use russh::client::{self, Handle};
-use russh::keys::{
-    load_secret_key, HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate,
-};
+use russh::keys::{load_secret_key, HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh::ChannelMsg;
 
 /// Where and as whom to connect.
@@ -94,7 +92,8 @@ impl client::Handler for Verifier {
             return Ok(false);
         };
         let fingerprint = key.fingerprint(HashAlg::Sha256);
-        *self.offered.lock().unwrap() = Some((key.algorithm().to_string(), fingerprint.to_string()));
+        *self.offered.lock().unwrap() =
+            Some((key.algorithm().to_string(), fingerprint.to_string()));
         let file = self.known_hosts.display();
         let entry = if self.target.port == 22 {
             self.target.host.clone()
@@ -105,8 +104,9 @@ impl client::Handler for Verifier {
         let text = match read(&self.known_hosts) {
             Ok(text) => text,
             Err(e) => {
-                *self.problem.lock().unwrap() =
-                    Some(format!("cannot read {file} to check the host key of {entry}: {e}"));
+                *self.problem.lock().unwrap() = Some(format!(
+                    "cannot read {file} to check the host key of {entry}: {e}"
+                ));
                 return Ok(false);
             }
         };

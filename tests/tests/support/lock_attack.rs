@@ -22,7 +22,14 @@ impl Machine {
     pub fn local() -> Machine {
         Machine {
             root: strings(&["sh", "-c"]),
-            nobody: strings(&["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c"]),
+            nobody: strings(&[
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "sh",
+                "-c",
+            ]),
         }
     }
 
@@ -36,7 +43,11 @@ impl Machine {
     }
 
     fn run(how: &[String], script: &str) -> Output {
-        Command::new(&how[0]).args(&how[1..]).arg(script).output().unwrap()
+        Command::new(&how[0])
+            .args(&how[1..])
+            .arg(script)
+            .output()
+            .unwrap()
     }
 
     pub fn root(&self, script: &str) -> Output {
@@ -49,13 +60,21 @@ impl Machine {
 
     fn root_ok(&self, script: &str) -> String {
         let out = self.root(script);
-        assert!(out.status.success(), "as root: {script}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "as root: {script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn nobody_ok(&self, script: &str) {
         let out = self.nobody(script);
-        assert!(out.status.success(), "as nobody: {script}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "as nobody: {script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -112,7 +131,11 @@ pub fn plant_in_open_dir(m: &Machine, service: &str) -> Planted {
 /// the lock (`ps` as `nobody`).
 pub fn assert_fresh_directory(m: &Machine, p: &Planted) {
     let now = m.root_ok(&format!("stat -c %i {DIR}"));
-    assert_ne!(now.trim(), p.inode, "the directory planted in is still in use");
+    assert_ne!(
+        now.trim(),
+        p.inode,
+        "the directory planted in is still in use"
+    );
 }
 
 /// The planted-in directory is still the one in place (nothing moved it yet).
@@ -126,9 +149,16 @@ pub fn assert_still_planted(m: &Machine, p: &Planted) {
 pub fn deploy_with_holder_hidden(m: &Machine, cmd: Command, marker: &str) {
     let (mut child, lines) = crate::real::spawn_until(cmd, marker);
     assert_ps_hides(m, "state dir ");
-    assert!(child.try_wait().unwrap().is_none(), "the deploy ended before `ps` looked");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the deploy ended before `ps` looked"
+    );
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    assert_eq!(child.wait().unwrap().code(), Some(0), "deploy over the planted links: {rest:#?}");
+    assert_eq!(
+        child.wait().unwrap().code(),
+        Some(0),
+        "deploy over the planted links: {rest:#?}"
+    );
 }
 
 /// What `nobody` sees of every process's command line must not hold `secret` (a piece
@@ -136,8 +166,14 @@ pub fn deploy_with_holder_hidden(m: &Machine, cmd: Command, marker: &str) {
 pub fn assert_ps_hides(m: &Machine, secret: &str) {
     let out = m.nobody("ps -eo args");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("sh"), "ps as nobody: {text}");
-    assert!(!text.contains(secret), "`ps` shows the holder to everyone:\n{text}");
+    assert!(
+        out.status.success() && text.contains("sh"),
+        "ps as nobody: {text}"
+    );
+    assert!(
+        !text.contains(secret),
+        "`ps` shows the holder to everyone:\n{text}"
+    );
 }
 
 /// The attacker makes the directory before any odysseus ran (/run/lock is writable by
@@ -160,7 +196,10 @@ pub fn assert_nothing_happened(m: &Machine, p: &Planted) {
         t = p.target,
         n = p.never.join(" ")
     ));
-    assert_eq!(seen, "root 600\nuntouched\n", "the attacker's targets changed");
+    assert_eq!(
+        seen, "root 600\nuntouched\n",
+        "the attacker's targets changed"
+    );
 }
 
 /// The directory is the Docker group's alone, holds only plain files of deploy users
@@ -171,7 +210,10 @@ pub fn assert_closed_to_others(m: &Machine, service: &str) {
     assert_eq!(dir.trim(), "2770 docker directory");
     let files = m.root_ok(&format!("for f in {DIR}/* {DIR}/.[!.]*; do [ -e \"$f\" ] || [ -L \"$f\" ] || continue; stat -c '%n %F %h %a %G' \"$f\"; done"));
     assert!(files.contains(&format!("{service}.holder")), "{files}");
-    assert!(!files.contains("-other.holder"), "a file others could write stayed: {files}");
+    assert!(
+        !files.contains("-other.holder"),
+        "a file others could write stayed: {files}"
+    );
     for line in files.lines() {
         let cols: Vec<&str> = line.split_whitespace().collect();
         let tail = &cols[cols.len() - 3..];

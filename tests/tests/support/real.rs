@@ -27,7 +27,13 @@ pub fn ensure_local_caddy_is(image: &str) {
     let wanted = docker(&["image", "inspect", "-f", "{{.Id}}", image]);
     if !running.trim().is_empty() && running.trim() != wanted.trim() {
         docker(&["rm", "-f", "odysseus-caddy"]);
-        docker(&["volume", "rm", "-f", "odysseus-caddy-config", "odysseus-caddy-data"]);
+        docker(&[
+            "volume",
+            "rm",
+            "-f",
+            "odysseus-caddy-config",
+            "odysseus-caddy-data",
+        ]);
     }
 }
 
@@ -38,10 +44,15 @@ pub fn caddy_config_changes() -> usize {
         .args(["logs", "odysseus-caddy"])
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     text.lines()
         .filter(|l| l.contains("\"msg\":\"received request\""))
-        .filter(|l| ["POST", "PUT", "PATCH", "DELETE"].iter().any(|m| l.contains(&format!("\"method\":\"{m}\""))))
+        .filter(|l| {
+            ["POST", "PUT", "PATCH", "DELETE"]
+                .iter()
+                .any(|m| l.contains(&format!("\"method\":\"{m}\"")))
+        })
         .count()
 }
 
@@ -248,17 +259,28 @@ proxy:
 
     /// The dial addresses in the service's Caddy route.
     pub fn upstreams(&self) -> Vec<String> {
-        let body = caddy_admin("GET", &format!("/id/odysseus-proxy-{}/upstreams", self.service), "")
-            .map(|(_, b)| b)
-            .unwrap_or_default();
+        let body = caddy_admin(
+            "GET",
+            &format!("/id/odysseus-proxy-{}/upstreams", self.service),
+            "",
+        )
+        .map(|(_, b)| b)
+        .unwrap_or_default();
         let mut dials: Vec<String> = body
             .split("\"dial\":\"")
             .skip(1)
             .filter_map(|s| s.split('"').next())
-            .map(|dial| match dial.strip_prefix("{file.").and_then(|d| d.strip_suffix('}')) {
-                // A slot: the container is in the file Caddy reads at every request.
-                Some(path) => docker(&["exec", "odysseus-caddy", "cat", path]).trim().to_string(),
-                None => dial.to_string(),
+            .map(|dial| {
+                match dial
+                    .strip_prefix("{file.")
+                    .and_then(|d| d.strip_suffix('}'))
+                {
+                    // A slot: the container is in the file Caddy reads at every request.
+                    Some(path) => docker(&["exec", "odysseus-caddy", "cat", path])
+                        .trim()
+                        .to_string(),
+                    None => dial.to_string(),
+                }
             })
             .collect();
         dials.sort();
@@ -289,7 +311,11 @@ impl Drop for App {
     fn drop(&mut self) {
         self.remove_containers();
         // Leave no route behind for the next test to find stale.
-        let _ = caddy_admin("DELETE", &format!("/id/odysseus-route-{}", self.service), "");
+        let _ = caddy_admin(
+            "DELETE",
+            &format!("/id/odysseus-route-{}", self.service),
+            "",
+        );
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -591,7 +617,10 @@ impl MixedReport {
 /// threads per kind, until stopped or `max_time`. Aimed only at loopback or the test LAN.
 pub struct MixedLoad {
     stop: Arc<AtomicBool>,
-    handles: Vec<(ClientKind, std::thread::JoinHandle<(KindReport, Vec<String>)>)>,
+    handles: Vec<(
+        ClientKind,
+        std::thread::JoinHandle<(KindReport, Vec<String>)>,
+    )>,
 }
 
 impl MixedLoad {
@@ -734,7 +763,10 @@ fn read_response(reader: &mut impl std::io::BufRead) -> Result<(u16, String, boo
             break;
         }
         let (name, value) = h.split_once(':').unwrap_or((h, ""));
-        let (name, value) = (name.trim().to_ascii_lowercase(), value.trim().to_ascii_lowercase());
+        let (name, value) = (
+            name.trim().to_ascii_lowercase(),
+            value.trim().to_ascii_lowercase(),
+        );
         match name.as_str() {
             "content-length" => length = value.parse::<usize>().ok(),
             "transfer-encoding" => chunked = value.contains("chunked"),
@@ -783,6 +815,10 @@ pub fn git(dir: &std::path::Path, args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("git");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

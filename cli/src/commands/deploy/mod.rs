@@ -223,8 +223,12 @@ fn target_specs(config: &Config, hosts: &[String]) -> Vec<TargetSpec> {
 
 /// The plan, from a read-only look at every host: no lock, no journal, no side effect.
 async fn dry_run(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow::Result<Exit> {
-    let tag = crate::version::choose(args.image.as_deref(), config.default_tag.as_deref(), &global.config)?
-        .ok_or_else(|| UsageError(crate::version::none_message(&global.config)))?;
+    let tag = crate::version::choose(
+        args.image.as_deref(),
+        config.default_tag.as_deref(),
+        &global.config,
+    )?
+    .ok_or_else(|| UsageError(crate::version::none_message(&global.config)))?;
     let hosts = config.hosts();
     let executor =
         match DockerExecutor::connect(config.spec.clone(), &hosts, &config.ssh, config.ssh_port)
@@ -364,7 +368,11 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
             Err(e) => return Err(e.into()),
         };
     let version = if args.starts_one() {
-        crate::version::choose(args.image.as_deref(), config.default_tag.as_deref(), &global.config)?
+        crate::version::choose(
+            args.image.as_deref(),
+            config.default_tag.as_deref(),
+            &global.config,
+        )?
     } else {
         None
     };
@@ -656,7 +664,9 @@ async fn drive(
                 let mut state = session
                     .begin(&mut runtime, started, supersedes)
                     .map_err(Err)?;
-                Ok(prepare_and_drive(&mut runtime, &mut state, id, prep).await.map(|()| state))
+                Ok(prepare_and_drive(&mut runtime, &mut state, id, prep)
+                    .await
+                    .map(|()| state))
             }
             Mode::Resume(id, why) => {
                 eprintln!("Deployment {id}: {why}");
@@ -664,7 +674,9 @@ async fn drive(
                     return Ok(session.resume(&mut runtime, id).await);
                 }
                 let mut state = session.reopen_to_resume(&mut runtime, id).map_err(Err)?;
-                Ok(prepare_and_drive(&mut runtime, &mut state, id, prep).await.map(|()| state))
+                Ok(prepare_and_drive(&mut runtime, &mut state, id, prep)
+                    .await
+                    .map(|()| state))
             }
             Mode::Abort(id) => {
                 eprintln!("Deployment {id}: rolling back every target it touched");

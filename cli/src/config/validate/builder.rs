@@ -92,7 +92,10 @@ pub(super) fn builder(
         }
     }
     if b.target.as_deref().is_some_and(|t| t.trim().is_empty()) {
-        problems.push("builder.target", "names a stage of the Dockerfile, and is empty");
+        problems.push(
+            "builder.target",
+            "names a stage of the Dockerfile, and is empty",
+        );
     }
 
     let spec = BuildSpec {
@@ -160,7 +163,10 @@ fn remote_host(b: &RawBuilder, ssh_user: &str, problems: &mut Problems) -> Optio
         }
         (Some("remote") | None, None, Some(h)) => Some(h),
         (_, Some(_), Some(_)) => {
-            problems.push("builder.remote", "name the remote builder once: `host` or `remote`");
+            problems.push(
+                "builder.remote",
+                "name the remote builder once: `host` or `remote`",
+            );
             None
         }
         (Some("local") | None, Some(_), None) => {

@@ -13,7 +13,10 @@ pub(super) fn proxy(
 ) -> Option<ProxySpec> {
     let p = raw?;
     if let Some(url) = &p.acme_ca {
-        if !url.starts_with("https://") || url.len() <= "https://".len() || url.contains(char::is_whitespace) {
+        if !url.starts_with("https://")
+            || url.len() <= "https://".len()
+            || url.contains(char::is_whitespace)
+        {
             problems.push(
                 "proxy.acme_ca",
                 format!("`{url}` must be an ACME directory URL (https://…/directory)"),
@@ -27,12 +30,18 @@ pub(super) fn proxy(
             Ok(_) => {
                 problems.push(
                     "proxy.acme_ca_root",
-                    format!("{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path.display()),
+                    format!(
+                        "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                        path.display()
+                    ),
                 );
                 None
             }
             Err(e) => {
-                problems.push("proxy.acme_ca_root", format!("cannot read {}: {e}", path.display()));
+                problems.push(
+                    "proxy.acme_ca_root",
+                    format!("cannot read {}: {e}", path.display()),
+                );
                 None
             }
         }
@@ -95,7 +104,10 @@ pub(super) fn proxy(
         if !ok {
             problems.push(
                 "proxy.hosts",
-                format!("`{}` is not a host name Caddy can match", host.escape_debug()),
+                format!(
+                    "`{}` is not a host name Caddy can match",
+                    host.escape_debug()
+                ),
             );
         }
     }

@@ -28,7 +28,11 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn prepare(dir: &Path, dockerfile: &Path, never_send: &[PathBuf]) -> Result<Context, String> {
+    pub fn prepare(
+        dir: &Path,
+        dockerfile: &Path,
+        never_send: &[PathBuf],
+    ) -> Result<Context, String> {
         let meta = std::fs::metadata(dir)
             .map_err(|e| format!("the build context {}: {e}", dir.display()))?;
         if !meta.is_dir() {
@@ -72,16 +76,21 @@ impl Context {
         let (outside_dockerfile, dockerfile_name) = match inside {
             Some(rel) if !ignore.excludes(&rel) => (None, rel),
             _ => (
-                Some(std::fs::read(dockerfile).map_err(|e| {
-                    format!("reading {}: {e}", dockerfile.display())
-                })?),
+                Some(
+                    std::fs::read(dockerfile)
+                        .map_err(|e| format!("reading {}: {e}", dockerfile.display()))?,
+                ),
                 OUTSIDE_DOCKERFILE.to_string(),
             ),
         };
         let never = never_send
             .iter()
             .filter_map(|p| std::fs::canonicalize(p).ok())
-            .filter_map(|p| p.strip_prefix(&canonical_dir).ok().map(|r| r.to_string_lossy().into_owned()))
+            .filter_map(|p| {
+                p.strip_prefix(&canonical_dir)
+                    .ok()
+                    .map(|r| r.to_string_lossy().into_owned())
+            })
             .filter(|r| !r.is_empty())
             .collect();
         Ok(Context {
@@ -126,7 +135,12 @@ impl Context {
         writer.flush()
     }
 
-    fn walk<W: Write>(&self, tar: &mut tar::Builder<W>, dir: &Path, rel: &str) -> std::io::Result<()> {
+    fn walk<W: Write>(
+        &self,
+        tar: &mut tar::Builder<W>,
+        dir: &Path,
+        rel: &str,
+    ) -> std::io::Result<()> {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
             .map_err(|e| named(e, dir))?
             .collect::<Result<_, _>>()
@@ -184,9 +198,12 @@ impl ChunkWriter {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the engine stopped reading the build context"))
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the engine stopped reading the build context",
+            )
+        })
     }
 }
 
@@ -232,7 +249,11 @@ mod tests {
         std::fs::create_dir_all(dir.join("src")).unwrap();
         std::fs::create_dir_all(dir.join("node_modules/x")).unwrap();
         std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
-        std::fs::write(dir.join(".dockerignore"), "node_modules\n*.secret\nDockerfile\n").unwrap();
+        std::fs::write(
+            dir.join(".dockerignore"),
+            "node_modules\n*.secret\nDockerfile\n",
+        )
+        .unwrap();
         std::fs::write(dir.join("src/app.sh"), "echo\n").unwrap();
         std::fs::write(dir.join("node_modules/x/big.js"), "x").unwrap();
         std::fs::write(dir.join("prod.secret"), "k").unwrap();
@@ -240,22 +261,36 @@ mod tests {
         std::fs::create_dir_all(dir.join(".odysseus")).unwrap();
         std::fs::write(dir.join(".odysseus/secrets.key"), "k").unwrap();
         // Sparse: the engine refuses GNU sparse entries.
-        std::fs::File::create(dir.join("sparse.bin")).unwrap().set_len(8 << 20).unwrap();
-        let ctx = Context::prepare(&dir, &dir.join("Dockerfile"), &[dir.join(".odysseus")]).unwrap();
+        std::fs::File::create(dir.join("sparse.bin"))
+            .unwrap()
+            .set_len(8 << 20)
+            .unwrap();
+        let ctx =
+            Context::prepare(&dir, &dir.join("Dockerfile"), &[dir.join(".odysseus")]).unwrap();
         assert_eq!(ctx.dockerfile_name, OUTSIDE_DOCKERFILE);
         let got = names(&archive(ctx).await);
         assert!(got.contains(&"src/app.sh".to_string()), "{got:?}");
         assert!(got.contains(&".dockerignore".to_string()));
         assert!(got.contains(&OUTSIDE_DOCKERFILE.to_string()));
-        assert!(got.contains(&"link".to_string()), "a link goes in as a link");
-        assert!(!got.iter().any(|n| n.starts_with("node_modules")), "{got:?}");
+        assert!(
+            got.contains(&"link".to_string()),
+            "a link goes in as a link"
+        );
+        assert!(
+            !got.iter().any(|n| n.starts_with("node_modules")),
+            "{got:?}"
+        );
         assert!(!got.contains(&"prod.secret".to_string()));
         assert!(
-            !got.iter().any(|n| n == ".odysseus" || n.starts_with(".odysseus/")),
+            !got.iter()
+                .any(|n| n == ".odysseus" || n.starts_with(".odysseus/")),
             "the state dir is never sent: {got:?}"
         );
         // The link was not followed: its entry is a symlink, not /etc/shadow's bytes.
-        let bytes = archive(Context::prepare(&dir, &dir.join("Dockerfile"), &[dir.join(".odysseus")]).unwrap()).await;
+        let bytes = archive(
+            Context::prepare(&dir, &dir.join("Dockerfile"), &[dir.join(".odysseus")]).unwrap(),
+        )
+        .await;
         let mut a = tar::Archive::new(bytes.as_slice());
         let link = a
             .entries()
@@ -269,13 +304,24 @@ mod tests {
 
     #[test]
     fn a_missing_dockerfile_or_context_is_named() {
-        let e = Context::prepare(Path::new("/nonexistent-ctx"), Path::new("/x/Dockerfile"), &[])
-            .err()
-            .unwrap();
+        let e = Context::prepare(
+            Path::new("/nonexistent-ctx"),
+            Path::new("/x/Dockerfile"),
+            &[],
+        )
+        .err()
+        .unwrap();
         assert!(e.contains("/nonexistent-ctx"), "{e}");
-        let e = Context::prepare(Path::new("/tmp"), Path::new("/tmp/no-such-Dockerfile-here"), &[])
-            .err()
-            .unwrap();
-        assert!(e.contains("no Dockerfile at /tmp/no-such-Dockerfile-here"), "{e}");
+        let e = Context::prepare(
+            Path::new("/tmp"),
+            Path::new("/tmp/no-such-Dockerfile-here"),
+            &[],
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.contains("no Dockerfile at /tmp/no-such-Dockerfile-here"),
+            "{e}"
+        );
     }
 }

@@ -84,7 +84,12 @@ impl Engine {
             nocache: spec.no_cache,
             rm: true,
             forcerm: true,
-            buildargs: Some(spec.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<HashMap<_, _>>()),
+            buildargs: Some(
+                spec.args
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect::<HashMap<_, _>>(),
+            ),
             labels: Some(labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
             platform: platform.unwrap_or_default(),
             target: spec.target.clone().unwrap_or_default(),
@@ -92,15 +97,19 @@ impl Engine {
         };
         let mut chunks = context.stream();
         let body = futures_util::stream::poll_fn(move |cx| chunks.poll_recv(cx));
-        let mut output = self
-            .docker()
-            .build_image(options, None, Some(bollard::body_try_stream(body)));
+        let mut output =
+            self.docker()
+                .build_image(options, None, Some(bollard::body_try_stream(body)));
         let mut last: VecDeque<String> = VecDeque::new();
         let mut step: Option<String> = None;
         // The engine's chunks are not lines: a line (and a secret in it) may be split
         // across them. Only whole lines are shown, filtered and kept.
         let mut pending = String::new();
-        let mut take = |text: &str, pending: &mut String, flush: bool, last: &mut VecDeque<String>, step: &mut Option<String>| {
+        let mut take = |text: &str,
+                        pending: &mut String,
+                        flush: bool,
+                        last: &mut VecDeque<String>,
+                        step: &mut Option<String>| {
             pending.push_str(text);
             let mut lines: Vec<String> = Vec::new();
             while let Some(at) = pending.find('\n') {
@@ -131,13 +140,14 @@ impl Engine {
                 // The engine's own words, without bollard's wrapping.
                 Err(bollard::errors::Error::DockerStreamError { error }) => {
                     take("", &mut pending, true, &mut last, &mut step);
-                    return Err(self.failed(step.as_deref(), &last, &error))
+                    return Err(self.failed(step.as_deref(), &last, &error));
                 }
                 // The engine refused the build itself (a Dockerfile it cannot parse, a
                 // target stage that does not exist): the build's failure, not the link's.
-                Err(bollard::errors::Error::DockerResponseServerError { status_code, message })
-                    if (400..500).contains(&status_code) =>
-                {
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code,
+                    message,
+                }) if (400..500).contains(&status_code) => {
                     return Err(self.failed(step.as_deref(), &last, &message))
                 }
                 // The connection to the engine broke: the build may go better again.
@@ -172,11 +182,9 @@ impl Engine {
         match spec.platforms.as_slice() {
             [] => Ok(None),
             [one] => {
-                let version = self
-                    .docker()
-                    .version()
-                    .await
-                    .map_err(|e| ExecError::Retryable(format!("{}: Docker engine version: {e}", self.host)))?;
+                let version = self.docker().version().await.map_err(|e| {
+                    ExecError::Retryable(format!("{}: Docker engine version: {e}", self.host))
+                })?;
                 let own = format!("linux/{}", version.arch.unwrap_or_default());
                 Ok((one != &own).then(|| one.clone()))
             }
