@@ -100,6 +100,9 @@ enum Command {
     /// Every container the service has on each host: roles of every version, one-offs,
     /// dependencies, Caddy.
     Containers(commands::containers::ContainersArgs),
+    /// Read-only checks of every host: SSH, Docker and access to it, disk, the lock, Caddy
+    /// and its ports, the clock. One line per check.
+    Doctor(commands::doctor::DoctorArgs),
     /// Who holds the deploy lock (`lock status`), or break it (`lock release`).
     Lock(commands::lock::LockArgs),
     /// What the container a role serves on a host printed (`-f` to follow).
@@ -163,6 +166,7 @@ fn main() -> ExitCode {
         Command::App(args) => commands::app::run(&global, args),
         Command::Dependency(args) => commands::dependency::run(&global, args),
         Command::Containers(args) => commands::containers::run(&global, args),
+        Command::Doctor(args) => commands::doctor::run(&global, args),
         Command::Lock(args) => commands::lock::run(&global, args),
         Command::Logs(args) => commands::logs::run(&global, args),
         Command::Completions { shell } => {

@@ -2,6 +2,7 @@
 //! tests and `odysseus simulate`; it obeys the same contract as the real executors.
 
 pub mod docker;
+pub mod doctor;
 pub mod fleet_lock;
 pub mod host_lock;
 pub mod redact;

@@ -1518,6 +1518,114 @@ fn one_off_commands_exec_shell_and_console_run_in_the_served_image_and_return_it
     );
 }
 
+/// `doctor` on the fleet: every check passes on healthy servers (JSON, exit 0); a deploy
+/// user outside the docker group, an unknown host key, a Caddy made for other ports, and
+/// a port another program holds before Caddy exists each fail their own check, with the
+/// checks that need them skipped, exit 1 — and nothing on the hosts changes.
+#[test]
+fn doctor_checks_each_host_read_only_and_names_what_to_fix() {
+    let _serial = serial();
+    fleet_up();
+    let app = FleetApp::new("doctorapp", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "deploy");
+    let yaml = std::fs::read_to_string(app.dir.join("deploy.yml")).unwrap();
+    let doctor = |yaml: &str, args: &[&str]| {
+        std::fs::write(app.dir.join("deploy.yml"), yaml).unwrap();
+        Command::new(real::odysseus_bin())
+            .arg("doctor")
+            .args(args)
+            .arg("-c")
+            .arg(app.dir.join("deploy.yml"))
+            .output()
+            .unwrap()
+    };
+    let verdicts = |out: &Output| -> Vec<Vec<(String, String)>> {
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+        doc["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                h["checks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| (c["check"].as_str().unwrap().to_string(), c["verdict"].as_str().unwrap().to_string()))
+                    .collect()
+            })
+            .collect()
+    };
+    let names = ["ssh", "docker access", "docker engine", "disk", "lock", "caddy", "clock"];
+    // This service's containers and Caddy, by id and state (other users' containers come
+    // and go meanwhile).
+    let fleet_state = || {
+        (1..=3)
+            .map(|n| {
+                server_docker(n, &["ps", "-a", "--format", "{{.ID}} {{.Names}} {{.State}}"])
+                    .lines()
+                    .filter(|l| l.contains(" doctorapp-") || l.contains(" odysseus-caddy "))
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    let before = fleet_state();
+
+    let healthy = doctor(&yaml, &["--json"]);
+    assert_exit(&healthy, 0, "doctor on healthy servers");
+    for host in verdicts(&healthy) {
+        let checks: Vec<&str> = host.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(checks, names);
+        // Disk may only warn (a small test disk); nothing fails.
+        assert!(host.iter().all(|(c, v)| v == "ok" || (c == "disk" && v == "warn")), "{host:?}");
+    }
+    let text = String::from_utf8_lossy(&doctor(&yaml, &[HOSTS[0]]).stdout).into_owned();
+    assert!(text.contains("logged in as root@198.51.100.11:22"), "{text}");
+    assert!(text.contains("Docker 20.10") && text.contains("(API 1.41)"), "{text}");
+    assert!(text.contains("its admin API answers") && text.contains("±"), "{text}");
+    assert!(!text.contains('\x1b'), "no colour when not at a terminal: {text}");
+
+    // A deploy user who may not use the Docker socket.
+    let _ = Command::new("useradd").args(["-m", "-s", "/bin/sh", "-p", "*", "odyoutsider"]).status();
+    let outsider = doctor(&yaml.replace("ssh:\n", "ssh:\n  user: odyoutsider\n"), &[HOSTS[1]]);
+    assert_exit(&outsider, 1, "a user outside the docker group");
+    let said = String::from_utf8_lossy(&outsider.stdout).into_owned();
+    assert!(said.contains("ok    ssh") && said.contains("FAIL  docker access  odyoutsider may not use /var/run/docker.sock: add odyoutsider to the socket's group"), "{said}");
+    assert!(said.contains("skip  docker engine"), "{said}");
+
+    // An unknown host key: refused, everything after it skipped.
+    let empty = app.dir.join("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+    let unknown = doctor(&yaml.replace(&format!("{BASE}/known_hosts"), &empty.to_string_lossy()), &["--json", HOSTS[2]]);
+    assert_exit(&unknown, 1, "an unknown host key");
+    let v = verdicts(&unknown);
+    assert_eq!(v[0][0], ("ssh".to_string(), "fail".to_string()));
+    assert!(v[0][1..].iter().all(|(_, v)| v == "skipped"), "{v:?}");
+
+    // Caddy made for port 80, deploy.yml now asking for 8081.
+    let moved = doctor(&yaml.replace("http_port: 80\n", "http_port: 8081\n"), &[HOSTS[0]]);
+    assert_exit(&moved, 1, "Caddy publishes other ports");
+    let said = String::from_utf8_lossy(&moved.stdout).into_owned();
+    assert!(said.contains("does not publish 8081→80"), "{said}");
+
+    // No Caddy yet on s3: its ports free is fine; a port held by another program (sshd's
+    // 22 here) is named.
+    server_docker(3, &["rm", "-f", "odysseus-caddy"]);
+    let free = doctor(&yaml, &[HOSTS[2]]);
+    assert_exit(&free, 0, "no Caddy yet, ports free");
+    assert!(String::from_utf8_lossy(&free.stdout).contains("not there yet: the first deploy starts it on ports 80 and 443, which are free"));
+    let taken = doctor(&yaml.replace("http_port: 80\n", "http_port: 22\n"), &[HOSTS[2]]);
+    assert_exit(&taken, 1, "a port taken by another program");
+    assert!(String::from_utf8_lossy(&taken.stdout).contains("port 22 is taken by another program"), "{}", String::from_utf8_lossy(&taken.stdout));
+
+    // Read-only: only the Caddy this test removed is missing.
+    let after = fleet_state();
+    assert_eq!(before[..2], after[..2]);
+    std::fs::write(app.dir.join("deploy.yml"), &yaml).unwrap();
+    assert_exit(&app.deploy(&["--image", "v2"]), 0, "the next deploy makes Caddy again");
+}
+
 #[test]
 fn a_batch_of_three_deploys_the_hosts_together_without_a_failed_request() {
     let _serial = serial();

@@ -6,6 +6,7 @@ pub mod build;
 pub mod containers;
 pub mod dependency;
 pub mod deploy;
+pub mod doctor;
 pub mod lock;
 pub mod logs;
 pub mod push;

@@ -6,7 +6,7 @@
 //! at all: `script`.
 
 mod held;
-mod script;
+pub(crate) mod script;
 
 pub use held::{take_local, take_over_ssh, HeldLock};
 pub use script::{break_command, probe_command, shell_quote, LOCK_DIR};
