@@ -97,6 +97,8 @@ enum Command {
     Dependency(commands::dependency::DependencyArgs),
     /// One-off commands in the service's image (e.g. `app exec HOST --command "rails db:migrate"`).
     App(commands::app::AppArgs),
+    /// Take the service off a host: its containers and its route, journaled like a deploy.
+    Cleanup(commands::cleanup::CleanupArgs),
     /// Every container the service has on each host: roles of every version, one-offs,
     /// dependencies, Caddy.
     Containers(commands::containers::ContainersArgs),
@@ -165,6 +167,7 @@ fn main() -> ExitCode {
         Command::Build(args) => commands::build::run(&global, args),
         Command::App(args) => commands::app::run(&global, args),
         Command::Dependency(args) => commands::dependency::run(&global, args),
+        Command::Cleanup(args) => commands::cleanup::run(&global, args),
         Command::Containers(args) => commands::containers::run(&global, args),
         Command::Doctor(args) => commands::doctor::run(&global, args),
         Command::Lock(args) => commands::lock::run(&global, args),

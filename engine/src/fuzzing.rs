@@ -4,6 +4,7 @@
 use crate::ids::{DeploymentId, Operator, Timestamp};
 use crate::journal::{decode, encode, read_log};
 use crate::machine::{
+    Purpose,
     decide, DeploymentStarted, DeploymentState, Event, Fact, FailedOutcome, FailureKind,
     FailurePolicy, Observation, Plan, RetryPolicy, RoleKind, StepName, Target, Timeouts,
 };
@@ -129,6 +130,11 @@ fn next_fact(input: &mut Bytes) -> Option<Fact> {
                 config_digest: input.text(),
                 plan: Plan {
                     targets,
+                    purpose: if input.small(4) == 0 {
+                        Purpose::Cleanup
+                    } else {
+                        Purpose::Deploy
+                    },
                     batch_size: input.small(3),
                     on_failure: if input.small(2) == 0 {
                         FailurePolicy::Halt

@@ -32,6 +32,7 @@ fn started(id: DeploymentId, service: &str) -> Event {
             old_version: Some("v1".into()),
             timeouts: Timeouts::default(),
         }],
+        purpose: Default::default(),
         batch_size: 1,
         on_failure: FailurePolicy::Halt,
         retry: RetryPolicy::default(),

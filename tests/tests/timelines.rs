@@ -50,6 +50,7 @@ fn given(targets: Vec<Target>, batch_size: u32, on_failure: FailurePolicy) -> Gi
         version: "v2".into(),
         config_digest: "d1g3st".into(),
         plan: Plan {
+            purpose: Default::default(),
             targets,
             batch_size,
             on_failure,

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod build;
+pub mod cleanup;
 pub mod containers;
 pub mod dependency;
 pub mod deploy;

@@ -35,7 +35,11 @@ fn completed_versions(global: &GlobalArgs, service: &str) -> anyhow::Result<Vec<
         if state.phase != Phase::Completed {
             continue;
         }
-        if let Some(s) = state.started() {
+        // A cleanup deployed no version.
+        if let Some(s) = state
+            .started()
+            .filter(|s| s.plan.purpose == odysseus_engine::machine::Purpose::Deploy)
+        {
             if !versions.iter().any(|(v, _)| *v == s.version) {
                 versions.push((s.version.clone(), state.started_at.to_string()));
             }

@@ -16,6 +16,7 @@ pub fn deployment_json(state: &DeploymentState) -> Value {
             "service": s.service,
             "image": s.image,
             "version": s.version,
+            "purpose": s.plan.purpose.as_str(),
             "status": state.phase.as_str(),
             "config_digest": s.config_digest,
             "operator": s.operator.to_string(),

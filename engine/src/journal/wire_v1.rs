@@ -116,11 +116,15 @@ pub enum FactV1 {
     BuildFailed {
         reason: String,
     },
+    /// A deployment of purpose cleanup: the same record as `DeploymentStarted` (v1's
+    /// plan has no room for the purpose, so the fact's kind carries it).
+    CleanupStarted(StartedV1),
 }
 
 /// The envelope's kind byte for each fact, frozen with the format.
 pub fn kind_code(fact: &m::Fact) -> u8 {
     match fact {
+        m::Fact::DeploymentStarted(s) if s.plan.purpose == m::Purpose::Cleanup => 25,
         m::Fact::DeploymentStarted(_) => 1,
         m::Fact::StepStarted { .. } => 2,
         m::Fact::StepSucceeded { .. } => 3,
@@ -207,6 +211,9 @@ pub enum StepV1 {
     CleanStaleUpstreams,
     RestoreOldUpstream,
     RemoveNew,
+    UnrouteOld,
+    RemoveOld,
+    RemoveRoute,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -253,17 +260,23 @@ impl From<&m::Fact> for FactV1 {
     fn from(f: &m::Fact) -> Self {
         use m::Fact as F;
         match f {
-            F::DeploymentStarted(s) => FactV1::DeploymentStarted(StartedV1 {
-                id_millis: s.id.millis,
-                id_nonce: s.id.nonce,
-                service: s.service.clone(),
-                image: s.image.clone(),
-                version: s.version.clone(),
-                config_digest: s.config_digest.clone(),
-                plan: PlanV1::from(&s.plan),
-                operator: OperatorV1::from(&s.operator),
-                lock_token: s.lock_token,
-            }),
+            F::DeploymentStarted(s) => {
+                let started = StartedV1 {
+                    id_millis: s.id.millis,
+                    id_nonce: s.id.nonce,
+                    service: s.service.clone(),
+                    image: s.image.clone(),
+                    version: s.version.clone(),
+                    config_digest: s.config_digest.clone(),
+                    plan: PlanV1::from(&s.plan),
+                    operator: OperatorV1::from(&s.operator),
+                    lock_token: s.lock_token,
+                };
+                match s.plan.purpose {
+                    m::Purpose::Deploy => FactV1::DeploymentStarted(started),
+                    m::Purpose::Cleanup => FactV1::CleanupStarted(started),
+                }
+            }
             F::StepStarted {
                 target,
                 step,
@@ -439,6 +452,9 @@ impl From<m::StepName> for StepV1 {
             S::CleanStaleUpstreams => StepV1::CleanStaleUpstreams,
             S::RestoreOldUpstream => StepV1::RestoreOldUpstream,
             S::RemoveNew => StepV1::RemoveNew,
+            S::UnrouteOld => StepV1::UnrouteOld,
+            S::RemoveOld => StepV1::RemoveOld,
+            S::RemoveRoute => StepV1::RemoveRoute,
         }
     }
 }
@@ -505,19 +521,8 @@ impl From<FactV1> for m::Fact {
     fn from(f: FactV1) -> Self {
         use m::Fact as F;
         match f {
-            FactV1::DeploymentStarted(s) => F::DeploymentStarted(Box::new(m::DeploymentStarted {
-                id: DeploymentId {
-                    millis: s.id_millis,
-                    nonce: s.id_nonce,
-                },
-                service: s.service,
-                image: s.image,
-                version: s.version,
-                config_digest: s.config_digest,
-                plan: s.plan.into(),
-                operator: s.operator.into(),
-                lock_token: s.lock_token,
-            })),
+            FactV1::DeploymentStarted(s) => F::DeploymentStarted(Box::new(started(s, m::Purpose::Deploy))),
+            FactV1::CleanupStarted(s) => F::DeploymentStarted(Box::new(started(s, m::Purpose::Cleanup))),
             FactV1::StepStarted {
                 target,
                 step,
@@ -645,9 +650,28 @@ impl From<FactV1> for m::Fact {
     }
 }
 
+fn started(s: StartedV1, purpose: m::Purpose) -> m::DeploymentStarted {
+    let mut plan: m::Plan = s.plan.into();
+    plan.purpose = purpose;
+    m::DeploymentStarted {
+        id: DeploymentId {
+            millis: s.id_millis,
+            nonce: s.id_nonce,
+        },
+        service: s.service,
+        image: s.image,
+        version: s.version,
+        config_digest: s.config_digest,
+        plan,
+        operator: s.operator.into(),
+        lock_token: s.lock_token,
+    }
+}
+
 impl From<PlanV1> for m::Plan {
     fn from(p: PlanV1) -> Self {
         m::Plan {
+            purpose: m::Purpose::Deploy,
             targets: p
                 .targets
                 .into_iter()
@@ -695,6 +719,9 @@ impl From<StepV1> for m::StepName {
             StepV1::CleanStaleUpstreams => S::CleanStaleUpstreams,
             StepV1::RestoreOldUpstream => S::RestoreOldUpstream,
             StepV1::RemoveNew => S::RemoveNew,
+            StepV1::UnrouteOld => S::UnrouteOld,
+            StepV1::RemoveOld => S::RemoveOld,
+            StepV1::RemoveRoute => S::RemoveRoute,
         }
     }
 }

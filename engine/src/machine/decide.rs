@@ -257,6 +257,7 @@ fn effect(
             .and_then(|i| i.image_id.clone()),
         new_container,
         old_containers: target.old_containers.clone(),
+        purpose: started.plan.purpose,
         old_version: target.old_version.clone(),
         timeouts: target.timeouts,
         backoff_ms,

@@ -27,8 +27,10 @@ pub struct Effect {
     pub image_id: Option<String>,
     /// The new container's name: the key under which it is created and adopted.
     pub new_container: String,
-    /// The containers this deployment replaces on the target.
+    /// The containers this deployment replaces on the target (a cleanup: removes).
     pub old_containers: Vec<String>,
+    /// A cleanup's steps have no new container to check before they act.
+    pub purpose: super::plan::Purpose,
     pub old_version: Option<String>,
     pub timeouts: Timeouts,
     /// Wait this long before running it (backoff after a failure).
@@ -64,9 +66,12 @@ pub fn deadline_ms(step: StepName, t: &Timeouts, old_containers: usize) -> u64 {
         StepName::StopOld => t.stop_ms,
         StepName::RestoreOldUpstream => t.boot_ms,
         StepName::RemoveNew => t.drain_ms + t.stop_ms,
+        StepName::UnrouteOld | StepName::RemoveOld | StepName::RemoveRoute => t.op_ms,
     };
     let each = match step {
-        StepName::StopOld | StepName::RestoreOldUpstream => old_containers.max(1) as u64,
+        StepName::StopOld | StepName::RestoreOldUpstream | StepName::RemoveOld => {
+            old_containers.max(1) as u64
+        }
         _ => 1,
     };
     // Every step also makes a few API calls of its own.

@@ -208,6 +208,9 @@ impl Fact {
     /// A stable name per kind, used in the journal envelope, in `replay` and in JSON.
     pub fn kind_name(&self) -> &'static str {
         match self {
+            Fact::DeploymentStarted(s) if s.plan.purpose == super::plan::Purpose::Cleanup => {
+                "cleanup-started"
+            }
             Fact::DeploymentStarted(_) => "deployment-started",
             Fact::StepStarted { .. } => "step-started",
             Fact::StepSucceeded { .. } => "step-succeeded",

@@ -23,10 +23,14 @@ pub enum StepName {
     // Undo steps, run in this order when a target rolls back.
     RestoreOldUpstream,
     RemoveNew,
+    // A cleanup's own steps (`odysseus cleanup HOST`), between drain-old/stop-old.
+    UnrouteOld,
+    RemoveOld,
+    RemoveRoute,
 }
 
 impl StepName {
-    pub const ALL: [StepName; 9] = [
+    pub const ALL: [StepName; 12] = [
         StepName::StartNew,
         StepName::AwaitHealthy,
         StepName::AddUpstream,
@@ -36,6 +40,9 @@ impl StepName {
         StepName::CleanStaleUpstreams,
         StepName::RestoreOldUpstream,
         StepName::RemoveNew,
+        StepName::UnrouteOld,
+        StepName::RemoveOld,
+        StepName::RemoveRoute,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +56,9 @@ impl StepName {
             StepName::CleanStaleUpstreams => "clean-stale-upstreams",
             StepName::RestoreOldUpstream => "restore-old-upstream",
             StepName::RemoveNew => "remove-new",
+            StepName::UnrouteOld => "unroute-old",
+            StepName::RemoveOld => "remove-old",
+            StepName::RemoveRoute => "remove-route",
         }
     }
 
@@ -64,7 +74,7 @@ impl fmt::Display for StepName {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("`{0}` is not a step; steps are start-new, await-healthy, add-upstream, remove-old-upstream, drain-old, stop-old, clean-stale-upstreams, restore-old-upstream, remove-new")]
+#[error("`{0}` is not a step; steps are start-new, await-healthy, add-upstream, remove-old-upstream, drain-old, stop-old, clean-stale-upstreams, restore-old-upstream, remove-new, unroute-old, remove-old, remove-route")]
 pub struct UnknownStep(pub String);
 
 impl FromStr for StepName {
@@ -180,6 +190,20 @@ impl Target {
         self.old_containers.is_empty()
     }
 
+    /// The forward steps of this target in a deployment of `purpose`.
+    pub fn steps_for(&self, purpose: Purpose) -> Vec<StepName> {
+        use StepName::*;
+        match (purpose, self.kind) {
+            (Purpose::Deploy, _) => self.steps(),
+            // Out of the route first, then its connections drain, then it stops and goes;
+            // the route itself goes last, once nothing of the service is left to serve.
+            (Purpose::Cleanup, RoleKind::Web) => {
+                vec![UnrouteOld, DrainOld, StopOld, RemoveOld, RemoveRoute]
+            }
+            (Purpose::Cleanup, RoleKind::Job) => vec![StopOld, RemoveOld],
+        }
+    }
+
     /// The forward steps of this target, in the order the product promises.
     pub fn steps(&self) -> Vec<StepName> {
         use StepName::*;
@@ -205,10 +229,36 @@ impl Target {
     }
 }
 
+/// What a deployment is for. Both run through the same machine, journal, lock and
+/// recovery; only the steps of their targets differ.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub enum Purpose {
+    /// Move each target to a new version (the product's deploy sequence).
+    #[default]
+    Deploy,
+    /// Take the service off a host (`odysseus cleanup`): unroute, drain, stop and remove
+    /// its containers, then its route. Never undone: its on-failure policy is halt and an
+    /// abort is refused (what is removed cannot be restored).
+    Cleanup,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Deploy => "deploy",
+            Purpose::Cleanup => "cleanup",
+        }
+    }
+}
+
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Plan {
     /// Ordered host by host; on one host, roles in config order.
     pub targets: Vec<Target>,
+    /// In the journal as the kind of the starting fact (`deployment-started` or
+    /// `cleanup-started`), not as a field of the plan: the frozen v1 plan has none.
+    #[serde(default)]
+    pub purpose: Purpose,
     /// How many hosts deploy at once (at least 1).
     pub batch_size: u32,
     pub on_failure: FailurePolicy,

@@ -588,6 +588,12 @@ impl DeploymentState {
             }
             Fact::TargetRollbackStarted { target, reason } => {
                 let has_old = self.has_old(*target as usize);
+                // A cleanup is never undone (what it removed cannot come back): its
+                // target gives up where it stands, and a resume redoes its steps, which
+                // find done what is done.
+                let cleanup = self
+                    .started()
+                    .is_some_and(|s| s.plan.purpose == super::plan::Purpose::Cleanup);
                 let max = self
                     .started()
                     .map_or(1, |s| s.plan.retry.max_attempts.max(1));
@@ -602,7 +608,11 @@ impl DeploymentState {
                         .is_some_and(|f| f.kind == FailureKind::Permanent);
                 t.failed = t.status == TargetStatus::Deploying && gave_up && running;
                 t.in_doubt = None;
-                t.undo = undo_steps(&t.started, has_old);
+                t.undo = if cleanup {
+                    Vec::new()
+                } else {
+                    undo_steps(&t.started, has_old)
+                };
                 t.undone.clear();
                 t.status = TargetStatus::RollingBack;
                 t.failures = 0;
@@ -736,7 +746,7 @@ impl DeploymentState {
             TargetStatus::Pending | TargetStatus::Deploying => {
                 let plan_target = &self.started()?.plan.targets[target];
                 plan_target
-                    .steps()
+                    .steps_for(self.started()?.plan.purpose)
                     .into_iter()
                     .find(|s| !t.done.contains(s))
             }

@@ -59,4 +59,12 @@ pub trait Executor {
         kind: RoleKind,
         host: &str,
     ) -> impl Future<Output = Result<Survey, ExecError>>;
+    /// Every container of the role on the host, running or stopped (what a cleanup
+    /// removes).
+    fn survey_all(
+        &self,
+        service: &str,
+        role: &str,
+        host: &str,
+    ) -> impl Future<Output = Result<Survey, ExecError>>;
 }

@@ -2,7 +2,7 @@
 //! host says what each target replaces.
 
 use super::{Error, Executor};
-use crate::machine::{FailurePolicy, Plan, RetryPolicy, RoleKind, Target, Timeouts};
+use crate::machine::{FailurePolicy, Plan, Purpose, RetryPolicy, RoleKind, Target, Timeouts};
 
 /// One (role, host) pair as the config describes it.
 #[derive(Debug, Clone)]
@@ -42,8 +42,50 @@ pub async fn plan_deployment<E: Executor>(
     }
     Ok(Plan {
         targets,
+        purpose: Purpose::Deploy,
         batch_size: batch_size.max(1),
         on_failure,
+        retry,
+    })
+}
+
+/// A cleanup of one host: a target per role that has containers of the service there
+/// (every one of them, running or stopped, as the executor's survey of a cleanup lists
+/// them). Never rolled back: halt on failure.
+pub async fn plan_cleanup<E: Executor>(
+    executor: &E,
+    service: &str,
+    host: &str,
+    roles: &[TargetSpec],
+    retry: RetryPolicy,
+) -> Result<Plan, Error> {
+    let mut targets = Vec::new();
+    for spec in roles.iter().filter(|s| s.host == host) {
+        let survey = executor
+            .survey_all(service, &spec.role, host)
+            .await
+            .map_err(|error| Error::Survey {
+                role: spec.role.clone(),
+                host: host.to_string(),
+                error,
+            })?;
+        if survey.containers.is_empty() {
+            continue;
+        }
+        targets.push(Target {
+            role: spec.role.clone(),
+            host: host.to_string(),
+            kind: spec.kind,
+            old_containers: survey.containers,
+            old_version: survey.version,
+            timeouts: spec.timeouts,
+        });
+    }
+    Ok(Plan {
+        targets,
+        purpose: Purpose::Cleanup,
+        batch_size: 1,
+        on_failure: FailurePolicy::Halt,
         retry,
     })
 }

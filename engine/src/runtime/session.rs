@@ -31,6 +31,8 @@ pub enum Request {
     Abandon {
         reason: String,
     },
+    /// Take the service off a host (`odysseus cleanup`).
+    Cleanup,
 }
 
 /// What the run does.
@@ -52,6 +54,8 @@ pub enum Choice {
         id: DeploymentId,
         reason: String,
     },
+    /// Start a cleanup (nothing is unfinished).
+    StartCleanup,
     Refuse(Refusal),
 }
 
@@ -73,6 +77,13 @@ pub enum Refusal {
         phase: Phase,
         serving_new: Vec<String>,
     },
+    /// A cleanup while a deployment (or another cleanup) is unfinished: that one first.
+    UnfinishedBeforeCleanup { id: DeploymentId },
+    /// A deploy while a cleanup is unfinished: the cleanup is finished (`--resume`) or
+    /// ended (`--abandon`) first; a plain deploy never carries it on implicitly.
+    CleanupUnfinished { id: DeploymentId },
+    /// `--abort` of a cleanup: what it removed cannot be brought back.
+    CleanupNotUndone { id: DeploymentId },
 }
 
 /// Chooses what a run does. Pure: the same inputs always give the same choice.
@@ -86,10 +97,17 @@ pub fn choose(unfinished: Option<(DeploymentId, &DeploymentState)>, request: &Re
                 supersedes: None,
             },
             Request::Deploy { version: None, .. } => Choice::Refuse(Refusal::NoVersion),
+            Request::Cleanup => Choice::StartCleanup,
             _ => Choice::Refuse(Refusal::NothingUnfinished),
         };
     };
+    let cleanup = state
+        .started()
+        .is_some_and(|s| s.plan.purpose == crate::machine::Purpose::Cleanup);
     match request {
+        Request::Cleanup => Choice::Refuse(Refusal::UnfinishedBeforeCleanup { id }),
+        Request::Abort if cleanup => Choice::Refuse(Refusal::CleanupNotUndone { id }),
+        Request::Deploy { .. } if cleanup => Choice::Refuse(Refusal::CleanupUnfinished { id }),
         Request::Resume => Choice::Resume {
             id,
             why: "resuming",
@@ -360,6 +378,7 @@ mod tests {
             config_digest: String::new(),
             plan: Plan {
                 targets: vec![target("host1"), target("host2")],
+                purpose: Default::default(),
                 batch_size: 1,
                 on_failure: FailurePolicy::Halt,
                 retry: RetryPolicy::default(),

@@ -520,6 +520,37 @@ impl CaddyAdmin {
             }))
     }
 
+    /// Takes the service's route and TLS policy out of Caddy; `false` when there was no
+    /// route. Idempotent.
+    pub async fn remove_route(&self, service: &str) -> Result<bool, ExecError> {
+        let had_route = self.delete_id(&route_id(service)).await?;
+        self.delete_id(&tls_policy_id(service)).await?;
+        Ok(had_route)
+    }
+
+    /// Whether any route is left in any of Caddy's servers (another service's, or one a
+    /// person added).
+    pub async fn any_route(&self) -> Result<bool, ExecError> {
+        let Some((Value::Object(servers), _)) = self.get("/config/apps/http/servers").await? else {
+            return Ok(false);
+        };
+        Ok(servers
+            .values()
+            .any(|s| s["routes"].as_array().is_some_and(|r| !r.is_empty())))
+    }
+
+    async fn delete_id(&self, id: &str) -> Result<bool, ExecError> {
+        let path = format!("/id/{id}");
+        if self.get(&path).await?.is_none() {
+            return Ok(false);
+        }
+        let reply = self.call(reqwest::Method::DELETE, &path, None, None).await?;
+        match reply.status {
+            200..=299 | 404 => Ok(true),
+            _ => Err(Self::failed(&format!("DELETE {path}"), &reply)),
+        }
+    }
+
     /// The service's route and its ETag; `None` when it has none.
     pub async fn route(&self, service: &str) -> Result<Option<(Value, Option<String>)>, ExecError> {
         self.get(&format!("/id/{}", route_id(service))).await

@@ -291,6 +291,54 @@ impl HostOps for DockerExecutor {
         }
     }
 
+    async fn survey_all(
+        &self,
+        host: &str,
+        service: &str,
+        role: &str,
+    ) -> Result<Survey, ExecError> {
+        let h = self.host(host)?;
+        let list = h
+            .engine
+            .list(&[("odysseus.service", service), ("odysseus.role", role)], true)
+            .await?;
+        let mut containers: Vec<(String, String)> = list
+            .into_iter()
+            .map(|(_, name, labels)| {
+                (name, labels.get("odysseus.version").cloned().unwrap_or_default())
+            })
+            .collect();
+        containers.sort();
+        Ok(Survey {
+            version: containers.first().map(|(_, v)| v.clone()).filter(|v| !v.is_empty()),
+            containers: containers.into_iter().map(|(n, _)| n).collect(),
+        })
+    }
+
+    async fn remove_route(&self, host: &str) -> Result<bool, ExecError> {
+        let h = self.host(host)?;
+        if h.engine.inspect(CADDY_CONTAINER).await?.is_none() {
+            return Ok(false);
+        }
+        let service = &self.spec().service;
+        let had = h.admin.remove_route(service).await?;
+        // What only this service's route used: its upstream slots and its CA root.
+        let _ = h
+            .engine
+            .exec(
+                CADDY_CONTAINER,
+                &["rm", "-rf", &super::slots::slot_dir(service), &super::caddy::ca_root_path(service)],
+            )
+            .await;
+        // The shared Caddy goes only when nothing else is routed through it (its volumes,
+        // with certificates and ACME account, stay).
+        if !h.admin.any_route().await? {
+            h.engine.stop(CADDY_CONTAINER, 10).await?;
+            h.engine.remove(CADDY_CONTAINER).await?;
+        }
+        Ok(had)
+    }
+
     async fn route(&self, host: &str) -> Result<Option<Vec<String>>, ExecError> {
         self.upstreams(self.host(host)?).await
     }

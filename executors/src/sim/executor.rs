@@ -57,6 +57,10 @@ impl SimExecutor {
 
 impl Executor for SimExecutor {
     async fn execute(&self, e: &Effect) -> Result<Observation, ExecError> {
+        if e.purpose == odysseus_engine::machine::Purpose::Cleanup {
+            // The host is being emptied on purpose: serving nothing is the goal.
+            self.world.borrow_mut().decommissioning.insert(e.host.clone());
+        }
         match self.gate(&e.host, Some(e.step)) {
             Injected::None => {
                 let result = self.steps.execute(e).await;
@@ -107,5 +111,9 @@ impl Executor for SimExecutor {
         host: &str,
     ) -> Result<Survey, ExecError> {
         self.steps.survey(service, role, kind, host).await
+    }
+
+    async fn survey_all(&self, service: &str, role: &str, host: &str) -> Result<Survey, ExecError> {
+        self.steps.survey_all(service, role, host).await
     }
 }

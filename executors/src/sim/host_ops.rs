@@ -226,6 +226,34 @@ impl HostOps for SimHost {
         Ok(())
     }
 
+    async fn survey_all(
+        &self,
+        host: &str,
+        service: &str,
+        role: &str,
+    ) -> Result<Survey, ExecError> {
+        self.alive(false).await;
+        let w = self.world();
+        let h = w.host(host).ok_or_else(|| Self::no_host(host))?;
+        let mut all: Vec<_> = h
+            .containers
+            .iter()
+            .filter(|c| c.role == role && c.name.starts_with(service))
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Survey {
+            containers: all.iter().map(|c| c.name.clone()).collect(),
+            version: all.first().map(|c| c.version.clone()),
+        })
+    }
+
+    async fn remove_route(&self, host: &str) -> Result<bool, ExecError> {
+        self.alive(true).await;
+        let mut w = self.world();
+        w.host(host).ok_or_else(|| Self::no_host(host))?;
+        Ok(w.remove_route(host))
+    }
+
     async fn survey(&self, host: &str, service: &str, role: &str) -> Result<Survey, ExecError> {
         self.alive(false).await;
         let w = self.world();

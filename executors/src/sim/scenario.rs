@@ -12,7 +12,7 @@ use odysseus_engine::machine::{
     RoleKind, TargetStatus, Timeouts,
 };
 use odysseus_engine::runtime::{
-    self, plan_deployment, Choice, Refusal, Request, Runtime, Session, TargetSpec,
+    self, plan_cleanup, plan_deployment, Choice, Refusal, Request, Runtime, Session, TargetSpec,
 };
 use odysseus_engine::{DeploymentId, Operator};
 
@@ -74,6 +74,9 @@ pub struct Scenario {
     pub down_in_recovery: Option<String>,
     /// Once faults stop, a halted deployment is aborted rather than resumed.
     pub abort_when_halted: bool,
+    /// Instead of deploying: `odysseus cleanup` of this host (after a crash, the operator
+    /// resumes it: a cleanup is never aborted).
+    pub cleanup: Option<String>,
 }
 
 /// What the operator runs once the deploying process died.
@@ -122,6 +125,7 @@ impl Scenario {
             second_deployer: false,
             down_in_recovery: None,
             abort_when_halted: false,
+            cleanup: None,
         }
     }
 
@@ -324,12 +328,15 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
             secrets: Vec::new(),
             secrets_digest: None,
         };
+        // A cleanup deploys no image: the CLI records no provenance for it.
+        let preamble = if scenario.cleanup.is_some() { Vec::new() } else { vec![provenance] };
         let mut runtime = Runtime::new(&log, &executor, &clock)
-            .preamble(vec![provenance])
+            .preamble(preamble)
             .on_event(|_, _, state| {
                 *live_cell.borrow_mut() = state.clone();
             });
         let request = match mode {
+            Mode::Drive if scenario.cleanup.is_some() => Request::Cleanup,
             Mode::Drive => Request::Deploy {
                 version: Some(NEW_VERSION.to_string()),
                 narrowed: false,
@@ -353,7 +360,10 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
         let ops = executor.host_ops();
         if matches!(
             choice,
-            Choice::Start { .. } | Choice::Resume { .. } | Choice::Abort { .. }
+            Choice::Start { .. }
+                | Choice::StartCleanup
+                | Choice::Resume { .. }
+                | Choice::Abort { .. }
         ) || (!exists && matches!(choice, Choice::Refuse(Refusal::NothingUnfinished)))
         {
             // As the CLI does, under the host locks and before anything changes.
@@ -388,6 +398,12 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
                 r
             }
             // An abort with nothing started finds nothing to abort: the operator deploys.
+            // Nothing was journaled before the crash: the operator runs the cleanup again.
+            Choice::StartCleanup | Choice::Refuse(Refusal::NothingUnfinished)
+                if !exists && scenario.cleanup.is_some() =>
+            {
+                start_cleanup(scenario, &executor, &session, &mut runtime, id).await
+            }
             Choice::Start { .. } | Choice::Refuse(Refusal::NothingUnfinished) if !exists => {
                 start(scenario, &executor, &session, &mut runtime, id).await
             }
@@ -435,6 +451,7 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
                     }
                     mode = match scenario.after_crash {
                         _ if !matches!(mode, Mode::Drive) => mode,
+                        _ if scenario.cleanup.is_some() => Mode::Resume,
                         AfterCrash::Resume => Mode::Drive,
                         AfterCrash::Abort => Mode::Abort,
                         AfterCrash::Abandon => Mode::Abandon,
@@ -491,7 +508,12 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
     let world = world.borrow();
     let mut violations = world.violations.clone();
     violations.extend(violations_extra);
-    let targets = check_end_state(scenario, &world, &folded, id, &mut violations);
+    let targets = if scenario.cleanup.is_some() {
+        check_cleanup_end_state(scenario, &world, &folded, &mut violations);
+        Vec::new()
+    } else {
+        check_end_state(scenario, &world, &folded, id, &mut violations)
+    };
     let crashes = schedule.crashed_after_seq.borrow().clone();
     Outcome {
         second_refused,
@@ -559,6 +581,69 @@ async fn start<L: runtime::EventLog>(
         lock_token: session.lock().token(),
     };
     session.start(runtime, started, None).await
+}
+
+async fn start_cleanup<L: runtime::EventLog>(
+    scenario: &Scenario,
+    executor: &SimExecutor,
+    session: &Session<'_>,
+    runtime: &mut Runtime<'_, L, SimExecutor, SimClock>,
+    id: DeploymentId,
+) -> Result<DeploymentState, runtime::Error> {
+    let host = scenario.cleanup.clone().unwrap_or_default();
+    let plan = plan_cleanup(
+        executor,
+        &scenario.service,
+        &host,
+        &scenario.target_specs(),
+        scenario.retry,
+    )
+    .await?;
+    let started = DeploymentStarted {
+        id,
+        service: scenario.service.clone(),
+        image: format!("registry.example/{}", scenario.service),
+        version: "(cleanup)".to_string(),
+        config_digest: format!("sim-{:016x}", scenario.seed),
+        plan,
+        operator: session.operator().clone(),
+        lock_token: session.lock().token(),
+    };
+    session.start(runtime, started, None).await
+}
+
+/// A cleanup's convergence: a completed one leaves the host nothing of the service (no
+/// container, no route); every other host is as it was (still serving).
+fn check_cleanup_end_state(
+    scenario: &Scenario,
+    world: &World,
+    state: &DeploymentState,
+    violations: &mut Vec<String>,
+) {
+    let cleaned = scenario.cleanup.as_deref().unwrap_or_default();
+    if !(state.phase == Phase::Completed || state.phase == Phase::Halted) {
+        violations.push(format!("the cleanup ended {}", state.phase.as_str()));
+    }
+    for (name, host) in &world.hosts {
+        let ours: Vec<&str> = host
+            .containers
+            .iter()
+            .filter(|c| c.name.starts_with(&scenario.service))
+            .map(|c| c.name.as_str())
+            .collect();
+        if name == cleaned {
+            if state.phase == Phase::Completed && (!ours.is_empty() || host.routed) {
+                violations.push(format!(
+                    "the cleanup of {name} completed but {ours:?} are left (routed: {})",
+                    host.routed
+                ));
+            }
+        } else if host.containers.iter().any(|c| c.state != ContainerState::Running)
+            || (host.containers.iter().any(|c| c.web) && host.routed_healthy(world.now_ms) == 0)
+        {
+            violations.push(format!("the cleanup of {cleaned} touched {name}"));
+        }
+    }
 }
 
 /// Convergence: each target runs exactly what its final status says, nothing the

@@ -130,6 +130,9 @@ pub struct World {
     /// a stop before `drain_ms` with requests in flight is a violation.
     pub boot_ms: u64,
     pub drain_ms: u64,
+    /// Hosts a cleanup empties on purpose: serving nothing there is no violation (every
+    /// other rule still holds: nothing stopped while routed or before its drain).
+    pub decommissioning: std::collections::BTreeSet<String>,
 }
 
 impl World {
@@ -150,6 +153,7 @@ impl World {
             },
             boot_ms: 10_000,
             drain_ms: 5_000,
+            decommissioning: Default::default(),
         }
     }
 
@@ -458,9 +462,29 @@ impl World {
         true
     }
 
+    /// The service's route goes: allowed only once nothing is routed (a cleanup unroutes
+    /// first). `false` when there was none.
+    pub fn remove_route(&mut self, host: &str) -> bool {
+        let h = self.hosts.get_mut(host).expect("simulated host exists");
+        if !h.routed {
+            return false;
+        }
+        let left = h.upstreams.clone();
+        h.routed = false;
+        h.upstreams.clear();
+        h.route_health_path = None;
+        if !left.is_empty() {
+            self.violation(format!("removed the route on {host} while it still had {left:?}"));
+        }
+        true
+    }
+
     /// Availability: a change made by the deployer must never take a host that served
     /// (a routed container answering the route's health check) to serving nothing.
     fn check_availability(&mut self, host: &str, before: usize) {
+        if self.decommissioning.contains(host) {
+            return;
+        }
         let now = self.now_ms;
         let h = &self.hosts[host];
         if h.was_serving && before > 0 && h.routed_healthy(now) == 0 {

@@ -21,7 +21,7 @@ pub use health::{await_healthy, check_of, dial_of, drain, healthy_now, port_of, 
 pub use marks::{clear_marks, mark_hosts, Mark, MarkRefusal};
 pub use ops::{dial_container, ContainerView, HostOps, Probe, ProxySettings};
 
-use odysseus_engine::machine::{Effect, Observation, RoleKind, StepName};
+use odysseus_engine::machine::{Effect, Observation, Purpose, RoleKind, StepName};
 use odysseus_engine::runtime::{ExecError, Executor, Survey};
 
 use crate::docker::spec::HttpCheck;
@@ -169,13 +169,17 @@ impl<H: HostOps> Steps<H> {
                             remaining,
                         });
                     }
-                    self.new_must_serve(e, "waiting for the old containers to drain")
-                        .await?;
+                    if e.purpose == Purpose::Deploy {
+                        self.new_must_serve(e, "waiting for the old containers to drain")
+                            .await?;
+                    }
                 }
             }
             StepName::StopOld => {
-                self.new_must_serve(e, "stopping the old containers")
-                    .await?;
+                if e.purpose == Purpose::Deploy {
+                    self.new_must_serve(e, "stopping the old containers")
+                        .await?;
+                }
                 let routed = if web {
                     self.ops.route(host).await?.unwrap_or_default()
                 } else {
@@ -217,6 +221,66 @@ impl<H: HostOps> Steps<H> {
                 Ok(Observation::Count {
                     n: stale.len() as u32,
                 })
+            }
+            // A cleanup's steps (`odysseus cleanup`): the service leaves the host.
+            StepName::UnrouteOld => {
+                let Some(dials) = self.ops.route(host).await? else {
+                    return Ok(Observation::Count { n: 0 });
+                };
+                let olds = &e.old_containers;
+                if !dials.iter().any(|d| olds.iter().any(|o| o == dial_container(d))) {
+                    return Ok(Observation::Count { n: 0 });
+                }
+                // The route keeps the check its containers were deployed with.
+                let check = self.check_for(host, &olds[0]).await?;
+                let (before, after) = self
+                    .ops
+                    .write_route(host, check.as_ref(), &|u| {
+                        u.retain(|d| !olds.iter().any(|o| o == dial_container(d)))
+                    })
+                    .await?;
+                Ok(Observation::Count {
+                    n: (before.len() - after.len()) as u32,
+                })
+            }
+            StepName::RemoveOld => {
+                let routed = if web {
+                    self.ops.route(host).await?.unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                let mut n = 0;
+                for old in &e.old_containers {
+                    let Some(view) = self.view(host, old).await? else {
+                        continue;
+                    };
+                    // Removing is the last thing done to a container: only once it is out
+                    // of the route and stopped (by stop-old, with its drain).
+                    if routed.iter().any(|d| dial_container(d) == old) {
+                        return Err(ExecError::Retryable(format!(
+                            "{old} is routed again: not removing it"
+                        )));
+                    }
+                    if view.running {
+                        return Err(ExecError::Retryable(format!(
+                            "{old} runs again: not removing it"
+                        )));
+                    }
+                    self.ops.remove(host, old).await?;
+                    n += 1;
+                }
+                Ok(Observation::Count { n })
+            }
+            StepName::RemoveRoute => {
+                let dials = self.ops.route(host).await?.unwrap_or_default();
+                if !dials.is_empty() {
+                    return Err(ExecError::Retryable(format!(
+                        "the route still sends to {}: not removing it",
+                        dials.join(", ")
+                    )));
+                }
+                self.ops.remove_route(host).await?;
+                Ok(Observation::Done)
             }
             StepName::RestoreOldUpstream => {
                 for old in &e.old_containers {
@@ -389,11 +453,25 @@ impl<H: HostOps> Steps<H> {
             StepName::RemoveNew => {
                 self.view(host, new).await?.is_none() && !names(&routed().await?, new)
             }
+            StepName::UnrouteOld => {
+                let dials = routed().await?;
+                e.old_containers.iter().all(|o| !names(&dials, o))
+            }
+            StepName::RemoveOld => {
+                let mut gone = true;
+                for old in &e.old_containers {
+                    gone &= self.view(host, old).await?.is_none();
+                }
+                gone
+            }
+            StepName::RemoveRoute => self.ops.route(host).await?.is_none(),
         };
         Ok(done.then_some(match e.step {
-            StepName::RemoveOldUpstream | StepName::StopOld | StepName::CleanStaleUpstreams => {
-                Observation::Count { n: 0 }
-            }
+            StepName::RemoveOldUpstream
+            | StepName::StopOld
+            | StepName::CleanStaleUpstreams
+            | StepName::UnrouteOld
+            | StepName::RemoveOld => Observation::Count { n: 0 },
             StepName::DrainOld => Observation::Drained {
                 waited_ms: 0,
                 remaining: 0,
@@ -426,5 +504,9 @@ impl<H: HostOps> Executor for Steps<H> {
         host: &str,
     ) -> Result<Survey, ExecError> {
         self.ops.survey(host, service, role).await
+    }
+
+    async fn survey_all(&self, service: &str, role: &str, host: &str) -> Result<Survey, ExecError> {
+        self.ops.survey_all(host, service, role).await
     }
 }

@@ -97,6 +97,16 @@ pub trait HostOps {
 
     /// Which containers of the role run on the host now (for planning).
     async fn survey(&self, host: &str, service: &str, role: &str) -> Result<Survey, ExecError>;
+    /// Every container of the role on the host, running or stopped (for a cleanup).
+    async fn survey_all(
+        &self,
+        host: &str,
+        service: &str,
+        role: &str,
+    ) -> Result<Survey, ExecError>;
+    /// Removes the service's route from the host's proxy (and whatever the route alone
+    /// needed); `false` when there was none. Idempotent.
+    async fn remove_route(&self, host: &str) -> Result<bool, ExecError>;
 
     /// Rewords an error for a person (e.g. "the SSH connection is lost").
     async fn explain(&self, _host: &str, e: ExecError) -> ExecError {
@@ -155,6 +165,17 @@ impl<T: HostOps> HostOps for &T {
     }
     async fn survey(&self, host: &str, service: &str, role: &str) -> Result<Survey, ExecError> {
         (**self).survey(host, service, role).await
+    }
+    async fn survey_all(
+        &self,
+        host: &str,
+        service: &str,
+        role: &str,
+    ) -> Result<Survey, ExecError> {
+        (**self).survey_all(host, service, role).await
+    }
+    async fn remove_route(&self, host: &str) -> Result<bool, ExecError> {
+        (**self).remove_route(host).await
     }
     async fn mark(&self, host: &str) -> Result<Option<super::Mark>, ExecError> {
         (**self).mark(host).await

@@ -6,10 +6,10 @@ use std::cell::RefCell;
 use clap::Args;
 use odysseus_engine::journal::{self, local_hostname, process_alive, process_start_ticks, Journal};
 use odysseus_engine::machine::{
-    DeploymentStarted, DeploymentState, Event, Fact, Phase, RetryPolicy,
+    DeploymentStarted, DeploymentState, Event, Fact, Phase, Purpose, RetryPolicy,
 };
 use odysseus_engine::runtime::{
-    self, plan_deployment, record_fact, Choice, Clock, Request, Runtime, Session, SystemClock,
+    self, plan_cleanup, plan_deployment, record_fact, Choice, Clock, Request, Runtime, Session, SystemClock,
     TargetSpec,
 };
 use odysseus_engine::{DeploymentId, Operator};
@@ -90,6 +90,9 @@ pub struct DeployArgs {
     /// Deploy an image already built for this version instead of building it.
     #[arg(long, conflicts_with = "build")]
     no_build: bool,
+    /// Set by `odysseus cleanup HOST`: a deployment of purpose cleanup on that host.
+    #[arg(skip)]
+    cleanup: Option<String>,
 }
 
 fn operator() -> Operator {
@@ -170,6 +173,16 @@ impl DeployArgs {
             roles: Vec::new(),
             build: false,
             no_build: true,
+            cleanup: None,
+        }
+    }
+
+    /// A cleanup of `host` (what `cleanup` runs).
+    pub fn for_cleanup(host: String) -> Self {
+        DeployArgs {
+            image: None,
+            cleanup: Some(host),
+            ..DeployArgs::for_version(String::new())
         }
     }
 }
@@ -180,6 +193,16 @@ pub fn run(global: &GlobalArgs, args: DeployArgs) -> anyhow::Result<Exit> {
     config
         .restrict(&args.hosts, &args.roles)
         .map_err(UsageError)?;
+    // A cleanup may be of a host deploy.yml no longer lists (a server being retired).
+    if let Some(host) = &args.cleanup {
+        if !config.hosts().contains(host) {
+            eprintln!(
+                "warning: {host} is not a host of {}: removing what {} left there",
+                config.path.display(),
+                config.service
+            );
+        }
+    }
     for key in &config.not_yet_supported {
         eprintln!(
             "warning: `{key}` in {} is accepted but not acted on yet",
@@ -302,12 +325,14 @@ enum Mode {
     },
     Resume(DeploymentId, &'static str),
     Abort(DeploymentId),
+    /// Take the service off this host.
+    Cleanup(String),
 }
 
 impl DeployArgs {
     /// A new deployment (not a resume, an abort or an abandon).
     fn starts_one(&self) -> bool {
-        !self.resume && !self.abort && self.abandon.is_none()
+        !self.resume && !self.abort && self.abandon.is_none() && self.cleanup.is_none()
     }
 
     /// Whether a new deployment builds its image: asked for, or the version comes from
@@ -321,7 +346,9 @@ impl DeployArgs {
     }
 
     fn request(&self, version: Option<String>) -> Request {
-        if self.resume {
+        if self.cleanup.is_some() {
+            Request::Cleanup
+        } else if self.resume {
             Request::Resume
         } else if self.abort {
             Request::Abort
@@ -400,6 +427,10 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
             let mode = Mode::Abort(id);
             drive(global, &config, &journal, &clock, &session, mode, &args).await
         }
+        Choice::StartCleanup => {
+            let mode = Mode::Cleanup(args.cleanup.clone().unwrap_or_default());
+            drive(global, &config, &journal, &clock, &session, mode, &args).await
+        }
     };
     session.close()?;
     result
@@ -434,6 +465,7 @@ async fn drive(
     // recorded plan names (deploy.yml may have changed since).
     let hosts = match &mode {
         Mode::Start { .. } => config.hosts(),
+        Mode::Cleanup(host) => vec![host.clone()],
         Mode::Resume(id, _) | Mode::Abort(id) => {
             plan_hosts(&DeploymentState::fold(&journal.load(*id)?)?)
         }
@@ -441,7 +473,7 @@ async fn drive(
     // A new deployment needs every host; a recovery goes on without the ones that are
     // down (their targets fail and stay resumable; the others move).
     let connected = match &mode {
-        Mode::Start { .. } => {
+        Mode::Start { .. } | Mode::Cleanup(_) => {
             DockerExecutor::connect(config.spec.clone(), &hosts, &config.ssh, config.ssh_port).await
         }
         Mode::Resume(..) | Mode::Abort(..) => {
@@ -484,9 +516,26 @@ async fn drive(
         .flat_map(|r| r.hosts.clone())
         .filter(|h| hosts.contains(h) && !executor.down_hosts().contains_key(h))
         .collect();
-    if let Err(e) = executor.preflight(&web_hosts).await {
-        eprintln!("odysseus: {e}\nNothing was changed.");
-        return Ok(Exit::Blocked);
+    // A cleanup needs no Caddy ready for new routes; it asks what there is to remove.
+    let cleanup_specs = match &mode {
+        Mode::Cleanup(host) => match cleanup_specs(config, &executor, host).await {
+            Ok(Some(specs)) => Some(specs),
+            Ok(None) => {
+                eprintln!("{host} runs nothing of {} (no container, no route): nothing to clean up.", config.service);
+                return Ok(Exit::Ok);
+            }
+            Err(e) => {
+                eprintln!("odysseus: {e}\nNothing was changed.");
+                return Ok(Exit::Blocked);
+            }
+        },
+        _ => None,
+    };
+    if cleanup_specs.is_none() {
+        if let Err(e) = executor.preflight(&web_hosts).await {
+            eprintln!("odysseus: {e}\nNothing was changed.");
+            return Ok(Exit::Blocked);
+        }
     }
     // A deployment that builds its image records the build (and the image's delivery)
     // after its start, before its first step; a resume finishes what of that is missing.
@@ -496,7 +545,7 @@ async fn drive(
             let state = DeploymentState::fold(&journal.load(*id)?)?;
             state.build.is_some() && state.provenance.is_none()
         }
-        Mode::Abort(_) => false,
+        Mode::Abort(_) | Mode::Cleanup(_) => false,
     };
     // The builder is reached before anything changes: one that cannot be is a refusal,
     // not a deployment left unfinished.
@@ -538,7 +587,7 @@ async fn drive(
     // Known before anything changes: the hosts carry it while it is unfinished, and an
     // interruption is recorded against it.
     let id = match &mode {
-        Mode::Start { .. } => new_deployment_id(clock.now().0),
+        Mode::Start { .. } | Mode::Cleanup(_) => new_deployment_id(clock.now().0),
         Mode::Resume(id, _) | Mode::Abort(id) => *id,
     };
     // Before the marks: a refused resume leaves the hosts as it found them.
@@ -584,20 +633,28 @@ async fn drive(
     // killed between `deployment-started` and its provenance).
     let tag = match &mode {
         Mode::Start { tag, .. } => tag.clone(),
+        Mode::Cleanup(_) => CLEANUP_VERSION.to_string(),
         Mode::Resume(id, _) | Mode::Abort(id) => DeploymentState::fold(&journal.load(*id)?)?
             .started()
             .map(|s| s.version.clone())
             .unwrap_or_default(),
     };
     let built_here = match &mode {
-        Mode::Start { .. } => false,
+        Mode::Start { .. } | Mode::Cleanup(_) => false,
         Mode::Resume(id, _) | Mode::Abort(id) => {
             DeploymentState::fold(&journal.load(*id)?)?.build.is_some()
         }
     };
     // Provenance is what the hosts have for the tag once it is delivered: a build
     // records it itself after delivering (and an abort of one has nothing to record).
-    let preamble = if prepares || built_here {
+    let cleaning = match &mode {
+        Mode::Cleanup(_) => true,
+        Mode::Start { .. } => false,
+        Mode::Resume(id, _) | Mode::Abort(id) => DeploymentState::fold(&journal.load(*id)?)?
+            .started()
+            .is_some_and(|s| s.plan.purpose == Purpose::Cleanup),
+    };
+    let preamble = if prepares || built_here || cleaning {
         Vec::new()
     } else {
         vec![provenance(&executor, config, &hosts, &tag, &state_dir(global)).await]
@@ -682,6 +739,28 @@ async fn drive(
                 eprintln!("Deployment {id}: rolling back every target it touched");
                 Ok(session.abort(&mut runtime, id).await)
             }
+            Mode::Cleanup(host) => {
+                let specs = cleanup_specs.unwrap_or_default();
+                let plan = plan_cleanup(&steps, &config.service, &host, &specs, RetryPolicy::default())
+                    .await
+                    .map_err(Err::<anyhow::Error, _>)?;
+                let started = DeploymentStarted {
+                    id,
+                    service: config.service.clone(),
+                    image: config.image.clone(),
+                    version: CLEANUP_VERSION.to_string(),
+                    config_digest: config.digest.clone(),
+                    plan,
+                    operator: me.clone(),
+                    lock_token: session.lock().token(),
+                };
+                eprintln!(
+                    "Removing {} from {host} (deployment {id}); journal in {}",
+                    config.service,
+                    state_dir(global).display()
+                );
+                Ok(session.start(&mut runtime, started, None).await)
+            }
         }
     };
     // Ctrl-C or SIGTERM: abandon the current step (its intent is in the journal, and
@@ -736,7 +815,7 @@ async fn drive(
             return Ok(Exit::Blocked);
         }
     };
-    if state.phase == Phase::Completed {
+    if state.phase == Phase::Completed && !cleaning {
         prune(&executor, config, &hosts).await;
     }
     if state.phase.is_final() {
@@ -762,6 +841,52 @@ async fn drive(
         Phase::Aborted if aborting => Exit::Ok,
         _ => Exit::Failed,
     })
+}
+
+/// The version a cleanup records: it deploys nothing.
+pub const CLEANUP_VERSION: &str = "(cleanup)";
+
+/// What a cleanup of `host` goes through: a target per role with containers of the
+/// service there (deploy.yml's kind and timeouts for its roles; a role it no longer has
+/// is handled as a web role, which unroutes before it stops), plus the route alone when
+/// no container is left to hold it. `None`: nothing of the service is on the host.
+async fn cleanup_specs(
+    config: &Config,
+    executor: &DockerExecutor,
+    host: &str,
+) -> Result<Option<Vec<TargetSpec>>, odysseus_engine::runtime::ExecError> {
+    use odysseus_executors::docker::containers::Kind;
+    let mut specs: Vec<TargetSpec> = Vec::new();
+    for listed in executor.containers_on(host).await? {
+        let Kind::Role(role) = listed.kind else {
+            continue;
+        };
+        if specs.iter().any(|s| s.role == role) {
+            continue;
+        }
+        let known = config.roles.iter().find(|r| r.name == role);
+        specs.push(TargetSpec {
+            role: role.clone(),
+            host: host.to_string(),
+            kind: known.map_or(odysseus_engine::machine::RoleKind::Web, |r| r.kind),
+            timeouts: known.map_or_else(Default::default, |r| r.timeouts),
+        });
+    }
+    let routed = executor.host_status(host).await?.upstreams.is_some();
+    if specs.is_empty() && !routed {
+        return Ok(None);
+    }
+    if routed && !specs.iter().any(|s| s.kind == odysseus_engine::machine::RoleKind::Web) {
+        // Its route outlived its containers: a web target with nothing to remove takes it.
+        let web = config.roles.iter().find(|r| r.kind == odysseus_engine::machine::RoleKind::Web);
+        specs.push(TargetSpec {
+            role: web.map_or_else(|| "web".to_string(), |r| r.name.clone()),
+            host: host.to_string(),
+            kind: odysseus_engine::machine::RoleKind::Web,
+            timeouts: web.map_or_else(Default::default, |r| r.timeouts),
+        });
+    }
+    Ok(Some(specs))
 }
 
 /// What exactly is deployed, for the journal: each host's image id for the tag and the

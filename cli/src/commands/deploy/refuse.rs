@@ -57,5 +57,31 @@ pub(super) fn refuse(
             eprintln!("{why}");
             Ok(Exit::Blocked)
         }
+        Refusal::UnfinishedBeforeCleanup { id } => {
+            eprintln!(
+                "odysseus: deployment {id} of {} is unfinished: finish or end it before a cleanup.\n{}\nTo end it without touching any container: {}",
+                config.service,
+                what_next(global),
+                next_command(global, "--abandon REASON")
+            );
+            Ok(Exit::Blocked)
+        }
+        Refusal::CleanupUnfinished { id } => {
+            eprintln!(
+                "odysseus: the cleanup {id} of {} is unfinished; a deploy does not carry it on.\nTo finish it: {}\nTo end it where it stands: {}",
+                config.service,
+                next_command(global, "--resume"),
+                next_command(global, "--abandon REASON")
+            );
+            Ok(Exit::Blocked)
+        }
+        Refusal::CleanupNotUndone { id } => {
+            eprintln!(
+                "odysseus: {id} is a cleanup: what it removed cannot be brought back, so it is not rolled back.\nTo finish it: {}\nTo end it where it stands: {} (then deploy to put the service back)",
+                next_command(global, "--resume"),
+                next_command(global, "--abandon REASON")
+            );
+            Ok(Exit::Blocked)
+        }
     }
 }

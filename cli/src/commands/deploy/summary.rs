@@ -49,7 +49,11 @@ pub(super) fn print_summary(global: &GlobalArgs, state: &DeploymentState) {
     };
     let seconds = state.last_at.millis_since(state.started_at) as f64 / 1000.0;
     let mut out = String::new();
+    let cleanup = started.plan.purpose == odysseus_engine::machine::Purpose::Cleanup;
+    let hosts = started.plan.hosts().join(", ");
     let verdict = match state.phase {
+        Phase::Completed if cleanup => format!("Removed {} from {hosts}", started.service),
+        Phase::Halted if cleanup => format!("Cleanup of {hosts} halted: a step failed"),
         Phase::Completed => format!("Deployed {}:{}", started.image, started.version),
         Phase::Halted => {
             "Deployment halted: a target failed; finished targets stay on the new version"
@@ -68,6 +72,15 @@ pub(super) fn print_summary(global: &GlobalArgs, state: &DeploymentState) {
         started.id
     ));
     for (t, target) in state.targets.iter().zip(&started.plan.targets) {
+        if cleanup {
+            let what = if t.status == odysseus_engine::machine::TargetStatus::Completed {
+                format!("removed {}", target.old_containers.join(", "))
+            } else {
+                format!("{} (not done)", t.status.as_str())
+            };
+            out.push_str(&format!("  {:<20} {:<10} {what}\n", target.host, target.role));
+            continue;
+        }
         let version = match t.serving() {
             odysseus_engine::machine::Serving::New => started.version.clone(),
             odysseus_engine::machine::Serving::Old => target
