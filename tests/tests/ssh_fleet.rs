@@ -1626,6 +1626,101 @@ fn doctor_checks_each_host_read_only_and_names_what_to_fix() {
     assert_exit(&app.deploy(&["--image", "v2"]), 0, "the next deploy makes Caddy again");
 }
 
+/// `cleanup HOST` takes one service off one server as a deployment of its own: it asks
+/// (refused without a terminal unless --yes), drains a request in flight, survives a
+/// SIGKILL mid-drain (a plain deploy and --abort are refused, `--resume` finishes it),
+/// leaves the other service on that server and the service on the other servers alone,
+/// is in `replay`; the Caddy goes only with the last route in it.
+#[test]
+fn cleanup_takes_a_service_off_one_server_as_a_journaled_resumable_deployment() {
+    let _serial = serial();
+    fleet_up();
+    let a = FleetApp::new("cleana", "");
+    let b = FleetApp::new("cleanb", "");
+    assert_exit(&a.deploy(&["--image", "v1"]), 0, "deploy a");
+    assert_exit(&b.deploy(&["--image", "v1"]), 0, "deploy b");
+    let host = HOSTS[1];
+    let run = |app: &FleetApp, args: &[&str]| {
+        Command::new(real::odysseus_bin())
+            .args(args)
+            .arg("-c")
+            .arg(app.dir.join("deploy.yml"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let ours = |n: usize, service: &str| {
+        server_docker(n, &["ps", "-aq", "--filter", &format!("label=odysseus.service={service}")])
+    };
+
+    let unconfirmed = run(&a, &["cleanup", host]);
+    assert_exit(&unconfirmed, 2, "cleanup without --yes and without a terminal");
+    assert!(!ours(2, "cleana").trim().is_empty(), "nothing changed");
+
+    // A request in flight on a's container; killed while it drains.
+    let slow = real::slow_request(format!("{host}:80"), a.host_header(), 6);
+    let mut cleanup = Command::new(real::odysseus_bin())
+        .args(["cleanup", host, "--yes", "-c"])
+        .arg(a.dir.join("deploy.yml"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = Vec::new();
+    for line in BufReader::new(cleanup.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let unrouted = line.contains("unroute-old ok");
+        said.push(line);
+        if unrouted {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    signal(cleanup.id(), "-KILL");
+    let _ = cleanup.wait();
+    assert!(said.iter().any(|l| l.contains("Removing cleana from")), "{said:?}");
+
+    let deploy = run(&a, &["deploy", "--image", "v2"]);
+    assert_exit(&deploy, 3, "a deploy while the cleanup is unfinished");
+    assert!(stderr(&deploy).contains("the cleanup") && stderr(&deploy).contains("--resume"), "{}", stderr(&deploy));
+    let abort = run(&a, &["deploy", "--abort"]);
+    assert_exit(&abort, 3, "--abort of a cleanup");
+    assert!(stderr(&abort).contains("is a cleanup: what it removed cannot be brought back"), "{}", stderr(&abort));
+    let resumed = run(&a, &["deploy", "--resume"]);
+    assert_exit(&resumed, 0, "resume the cleanup");
+    assert!(String::from_utf8_lossy(&resumed.stdout).contains(&format!("Removed cleana from {host}")), "{}", String::from_utf8_lossy(&resumed.stdout));
+    let (status, _) = slow.join().unwrap().unwrap();
+    assert_eq!(status, 200, "the request in flight was drained, not cut");
+
+    // a is gone from that server only; b there is untouched.
+    assert!(ours(2, "cleana").trim().is_empty(), "{}", ours(2, "cleana"));
+    assert!(!ours(1, "cleana").trim().is_empty() && !ours(3, "cleana").trim().is_empty());
+    let answers = |app: &FleetApp| real::http_get_raw(&format!("{host}:80"), "/", &app.host_header());
+    assert!(!matches!(answers(&a), Ok((200, _))), "a still answers on {host}: {:?}", answers(&a));
+    assert!(matches!(answers(&b), Ok((200, ref body)) if body.trim() == "v1"), "{:?}", answers(&b));
+    let shown = run(&a, &["replay"]);
+    let text = String::from_utf8_lossy(&shown.stdout).into_owned();
+    for word in ["cleanup-started", "unroute-old", "drain-old", "stop-old", "remove-old", "remove-route", "resumed", "deployment-completed"] {
+        assert!(text.contains(word), "{word} missing from replay:\n{text}");
+    }
+    let again = run(&a, &["cleanup", host, "--yes"]);
+    assert_exit(&again, 0, "a second cleanup");
+    assert!(stderr(&again).contains("nothing to clean up"), "{}", stderr(&again));
+    // The service deploys there again afterwards.
+    assert_exit(&a.deploy(&["--image", "v2"]), 0, "deploy after the cleanup");
+
+    // The last route in a Caddy takes the Caddy with it (its volumes stay). A fresh
+    // Caddy: the saved config would bring back the routes earlier tests left.
+    server_docker(3, &["rm", "-f", "odysseus-caddy"]);
+    server_docker(3, &["volume", "rm", "-f", "odysseus-caddy-config"]);
+    let c = FleetApp::new("cleanc", "");
+    c.write_for(&[HOSTS[2]], &format!("{BASE}/known_hosts"), "");
+    assert_exit(&c.deploy(&["--image", "v1"]), 0, "deploy c alone on a fresh Caddy");
+    assert_exit(&run(&c, &["cleanup", HOSTS[2], "--yes"]), 0, "cleanup of the last service");
+    assert!(server_docker(3, &["ps", "-aq", "--filter", "name=^odysseus-caddy$"]).trim().is_empty(), "Caddy stays with no route");
+    assert!(server_docker(3, &["volume", "ls", "-q"]).contains("odysseus-caddy-data"));
+}
+
 #[test]
 fn a_batch_of_three_deploys_the_hosts_together_without_a_failed_request() {
     let _serial = serial();
@@ -2799,6 +2894,28 @@ fn https_certificates_come_from_a_real_acme_ca_and_survive_a_recreated_caddy() {
     wait_https(&other.host_header(), "v1");
     assert_eq!(pebble_issued(), issued, "a recreated Caddy ordered again");
 
+    // A plain-HTTP service on the same Caddy: it answers on :80 while the HTTPS hosts
+    // keep redirecting there and serving on :443 (one server on both ports made the
+    // HTTPS route answer plain HTTP; one on :443 alone redirected the plain service).
+    let plain = FleetApp::new("sshplain", "");
+    plain.write_for(&[host], &format!("{BASE}/known_hosts"), "");
+    assert_exit(&plain.deploy(&["--image", "v2"]), 0, "a plain service beside the HTTPS ones");
+    let (status, body) = real::http_get_raw(&format!("{host}:80"), "/", &plain.host_header()).unwrap();
+    assert_eq!((status, body.trim()), (200, "v2"), "the plain service over HTTP");
+    let (_, redirect) = curl(&["-o", "/dev/null", "-w", "%{http_code}", "-H", &format!("Host: {name}"), &format!("http://{host}/")]);
+    assert_eq!(redirect.trim(), "308", "the HTTPS host still redirects");
+    wait_https(&name, "v1");
+    // And the HTTPS service turning ssl off moves to plain HTTP.
+    let yaml = std::fs::read_to_string(other.dir.join("deploy.yml")).unwrap();
+    let off = yaml.replace("  ssl: true\n", "  ssl: false\n");
+    assert_ne!(yaml, off);
+    std::fs::write(other.dir.join("deploy.yml"), off).unwrap();
+    assert_exit(&other.deploy(&["--image", "v2"]), 0, "ssl turned off");
+    let (status, body) = real::http_get_raw(&format!("{host}:80"), "/", &other.host_header()).unwrap();
+    assert_eq!((status, body.trim()), (200, "v2"), "served over plain HTTP once ssl is off");
+    wait_https(&name, "v1");
+
+    drop(plain);
     drop(other);
     drop(app);
     server_docker(3, &["rm", "-f", "odysseus-caddy"]);

@@ -120,24 +120,15 @@ pub fn replay(global: &GlobalArgs, args: ReplayArgs) -> anyhow::Result<Exit> {
             &json!({"deployment": render::deployment_json(&state), "events": events}),
         )?;
         out.push('\n');
-    } else if let Some(s) = started.filter(|s| s.plan.purpose == odysseus_engine::machine::Purpose::Cleanup) {
-        out.push_str(&format!(
-            "cleanup {} of {}: off {} — {}\nstarted {} by {}, config {}\n",
-            s.id,
-            s.service,
-            s.plan.hosts().join(", "),
-            state.phase.as_str(),
-            state.started_at,
-            s.operator,
-            s.config_digest
-        ));
     } else if let Some(s) = started {
+        // A cleanup deployed no version: it says which hosts it emptied.
+        let what = if s.plan.purpose == odysseus_engine::machine::Purpose::Cleanup {
+            format!("cleanup {} of {}: off {}", s.id, s.service, s.plan.hosts().join(", "))
+        } else {
+            format!("deployment {} of {}: {}:{}", s.id, s.service, s.image, s.version)
+        };
         out.push_str(&format!(
-            "deployment {} of {}: {}:{} — {}\nstarted {} by {}, config {}\n",
-            s.id,
-            s.service,
-            s.image,
-            s.version,
+            "{what} — {}\nstarted {} by {}, config {}\n",
             state.phase.as_str(),
             state.started_at,
             s.operator,

@@ -1,15 +1,17 @@
-//! Caddy through its admin API: odysseus keeps its own HTTP server (`odysseus`) and one
-//! route per service, addressed by `@id`, never by array index. Upstream lists are
+//! Caddy through its admin API: odysseus keeps its own HTTP servers (`odysseus` on :80,
+//! `odysseus-tls` on :443 for HTTPS services: see `caddy_servers`) and one route per
+//! service, addressed by `@id`, never by array index. Upstream lists are
 //! changed by read-modify-write guarded with the ETag Caddy returns (If-Match), so two
 //! writers cannot silently undo each other.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use odysseus_engine::runtime::ExecError;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::admin_relay::{self, ADMIN_LISTEN};
 use super::engine::{Engine, NewContainer};
@@ -35,10 +37,10 @@ pub fn proxy_id(service: &str) -> String {
 /// The first config a new Caddy runs: the admin API on its container's loopback only
 /// (see `admin_relay`) and odysseus's own server. Caddy 2.6 ignores CADDY_ADMIN, so the
 /// address must be in the config.
-pub fn bootstrap_config(proxy: &ProxySpec) -> Value {
+pub fn bootstrap_config() -> Value {
     json!({
         "admin": admin_config(),
-        "apps": {"http": {"servers": {SERVER: server_config(proxy)}}}
+        "apps": {"http": {"servers": {SERVER: {"listen": [":80"], "routes": []}}}}
     })
 }
 
@@ -46,16 +48,6 @@ fn admin_config() -> Value {
     json!({"listen": ADMIN_LISTEN, "origins": [ADMIN_HOST, "localhost:2019", "[::1]:2019"]})
 }
 
-fn server_config(proxy: &ProxySpec) -> Value {
-    if proxy.ssl {
-        // Only :443: Caddy's automatic HTTPS then adds its own :80 server, which answers
-        // the ACME HTTP challenge and redirects every other request to https://. With :80
-        // in this server too, the service's route would answer plain HTTP instead.
-        json!({"listen": [":443"], "routes": []})
-    } else {
-        json!({"listen": [":80"], "routes": [], "automatic_https": {"disable": true}})
-    }
-}
 
 /// The route of one service: host matcher (none = any host), one reverse proxy whose
 /// upstreams odysseus edits, Caddy's active health check from `proxy.healthcheck`.
@@ -338,54 +330,83 @@ impl CaddyAdmin {
         }
     }
 
-    /// Makes sure odysseus's server and the service's route exist (never assumes a
-    /// Caddyfile's `srv0`), and writes the TLS policy when `proxy.ssl` is on.
+    /// Makes sure the service's route exists in the server its `proxy.ssl` says (see
+    /// `caddy_servers`), with its TLS policy written first when `ssl` is on and removed
+    /// when it is off. Never assumes a Caddyfile's `srv0`.
     pub async fn ensure_route(&self, service: &str, proxy: &ProxySpec) -> Result<(), ExecError> {
         // The policy before the route: a host routed without its policy makes Caddy start
         // an order at its default CA (with whatever email) at once.
         if proxy.ssl && !proxy.hosts.is_empty() {
             self.ensure_tls_policy(service, proxy).await?;
+        } else {
+            self.delete_id(&tls_policy_id(service)).await?;
         }
-        if self.get("/config/apps/http").await?.is_none() {
-            let http = json!({"servers": {SERVER: server_config(proxy)}});
-            self.send(reqwest::Method::PUT, "/config/apps/http", &http, None)
-                .await?;
-        } else if self
-            .get(&format!("/config/apps/http/servers/{SERVER}"))
-            .await?
-            .is_none()
-        {
-            self.send(
-                reqwest::Method::PUT,
-                &format!("/config/apps/http/servers/{SERVER}"),
-                &server_config(proxy),
-                None,
-            )
-            .await?;
+        if proxy.hosts.is_empty() && self.route(service).await?.is_none() {
+            self.refuse_second_catch_all(service).await?;
         }
-        if self
-            .get(&format!("/id/{}", route_id(service)))
-            .await?
-            .is_none()
-        {
-            if proxy.hosts.is_empty() {
-                self.refuse_second_catch_all(service).await?;
+        self.rearrange(Some(&route_config(service, proxy, &[]))).await
+    }
+
+    /// The services that have an odysseus TLS policy on this Caddy.
+    async fn tls_services(&self) -> Result<BTreeSet<String>, ExecError> {
+        Ok(match self.get("/config/apps/tls/automation/policies").await? {
+            Some((Value::Array(policies), _)) => policies
+                .iter()
+                .filter_map(|p| p["@id"].as_str()?.strip_prefix("odysseus-tls-"))
+                .map(str::to_string)
+                .collect(),
+            _ => BTreeSet::new(),
+        })
+    }
+
+    /// Puts Caddy's servers in the layout `caddy_servers::arrange` gives (adding `extra`
+    /// if its route is nowhere yet): one change, and none when they are so already.
+    async fn rearrange(&self, extra: Option<&Value>) -> Result<(), ExecError> {
+        for _ in 0..10 {
+            let tls = self.tls_services().await?;
+            match self.get("/config/apps/http/servers").await? {
+                Some((Value::Object(servers), etag)) => {
+                    let Some(wanted) = super::caddy_servers::arrange(&servers, &tls, extra) else {
+                        return Ok(());
+                    };
+                    let status = self
+                        .send(
+                            reqwest::Method::PATCH,
+                            "/config/apps/http/servers",
+                            &Value::Object(wanted),
+                            etag.as_deref(),
+                        )
+                        .await?;
+                    if status != 412 {
+                        return Ok(());
+                    }
+                }
+                _ => {
+                    let wanted = super::caddy_servers::arrange(&Map::new(), &tls, extra)
+                        .unwrap_or_default();
+                    if wanted.is_empty() {
+                        return Ok(());
+                    }
+                    if self.get("/config/apps/http").await?.is_none() {
+                        let http = json!({"servers": wanted});
+                        self.send(reqwest::Method::PUT, "/config/apps/http", &http, None)
+                            .await?;
+                    } else {
+                        self.send(
+                            reqwest::Method::PUT,
+                            "/config/apps/http/servers",
+                            &Value::Object(wanted),
+                            None,
+                        )
+                        .await?;
+                    }
+                    return Ok(());
+                }
             }
-            let route = route_config(service, proxy, &[]);
-            let routes = format!("/config/apps/http/servers/{SERVER}/routes");
-            let has_routes = matches!(self.get(&routes).await?, Some((Value::Array(list), _)) if !list.is_empty());
-            if proxy.hosts.is_empty() || !has_routes {
-                // A route for any host goes last, so it never shadows another service's
-                // (and Caddy 2.6 cannot insert at index 0 of an empty list).
-                self.send(reqwest::Method::POST, &routes, &route, None)
-                    .await?;
-            } else {
-                // PUT on an index inserts there: host-specific routes go first.
-                self.send(reqwest::Method::PUT, &format!("{routes}/0"), &route, None)
-                    .await?;
-            }
         }
-        Ok(())
+        Err(ExecError::Retryable(
+            "Caddy's servers kept changing under us (412 ten times)".into(),
+        ))
     }
 
     async fn ensure_tls_policy(&self, service: &str, proxy: &ProxySpec) -> Result<(), ExecError> {
@@ -475,36 +496,7 @@ impl CaddyAdmin {
     /// Routes with a host matcher first, routes for any host last (order otherwise
     /// kept): a route whose matcher changed may have to move.
     pub(crate) async fn order_routes(&self) -> Result<(), ExecError> {
-        let path = format!("/config/apps/http/servers/{SERVER}/routes");
-        for _ in 0..10 {
-            let Some((Value::Array(list), etag)) = self.get(&path).await? else {
-                return Ok(());
-            };
-            let mut ordered: Vec<Value> = list
-                .iter()
-                .filter(|r| r.get("match").is_some())
-                .cloned()
-                .collect();
-            ordered.extend(list.iter().filter(|r| r.get("match").is_none()).cloned());
-            if ordered == list {
-                return Ok(());
-            }
-            if self
-                .send(
-                    reqwest::Method::PATCH,
-                    &path,
-                    &Value::Array(ordered),
-                    etag.as_deref(),
-                )
-                .await?
-                != 412
-            {
-                return Ok(());
-            }
-        }
-        Err(ExecError::Retryable(
-            "Caddy's routes kept changing under us (412 ten times)".into(),
-        ))
+        self.rearrange(None).await
     }
 
     /// The path the service's route health-checks its upstreams on (None: no route, or
@@ -689,7 +681,7 @@ pub async fn ensure_caddy(
                 }
                 Err(e) => return Err(e),
             }
-            let config = serde_json::to_vec_pretty(&bootstrap_config(proxy)).expect("JSON");
+            let config = serde_json::to_vec_pretty(&bootstrap_config()).expect("JSON");
             engine
                 .upload_file(CADDY_CONTAINER, BOOTSTRAP_PATH, &config)
                 .await?;
@@ -754,7 +746,7 @@ mod tests {
     }
 
     #[test]
-    fn ssl_writes_an_acme_policy_for_the_hosts_and_listens_on_443() {
+    fn ssl_writes_an_acme_policy_for_the_hosts_and_a_new_caddy_starts_on_80() {
         let p = proxy(true, &["app.example.com", "www.example.com"]);
         let policy = tls_policy("app", &p);
         assert_eq!(
@@ -779,18 +771,14 @@ mod tests {
             policy["issuers"][0]["trusted_roots_pem_files"],
             json!(["/data/odysseus/acme-ca-root-app.pem"])
         );
-        // Only :443, so Caddy adds the :80 server that redirects to https.
-        let config = bootstrap_config(&p);
+        // A new Caddy starts with the plain server on :80 only (the :443 one comes with
+        // the first HTTPS route: caddy_servers).
+        let config = bootstrap_config();
         assert_eq!(
             config["apps"]["http"]["servers"][SERVER]["listen"],
-            json!([":443"])
+            json!([":80"])
         );
         // The admin API is on the container's loopback: no other container reaches it.
         assert_eq!(config["admin"]["listen"], "127.0.0.1:2019");
-        let plain = bootstrap_config(&proxy(false, &[]));
-        assert_eq!(
-            plain["apps"]["http"]["servers"][SERVER]["automatic_https"]["disable"],
-            true
-        );
     }
 }

@@ -32,6 +32,8 @@ pub struct HostHandle {
     pub access: Access,
     /// Whether this host's Caddy switches through upstream slots (asked once).
     pub(crate) slots: tokio::sync::OnceCell<bool>,
+    /// Caddy, the service's TLS policy and route checked against deploy.yml (once a run).
+    pub(crate) route_checked: tokio::sync::OnceCell<()>,
 }
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -295,6 +297,7 @@ async fn connect_one(
             engine,
             access: Access::Local,
             slots: Default::default(),
+            route_checked: Default::default(),
         });
     }
     let target = SshTarget::parse(host, default_port)?;
@@ -321,6 +324,7 @@ async fn connect_one(
         engine,
         access: Access::Ssh { conn, socket_dir },
         slots: Default::default(),
+        route_checked: Default::default(),
     })
 }
 

@@ -355,16 +355,15 @@ impl HostOps for DockerExecutor {
             .proxy
             .as_ref()
             .ok_or_else(|| ExecError::Permanent("the web role needs a proxy section".into()))?;
-        // The route is there almost always: write it at once; set up Caddy, its server
-        // and the route only when it is not (each check is a round trip to the host).
+        // Once per run and host: Caddy running, the TLS policy as deploy.yml says now
+        // (ssl, email, CA may change between releases), the route in the server its ssl
+        // says (see caddy_servers). Each check is a round trip to the host, so only once.
+        h.route_checked
+            .get_or_try_init(|| self.ensure_route(h, proxy))
+            .await?;
         let slots = match h.slots.get() {
             Some(known) => *known,
-            None => {
-                if !matches!(h.engine.inspect(CADDY_CONTAINER).await?, Some(c) if c.running) {
-                    self.ensure_route(h, proxy).await?;
-                }
-                self.prepare_caddy(host, h).await?
-            }
+            None => self.prepare_caddy(host, h).await?,
         };
         let write = || {
             route::write(

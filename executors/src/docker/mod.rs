@@ -2,6 +2,7 @@
 
 mod admin_relay;
 pub mod caddy;
+pub mod caddy_servers;
 pub mod containers;
 pub mod dependency;
 pub mod engine;
