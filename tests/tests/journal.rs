@@ -443,6 +443,41 @@ fn build_records_round_trip_with_frozen_kinds_and_fold_in_order() {
     assert!(state.phase.is_final());
 }
 
+/// A cleanup's start is `deployment-started`'s record under its own kind (25: v1's plan
+/// has no room for a purpose), and its steps are appended variants of the step enum: the
+/// bytes decode back to a cleanup, and a deploy's start keeps kind 1.
+#[test]
+fn cleanup_records_keep_their_purpose_under_a_frozen_kind() {
+    use odysseus_engine::machine::{Purpose, StepName};
+    let deploy = started(id(7), "app");
+    assert_eq!(journal::encode(&deploy)[1], 1);
+    let Fact::DeploymentStarted(mut s) = deploy.fact.clone() else {
+        unreachable!()
+    };
+    s.plan.purpose = Purpose::Cleanup;
+    s.plan.on_failure = FailurePolicy::Halt;
+    let cleanup = Event {
+        at: Timestamp(1_000),
+        fact: Fact::DeploymentStarted(s),
+    };
+    let bytes = journal::encode(&cleanup);
+    assert_eq!(bytes[1], 25);
+    assert_eq!(cleanup.fact.kind_name(), "cleanup-started");
+    assert_eq!(journal::decode(&bytes).unwrap(), cleanup);
+    for step in [StepName::UnrouteOld, StepName::RemoveOld, StepName::RemoveRoute] {
+        let event = Event {
+            at: Timestamp(1_001),
+            fact: Fact::StepStarted {
+                target: 0,
+                step,
+                attempt: 1,
+                key: format!("app-web-x:{step}"),
+            },
+        };
+        assert_eq!(journal::decode(&journal::encode(&event)).unwrap(), event);
+    }
+}
+
 /// A state dir whose journal sled cannot read — its files damaged on disk, or `journal`
 /// not a directory at all (a file, a device) — gets one plain message naming the path and
 /// what to do (exit 1 for damage, 2 for a path that cannot be a journal), no panic and no
