@@ -1081,6 +1081,11 @@ fn a_dependency_is_booted_reached_by_the_app_and_removed() {
         text.contains("cache") && text.contains("running") && text.contains("healthy"),
         "{text}"
     );
+    let json: serde_json::Value =
+        serde_json::from_slice(&run(&["dependency", "status", "--json"]).stdout).unwrap();
+    assert_eq!(json[0]["state"], "running");
+    assert_eq!(json[0]["health"], "healthy");
+    assert_eq!(json[0]["image"], "odysseus-other:1");
     // The app reaches it by its name on the odysseus network. (The whole config needs
     // its secrets, the dependency's too.)
     let deploy = |tag: &str| {

@@ -38,6 +38,10 @@ Exit codes: 0 all running and healthy; 1 one failed to start; 2 bad usage or con
     Status {
         /// Dependency names (default: all).
         names: Vec<String>,
+        /// One JSON document: `[{host, name, state: running|stopped|absent|unreachable,
+        /// health, image, error}]`.
+        #[arg(long)]
+        json: bool,
     },
     /// Stop each dependency and start the same container again, then wait until healthy.
     #[command(after_help = "\
@@ -155,7 +159,7 @@ pub fn run(global: &GlobalArgs, args: DependencyArgs) -> anyhow::Result<Exit> {
         .map_err(|e| UsageError(e.to_string()))?;
     let names = match &args.command {
         DependencyCommand::Boot { names }
-        | DependencyCommand::Status { names }
+        | DependencyCommand::Status { names, .. }
         | DependencyCommand::Restart { names }
         | DependencyCommand::Upgrade { names, .. }
         | DependencyCommand::Remove { names } => names.clone(),
@@ -194,6 +198,7 @@ pub fn run(global: &GlobalArgs, args: DependencyArgs) -> anyhow::Result<Exit> {
         };
         let mut exit = Exit::Ok;
         let mut out = String::new();
+        let mut rows: Vec<serde_json::Value> = Vec::new();
         for d in deps {
             for host in &d.hosts {
                 match &args.command {
@@ -255,21 +260,41 @@ pub fn run(global: &GlobalArgs, args: DependencyArgs) -> anyhow::Result<Exit> {
                         .dependency_state(host, d)
                         .await
                     {
-                        Ok(Some(s)) => out.push_str(&format!(
+                        Ok(Some(s)) => {
+                            rows.push(serde_json::json!({
+                                "host": host, "name": d.name,
+                                "state": if s.running { "running" } else { "stopped" },
+                                "health": s.health, "image": s.image, "error": null,
+                            }));
+                            out.push_str(&format!(
                             "{host:<20} {:<12} {:<10} {:<10} {}\n",
                             d.name,
                             if s.running { "running" } else { "stopped" },
-                            s.health.unwrap_or_else(|| "-".into()),
+                            s.health.clone().unwrap_or_else(|| "-".into()),
                             s.image
-                        )),
-                        Ok(None) => out.push_str(&format!("{host:<20} {:<12} absent\n", d.name)),
+                        ))
+                        }
+                        Ok(None) => {
+                            rows.push(serde_json::json!({
+                                "host": host, "name": d.name, "state": "absent",
+                                "health": null, "image": null, "error": null,
+                            }));
+                            out.push_str(&format!("{host:<20} {:<12} absent\n", d.name))
+                        }
                         Err(e) => {
+                            rows.push(serde_json::json!({
+                                "host": host, "name": d.name, "state": "unreachable",
+                                "health": null, "image": null, "error": e.to_string(),
+                            }));
                             out.push_str(&format!("{host:<20} {:<12} UNREACHABLE: {e}\n", d.name));
                             exit = Exit::Blocked;
                         }
                     },
                 }
             }
+        }
+        if matches!(args.command, DependencyCommand::Status { json: true, .. }) {
+            out = format!("{}\n", serde_json::to_string_pretty(&rows)?);
         }
         print_stdout(&out)?;
         Ok(exit)
