@@ -81,6 +81,13 @@ fn a_repository_deploys_with_no_flag_and_a_failing_dockerfile_changes_nothing() 
     write_app(&dir, "first", "");
     let first = commit(&dir, "first");
 
+    // The dry run says the build comes first, and builds nothing.
+    let dry = app.deploy_cmd(&["--dry-run"]).env("BUILD_TOKEN", TOKEN).output().unwrap();
+    assert_exit(&dry, 0, "dry run");
+    let said = String::from_utf8_lossy(&dry.stdout).into_owned();
+    assert!(said.contains(&format!("first builds {image}:{} on this machine", &first[..12])), "{said}");
+    assert!(said.contains("build args BUILD_TOKEN, GREETING") && !said.contains(TOKEN), "{said}");
+
     let out = deploy(&app);
     assert_exit(&out, 0, "build and deploy with no flag");
     let err = stderr(&out);
@@ -225,6 +232,57 @@ fn a_repository_deploys_with_no_flag_and_a_failing_dockerfile_changes_nothing() 
             .args(["rmi", "-f", &format!("{image}:{}", &tag[..12])])
             .output();
     }
+}
+
+/// As the Ruby tool and Kamal run `docker run IMAGE <cmd>`: a role's `cmd` string reaches
+/// the image's ENTRYPOINT as its arguments (an entrypoint that dispatches on `$1` is a
+/// common pattern), and `builder.dockerfile` is found in `builder.context` (a decoy
+/// Dockerfile beside deploy.yml that fails to build is never used).
+#[test]
+fn an_entrypoint_gets_the_role_cmd_as_arguments_and_the_dockerfile_is_read_in_its_context() {
+    let _serial = serial();
+    require_docker();
+    let image = format!("odysseus-entry-{}", std::process::id());
+    let app = App::new("entry", &image, "");
+    let dir = app.dir.clone();
+    git(&dir, &["init", "-q"]);
+    std::fs::create_dir_all(dir.join("app")).unwrap();
+    std::fs::write(dir.join("Dockerfile"), "FROM odysseus-demo:v1\nRUN exit 1\n").unwrap();
+    std::fs::write(
+        dir.join("app/Dockerfile"),
+        "FROM odysseus-demo:v1\nCOPY entry.sh /entry.sh\nENTRYPOINT [\"/bin/sh\", \"/entry.sh\"]\nCMD [\"web\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("app/entry.sh"),
+        "case \"$1\" in\n  web) exec /bin/serve ;;\n  worker) echo \"worker-mode $2 [$3]\"; trap 'exit 0' TERM; while true; do sleep 1; done ;;\n  *) echo \"unknown: $*\"; exit 3 ;;\nesac\n",
+    )
+    .unwrap();
+    let yaml = std::fs::read_to_string(app.config()).unwrap().replace(
+        "servers:\n  web:\n    hosts: [local]\n",
+        "servers:\n  worker:\n    hosts: [local]\n    cmd: \"worker extra-arg 'two words'\"\n    deploy:\n      stop_timeout: 2\n  web:\n    hosts: [local]\n",
+    ) + "builder:\n  context: app\n  dockerfile: Dockerfile\n";
+    std::fs::write(app.config(), yaml).unwrap();
+    let commit_id = commit(&dir, "entry");
+    let out = app.deploy(&[]);
+    assert_exit(&out, 0, "build from app/ and deploy");
+    assert!(stderr(&out).contains("app/Dockerfile"), "{}", stderr(&out));
+    assert_eq!(app.get("/").unwrap(), (200, "v1\n".into()), "the web role runs the default CMD");
+    let logs = Command::new(real::odysseus_bin())
+        .args(["logs", "local", "--role", "worker", "-c"])
+        .arg(app.config())
+        .output()
+        .unwrap();
+    assert_exit(&logs, 0, "worker logs");
+    assert_eq!(
+        String::from_utf8_lossy(&logs.stdout).trim(),
+        "worker-mode extra-arg [two words]",
+        "the entrypoint got the role's cmd as its arguments"
+    );
+    drop(app);
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", &format!("{image}:{}", &commit_id[..12])])
+        .output();
 }
 
 #[test]

@@ -47,11 +47,18 @@ pub fn run(global: &GlobalArgs, args: TrustArgs) -> anyhow::Result<Exit> {
         .into());
     }
     // Only the config's own hosts: a typo must not record some other machine's key.
+    // The remote builder is one of them: it is reached over SSH like the servers.
     let known: Vec<String> = config
         .hosts()
         .into_iter()
+        .chain(config.build.remote_host.clone())
         .filter(|h| h != "local")
-        .collect();
+        .fold(Vec::new(), |mut all, h| {
+            if !all.contains(&h) {
+                all.push(h);
+            }
+            all
+        });
     if let Some(stranger) = args.hosts.iter().find(|h| !known.contains(h)) {
         return Err(UsageError(format!(
             "{stranger} is not an SSH host of {} (its hosts: {})",

@@ -186,3 +186,52 @@ pub(super) fn check_image(image: &str) -> Result<(), String> {
         ))
     }
 }
+
+/// A `cmd:` as the container's command. A list is used as written. A string is split into
+/// words as a shell would (quotes respected), so an image's ENTRYPOINT receives them as
+/// its arguments — what `docker run IMAGE bundle exec puma` does for Kamal and the Ruby
+/// tool — and no shell is needed in the image. A string that uses shell syntax (a pipe,
+/// `&&`, `;`, a redirection, `$VAR`, a backquote) runs under `/bin/sh -c`, as written.
+pub fn command(cmd: &super::raw::StringOrList) -> Result<Vec<String>, String> {
+    match cmd {
+        super::raw::StringOrList::Many(v) => Ok(v.clone()),
+        super::raw::StringOrList::One(s) => {
+            let shell_syntax = ['|', '&', ';', '<', '>', '$', '`', '(', ')']
+                .iter()
+                .any(|c| s.contains(*c));
+            if shell_syntax {
+                return Ok(vec!["/bin/sh".into(), "-c".into(), s.clone()]);
+            }
+            match shlex::split(s) {
+                Some(words) if !words.is_empty() => Ok(words),
+                Some(_) => Err("is empty".into()),
+                None => Err(format!("`{s}` has an unclosed quote")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod command_tests {
+    use super::super::raw::StringOrList::{Many, One};
+    use super::command;
+
+    #[test]
+    fn words_reach_the_entrypoint_and_shell_syntax_gets_a_shell() {
+        assert_eq!(command(&One("worker".into())).unwrap(), ["worker"]);
+        assert_eq!(
+            command(&One("bundle exec 'good job'".into())).unwrap(),
+            ["bundle", "exec", "good job"]
+        );
+        assert_eq!(
+            command(&One("bin/setup && bin/start".into())).unwrap(),
+            ["/bin/sh", "-c", "bin/setup && bin/start"]
+        );
+        assert_eq!(
+            command(&Many(vec!["a b".into()])).unwrap(),
+            ["a b"]
+        );
+        assert!(command(&One("echo 'open".into())).is_err());
+        assert!(command(&One("   ".into())).is_err());
+    }
+}

@@ -288,6 +288,22 @@ async fn dry_run(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyho
         plan.on_failure.as_str(),
         plan.retry.max_attempts
     );
+    if args.builds(&config) {
+        let b = &config.build;
+        out.push_str(&format!(
+            "  first builds {}:{tag} on {} from {} (Dockerfile {}{}), then sends it to every host{}\n",
+            config.image,
+            b.remote_host.as_deref().unwrap_or("this machine"),
+            b.context.display(),
+            b.dockerfile.display(),
+            if b.args.is_empty() {
+                String::new()
+            } else {
+                format!(", build args {}", b.args.keys().cloned().collect::<Vec<_>>().join(", "))
+            },
+            if b.push { " through the registry" } else { "" }
+        ));
+    }
     for (i, t) in plan.targets.iter().enumerate() {
         let replaces = if t.old_containers.is_empty() {
             "first deploy".to_string()

@@ -26,7 +26,7 @@ pub(super) fn builder(
     let b = raw.unwrap_or(&default);
     let remote_host = remote_host(b, ssh_user, problems);
     let context = resolve.path(b.context.as_deref().unwrap_or("."));
-    let dockerfile = resolve.path(b.dockerfile.as_deref().unwrap_or("Dockerfile"));
+    let dockerfile = dockerfile_path(b.dockerfile.as_deref(), &context, resolve);
 
     let mut args = BTreeMap::new();
     if b.build_args.is_some() && b.args.is_some() {
@@ -189,5 +189,27 @@ fn remote_host(b: &RawBuilder, ssh_user: &str, problems: &mut Problems) -> Optio
             );
             None
         }
+    }
+}
+
+/// Where the Dockerfile is: a relative `dockerfile` is read in the context, as the Ruby
+/// tool does (`context: web` with `dockerfile: Dockerfile` is `web/Dockerfile`); when the
+/// context has no such file but deploy.yml's folder does, that one (what odysseus read
+/// before, so such files keep working). `~/` and absolute paths are taken as written.
+fn dockerfile_path(
+    written: Option<&str>,
+    context: &std::path::Path,
+    resolve: &Resolver,
+) -> std::path::PathBuf {
+    let written = written.unwrap_or("Dockerfile");
+    if written.starts_with('/') || written.starts_with("~/") {
+        return resolve.path(written);
+    }
+    let in_context = context.join(written);
+    let beside_config = resolve.path(written);
+    if !in_context.is_file() && beside_config.is_file() {
+        beside_config
+    } else {
+        in_context
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use odysseus_executors::docker::spec::{CmdCheck, DependencySpec};
 
 use super::super::problems::Problems;
-use super::super::raw::{RawDependency, StringOrList};
+use super::super::raw::RawDependency;
 use super::super::values::{namespace_volumes, parse_port, valid_name};
 use super::secrets::SecretSource;
 
@@ -46,9 +46,12 @@ pub(super) fn dependencies(
             name: name.clone(),
             image: d.image.clone(),
             hosts: d.hosts.clone(),
-            cmd: d.cmd.as_ref().map(|c| match c {
-                StringOrList::One(s) => vec!["/bin/sh".to_string(), "-c".to_string(), s.clone()],
-                StringOrList::Many(v) => v.clone(),
+            cmd: d.cmd.as_ref().and_then(|c| match super::super::values::command(c) {
+                Ok(argv) => Some(argv),
+                Err(why) => {
+                    problems.push(format!("{key}.cmd"), why);
+                    None
+                }
             }),
             ports,
             volumes: namespace_volumes(service, d.volumes.clone().unwrap_or_default()),

@@ -4,7 +4,7 @@ use odysseus_engine::machine::{RoleKind, Timeouts};
 use odysseus_executors::docker::spec::{CmdCheck, Resources, RoleSpec};
 
 use super::super::problems::Problems;
-use super::super::raw::{RawRole, Scalar, StringOrList};
+use super::super::raw::{RawRole, Scalar};
 use super::super::values::{check_host, namespace_volumes, parse_bytes, valid_name};
 use super::super::Role;
 
@@ -60,9 +60,12 @@ pub(super) fn roles(
         };
         hosts(&r.hosts, &key, problems);
         let resources = resources(r, &key, problems);
-        let cmd = r.cmd.as_ref().map(|c| match c {
-            StringOrList::One(s) => vec!["/bin/sh".to_string(), "-c".to_string(), s.clone()],
-            StringOrList::Many(v) => v.clone(),
+        let cmd = r.cmd.as_ref().and_then(|c| match super::super::values::command(c) {
+            Ok(argv) => Some(argv),
+            Err(why) => {
+                problems.push(format!("{key}.cmd"), why);
+                None
+            }
         });
         if let Some(h) = &r.healthcheck {
             for (field, value) in [("interval", h.interval), ("timeout", h.timeout)] {
