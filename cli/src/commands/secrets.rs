@@ -178,8 +178,13 @@ fn refuse_other_key(target: &Path, key: &str) -> Result<(), UsageError> {
 
 /// Replaced whole: a crash leaves the old file or the new one. It is meant to be
 /// committed, so it is as readable as any file the user makes (0666 less the umask).
+/// Encrypts what the Ruby tool reads: a YAML mapping. dotenv input is turned into one
+/// (each value a double-quoted YAML scalar), so a file made here opens there too.
 fn write_encrypted(target: &Path, plain: &str, key: &str) -> anyhow::Result<()> {
-    let text = encrypted::encrypt(plain.as_bytes(), key)?;
+    let yaml = secrets_file::as_yaml(plain).map_err(|line| {
+        UsageError(format!("line {line}: neither a YAML mapping of NAME: value nor a NAME=value line"))
+    })?;
+    let text = encrypted::encrypt(yaml.as_bytes(), key)?;
     odysseus::files::replace(target, text.as_bytes(), 0o666)
         .map_err(|e| UsageError(format!("writing {}: {e}", target.display())).into())
 }

@@ -77,33 +77,52 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, String>, usize> {
     dotenv(text)
 }
 
+/// The same secrets as a YAML mapping: YAML text as it is (comments, symbol keys and all),
+/// dotenv lines rewritten as `NAME: "value"` (JSON string escapes are YAML's
+/// double-quoted ones). Err(line number) when it is neither.
+pub fn as_yaml(text: &str) -> Result<String, usize> {
+    let map = parse(text)?;
+    let is_yaml = serde_saphyr::from_str::<BTreeMap<String, Scalar>>(text)
+        .is_ok_and(|m| m.keys().all(|k| is_name(k.strip_prefix(':').unwrap_or(k))));
+    if is_yaml || text.trim().is_empty() {
+        return Ok(text.to_string());
+    }
+    Ok(map
+        .iter()
+        .map(|(k, v)| format!("{k}: {}\n", serde_json::Value::String(v.clone())))
+        .collect())
+}
+
 fn is_name(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// `NAME=value` lines; `#` comments, blank lines, an `export ` prefix and one pair of
-/// surrounding quotes are allowed. Err(line number) on anything else.
+/// dotenv lines, read by `dotenvy` (comments, `export `, quotes, multi-line quoted values,
+/// `${VAR}` expansion as the dotenv tools do). Err(line number) of the first line it cannot
+/// read — found by its text, which never leaves this function (it may hold a value).
 fn dotenv(text: &str) -> Result<BTreeMap<String, String>, usize> {
     let mut map = BTreeMap::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
+    for item in dotenvy::from_read_iter(text.as_bytes()) {
+        match item {
+            Ok((name, value)) => {
+                if !is_name(&name) {
+                    return Err(line_of(text, &name));
+                }
+                map.insert(name, value);
+            }
+            Err(dotenvy::Error::LineParse(line, _)) => return Err(line_of(text, &line)),
+            Err(_) => return Err(1),
         }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let (name, value) = line.split_once('=').ok_or(n + 1)?;
-        let name = name.trim();
-        if !is_name(name) {
-            return Err(n + 1);
-        }
-        let value = value.trim();
-        let value = [('"', '"'), ('\'', '\'')]
-            .iter()
-            .find_map(|(a, b)| value.strip_prefix(*a).and_then(|v| v.strip_suffix(*b)))
-            .unwrap_or(value);
-        map.insert(name.to_string(), value.to_string());
     }
     Ok(map)
+}
+
+/// The 1-based number of the first line of `text` where `fragment`'s first line appears.
+fn line_of(text: &str, fragment: &str) -> usize {
+    let first = fragment.lines().next().unwrap_or("").trim();
+    text.lines()
+        .position(|l| !first.is_empty() && l.contains(first))
+        .map_or(1, |n| n + 1)
 }
 
 #[cfg(test)]
@@ -117,6 +136,19 @@ mod tests {
         assert_eq!(map["B"], "two words");
         assert_eq!(map["C"], "x=y");
         assert_eq!(dotenv("A=1\nhunter2\n"), Err(2));
+        // dotenvy's rules: an unquoted value has no spaces; quoted ones may span lines.
+        assert_eq!(dotenv("A=1\nB=two words\n"), Err(2));
+        assert_eq!(dotenv("K=\"line one\nline two\"\n").unwrap()["K"], "line one\nline two");
+    }
+
+    #[test]
+    fn dotenv_becomes_yaml_that_reads_back_the_same_and_yaml_stays_as_written() {
+        let env = "A=1\nB=\"two words: \\\"quoted\\\" #x\"\nC='multi\nline'\n";
+        let yaml = as_yaml(env).unwrap();
+        assert!(yaml.starts_with("A: \"1\"\n"), "{yaml}");
+        assert_eq!(parse(&yaml).unwrap(), parse(env).unwrap());
+        let written = "# comment\n:A: 1\n";
+        assert_eq!(as_yaml(written).unwrap(), written);
     }
 
     #[test]
@@ -127,8 +159,8 @@ mod tests {
         std::fs::write(&file, "DATABASE_URL: postgres://x\nPIN: 1234\n").unwrap();
         let map = read(&file, None).unwrap();
         assert_eq!(map["PIN"], "1234");
-        // One dotenv line that YAML would also read, as `{"MSG=Deploy": "done"}`.
-        std::fs::write(&file, "MSG=Deploy: done\n").unwrap();
+        // One dotenv line that YAML would also read, as `{"MSG=\"Deploy": "done\""}`.
+        std::fs::write(&file, "MSG=\"Deploy: done\"\n").unwrap();
         assert_eq!(read(&file, None).unwrap()["MSG"], "Deploy: done");
         std::fs::write(&file, "A=1\nnot a pair: [\n").unwrap();
         let err = read(&file, None).unwrap_err();
