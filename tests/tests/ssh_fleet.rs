@@ -1684,6 +1684,13 @@ fn cleanup_takes_a_service_off_one_server_as_a_journaled_resumable_deployment() 
     signal(cleanup.id(), "-KILL");
     let _ = cleanup.wait();
     assert!(said.iter().any(|l| l.contains("Removing cleana from")), "{said:?}");
+    // `status` words the unfinished cleanup and the commands that end it.
+    let status = run(&a, &["status"]);
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        text.contains("unfinished deployment ") && text.contains("to continue: odysseus deploy -c") && !text.contains("{\""),
+        "{text}"
+    );
 
     let deploy = run(&a, &["deploy", "--image", "v2"]);
     assert_exit(&deploy, 3, "a deploy while the cleanup is unfinished");
@@ -1713,6 +1720,20 @@ fn cleanup_takes_a_service_off_one_server_as_a_journaled_resumable_deployment() 
     assert!(stderr(&again).contains("nothing to clean up"), "{}", stderr(&again));
     // The service deploys there again afterwards.
     assert_exit(&a.deploy(&["--image", "v2"]), 0, "deploy after the cleanup");
+    // Dropped from deploy.yml, a server keeps serving the old version: the next deploy
+    // says so and names the cleanup, until that cleanup is done.
+    a.write_for(&[HOSTS[0], HOSTS[2]], &format!("{BASE}/known_hosts"), "");
+    let dropped = a.deploy(&["--image", "v1"]);
+    assert_exit(&dropped, 0, "deploy without the second server");
+    assert!(
+        stderr(&dropped).contains(&format!("warning: {host} ran cleana in its last deployment but is not in")) && stderr(&dropped).contains(&format!("odysseus cleanup {host}")),
+        "{}",
+        stderr(&dropped)
+    );
+    assert_exit(&run(&a, &["cleanup", host, "--yes"]), 0, "cleanup of the dropped server");
+    let after = a.deploy(&["--image", "v2"]);
+    assert_exit(&after, 0, "deploy after the dropped server's cleanup");
+    assert!(!stderr(&after).contains("warning:"), "{}", stderr(&after));
 
     // The last route in a Caddy takes the Caddy with it (its volumes stay). A fresh
     // Caddy: the saved config would bring back the routes earlier tests left.

@@ -141,7 +141,19 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<Exit> {
             }
         }
         if let Some(u) = &unfinished {
-            out.push_str(&format!("unfinished deployment: {}\n", u));
+            match u["id"].as_str() {
+                Some(id) => out.push_str(&format!(
+                    "unfinished deployment {id} of version {} ({})\n  to continue: {}\n  to roll back: {}\n",
+                    u["version"].as_str().unwrap_or("?"),
+                    u["status"].as_str().unwrap_or("?"),
+                    u["resume"].as_str().unwrap_or_default(),
+                    u["abort"].as_str().unwrap_or_default()
+                )),
+                None => out.push_str(&format!(
+                    "unfinished deployment: {}\n",
+                    u["status"].as_str().unwrap_or("?")
+                )),
+            }
         }
         print_stdout(&out)?;
     }

@@ -467,6 +467,32 @@ fn plan_hosts(state: &DeploymentState) -> Vec<String> {
     hosts
 }
 
+/// Hosts the service's last completed deployment ran on that deploy.yml no longer names
+/// (and no completed cleanup has emptied since): they keep serving the old version, and
+/// a deploy does not touch them.
+fn hosts_left_behind(journal: &Journal, config: &Config) -> Vec<String> {
+    let current = config.hosts();
+    let mut cleaned: Vec<String> = Vec::new();
+    for id in journal.deployments(&config.service).unwrap_or_default() {
+        let Ok(events) = journal.load(id) else { continue };
+        let Ok(state) = DeploymentState::fold(&events) else { continue };
+        let Some(started) = state.started() else { continue };
+        if state.phase != Phase::Completed {
+            continue;
+        }
+        let hosts: Vec<String> = started.plan.hosts().into_iter().map(str::to_string).collect();
+        if started.plan.purpose == Purpose::Cleanup {
+            cleaned.extend(hosts);
+            continue;
+        }
+        return hosts
+            .into_iter()
+            .filter(|h| !current.contains(h) && !cleaned.contains(h))
+            .collect();
+    }
+    Vec::new()
+}
+
 async fn drive(
     global: &GlobalArgs,
     config: &Config,
@@ -477,6 +503,16 @@ async fn drive(
     args: &DeployArgs,
 ) -> anyhow::Result<Exit> {
     let me = session.operator();
+    if let Mode::Start { .. } = &mode {
+        for host in hosts_left_behind(journal, config) {
+            eprintln!(
+                "warning: {host} ran {} in its last deployment but is not in {} any more: it keeps serving the old version; `odysseus cleanup {host} -c {}` takes it off",
+                config.service,
+                config.path.display(),
+                global.config.display()
+            );
+        }
+    }
     // A new deployment goes to the config's hosts; an unfinished one to the hosts its
     // recorded plan names (deploy.yml may have changed since).
     let hosts = match &mode {
