@@ -67,17 +67,17 @@ pub struct RawOptions {
 #[serde(deny_unknown_fields)]
 pub struct RawRoleHealth {
     pub cmd: String,
-    pub interval: Option<u64>,
-    pub timeout: Option<u64>,
+    pub interval: Option<Seconds>,
+    pub timeout: Option<Seconds>,
     pub retries: Option<u32>,
 }
 
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoleDeploy {
-    pub drain_timeout: Option<u64>,
-    pub stop_timeout: Option<u64>,
-    pub boot_timeout: Option<u64>,
+    pub drain_timeout: Option<Seconds>,
+    pub stop_timeout: Option<Seconds>,
+    pub boot_timeout: Option<Seconds>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -101,8 +101,8 @@ pub struct RawProxy {
 #[serde(deny_unknown_fields)]
 pub struct RawProxyHealth {
     pub path: Option<String>,
-    pub interval: Option<u64>,
-    pub timeout: Option<u64>,
+    pub interval: Option<Seconds>,
+    pub timeout: Option<Seconds>,
     pub expect_status: Option<Scalar>,
 }
 
@@ -283,6 +283,52 @@ impl<'de> Deserialize<'de> for RoleEntry {
                     hosts,
                     ..RawRole::default()
                 }))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A duration in whole seconds: `30` as the Ruby tool writes it, or `"30s"`, `"2m"`, `"1h"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seconds(pub u64);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Seconds;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number of seconds (30, or \"30s\", \"2m\", \"1h\")")
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Seconds, E> {
+                Ok(Seconds(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Seconds, E> {
+                u64::try_from(v)
+                    .map(Seconds)
+                    .map_err(|_| E::custom(format!("{v} seconds: a duration cannot be negative")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Seconds, E> {
+                let t = v.trim();
+                let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+                    Some(i) => t.split_at(i),
+                    None => (t, "s"),
+                };
+                let n: u64 = digits.parse().map_err(|_| {
+                    E::custom(format!("`{v}` is not a duration: write seconds (30) or \"30s\", \"2m\", \"1h\""))
+                })?;
+                let factor = match unit.trim() {
+                    "s" | "" => 1,
+                    "m" => 60,
+                    "h" => 3600,
+                    _ => {
+                        return Err(E::custom(format!(
+                            "`{v}` is not a duration: the units are s, m and h"
+                        )))
+                    }
+                };
+                Ok(Seconds(n.saturating_mul(factor)))
             }
         }
         d.deserialize_any(V)

@@ -177,14 +177,21 @@ pub(super) fn check_image(image: &str) -> Result<(), String> {
         && image
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
+    if !ok {
+        return Err(format!(
             "`{}` is not an image reference (letters, digits and . _ - / : @)",
             image.escape_debug()
-        ))
+        ));
     }
+    // `registry:port/path/name:tag@digest`: one tag at most, after the last `/`.
+    let last = image.rsplit('/').next().unwrap_or_default();
+    let name_and_tag = last.split('@').next().unwrap_or_default();
+    if name_and_tag.matches(':').count() > 1 || image.contains("//") || image.ends_with(['/', ':']) {
+        return Err(format!(
+            "`{image}` is not an image reference: REPOSITORY[:TAG], e.g. registry.example.com:5000/team/app:v1"
+        ));
+    }
+    Ok(())
 }
 
 /// A `cmd:` as the container's command. A list is used as written. A string is split into

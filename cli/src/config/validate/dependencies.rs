@@ -58,8 +58,8 @@ pub(super) fn dependencies(
             env,
             healthcheck: d.healthcheck.as_ref().map(|h| CmdCheck {
                 cmd: h.cmd.clone(),
-                interval_s: h.interval.unwrap_or(30),
-                timeout_s: h.timeout.unwrap_or(10),
+                interval_s: h.interval.map(|s| s.0).unwrap_or(30),
+                timeout_s: h.timeout.map(|s| s.0).unwrap_or(10),
                 retries: h.retries.unwrap_or(3),
             }),
         });

@@ -73,7 +73,7 @@ pub(super) fn proxy(
         }
     }
     if let Some(h) = &p.healthcheck {
-        for (field, value) in [("interval", h.interval), ("timeout", h.timeout)] {
+        for (field, value) in [("interval", h.interval.map(|s| s.0)), ("timeout", h.timeout.map(|s| s.0))] {
             if value.is_some_and(|v| v == 0 || v > 86_400) {
                 problems.push(
                     format!("proxy.healthcheck.{field}"),
@@ -113,8 +113,8 @@ pub(super) fn proxy(
     }
     let healthcheck = p.healthcheck.as_ref().map(|h| HttpCheck {
         path: h.path.clone().unwrap_or_else(|| "/".into()),
-        interval_s: h.interval.unwrap_or(10),
-        timeout_s: h.timeout.unwrap_or(5),
+        interval_s: h.interval.map(|s| s.0).unwrap_or(10),
+        timeout_s: h.timeout.map(|s| s.0).unwrap_or(5),
         expect: match &h.expect_status {
             None => ExpectStatus::Any2xx,
             Some(Scalar(s)) => parse_expect(s).unwrap_or(ExpectStatus::Any2xx),

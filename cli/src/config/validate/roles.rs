@@ -36,21 +36,21 @@ pub(super) fn roles(
         let d = r.deploy.as_ref();
         let timeouts = Timeouts {
             drain_ms: seconds(
-                d.and_then(|d| d.drain_timeout),
+                d.and_then(|d| d.drain_timeout.map(|s| s.0)),
                 &key,
                 "drain_timeout",
                 30,
                 problems,
             ) * 1000,
             stop_ms: seconds(
-                d.and_then(|d| d.stop_timeout),
+                d.and_then(|d| d.stop_timeout.map(|s| s.0)),
                 &key,
                 "stop_timeout",
                 stop_default,
                 problems,
             ) * 1000,
             boot_ms: seconds(
-                d.and_then(|d| d.boot_timeout),
+                d.and_then(|d| d.boot_timeout.map(|s| s.0)),
                 &key,
                 "boot_timeout",
                 60,
@@ -68,7 +68,7 @@ pub(super) fn roles(
             }
         });
         if let Some(h) = &r.healthcheck {
-            for (field, value) in [("interval", h.interval), ("timeout", h.timeout)] {
+            for (field, value) in [("interval", h.interval.map(|s| s.0)), ("timeout", h.timeout.map(|s| s.0))] {
                 if value.is_some_and(|v| v == 0 || v > MAX_SECONDS) {
                     problems.push(
                         format!("{key}.healthcheck.{field}"),
@@ -79,8 +79,8 @@ pub(super) fn roles(
         }
         let healthcheck = r.healthcheck.as_ref().map(|h| CmdCheck {
             cmd: h.cmd.clone(),
-            interval_s: h.interval.unwrap_or(30),
-            timeout_s: h.timeout.unwrap_or(10),
+            interval_s: h.interval.map(|s| s.0).unwrap_or(30),
+            timeout_s: h.timeout.map(|s| s.0).unwrap_or(10),
             retries: h.retries.unwrap_or(3),
         });
         roles.push(Role {
