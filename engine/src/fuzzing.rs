@@ -99,7 +99,7 @@ fn next_fact(input: &mut Bytes) -> Option<Fact> {
     }
     let target = input.small(4);
     let attempt = input.small(5);
-    Some(match input.small(24) {
+    Some(match input.small(27) {
         0 => {
             let targets = (0..input.small(4))
                 .map(|_| Target {
@@ -265,6 +265,18 @@ fn next_fact(input: &mut Bytes) -> Option<Fact> {
             millis: u64::from(input.byte()),
         },
         22 => Fact::BuildFailed {
+            reason: input.text(),
+        },
+        23 => Fact::ReleaseStarted {
+            host: input.text(),
+            container: input.text(),
+            command: (0..input.small(3)).map(|_| input.text()).collect(),
+        },
+        24 => Fact::Released {
+            millis: u64::from(input.byte()),
+        },
+        25 => Fact::ReleaseFailed {
+            exit_code: (input.small(2) == 0).then(|| i64::from(input.byte())),
             reason: input.text(),
         },
         _ => Fact::LockTakenOver {

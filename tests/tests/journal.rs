@@ -478,6 +478,38 @@ fn cleanup_records_keep_their_purpose_under_a_frozen_kind() {
     }
 }
 
+/// The release facts keep their kind bytes (26, 27, 28) and decode back unchanged.
+#[test]
+fn release_records_round_trip_with_frozen_kinds() {
+    let facts = [
+        (
+            Fact::ReleaseStarted {
+                host: "198.51.100.11".into(),
+                container: "app-release-0123456789".into(),
+                command: vec!["bin/rails".into(), "db:migrate".into()],
+            },
+            26u8,
+        ),
+        (Fact::Released { millis: 4321 }, 27),
+        (
+            Fact::ReleaseFailed {
+                exit_code: Some(3),
+                reason: "exited 3".into(),
+            },
+            28,
+        ),
+    ];
+    for (fact, kind) in facts {
+        let event = Event {
+            at: Timestamp(5),
+            fact,
+        };
+        let bytes = journal::encode(&event);
+        assert_eq!(bytes[1], kind, "{}", event.fact.kind_name());
+        assert_eq!(journal::decode(&bytes).unwrap(), event);
+    }
+}
+
 /// A state dir whose journal sled cannot read — its files damaged on disk, or `journal`
 /// not a directory at all (a file, a device) — gets one plain message naming the path and
 /// what to do (exit 1 for damage, 2 for a path that cannot be a journal), no panic and no

@@ -57,6 +57,8 @@ pub struct Config {
     pub build_lacks: Vec<String>,
     /// What `app console` runs in a one-off container.
     pub console: Option<String>,
+    /// The release command's argv (`release_command`), run once per deployment.
+    pub release_command: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]

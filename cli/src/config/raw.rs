@@ -34,6 +34,9 @@ pub struct RawConfig {
     pub network: Option<RawNetwork>,
     /// Ours: what `odysseus app console` runs (e.g. `bin/rails console`).
     pub console: Option<String>,
+    /// Ours: run once per deployment in the new image before any host switches (e.g.
+    /// `bin/rails db:migrate`).
+    pub release_command: Option<StringOrList>,
 }
 
 #[derive(Deserialize, Debug, Default)]

@@ -153,6 +153,19 @@ fn outcome_and_detail(fact: &Fact) -> (Option<&'static str>, String) {
             format!("image {image_id} in {:.1}s", *millis as f64 / 1000.0),
         ),
         Fact::BuildFailed { reason } => (Some("failed"), reason.clone()),
+        Fact::ReleaseStarted {
+            host,
+            container,
+            command,
+        } => (
+            Some("started"),
+            format!("{} on {host} in {container}", command.join(" ")),
+        ),
+        Fact::Released { millis } => (
+            Some("succeeded"),
+            format!("exit 0 in {:.1}s", *millis as f64 / 1000.0),
+        ),
+        Fact::ReleaseFailed { reason, .. } => (Some("failed"), reason.clone()),
     }
 }
 

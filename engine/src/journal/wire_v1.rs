@@ -119,6 +119,18 @@ pub enum FactV1 {
     /// A deployment of purpose cleanup: the same record as `DeploymentStarted` (v1's
     /// plan has no room for the purpose, so the fact's kind carries it).
     CleanupStarted(StartedV1),
+    ReleaseStarted {
+        host: String,
+        container: String,
+        command: Vec<String>,
+    },
+    Released {
+        millis: u64,
+    },
+    ReleaseFailed {
+        exit_code: Option<i64>,
+        reason: String,
+    },
 }
 
 /// The envelope's kind byte for each fact, frozen with the format.
@@ -149,6 +161,9 @@ pub fn kind_code(fact: &m::Fact) -> u8 {
         m::Fact::BuildStarted { .. } => 22,
         m::Fact::Built { .. } => 23,
         m::Fact::BuildFailed { .. } => 24,
+        m::Fact::ReleaseStarted { .. } => 26,
+        m::Fact::Released { .. } => 27,
+        m::Fact::ReleaseFailed { .. } => 28,
     }
 }
 
@@ -399,6 +414,20 @@ impl From<&m::Fact> for FactV1 {
                 image_id: image_id.clone(),
                 millis: *millis,
             },
+            F::ReleaseStarted {
+                host,
+                container,
+                command,
+            } => FactV1::ReleaseStarted {
+                host: host.clone(),
+                container: container.clone(),
+                command: command.clone(),
+            },
+            F::Released { millis } => FactV1::Released { millis: *millis },
+            F::ReleaseFailed { exit_code, reason } => FactV1::ReleaseFailed {
+                exit_code: *exit_code,
+                reason: reason.clone(),
+            },
             F::BuildFailed { reason } => FactV1::BuildFailed {
                 reason: reason.clone(),
             },
@@ -646,6 +675,17 @@ impl From<FactV1> for m::Fact {
             },
             FactV1::Built { image_id, millis } => F::Built { image_id, millis },
             FactV1::BuildFailed { reason } => F::BuildFailed { reason },
+            FactV1::ReleaseStarted {
+                host,
+                container,
+                command,
+            } => F::ReleaseStarted {
+                host,
+                container,
+                command,
+            },
+            FactV1::Released { millis } => F::Released { millis },
+            FactV1::ReleaseFailed { exit_code, reason } => F::ReleaseFailed { exit_code, reason },
         }
     }
 }

@@ -195,6 +195,25 @@ pub enum Fact {
     BuildFailed {
         reason: String,
     },
+    /// deploy.yml's `release_command` is about to run once, in a one-off container of the
+    /// new image on `host`, before any target moves. Write-ahead: a run that dies while it
+    /// runs is resumed by waiting for that same container (`container`, named from the
+    /// deployment id), never by a second run.
+    ReleaseStarted {
+        host: String,
+        container: String,
+        command: Vec<String>,
+    },
+    /// The release command exited 0: the targets may move.
+    Released {
+        millis: u64,
+    },
+    /// The release command failed (its exit code, or why it could not run): nothing was
+    /// switched, and the deployment is over.
+    ReleaseFailed {
+        exit_code: Option<i64>,
+        reason: String,
+    },
 }
 
 /// The image a host has for the deployed tag.
@@ -235,6 +254,9 @@ impl Fact {
             Fact::BuildStarted { .. } => "build-started",
             Fact::Built { .. } => "built",
             Fact::BuildFailed { .. } => "build-failed",
+            Fact::ReleaseStarted { .. } => "release-started",
+            Fact::Released { .. } => "released",
+            Fact::ReleaseFailed { .. } => "release-failed",
         }
     }
 
@@ -263,6 +285,7 @@ impl Fact {
                 | Fact::Abandoned { .. }
                 | Fact::Superseded { .. }
                 | Fact::BuildFailed { .. }
+                | Fact::ReleaseFailed { .. }
                 | Fact::DeploymentFailed {
                     outcome: FailedOutcome::RolledBack,
                     ..
@@ -272,6 +295,6 @@ impl Fact {
 
     /// True when the fact announces a side effect that is about to run.
     pub fn announces_effect(&self) -> bool {
-        matches!(self, Fact::StepStarted { .. })
+        matches!(self, Fact::StepStarted { .. } | Fact::ReleaseStarted { .. })
     }
 }

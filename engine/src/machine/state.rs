@@ -34,6 +34,8 @@ pub enum Phase {
     Superseded,
     /// The image could not be built: no host was touched.
     BuildFailed,
+    /// The release command failed: no target moved.
+    ReleaseFailed,
 }
 
 impl Phase {
@@ -50,6 +52,7 @@ impl Phase {
             Phase::Abandoned => "abandoned",
             Phase::Superseded => "superseded",
             Phase::BuildFailed => "build-failed",
+            Phase::ReleaseFailed => "release-failed",
         }
     }
 
@@ -63,6 +66,7 @@ impl Phase {
                 | Phase::Abandoned
                 | Phase::Superseded
                 | Phase::BuildFailed
+                | Phase::ReleaseFailed
         )
     }
 
@@ -218,6 +222,25 @@ pub struct DeploymentState {
     pub provenance: Option<Provenance>,
     /// The image build this deployment made, when it built one.
     pub build: Option<BuildRecord>,
+    /// The release command this deployment ran, when deploy.yml has one.
+    pub release: Option<ReleaseRecord>,
+}
+
+/// A release command the deployment started, and how it ended once it did.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ReleaseRecord {
+    pub host: String,
+    pub container: String,
+    pub command: Vec<String>,
+    /// `None` while it runs (or a run died while it ran); `Some(Ok(millis))` once it
+    /// exited 0; `Some(Err(reason))` once it failed.
+    pub outcome: Option<Result<u64, String>>,
+}
+
+impl ReleaseRecord {
+    pub fn running(&self) -> bool {
+        self.outcome.is_none()
+    }
 }
 
 /// A build the deployment started, and its image once it finished.
@@ -252,6 +275,7 @@ impl Default for DeploymentState {
             failure: None,
             provenance: None,
             build: None,
+            release: None,
         }
     }
 }
@@ -338,6 +362,9 @@ impl DeploymentState {
                 }
                 if self.build.as_ref().is_some_and(|b| b.image_id.is_none()) {
                     return Err(self.impossible(fact, "the image is still being built"));
+                }
+                if self.release.as_ref().is_some_and(ReleaseRecord::running) {
+                    return Err(self.impossible(fact, "the release command has no outcome yet"));
                 }
                 let expected = self.next_step(*target as usize);
                 if expected != Some(*step) {
@@ -463,6 +490,26 @@ impl DeploymentState {
                         fact,
                         "a build comes before any step and provenance: started, then built or failed, once",
                     ));
+                }
+            }
+            Fact::ReleaseStarted { .. } => {
+                let untouched = self.phase == Running
+                    && self.provenance.is_some()
+                    && self.build.as_ref().is_none_or(|b| b.image_id.is_some())
+                    && self
+                        .targets
+                        .iter()
+                        .all(|t| t.status == TargetStatus::Pending);
+                if !untouched || self.release.is_some() {
+                    return Err(self.impossible(
+                        fact,
+                        "a release runs once, after the image is on the hosts and before any step",
+                    ));
+                }
+            }
+            Fact::Released { .. } | Fact::ReleaseFailed { .. } => {
+                if self.phase != Running || !self.release.as_ref().is_some_and(ReleaseRecord::running) {
+                    return Err(self.impossible(fact, "no release command is running"));
                 }
             }
             Fact::Supersedes { deployment } => {
@@ -703,6 +750,30 @@ impl DeploymentState {
             }
             Fact::BuildFailed { reason } => {
                 self.phase = Phase::BuildFailed;
+                self.failure = Some(reason.clone());
+            }
+            Fact::ReleaseStarted {
+                host,
+                container,
+                command,
+            } => {
+                self.release = Some(ReleaseRecord {
+                    host: host.clone(),
+                    container: container.clone(),
+                    command: command.clone(),
+                    outcome: None,
+                })
+            }
+            Fact::Released { millis } => {
+                if let Some(r) = &mut self.release {
+                    r.outcome = Some(Ok(*millis));
+                }
+            }
+            Fact::ReleaseFailed { reason, .. } => {
+                if let Some(r) = &mut self.release {
+                    r.outcome = Some(Err(reason.clone()));
+                }
+                self.phase = Phase::ReleaseFailed;
                 self.failure = Some(reason.clone());
             }
             Fact::Provenance {

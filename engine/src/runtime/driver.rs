@@ -179,6 +179,7 @@ impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
                 lock_token: lock.token(),
             },
         )?;
+        self.record_missing_provenance(id, &mut state)?;
         Ok(state)
     }
 

@@ -577,4 +577,48 @@ mod tests {
         s.evolve(&at(step)).unwrap();
         assert_eq!(s.build.unwrap().image_id.as_deref(), Some("sha256:1"));
     }
+
+    /// The release runs once, after the image is on the hosts and before any step; no
+    /// step while it has no outcome; a failed one ends the deployment.
+    #[test]
+    fn a_release_runs_once_between_provenance_and_the_first_step() {
+        let at = |fact: Fact| Event {
+            at: Timestamp(0),
+            fact,
+        };
+        let step = Fact::StepStarted {
+            target: 0,
+            step: crate::machine::StepName::StartNew,
+            attempt: 1,
+            key: String::new(),
+        };
+        let release = Fact::ReleaseStarted {
+            host: "host1".into(),
+            container: "app-release-1".into(),
+            command: vec!["migrate".into()],
+        };
+        let mut s = state(false, false);
+        assert!(s.clone().evolve(&at(release.clone())).is_err(), "not before provenance");
+        s.evolve(&at(Fact::Provenance {
+            images: vec![],
+            secrets: vec![],
+            secrets_digest: None,
+        }))
+        .unwrap();
+        assert!(s.clone().evolve(&at(Fact::Released { millis: 1 })).is_err(), "not started");
+        s.evolve(&at(release.clone())).unwrap();
+        assert!(s.clone().evolve(&at(step.clone())).is_err(), "no step while it runs");
+        assert!(s.clone().evolve(&at(release.clone())).is_err(), "never a second run");
+        let mut failed = s.clone();
+        let failure = Fact::ReleaseFailed {
+            exit_code: Some(3),
+            reason: "exited 3".into(),
+        };
+        failed.evolve(&at(failure.clone())).unwrap();
+        assert!(failed.phase.is_final() && failure.closes_deployment());
+        assert!(failed.clone().evolve(&at(step.clone())).is_err());
+        s.evolve(&at(Fact::Released { millis: 5 })).unwrap();
+        assert!(s.clone().evolve(&at(release)).is_err(), "ran once");
+        s.evolve(&at(step)).unwrap();
+    }
 }

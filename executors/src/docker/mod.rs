@@ -17,6 +17,7 @@ mod oneoff;
 pub mod probe;
 pub mod prune;
 mod push;
+pub mod release;
 mod route;
 pub mod slots;
 mod status;

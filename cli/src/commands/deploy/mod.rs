@@ -21,6 +21,7 @@ mod abandon;
 mod marks;
 mod prepare;
 mod refuse;
+mod release;
 mod summary;
 
 use abandon::abandon;
@@ -302,6 +303,13 @@ async fn dry_run(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyho
                 format!(", build args {}", b.args.keys().cloned().collect::<Vec<_>>().join(", "))
             },
             if b.push { " through the registry" } else { "" }
+        ));
+    }
+    if let (Some(command), Some(first)) = (&config.release_command, plan.targets.first()) {
+        out.push_str(&format!(
+            "  then runs the release command `{}` once on {}, before the first host switches\n",
+            command.join(" "),
+            first.host
         ));
     }
     for (i, t) in plan.targets.iter().enumerate() {
@@ -768,7 +776,18 @@ async fn drive(
                     eprintln!("Deployment {old} (halted) is superseded by this one");
                 }
                 if !prepares {
-                    return Ok(session.start(&mut runtime, started, supersedes).await);
+                    let mut state = session
+                        .begin(&mut runtime, started, supersedes)
+                        .map_err(Err)?;
+                    return Ok(release::release_and_drive(
+                        &mut runtime,
+                        &mut state,
+                        id,
+                        config,
+                        &executor,
+                    )
+                    .await
+                    .map(|()| state));
                 }
                 let mut state = session
                     .begin(&mut runtime, started, supersedes)
@@ -780,7 +799,16 @@ async fn drive(
             Mode::Resume(id, why) => {
                 eprintln!("Deployment {id}: {why}");
                 if !prepares {
-                    return Ok(session.resume(&mut runtime, id).await);
+                    let mut state = session.reopen_to_resume(&mut runtime, id).map_err(Err)?;
+                    return Ok(release::release_and_drive(
+                        &mut runtime,
+                        &mut state,
+                        id,
+                        config,
+                        &executor,
+                    )
+                    .await
+                    .map(|()| state));
                 }
                 let mut state = session.reopen_to_resume(&mut runtime, id).map_err(Err)?;
                 Ok(prepare_and_drive(&mut runtime, &mut state, id, prep)

@@ -130,5 +130,5 @@ pub(super) async fn prepare_and_drive<E: Executor>(
     )
     .await;
     runtime.record_now(id, state, provenance)?;
-    runtime.drive_on(id, state).await
+    super::release::release_and_drive(runtime, state, id, prep.config, prep.executor).await
 }

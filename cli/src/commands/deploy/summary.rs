@@ -62,6 +62,9 @@ pub(super) fn print_summary(global: &GlobalArgs, state: &DeploymentState) {
         Phase::RolledBack => "Deployment failed and was rolled back everywhere".to_string(),
         Phase::Aborted => "Deployment aborted: every target is back on the old version".to_string(),
         Phase::RollbackIncomplete => "Deployment failed and a rollback did not finish".to_string(),
+        Phase::ReleaseFailed => {
+            "The release command failed: nothing was switched on any host".to_string()
+        }
         Phase::BuildFailed => {
             "The image could not be built: nothing was changed on any host".to_string()
         }

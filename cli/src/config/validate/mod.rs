@@ -43,6 +43,11 @@ pub(super) fn validate(
             ),
         );
     }
+    let release_command = raw.release_command.as_ref().and_then(|c| {
+        super::values::command(c)
+            .map_err(|why| problems.push("release_command", why))
+            .ok()
+    });
     let raw_image = raw.image.clone().unwrap_or_default();
     let (image, default_tag) = match raw_image.rsplit_once(':') {
         Some((repo, tag)) if !tag.contains('/') => (repo.to_string(), Some(tag.to_string())),
@@ -240,6 +245,7 @@ pub(super) fn validate(
         build,
         build_lacks,
         console: raw.console.filter(|c| !c.trim().is_empty()),
+        release_command,
     })
 }
 

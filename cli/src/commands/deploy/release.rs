@@ -1,0 +1,129 @@
+//! The release step of a deployment (deploy.yml's `release_command`): between the image's
+//! arrival on the hosts (`provenance`) and the first step. `release-started` is written
+//! before the container runs; `released` or `release-failed` after it exits. A resume
+//! finds the same container (its name comes from the deployment id) and waits for it; a
+//! release that ended is never run again; a failed one ends the deployment with nothing
+//! switched.
+
+use odysseus_engine::journal::Journal;
+use odysseus_engine::machine::{DeploymentState, Fact, Phase, TargetStatus};
+use odysseus_engine::runtime::{self, ExecError, Executor, Runtime, SystemClock};
+use odysseus_executors::docker::release::release_container;
+use odysseus_executors::docker::DockerExecutor;
+
+use crate::config::Config;
+
+/// Runs (or finishes) the release when the deployment has one to run, then drives it on.
+pub(super) async fn release_and_drive<E: Executor>(
+    runtime: &mut Runtime<'_, Journal, E, SystemClock>,
+    state: &mut DeploymentState,
+    id: odysseus_engine::DeploymentId,
+    config: &Config,
+    executor: &DockerExecutor,
+) -> Result<(), runtime::Error> {
+    let Some((host, container, command)) = pending(state, id, config) else {
+        return runtime.drive_on(id, state).await;
+    };
+    if state.release.is_none() {
+        runtime.record_now(
+            id,
+            state,
+            Fact::ReleaseStarted {
+                host: host.clone(),
+                container: container.clone(),
+                command: command.clone(),
+            },
+        )?;
+    }
+    let Some(started) = state.started() else {
+        return runtime.drive_on(id, state).await;
+    };
+    let image = format!("{}:{}", started.image, started.version);
+    let role = primary_role(config);
+    eprintln!("Release command on {host}: {}", command.join(" "));
+    match executor
+        .run_release(&host, &role, &container, &image, &command)
+        .await
+    {
+        Ok(run) if run.exit_code == 0 => {
+            runtime.record_now(id, state, Fact::Released { millis: run.millis })?;
+            executor.remove_release(&host, &container).await;
+            eprintln!("Release command done ({:.1}s)", run.millis as f64 / 1000.0);
+            runtime.drive_on(id, state).await
+        }
+        Ok(run) => {
+            let reason = format!(
+                "the release command exited {} on {host}: nothing was switched; its last lines:\n{}",
+                run.exit_code,
+                run.last_lines.trim_end()
+            );
+            runtime.record_now(
+                id,
+                state,
+                Fact::ReleaseFailed {
+                    exit_code: Some(run.exit_code),
+                    reason,
+                },
+            )?;
+            executor.remove_release(&host, &container).await;
+            Ok(())
+        }
+        // It could not start at all (no such command in the image, say): a failure of the
+        // release, recorded; anything else leaves it to a resume, which finds the same
+        // container.
+        Err(ExecError::Permanent(why)) => {
+            runtime.record_now(
+                id,
+                state,
+                Fact::ReleaseFailed {
+                    exit_code: None,
+                    reason: format!("the release command could not run on {host}: {why}"),
+                },
+            )?;
+            executor.remove_release(&host, &container).await;
+            Ok(())
+        }
+        Err(e) => Err(runtime::Error::Preparing(format!(
+            "the release command on {host}: {e} (a resume waits for the same container)"
+        ))),
+    }
+}
+
+/// The release this deployment still has to run or finish: the one it started (as
+/// recorded: host, container, command), or — when deploy.yml has a `release_command` and
+/// no target has moved yet — a new one on the plan's first host.
+fn pending(
+    state: &DeploymentState,
+    id: odysseus_engine::DeploymentId,
+    config: &Config,
+) -> Option<(String, String, Vec<String>)> {
+    if state.phase != Phase::Running
+        || state
+            .started()
+            .is_some_and(|s| s.plan.purpose != odysseus_engine::machine::Purpose::Deploy)
+    {
+        return None;
+    }
+    if let Some(r) = &state.release {
+        return r
+            .running()
+            .then(|| (r.host.clone(), r.container.clone(), r.command.clone()));
+    }
+    let untouched = state.targets.iter().all(|t| t.status == TargetStatus::Pending);
+    let command = config.release_command.clone()?;
+    let started = state.started()?;
+    let host = started.plan.targets.first()?.host.clone();
+    untouched.then(|| (host, release_container(&config.service, &id.short()), command))
+}
+
+/// The role whose env, volumes and network the release runs with: the web role, else the
+/// first role of deploy.yml.
+fn primary_role(config: &Config) -> String {
+    config
+        .roles
+        .iter()
+        .find(|r| r.kind == odysseus_engine::machine::RoleKind::Web)
+        .or(config.roles.first())
+        .map(|r| r.name.clone())
+        .unwrap_or_else(|| "web".into())
+}
