@@ -4,9 +4,8 @@
 use crate::ids::{DeploymentId, Operator, Timestamp};
 use crate::journal::{decode, encode, read_log};
 use crate::machine::{
-    Purpose,
     decide, DeploymentStarted, DeploymentState, Event, Fact, FailedOutcome, FailureKind,
-    FailurePolicy, Observation, Plan, RetryPolicy, RoleKind, StepName, Target, Timeouts,
+    FailurePolicy, Observation, Plan, Purpose, RetryPolicy, RoleKind, StepName, Target, Timeouts,
 };
 
 /// Decoding arbitrary bytes as a record or a log returns an error or an event; an

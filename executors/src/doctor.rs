@@ -33,7 +33,11 @@ pub struct Check {
 }
 
 fn check(check: &'static str, verdict: Verdict, detail: impl Into<String>) -> Check {
-    Check { check, verdict, detail: detail.into() }
+    Check {
+        check,
+        verdict,
+        detail: detail.into(),
+    }
 }
 
 /// Below this much free space where the engine keeps images, a pull or a build can fail.
@@ -52,7 +56,14 @@ pub async fn examine(
     default_port: u16,
 ) -> Vec<Check> {
     let mut checks = Vec::new();
-    let names = ["docker access", "docker engine", "disk", "lock", "caddy", "clock"];
+    let names = [
+        "docker access",
+        "docker engine",
+        "disk",
+        "lock",
+        "caddy",
+        "clock",
+    ];
     // How commands run on the host: over an SSH session, or here.
     let session = if host == "local" {
         None
@@ -130,19 +141,42 @@ pub async fn examine(
                 format!(
                     "Docker {} (API {api}){}",
                     v.version.unwrap_or_default(),
-                    if old { "; odysseus is tested with API 1.41 (Docker 20.10) and later" } else { "" }
+                    if old {
+                        "; odysseus is tested with API 1.41 (Docker 20.10) and later"
+                    } else {
+                        ""
+                    }
                 ),
             ));
-            h.engine.docker().info().await.ok().and_then(|i| i.docker_root_dir)
+            h.engine
+                .docker()
+                .info()
+                .await
+                .ok()
+                .and_then(|i| i.docker_root_dir)
         }
         Err(e) => {
-            checks.push(check("docker engine", Verdict::Fail, format!("the engine does not answer: {e}")));
+            checks.push(check(
+                "docker engine",
+                Verdict::Fail,
+                format!("the engine does not answer: {e}"),
+            ));
             return skip_rest(checks, &names[2..]);
         }
     };
-    checks.push(disk(session.as_deref(), root_dir.as_deref().unwrap_or("/var/lib/docker")).await);
+    checks.push(
+        disk(
+            session.as_deref(),
+            root_dir.as_deref().unwrap_or("/var/lib/docker"),
+        )
+        .await,
+    );
     checks.push(match executor.lock_holder(host, &spec.service).await {
-        Ok(None) => check("lock", Verdict::Ok, format!("the lock of {} is free", spec.service)),
+        Ok(None) => check(
+            "lock",
+            Verdict::Ok,
+            format!("the lock of {} is free", spec.service),
+        ),
         Ok(Some(holder)) => check(
             "lock",
             Verdict::Warn,
@@ -238,12 +272,24 @@ async fn disk(session: Option<&Session>, root: &str) -> Check {
                     } else {
                         Verdict::Ok
                     };
-                    check("disk", verdict, format!("{} free under {root}", human_bytes(free)))
+                    check(
+                        "disk",
+                        verdict,
+                        format!("{} free under {root}", human_bytes(free)),
+                    )
                 }
-                None => check("disk", Verdict::Warn, format!("cannot read df's answer for {root}: {}", out.trim())),
+                None => check(
+                    "disk",
+                    Verdict::Warn,
+                    format!("cannot read df's answer for {root}: {}", out.trim()),
+                ),
             }
         }
-        Ok((code, out)) => check("disk", Verdict::Warn, format!("df {root} failed (exit {code}): {}", out.trim())),
+        Ok((code, out)) => check(
+            "disk",
+            Verdict::Warn,
+            format!("df {root} failed (exit {code}): {}", out.trim()),
+        ),
         Err(e) => check("disk", Verdict::Warn, e.to_string()),
     }
 }
@@ -339,15 +385,27 @@ async fn clock(session: Option<&Session>) -> Check {
     let Some(session) = session else {
         return check("clock", Verdict::Ok, "this machine's own clock");
     };
-    let now = || SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+    };
     let sent = now();
     let answer = run(Some(session), "date +%s.%N").await;
     let back = now();
     let Ok((0, out)) = answer else {
-        return check("clock", Verdict::Warn, "cannot read the host's clock (`date`)");
+        return check(
+            "clock",
+            Verdict::Warn,
+            "cannot read the host's clock (`date`)",
+        );
     };
     let Ok(theirs) = out.trim().parse::<f64>() else {
-        return check("clock", Verdict::Warn, format!("`date +%s.%N` said {}", out.trim()));
+        return check(
+            "clock",
+            Verdict::Warn,
+            format!("`date +%s.%N` said {}", out.trim()),
+        );
     };
     let ours = (sent.as_secs_f64() + back.as_secs_f64()) / 2.0;
     let skew = theirs - ours;
@@ -368,7 +426,11 @@ async fn clock(session: Option<&Session>) -> Check {
             if skew >= 0.0 { "ahead of" } else { "behind" },
             skew.abs(),
             margin,
-            if verdict == Verdict::Ok { "" } else { ": certificates and the journal's times need clocks in step (run NTP)" }
+            if verdict == Verdict::Ok {
+                ""
+            } else {
+                ": certificates and the journal's times need clocks in step (run NTP)"
+            }
         ),
     )
 }

@@ -82,11 +82,24 @@ fn a_repository_deploys_with_no_flag_and_a_failing_dockerfile_changes_nothing() 
     let first = commit(&dir, "first");
 
     // The dry run says the build comes first, and builds nothing.
-    let dry = app.deploy_cmd(&["--dry-run"]).env("BUILD_TOKEN", TOKEN).output().unwrap();
+    let dry = app
+        .deploy_cmd(&["--dry-run"])
+        .env("BUILD_TOKEN", TOKEN)
+        .output()
+        .unwrap();
     assert_exit(&dry, 0, "dry run");
     let said = String::from_utf8_lossy(&dry.stdout).into_owned();
-    assert!(said.contains(&format!("first builds {image}:{} on this machine", &first[..12])), "{said}");
-    assert!(said.contains("build args BUILD_TOKEN, GREETING") && !said.contains(TOKEN), "{said}");
+    assert!(
+        said.contains(&format!(
+            "first builds {image}:{} on this machine",
+            &first[..12]
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains("build args BUILD_TOKEN, GREETING") && !said.contains(TOKEN),
+        "{said}"
+    );
 
     let out = deploy(&app);
     assert_exit(&out, 0, "build and deploy with no flag");
@@ -247,7 +260,11 @@ fn an_entrypoint_gets_the_role_cmd_as_arguments_and_the_dockerfile_is_read_in_it
     let dir = app.dir.clone();
     git(&dir, &["init", "-q"]);
     std::fs::create_dir_all(dir.join("app")).unwrap();
-    std::fs::write(dir.join("Dockerfile"), "FROM odysseus-demo:v1\nRUN exit 1\n").unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM odysseus-demo:v1\nRUN exit 1\n",
+    )
+    .unwrap();
     std::fs::write(
         dir.join("app/Dockerfile"),
         "FROM odysseus-demo:v1\nCOPY entry.sh /entry.sh\nENTRYPOINT [\"/bin/sh\", \"/entry.sh\"]\nCMD [\"web\"]\n",
@@ -267,7 +284,11 @@ fn an_entrypoint_gets_the_role_cmd_as_arguments_and_the_dockerfile_is_read_in_it
     let out = app.deploy(&[]);
     assert_exit(&out, 0, "build from app/ and deploy");
     assert!(stderr(&out).contains("app/Dockerfile"), "{}", stderr(&out));
-    assert_eq!(app.get("/").unwrap(), (200, "v1\n".into()), "the web role runs the default CMD");
+    assert_eq!(
+        app.get("/").unwrap(),
+        (200, "v1\n".into()),
+        "the web role runs the default CMD"
+    );
     let logs = Command::new(real::odysseus_bin())
         .args(["logs", "local", "--role", "worker", "-c"])
         .arg(app.config())

@@ -77,8 +77,20 @@ fn the_full_schema_is_acted_on_whole() {
 
 /// (file, what the message must say)
 const BAD: &[(&str, &[&str])] = &[
-    ("duration-unit.yml", &["duration-unit.yml:8:21", "`2x` is not a duration: the units are s, m and h"]),
-    ("image-two-tags.yml", &["image-two-tags.yml:2: image:", "is not an image reference: REPOSITORY[:TAG]"]),
+    (
+        "duration-unit.yml",
+        &[
+            "duration-unit.yml:8:21",
+            "`2x` is not a duration: the units are s, m and h",
+        ],
+    ),
+    (
+        "image-two-tags.yml",
+        &[
+            "image-two-tags.yml:2: image:",
+            "is not an image reference: REPOSITORY[:TAG]",
+        ],
+    ),
     (
         "typo.yml",
         &["typo.yml:3:", "did you mean `retain_versions`?"],

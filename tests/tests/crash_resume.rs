@@ -281,30 +281,32 @@ fn cleanup_scenario() -> impl Strategy<Value = Scenario> {
                 proptest::collection::vec(crash(), 0..4),
             )
         })
-        .prop_map(|(hosts, seed, roles, cleaned, old_per_target, faults, crashes)| {
-            let roles: Vec<(&str, RoleKind)> = roles;
-            let mut s = Scenario::simple(seed, hosts, &roles);
-            s.faults = faults
-                .into_iter()
-                .filter(|f| !matches!(f, Fault::NeverHealthy { .. } | Fault::Dies { .. }))
-                .collect();
-            s.crashes = crashes;
-            s.old_per_target = old_per_target;
-            s.settle = true;
-            s.retry = RetryPolicy {
-                max_attempts: 3,
-                backoff_base_ms: 200,
-                backoff_max_ms: 2_000,
-            };
-            s.timeouts = Timeouts {
-                boot_ms: 4_000,
-                drain_ms: 3_000,
-                stop_ms: 2_000,
-                op_ms: 2_000,
-            };
-            s.cleanup = Some(format!("host{cleaned}"));
-            s
-        })
+        .prop_map(
+            |(hosts, seed, roles, cleaned, old_per_target, faults, crashes)| {
+                let roles: Vec<(&str, RoleKind)> = roles;
+                let mut s = Scenario::simple(seed, hosts, &roles);
+                s.faults = faults
+                    .into_iter()
+                    .filter(|f| !matches!(f, Fault::NeverHealthy { .. } | Fault::Dies { .. }))
+                    .collect();
+                s.crashes = crashes;
+                s.old_per_target = old_per_target;
+                s.settle = true;
+                s.retry = RetryPolicy {
+                    max_attempts: 3,
+                    backoff_base_ms: 200,
+                    backoff_max_ms: 2_000,
+                };
+                s.timeouts = Timeouts {
+                    boot_ms: 4_000,
+                    drain_ms: 3_000,
+                    stop_ms: 2_000,
+                    op_ms: 2_000,
+                };
+                s.cleanup = Some(format!("host{cleaned}"));
+                s
+            },
+        )
 }
 
 proptest! {

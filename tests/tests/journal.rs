@@ -464,7 +464,11 @@ fn cleanup_records_keep_their_purpose_under_a_frozen_kind() {
     assert_eq!(bytes[1], 25);
     assert_eq!(cleanup.fact.kind_name(), "cleanup-started");
     assert_eq!(journal::decode(&bytes).unwrap(), cleanup);
-    for step in [StepName::UnrouteOld, StepName::RemoveOld, StepName::RemoveRoute] {
+    for step in [
+        StepName::UnrouteOld,
+        StepName::RemoveOld,
+        StepName::RemoveRoute,
+    ] {
         let event = Event {
             at: Timestamp(1_001),
             fact: Fact::StepStarted {

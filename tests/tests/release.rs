@@ -20,7 +20,10 @@ fn with_release(app: &App, data: &std::path::Path, command: &str) {
         Some(at) => yaml[..at].to_string(),
         None => yaml.replacen(
             "    hosts: [local]\n",
-            &format!("    hosts: [local]\n    volumes: [\"{}:/data\"]\n", data.display()),
+            &format!(
+                "    hosts: [local]\n    volumes: [\"{}:/data\"]\n",
+                data.display()
+            ),
             1,
         ),
     };
@@ -29,11 +32,18 @@ fn with_release(app: &App, data: &std::path::Path, command: &str) {
 
 /// The release containers of a service that exist now (running or not).
 fn release_containers(service: &str) -> Vec<String> {
-    real::docker(&["ps", "-a", "--filter", "label=odysseus.release", "--format", "{{.Names}}"])
-        .lines()
-        .filter(|n| n.starts_with(&format!("{service}-release-")))
-        .map(str::to_string)
-        .collect()
+    real::docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=odysseus.release",
+        "--format",
+        "{{.Names}}",
+    ])
+    .lines()
+    .filter(|n| n.starts_with(&format!("{service}-release-")))
+    .map(str::to_string)
+    .collect()
 }
 
 fn runs(data: &std::path::Path) -> Vec<String> {
@@ -48,7 +58,11 @@ fn runs(data: &std::path::Path) -> Vec<String> {
 fn a_release_command_runs_exactly_once_per_deployment_whenever_the_deployer_dies() {
     let _serial = serial();
     require_docker();
-    let app = App::new("release", "odysseus-demo", "env:\n  clear:\n    STAGE: production\n");
+    let app = App::new(
+        "release",
+        "odysseus-demo",
+        "env:\n  clear:\n    STAGE: production\n",
+    );
     let data = app.dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     // Takes a moment, so a kill can land while it runs; says which deployment's image ran
@@ -61,7 +75,8 @@ fn a_release_command_runs_exactly_once_per_deployment_whenever_the_deployer_dies
     let dry = app.deploy(&["--image", "v1", "--dry-run"]);
     assert_exit(&dry, 0, "dry run");
     assert!(
-        String::from_utf8_lossy(&dry.stdout).contains("then runs the release command `/bin/sh -c sleep 1;"),
+        String::from_utf8_lossy(&dry.stdout)
+            .contains("then runs the release command `/bin/sh -c sleep 1;"),
         "{}",
         String::from_utf8_lossy(&dry.stdout)
     );
@@ -69,8 +84,16 @@ fn a_release_command_runs_exactly_once_per_deployment_whenever_the_deployer_dies
     let out = app.deploy(&["--image", "v1"]);
     assert_exit(&out, 0, "first deploy with a release");
     assert_eq!(runs(&data), ["v1-production"]);
-    assert!(stderr(&out).contains("Release command on local"), "{}", stderr(&out));
-    assert_eq!(release_containers("release"), Vec::<String>::new(), "the release container is removed");
+    assert!(
+        stderr(&out).contains("Release command on local"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        release_containers("release"),
+        Vec::<String>::new(),
+        "the release container is removed"
+    );
 
     let load = MixedLoad::start(
         &format!("127.0.0.1:{HTTP_PORT}"),
@@ -79,7 +102,10 @@ fn a_release_command_runs_exactly_once_per_deployment_whenever_the_deployer_dies
         Duration::from_secs(180),
     );
     let mut deployed = 1;
-    for (round, kill_after_ms) in [150u64, 600, 1_100, 1_600, 2_400, 3_500].into_iter().enumerate() {
+    for (round, kill_after_ms) in [150u64, 600, 1_100, 1_600, 2_400, 3_500]
+        .into_iter()
+        .enumerate()
+    {
         let version = if round % 2 == 0 { "v2" } else { "v1" };
         let mut child = app
             .deploy_cmd(&["--image", version])
@@ -88,12 +114,18 @@ fn a_release_command_runs_exactly_once_per_deployment_whenever_the_deployer_dies
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(kill_after_ms));
-        let _ = Command::new("kill").args(["-KILL", &child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-KILL", &child.id().to_string()])
+            .status();
         let _ = child.wait();
         // What the operator runs next: the resume (or, when nothing was journaled yet,
         // the deploy again, which resumes a started one too).
         let next = app.deploy(&["--image", version]);
-        assert_exit(&next, 0, &format!("round {round}: deploy {version} after a kill at {kill_after_ms} ms"));
+        assert_exit(
+            &next,
+            0,
+            &format!("round {round}: deploy {version} after a kill at {kill_after_ms} ms"),
+        );
         deployed += 1;
         let lines = runs(&data);
         assert_eq!(
@@ -101,11 +133,20 @@ fn a_release_command_runs_exactly_once_per_deployment_whenever_the_deployer_dies
             deployed,
             "round {round} (kill at {kill_after_ms} ms): one run per deployment: {lines:?}"
         );
-        assert_eq!(lines.last().unwrap(), &format!("{version}-production"), "{lines:?}");
+        assert_eq!(
+            lines.last().unwrap(),
+            &format!("{version}-production"),
+            "{lines:?}"
+        );
         assert_eq!(app.get("/").unwrap().1.trim(), version);
     }
-    load.finish().assert_clean("deploys with a release, killed and resumed", 1);
-    assert_eq!(release_containers("release"), Vec::<String>::new(), "none left behind");
+    load.finish()
+        .assert_clean("deploys with a release, killed and resumed", 1);
+    assert_eq!(
+        release_containers("release"),
+        Vec::<String>::new(),
+        "none left behind"
+    );
     // The journal says it once per deployment, before any step.
     let events: Vec<String> = app.replay_json()["events"]
         .as_array()
@@ -113,8 +154,16 @@ fn a_release_command_runs_exactly_once_per_deployment_whenever_the_deployer_dies
         .iter()
         .map(|e| e["kind"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(events.iter().filter(|k| *k == "release-started").count(), 1, "{events:?}");
-    assert_eq!(events.iter().filter(|k| *k == "released").count(), 1, "{events:?}");
+    assert_eq!(
+        events.iter().filter(|k| *k == "release-started").count(),
+        1,
+        "{events:?}"
+    );
+    assert_eq!(
+        events.iter().filter(|k| *k == "released").count(),
+        1,
+        "{events:?}"
+    );
     let first_step = events.iter().position(|k| k == "step-started").unwrap();
     let released = events.iter().position(|k| k == "released").unwrap();
     assert!(released < first_step, "{events:?}");
@@ -129,7 +178,11 @@ fn a_failing_release_switches_nothing_and_reports_its_exit_code_and_last_lines()
     std::fs::create_dir_all(&data).unwrap();
     assert_exit(&app.deploy(&["--image", "v1"]), 0, "v1 without a release");
     let before = app.running();
-    with_release(&app, &data, "\"echo migrating; echo 'relation users exists' >&2; exit 3\"");
+    with_release(
+        &app,
+        &data,
+        "\"echo migrating; echo 'relation users exists' >&2; exit 3\"",
+    );
     let out = app.deploy(&["--image", "v2"]);
     assert_exit(&out, 1, "a failing release");
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));

@@ -1556,22 +1556,38 @@ fn doctor_checks_each_host_read_only_and_names_what_to_fix() {
                     .as_array()
                     .unwrap()
                     .iter()
-                    .map(|c| (c["check"].as_str().unwrap().to_string(), c["verdict"].as_str().unwrap().to_string()))
+                    .map(|c| {
+                        (
+                            c["check"].as_str().unwrap().to_string(),
+                            c["verdict"].as_str().unwrap().to_string(),
+                        )
+                    })
                     .collect()
             })
             .collect()
     };
-    let names = ["ssh", "docker access", "docker engine", "disk", "lock", "caddy", "clock"];
+    let names = [
+        "ssh",
+        "docker access",
+        "docker engine",
+        "disk",
+        "lock",
+        "caddy",
+        "clock",
+    ];
     // This service's containers and Caddy, by id and state (other users' containers come
     // and go meanwhile).
     let fleet_state = || {
         (1..=3)
             .map(|n| {
-                server_docker(n, &["ps", "-a", "--format", "{{.ID}} {{.Names}} {{.State}}"])
-                    .lines()
-                    .filter(|l| l.contains(" doctorapp-") || l.contains(" odysseus-caddy "))
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
+                server_docker(
+                    n,
+                    &["ps", "-a", "--format", "{{.ID}} {{.Names}} {{.State}}"],
+                )
+                .lines()
+                .filter(|l| l.contains(" doctorapp-") || l.contains(" odysseus-caddy "))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
             })
             .collect::<Vec<_>>()
     };
@@ -1583,17 +1599,38 @@ fn doctor_checks_each_host_read_only_and_names_what_to_fix() {
         let checks: Vec<&str> = host.iter().map(|(c, _)| c.as_str()).collect();
         assert_eq!(checks, names);
         // Disk may only warn (a small test disk); nothing fails.
-        assert!(host.iter().all(|(c, v)| v == "ok" || (c == "disk" && v == "warn")), "{host:?}");
+        assert!(
+            host.iter()
+                .all(|(c, v)| v == "ok" || (c == "disk" && v == "warn")),
+            "{host:?}"
+        );
     }
     let text = String::from_utf8_lossy(&doctor(&yaml, &[HOSTS[0]]).stdout).into_owned();
-    assert!(text.contains("logged in as root@198.51.100.11:22"), "{text}");
-    assert!(text.contains("Docker 20.10") && text.contains("(API 1.41)"), "{text}");
-    assert!(text.contains("its admin API answers") && text.contains("±"), "{text}");
-    assert!(!text.contains('\x1b'), "no colour when not at a terminal: {text}");
+    assert!(
+        text.contains("logged in as root@198.51.100.11:22"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Docker 20.10") && text.contains("(API 1.41)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("its admin API answers") && text.contains("±"),
+        "{text}"
+    );
+    assert!(
+        !text.contains('\x1b'),
+        "no colour when not at a terminal: {text}"
+    );
 
     // A deploy user who may not use the Docker socket.
-    let _ = Command::new("useradd").args(["-m", "-s", "/bin/sh", "-p", "*", "odyoutsider"]).status();
-    let outsider = doctor(&yaml.replace("ssh:\n", "ssh:\n  user: odyoutsider\n"), &[HOSTS[1]]);
+    let _ = Command::new("useradd")
+        .args(["-m", "-s", "/bin/sh", "-p", "*", "odyoutsider"])
+        .status();
+    let outsider = doctor(
+        &yaml.replace("ssh:\n", "ssh:\n  user: odyoutsider\n"),
+        &[HOSTS[1]],
+    );
     assert_exit(&outsider, 1, "a user outside the docker group");
     let said = String::from_utf8_lossy(&outsider.stdout).into_owned();
     assert!(said.contains("ok    ssh") && said.contains("FAIL  docker access  odyoutsider may not use /var/run/docker.sock: add odyoutsider to the socket's group"), "{said}");
@@ -1602,14 +1639,20 @@ fn doctor_checks_each_host_read_only_and_names_what_to_fix() {
     // An unknown host key: refused, everything after it skipped.
     let empty = app.dir.join("empty_known_hosts");
     std::fs::write(&empty, "").unwrap();
-    let unknown = doctor(&yaml.replace(&format!("{BASE}/known_hosts"), &empty.to_string_lossy()), &["--json", HOSTS[2]]);
+    let unknown = doctor(
+        &yaml.replace(&format!("{BASE}/known_hosts"), &empty.to_string_lossy()),
+        &["--json", HOSTS[2]],
+    );
     assert_exit(&unknown, 1, "an unknown host key");
     let v = verdicts(&unknown);
     assert_eq!(v[0][0], ("ssh".to_string(), "fail".to_string()));
     assert!(v[0][1..].iter().all(|(_, v)| v == "skipped"), "{v:?}");
 
     // Caddy made for port 80, deploy.yml now asking for 8081.
-    let moved = doctor(&yaml.replace("http_port: 80\n", "http_port: 8081\n"), &[HOSTS[0]]);
+    let moved = doctor(
+        &yaml.replace("http_port: 80\n", "http_port: 8081\n"),
+        &[HOSTS[0]],
+    );
     assert_exit(&moved, 1, "Caddy publishes other ports");
     let said = String::from_utf8_lossy(&moved.stdout).into_owned();
     assert!(said.contains("does not publish 8081→80"), "{said}");
@@ -1619,16 +1662,28 @@ fn doctor_checks_each_host_read_only_and_names_what_to_fix() {
     server_docker(3, &["rm", "-f", "odysseus-caddy"]);
     let free = doctor(&yaml, &[HOSTS[2]]);
     assert_exit(&free, 0, "no Caddy yet, ports free");
-    assert!(String::from_utf8_lossy(&free.stdout).contains("not there yet: the first deploy starts it on ports 80 and 443, which are free"));
-    let taken = doctor(&yaml.replace("http_port: 80\n", "http_port: 22\n"), &[HOSTS[2]]);
+    assert!(String::from_utf8_lossy(&free.stdout)
+        .contains("not there yet: the first deploy starts it on ports 80 and 443, which are free"));
+    let taken = doctor(
+        &yaml.replace("http_port: 80\n", "http_port: 22\n"),
+        &[HOSTS[2]],
+    );
     assert_exit(&taken, 1, "a port taken by another program");
-    assert!(String::from_utf8_lossy(&taken.stdout).contains("port 22 is taken by another program"), "{}", String::from_utf8_lossy(&taken.stdout));
+    assert!(
+        String::from_utf8_lossy(&taken.stdout).contains("port 22 is taken by another program"),
+        "{}",
+        String::from_utf8_lossy(&taken.stdout)
+    );
 
     // Read-only: only the Caddy this test removed is missing.
     let after = fleet_state();
     assert_eq!(before[..2], after[..2]);
     std::fs::write(app.dir.join("deploy.yml"), &yaml).unwrap();
-    assert_exit(&app.deploy(&["--image", "v2"]), 0, "the next deploy makes Caddy again");
+    assert_exit(
+        &app.deploy(&["--image", "v2"]),
+        0,
+        "the next deploy makes Caddy again",
+    );
 }
 
 /// `cleanup HOST` takes one service off one server as a deployment of its own: it asks
@@ -1655,11 +1710,23 @@ fn cleanup_takes_a_service_off_one_server_as_a_journaled_resumable_deployment() 
             .unwrap()
     };
     let ours = |n: usize, service: &str| {
-        server_docker(n, &["ps", "-aq", "--filter", &format!("label=odysseus.service={service}")])
+        server_docker(
+            n,
+            &[
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=odysseus.service={service}"),
+            ],
+        )
     };
 
     let unconfirmed = run(&a, &["cleanup", host]);
-    assert_exit(&unconfirmed, 2, "cleanup without --yes and without a terminal");
+    assert_exit(
+        &unconfirmed,
+        2,
+        "cleanup without --yes and without a terminal",
+    );
     assert!(!ours(2, "cleana").trim().is_empty(), "nothing changed");
 
     // A request in flight on a's container; killed while it drains.
@@ -1683,41 +1750,82 @@ fn cleanup_takes_a_service_off_one_server_as_a_journaled_resumable_deployment() 
     std::thread::sleep(Duration::from_millis(500));
     signal(cleanup.id(), "-KILL");
     let _ = cleanup.wait();
-    assert!(said.iter().any(|l| l.contains("Removing cleana from")), "{said:?}");
+    assert!(
+        said.iter().any(|l| l.contains("Removing cleana from")),
+        "{said:?}"
+    );
     // `status` words the unfinished cleanup and the commands that end it.
     let status = run(&a, &["status"]);
     let text = String::from_utf8_lossy(&status.stdout).into_owned();
     assert!(
-        text.contains("unfinished deployment ") && text.contains("to continue: odysseus deploy -c") && !text.contains("{\""),
+        text.contains("unfinished cleanup ")
+            && text.contains("to finish it: odysseus deploy -c")
+            && text.contains("--abandon REASON")
+            && !text.contains("--abort")
+            && !text.contains("{\""),
         "{text}"
     );
 
     let deploy = run(&a, &["deploy", "--image", "v2"]);
     assert_exit(&deploy, 3, "a deploy while the cleanup is unfinished");
-    assert!(stderr(&deploy).contains("the cleanup") && stderr(&deploy).contains("--resume"), "{}", stderr(&deploy));
+    assert!(
+        stderr(&deploy).contains("the cleanup") && stderr(&deploy).contains("--resume"),
+        "{}",
+        stderr(&deploy)
+    );
     let abort = run(&a, &["deploy", "--abort"]);
     assert_exit(&abort, 3, "--abort of a cleanup");
-    assert!(stderr(&abort).contains("is a cleanup: what it removed cannot be brought back"), "{}", stderr(&abort));
+    assert!(
+        stderr(&abort).contains("is a cleanup: what it removed cannot be brought back"),
+        "{}",
+        stderr(&abort)
+    );
     let resumed = run(&a, &["deploy", "--resume"]);
     assert_exit(&resumed, 0, "resume the cleanup");
-    assert!(String::from_utf8_lossy(&resumed.stdout).contains(&format!("Removed cleana from {host}")), "{}", String::from_utf8_lossy(&resumed.stdout));
+    assert!(
+        String::from_utf8_lossy(&resumed.stdout).contains(&format!("Removed cleana from {host}")),
+        "{}",
+        String::from_utf8_lossy(&resumed.stdout)
+    );
     let (status, _) = slow.join().unwrap().unwrap();
     assert_eq!(status, 200, "the request in flight was drained, not cut");
 
     // a is gone from that server only; b there is untouched.
     assert!(ours(2, "cleana").trim().is_empty(), "{}", ours(2, "cleana"));
     assert!(!ours(1, "cleana").trim().is_empty() && !ours(3, "cleana").trim().is_empty());
-    let answers = |app: &FleetApp| real::http_get_raw(&format!("{host}:80"), "/", &app.host_header());
-    assert!(!matches!(answers(&a), Ok((200, _))), "a still answers on {host}: {:?}", answers(&a));
-    assert!(matches!(answers(&b), Ok((200, ref body)) if body.trim() == "v1"), "{:?}", answers(&b));
+    let answers =
+        |app: &FleetApp| real::http_get_raw(&format!("{host}:80"), "/", &app.host_header());
+    assert!(
+        !matches!(answers(&a), Ok((200, _))),
+        "a still answers on {host}: {:?}",
+        answers(&a)
+    );
+    assert!(
+        matches!(answers(&b), Ok((200, ref body)) if body.trim() == "v1"),
+        "{:?}",
+        answers(&b)
+    );
     let shown = run(&a, &["replay"]);
     let text = String::from_utf8_lossy(&shown.stdout).into_owned();
-    for word in ["cleanup-started", "unroute-old", "drain-old", "stop-old", "remove-old", "remove-route", "resumed", "deployment-completed"] {
+    for word in [
+        "cleanup-started",
+        "unroute-old",
+        "drain-old",
+        "stop-old",
+        "remove-old",
+        "remove-route",
+        "resumed",
+        "deployment-completed",
+    ] {
         assert!(text.contains(word), "{word} missing from replay:\n{text}");
     }
     let again = run(&a, &["cleanup", host, "--yes"]);
     assert_exit(&again, 0, "a second cleanup");
-    assert!(stderr(&again).contains("nothing to clean up"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("nothing to clean up"),
+        "{}",
+        stderr(&again)
+    );
     // The service deploys there again afterwards.
     assert_exit(&a.deploy(&["--image", "v2"]), 0, "deploy after the cleanup");
     // Dropped from deploy.yml, a server keeps serving the old version: the next deploy
@@ -1726,11 +1834,17 @@ fn cleanup_takes_a_service_off_one_server_as_a_journaled_resumable_deployment() 
     let dropped = a.deploy(&["--image", "v1"]);
     assert_exit(&dropped, 0, "deploy without the second server");
     assert!(
-        stderr(&dropped).contains(&format!("warning: {host} ran cleana in its last deployment but is not in")) && stderr(&dropped).contains(&format!("odysseus cleanup {host}")),
+        stderr(&dropped).contains(&format!(
+            "warning: {host} ran cleana in its last deployment but is not in"
+        )) && stderr(&dropped).contains(&format!("odysseus cleanup {host}")),
         "{}",
         stderr(&dropped)
     );
-    assert_exit(&run(&a, &["cleanup", host, "--yes"]), 0, "cleanup of the dropped server");
+    assert_exit(
+        &run(&a, &["cleanup", host, "--yes"]),
+        0,
+        "cleanup of the dropped server",
+    );
     let after = a.deploy(&["--image", "v2"]);
     assert_exit(&after, 0, "deploy after the dropped server's cleanup");
     assert!(!stderr(&after).contains("warning:"), "{}", stderr(&after));
@@ -1741,9 +1855,22 @@ fn cleanup_takes_a_service_off_one_server_as_a_journaled_resumable_deployment() 
     server_docker(3, &["volume", "rm", "-f", "odysseus-caddy-config"]);
     let c = FleetApp::new("cleanc", "");
     c.write_for(&[HOSTS[2]], &format!("{BASE}/known_hosts"), "");
-    assert_exit(&c.deploy(&["--image", "v1"]), 0, "deploy c alone on a fresh Caddy");
-    assert_exit(&run(&c, &["cleanup", HOSTS[2], "--yes"]), 0, "cleanup of the last service");
-    assert!(server_docker(3, &["ps", "-aq", "--filter", "name=^odysseus-caddy$"]).trim().is_empty(), "Caddy stays with no route");
+    assert_exit(
+        &c.deploy(&["--image", "v1"]),
+        0,
+        "deploy c alone on a fresh Caddy",
+    );
+    assert_exit(
+        &run(&c, &["cleanup", HOSTS[2], "--yes"]),
+        0,
+        "cleanup of the last service",
+    );
+    assert!(
+        server_docker(3, &["ps", "-aq", "--filter", "name=^odysseus-caddy$"])
+            .trim()
+            .is_empty(),
+        "Caddy stays with no route"
+    );
     assert!(server_docker(3, &["volume", "ls", "-q"]).contains("odysseus-caddy-data"));
 }
 
@@ -2925,10 +3052,27 @@ fn https_certificates_come_from_a_real_acme_ca_and_survive_a_recreated_caddy() {
     // HTTPS route answer plain HTTP; one on :443 alone redirected the plain service).
     let plain = FleetApp::new("sshplain", "");
     plain.write_for(&[host], &format!("{BASE}/known_hosts"), "");
-    assert_exit(&plain.deploy(&["--image", "v2"]), 0, "a plain service beside the HTTPS ones");
-    let (status, body) = real::http_get_raw(&format!("{host}:80"), "/", &plain.host_header()).unwrap();
-    assert_eq!((status, body.trim()), (200, "v2"), "the plain service over HTTP");
-    let (_, redirect) = curl(&["-o", "/dev/null", "-w", "%{http_code}", "-H", &format!("Host: {name}"), &format!("http://{host}/")]);
+    assert_exit(
+        &plain.deploy(&["--image", "v2"]),
+        0,
+        "a plain service beside the HTTPS ones",
+    );
+    let (status, body) =
+        real::http_get_raw(&format!("{host}:80"), "/", &plain.host_header()).unwrap();
+    assert_eq!(
+        (status, body.trim()),
+        (200, "v2"),
+        "the plain service over HTTP"
+    );
+    let (_, redirect) = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-H",
+        &format!("Host: {name}"),
+        &format!("http://{host}/"),
+    ]);
     assert_eq!(redirect.trim(), "308", "the HTTPS host still redirects");
     wait_https(&name, "v1");
     // And the HTTPS service turning ssl off moves to plain HTTP.
@@ -2937,8 +3081,13 @@ fn https_certificates_come_from_a_real_acme_ca_and_survive_a_recreated_caddy() {
     assert_ne!(yaml, off);
     std::fs::write(other.dir.join("deploy.yml"), off).unwrap();
     assert_exit(&other.deploy(&["--image", "v2"]), 0, "ssl turned off");
-    let (status, body) = real::http_get_raw(&format!("{host}:80"), "/", &other.host_header()).unwrap();
-    assert_eq!((status, body.trim()), (200, "v2"), "served over plain HTTP once ssl is off");
+    let (status, body) =
+        real::http_get_raw(&format!("{host}:80"), "/", &other.host_header()).unwrap();
+    assert_eq!(
+        (status, body.trim()),
+        (200, "v2"),
+        "served over plain HTTP once ssl is off"
+    );
     wait_https(&name, "v1");
 
     drop(plain);

@@ -39,7 +39,7 @@ pub fn run(global: &GlobalArgs, args: CleanupArgs) -> anyhow::Result<Exit> {
     .map(|c| c.service)
     .map_err(|e| crate::exit::UsageError(e.to_string()))?;
     let question = format!(
-        "Remove every container of {service} and its route from {}? Requests for it there will fail from now on.",
+        "Remove every container of {service} and its route from {}? Requests for it there will fail from now on (and odysseus-caddy goes too if no other route is left in it).",
         args.host
     );
     if !crate::ask::confirm(&question, args.yes)? {

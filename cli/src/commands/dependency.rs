@@ -267,12 +267,12 @@ pub fn run(global: &GlobalArgs, args: DependencyArgs) -> anyhow::Result<Exit> {
                                 "health": s.health, "image": s.image, "error": null,
                             }));
                             out.push_str(&format!(
-                            "{host:<20} {:<12} {:<10} {:<10} {}\n",
-                            d.name,
-                            if s.running { "running" } else { "stopped" },
-                            s.health.clone().unwrap_or_else(|| "-".into()),
-                            s.image
-                        ))
+                                "{host:<20} {:<12} {:<10} {:<10} {}\n",
+                                d.name,
+                                if s.running { "running" } else { "stopped" },
+                                s.health.clone().unwrap_or_else(|| "-".into()),
+                                s.image
+                            ))
                         }
                         Ok(None) => {
                             rows.push(serde_json::json!({

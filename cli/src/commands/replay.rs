@@ -123,9 +123,17 @@ pub fn replay(global: &GlobalArgs, args: ReplayArgs) -> anyhow::Result<Exit> {
     } else if let Some(s) = started {
         // A cleanup deployed no version: it says which hosts it emptied.
         let what = if s.plan.purpose == odysseus_engine::machine::Purpose::Cleanup {
-            format!("cleanup {} of {}: off {}", s.id, s.service, s.plan.hosts().join(", "))
+            format!(
+                "cleanup {} of {}: off {}",
+                s.id,
+                s.service,
+                s.plan.hosts().join(", ")
+            )
         } else {
-            format!("deployment {} of {}: {}:{}", s.id, s.service, s.image, s.version)
+            format!(
+                "deployment {} of {}: {}:{}",
+                s.id, s.service, s.image, s.version
+            )
         };
         out.push_str(&format!(
             "{what} — {}\nstarted {} by {}, config {}\n",

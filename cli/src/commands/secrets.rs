@@ -182,7 +182,9 @@ fn refuse_other_key(target: &Path, key: &str) -> Result<(), UsageError> {
 /// (each value a double-quoted YAML scalar), so a file made here opens there too.
 fn write_encrypted(target: &Path, plain: &str, key: &str) -> anyhow::Result<()> {
     let yaml = secrets_file::as_yaml(plain).map_err(|line| {
-        UsageError(format!("line {line}: neither a YAML mapping of NAME: value nor a NAME=value line"))
+        UsageError(format!(
+            "line {line}: neither a YAML mapping of NAME: value nor a NAME=value line"
+        ))
     })?;
     let text = encrypted::encrypt(yaml.as_bytes(), key)?;
     odysseus::files::replace(target, text.as_bytes(), 0o666)

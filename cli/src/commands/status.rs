@@ -59,12 +59,19 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<Exit> {
                 Some(id) => {
                     let state = DeploymentState::fold(&journal.load(id)?)?;
                     let s = state.started();
+                    // A cleanup is never rolled back: it is finished or abandoned.
+                    let cleanup = s.is_some_and(|s| {
+                        s.plan.purpose == odysseus_engine::machine::Purpose::Cleanup
+                    });
                     Some(json!({
                         "id": id.to_string(),
-                        "version": s.map(|s| s.version.clone()),
+                        "purpose": s.map(|s| s.plan.purpose.as_str()),
+                        "version": s.filter(|_| !cleanup).map(|s| s.version.clone()),
+                        "hosts": s.map(|s| s.plan.hosts().join(", ")),
                         "status": state.phase.as_str(),
                         "resume": format!("odysseus deploy -c {} --resume", global.config.display()),
-                        "abort": format!("odysseus deploy -c {} --abort", global.config.display()),
+                        "abort": (!cleanup).then(|| format!("odysseus deploy -c {} --abort", global.config.display())),
+                        "abandon": format!("odysseus deploy -c {} --abandon REASON", global.config.display()),
                     }))
                 }
                 None => None,
@@ -142,6 +149,13 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<Exit> {
         }
         if let Some(u) = &unfinished {
             match u["id"].as_str() {
+                Some(id) if u["purpose"] == "cleanup" => out.push_str(&format!(
+                    "unfinished cleanup {id} of {} ({})\n  to finish it: {}\n  to end it where it stands: {}\n",
+                    u["hosts"].as_str().unwrap_or("?"),
+                    u["status"].as_str().unwrap_or("?"),
+                    u["resume"].as_str().unwrap_or_default(),
+                    u["abandon"].as_str().unwrap_or_default()
+                )),
                 Some(id) => out.push_str(&format!(
                     "unfinished deployment {id} of version {} ({})\n  to continue: {}\n  to roll back: {}\n",
                     u["version"].as_str().unwrap_or("?"),

@@ -319,7 +319,9 @@ impl<'de> Deserialize<'de> for Seconds {
                     None => (t, "s"),
                 };
                 let n: u64 = digits.parse().map_err(|_| {
-                    E::custom(format!("`{v}` is not a duration: write seconds (30) or \"30s\", \"2m\", \"1h\""))
+                    E::custom(format!(
+                        "`{v}` is not a duration: write seconds (30) or \"30s\", \"2m\", \"1h\""
+                    ))
                 })?;
                 let factor = match unit.trim() {
                     "s" | "" => 1,

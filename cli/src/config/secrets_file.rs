@@ -138,7 +138,10 @@ mod tests {
         assert_eq!(dotenv("A=1\nhunter2\n"), Err(2));
         // dotenvy's rules: an unquoted value has no spaces; quoted ones may span lines.
         assert_eq!(dotenv("A=1\nB=two words\n"), Err(2));
-        assert_eq!(dotenv("K=\"line one\nline two\"\n").unwrap()["K"], "line one\nline two");
+        assert_eq!(
+            dotenv("K=\"line one\nline two\"\n").unwrap()["K"],
+            "line one\nline two"
+        );
     }
 
     #[test]

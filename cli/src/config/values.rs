@@ -186,7 +186,8 @@ pub(super) fn check_image(image: &str) -> Result<(), String> {
     // `registry:port/path/name:tag@digest`: one tag at most, after the last `/`.
     let last = image.rsplit('/').next().unwrap_or_default();
     let name_and_tag = last.split('@').next().unwrap_or_default();
-    if name_and_tag.matches(':').count() > 1 || image.contains("//") || image.ends_with(['/', ':']) {
+    if name_and_tag.matches(':').count() > 1 || image.contains("//") || image.ends_with(['/', ':'])
+    {
         return Err(format!(
             "`{image}` is not an image reference: REPOSITORY[:TAG], e.g. registry.example.com:5000/team/app:v1"
         ));
@@ -234,10 +235,7 @@ mod command_tests {
             command(&One("bin/setup && bin/start".into())).unwrap(),
             ["/bin/sh", "-c", "bin/setup && bin/start"]
         );
-        assert_eq!(
-            command(&Many(vec!["a b".into()])).unwrap(),
-            ["a b"]
-        );
+        assert_eq!(command(&Many(vec!["a b".into()])).unwrap(), ["a b"]);
         assert!(command(&One("echo 'open".into())).is_err());
         assert!(command(&One("   ".into())).is_err());
     }

@@ -40,16 +40,20 @@ fn failure_kind(k: FailureKind) -> &'static str {
 /// The outcome word and a human detail for a fact.
 fn outcome_and_detail(fact: &Fact) -> (Option<&'static str>, String) {
     match fact {
-        Fact::DeploymentStarted(s) if s.plan.purpose == odysseus_engine::machine::Purpose::Cleanup => (
-            None,
-            format!(
-                "{} off {} by {} ({} target(s))",
-                s.service,
-                s.plan.hosts().join(", "),
-                s.operator,
-                s.plan.targets.len()
-            ),
-        ),
+        Fact::DeploymentStarted(s)
+            if s.plan.purpose == odysseus_engine::machine::Purpose::Cleanup =>
+        {
+            (
+                None,
+                format!(
+                    "{} off {} by {} ({} target(s))",
+                    s.service,
+                    s.plan.hosts().join(", "),
+                    s.operator,
+                    s.plan.targets.len()
+                ),
+            )
+        }
         Fact::DeploymentStarted(s) => (
             None,
             format!(

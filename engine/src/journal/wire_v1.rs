@@ -550,8 +550,12 @@ impl From<FactV1> for m::Fact {
     fn from(f: FactV1) -> Self {
         use m::Fact as F;
         match f {
-            FactV1::DeploymentStarted(s) => F::DeploymentStarted(Box::new(started(s, m::Purpose::Deploy))),
-            FactV1::CleanupStarted(s) => F::DeploymentStarted(Box::new(started(s, m::Purpose::Cleanup))),
+            FactV1::DeploymentStarted(s) => {
+                F::DeploymentStarted(Box::new(started(s, m::Purpose::Deploy)))
+            }
+            FactV1::CleanupStarted(s) => {
+                F::DeploymentStarted(Box::new(started(s, m::Purpose::Cleanup)))
+            }
             FactV1::StepStarted {
                 target,
                 step,

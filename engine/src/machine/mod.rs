@@ -16,8 +16,7 @@ pub use event::{
     DeploymentStarted, Event, Fact, FailedOutcome, FailureKind, HostImage, Observation,
 };
 pub use plan::{
-    FailurePolicy, Plan, Purpose, RetryPolicy, RoleKind, StepName, Target, Timeouts,
-    UnknownStep,
+    FailurePolicy, Plan, Purpose, RetryPolicy, RoleKind, StepName, Target, Timeouts, UnknownStep,
 };
 pub use state::{
     DeploymentState, Phase, Provenance, Serving, StepFailure, TargetState, TargetStatus,

@@ -508,7 +508,9 @@ impl DeploymentState {
                 }
             }
             Fact::Released { .. } | Fact::ReleaseFailed { .. } => {
-                if self.phase != Running || !self.release.as_ref().is_some_and(ReleaseRecord::running) {
+                if self.phase != Running
+                    || !self.release.as_ref().is_some_and(ReleaseRecord::running)
+                {
                     return Err(self.impossible(fact, "no release command is running"));
                 }
             }

@@ -598,17 +598,29 @@ mod tests {
             command: vec!["migrate".into()],
         };
         let mut s = state(false, false);
-        assert!(s.clone().evolve(&at(release.clone())).is_err(), "not before provenance");
+        assert!(
+            s.clone().evolve(&at(release.clone())).is_err(),
+            "not before provenance"
+        );
         s.evolve(&at(Fact::Provenance {
             images: vec![],
             secrets: vec![],
             secrets_digest: None,
         }))
         .unwrap();
-        assert!(s.clone().evolve(&at(Fact::Released { millis: 1 })).is_err(), "not started");
+        assert!(
+            s.clone().evolve(&at(Fact::Released { millis: 1 })).is_err(),
+            "not started"
+        );
         s.evolve(&at(release.clone())).unwrap();
-        assert!(s.clone().evolve(&at(step.clone())).is_err(), "no step while it runs");
-        assert!(s.clone().evolve(&at(release.clone())).is_err(), "never a second run");
+        assert!(
+            s.clone().evolve(&at(step.clone())).is_err(),
+            "no step while it runs"
+        );
+        assert!(
+            s.clone().evolve(&at(release.clone())).is_err(),
+            "never a second run"
+        );
         let mut failed = s.clone();
         let failure = Fact::ReleaseFailed {
             exit_code: Some(3),

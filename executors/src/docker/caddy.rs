@@ -48,7 +48,6 @@ fn admin_config() -> Value {
     json!({"listen": ADMIN_LISTEN, "origins": [ADMIN_HOST, "localhost:2019", "[::1]:2019"]})
 }
 
-
 /// The route of one service: host matcher (none = any host), one reverse proxy whose
 /// upstreams odysseus edits, Caddy's active health check from `proxy.healthcheck`.
 pub fn route_config(service: &str, proxy: &ProxySpec, upstreams: &[String]) -> Value {
@@ -344,19 +343,22 @@ impl CaddyAdmin {
         if proxy.hosts.is_empty() && self.route(service).await?.is_none() {
             self.refuse_second_catch_all(service).await?;
         }
-        self.rearrange(Some(&route_config(service, proxy, &[]))).await
+        self.rearrange(Some(&route_config(service, proxy, &[])))
+            .await
     }
 
     /// The services that have an odysseus TLS policy on this Caddy.
     async fn tls_services(&self) -> Result<BTreeSet<String>, ExecError> {
-        Ok(match self.get("/config/apps/tls/automation/policies").await? {
-            Some((Value::Array(policies), _)) => policies
-                .iter()
-                .filter_map(|p| p["@id"].as_str()?.strip_prefix("odysseus-tls-"))
-                .map(str::to_string)
-                .collect(),
-            _ => BTreeSet::new(),
-        })
+        Ok(
+            match self.get("/config/apps/tls/automation/policies").await? {
+                Some((Value::Array(policies), _)) => policies
+                    .iter()
+                    .filter_map(|p| p["@id"].as_str()?.strip_prefix("odysseus-tls-"))
+                    .map(str::to_string)
+                    .collect(),
+                _ => BTreeSet::new(),
+            },
+        )
     }
 
     /// Puts Caddy's servers in the layout `caddy_servers::arrange` gives (adding `extra`
@@ -382,8 +384,8 @@ impl CaddyAdmin {
                     }
                 }
                 _ => {
-                    let wanted = super::caddy_servers::arrange(&Map::new(), &tls, extra)
-                        .unwrap_or_default();
+                    let wanted =
+                        super::caddy_servers::arrange(&Map::new(), &tls, extra).unwrap_or_default();
                     if wanted.is_empty() {
                         return Ok(());
                     }
@@ -536,7 +538,9 @@ impl CaddyAdmin {
         if self.get(&path).await?.is_none() {
             return Ok(false);
         }
-        let reply = self.call(reqwest::Method::DELETE, &path, None, None).await?;
+        let reply = self
+            .call(reqwest::Method::DELETE, &path, None, None)
+            .await?;
         match reply.status {
             200..=299 | 404 => Ok(true),
             _ => Err(Self::failed(&format!("DELETE {path}"), &reply)),

@@ -61,9 +61,8 @@ pub fn arrange(
             // Someone else's server: odysseus's routes never live there.
             _ => false,
         };
-        let (stay, go): (Vec<Value>, Vec<Value>) = routes
-            .drain(..)
-            .partition(|r| !ours(r) || belongs_here(r));
+        let (stay, go): (Vec<Value>, Vec<Value>) =
+            routes.drain(..).partition(|r| !ours(r) || belongs_here(r));
         *routes = stay;
         moving.extend(go);
     }
@@ -87,7 +86,10 @@ pub fn arrange(
         if !server["routes"].is_array() {
             server["routes"] = json!([]);
         }
-        server["routes"].as_array_mut().expect("set above").push(route);
+        server["routes"]
+            .as_array_mut()
+            .expect("set above")
+            .push(route);
     }
     // Each of odysseus's servers on its one port.
     for (name, port) in [(SERVER, ":80"), (TLS_SERVER, ":443")] {
@@ -139,14 +141,19 @@ mod tests {
     #[test]
     fn https_and_plain_services_each_get_their_own_server() {
         let tls: BTreeSet<String> = ["shop".to_string()].into();
-        let start = servers(json!({"odysseus": {"listen": [":80"], "routes": [route("blog", Some("blog.test"))]}}));
+        let start = servers(
+            json!({"odysseus": {"listen": [":80"], "routes": [route("blog", Some("blog.test"))]}}),
+        );
         let out = arrange(&start, &tls, Some(&route("shop", Some("shop.test")))).unwrap();
         assert_eq!(ids(&out, SERVER), ["odysseus-route-blog"]);
         assert_eq!(ids(&out, TLS_SERVER), ["odysseus-route-shop"]);
         assert_eq!(out[TLS_SERVER]["listen"], json!([":443"]));
         assert_eq!(out[SERVER]["listen"], json!([":80"]));
         // Settled: nothing more to change.
-        assert_eq!(arrange(&out, &tls, Some(&route("shop", Some("shop.test")))), None);
+        assert_eq!(
+            arrange(&out, &tls, Some(&route("shop", Some("shop.test")))),
+            None
+        );
     }
 
     #[test]
@@ -176,8 +183,16 @@ mod tests {
         let start = servers(json!({
             "odysseus": {"listen": [":80"], "routes": [route("any", None)]},
             "srv0": {"listen": [":8080"], "routes": [{"handle": []}]}}));
-        let out = arrange(&start, &BTreeSet::new(), Some(&route("blog", Some("blog.test")))).unwrap();
-        assert_eq!(ids(&out, SERVER), ["odysseus-route-blog", "odysseus-route-any"]);
+        let out = arrange(
+            &start,
+            &BTreeSet::new(),
+            Some(&route("blog", Some("blog.test"))),
+        )
+        .unwrap();
+        assert_eq!(
+            ids(&out, SERVER),
+            ["odysseus-route-blog", "odysseus-route-any"]
+        );
         assert_eq!(out["srv0"], start["srv0"]);
     }
 }

@@ -291,26 +291,30 @@ impl HostOps for DockerExecutor {
         }
     }
 
-    async fn survey_all(
-        &self,
-        host: &str,
-        service: &str,
-        role: &str,
-    ) -> Result<Survey, ExecError> {
+    async fn survey_all(&self, host: &str, service: &str, role: &str) -> Result<Survey, ExecError> {
         let h = self.host(host)?;
         let list = h
             .engine
-            .list(&[("odysseus.service", service), ("odysseus.role", role)], true)
+            .list(
+                &[("odysseus.service", service), ("odysseus.role", role)],
+                true,
+            )
             .await?;
         let mut containers: Vec<(String, String)> = list
             .into_iter()
             .map(|(_, name, labels)| {
-                (name, labels.get("odysseus.version").cloned().unwrap_or_default())
+                (
+                    name,
+                    labels.get("odysseus.version").cloned().unwrap_or_default(),
+                )
             })
             .collect();
         containers.sort();
         Ok(Survey {
-            version: containers.first().map(|(_, v)| v.clone()).filter(|v| !v.is_empty()),
+            version: containers
+                .first()
+                .map(|(_, v)| v.clone())
+                .filter(|v| !v.is_empty()),
             containers: containers.into_iter().map(|(n, _)| n).collect(),
         })
     }
@@ -327,7 +331,12 @@ impl HostOps for DockerExecutor {
             .engine
             .exec(
                 CADDY_CONTAINER,
-                &["rm", "-rf", &super::slots::slot_dir(service), &super::caddy::ca_root_path(service)],
+                &[
+                    "rm",
+                    "-rf",
+                    &super::slots::slot_dir(service),
+                    &super::caddy::ca_root_path(service),
+                ],
             )
             .await;
         // The shared Caddy goes only when nothing else is routed through it (its volumes,

@@ -67,7 +67,12 @@ impl DockerExecutor {
                         name,
                         image,
                         cmd: Some(command.to_vec()),
-                        env: self.spec().env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+                        env: self
+                            .spec()
+                            .env
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect(),
                         labels,
                         binds: role_spec.volumes.clone(),
                         resources: &role_spec.resources,
@@ -105,7 +110,9 @@ impl DockerExecutor {
             Some(Ok(r)) => r.status_code,
             Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
             Some(Err(e)) => {
-                return Err(ExecError::OutcomeUnknown(format!("waiting for {name}: {e}")))
+                return Err(ExecError::OutcomeUnknown(format!(
+                    "waiting for {name}: {e}"
+                )))
             }
             None => return Err(ExecError::OutcomeUnknown(format!("{name}: no exit status"))),
         };

@@ -59,7 +59,10 @@ impl Executor for SimExecutor {
     async fn execute(&self, e: &Effect) -> Result<Observation, ExecError> {
         if e.purpose == odysseus_engine::machine::Purpose::Cleanup {
             // The host is being emptied on purpose: serving nothing is the goal.
-            self.world.borrow_mut().decommissioning.insert(e.host.clone());
+            self.world
+                .borrow_mut()
+                .decommissioning
+                .insert(e.host.clone());
         }
         match self.gate(&e.host, Some(e.step)) {
             Injected::None => {

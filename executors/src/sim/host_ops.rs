@@ -226,12 +226,7 @@ impl HostOps for SimHost {
         Ok(())
     }
 
-    async fn survey_all(
-        &self,
-        host: &str,
-        service: &str,
-        role: &str,
-    ) -> Result<Survey, ExecError> {
+    async fn survey_all(&self, host: &str, service: &str, role: &str) -> Result<Survey, ExecError> {
         self.alive(false).await;
         let w = self.world();
         let h = w.host(host).ok_or_else(|| Self::no_host(host))?;

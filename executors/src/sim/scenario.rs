@@ -329,7 +329,11 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
             secrets_digest: None,
         };
         // A cleanup deploys no image: the CLI records no provenance for it.
-        let preamble = if scenario.cleanup.is_some() { Vec::new() } else { vec![provenance] };
+        let preamble = if scenario.cleanup.is_some() {
+            Vec::new()
+        } else {
+            vec![provenance]
+        };
         let mut runtime = Runtime::new(&log, &executor, &clock)
             .preamble(preamble)
             .on_event(|_, _, state| {
@@ -638,7 +642,10 @@ fn check_cleanup_end_state(
                     host.routed
                 ));
             }
-        } else if host.containers.iter().any(|c| c.state != ContainerState::Running)
+        } else if host
+            .containers
+            .iter()
+            .any(|c| c.state != ContainerState::Running)
             || (host.containers.iter().any(|c| c.web) && host.routed_healthy(world.now_ms) == 0)
         {
             violations.push(format!("the cleanup of {cleaned} touched {name}"));

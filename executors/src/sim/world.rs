@@ -474,7 +474,9 @@ impl World {
         h.upstreams.clear();
         h.route_health_path = None;
         if !left.is_empty() {
-            self.violation(format!("removed the route on {host} while it still had {left:?}"));
+            self.violation(format!(
+                "removed the route on {host} while it still had {left:?}"
+            ));
         }
         true
     }

@@ -228,7 +228,10 @@ impl<H: HostOps> Steps<H> {
                     return Ok(Observation::Count { n: 0 });
                 };
                 let olds = &e.old_containers;
-                if !dials.iter().any(|d| olds.iter().any(|o| o == dial_container(d))) {
+                if !dials
+                    .iter()
+                    .any(|d| olds.iter().any(|o| o == dial_container(d)))
+                {
                     return Ok(Observation::Count { n: 0 });
                 }
                 // The route keeps the check its containers were deployed with.

@@ -98,12 +98,7 @@ pub trait HostOps {
     /// Which containers of the role run on the host now (for planning).
     async fn survey(&self, host: &str, service: &str, role: &str) -> Result<Survey, ExecError>;
     /// Every container of the role on the host, running or stopped (for a cleanup).
-    async fn survey_all(
-        &self,
-        host: &str,
-        service: &str,
-        role: &str,
-    ) -> Result<Survey, ExecError>;
+    async fn survey_all(&self, host: &str, service: &str, role: &str) -> Result<Survey, ExecError>;
     /// Removes the service's route from the host's proxy (and whatever the route alone
     /// needed); `false` when there was none. Idempotent.
     async fn remove_route(&self, host: &str) -> Result<bool, ExecError>;
@@ -166,12 +161,7 @@ impl<T: HostOps> HostOps for &T {
     async fn survey(&self, host: &str, service: &str, role: &str) -> Result<Survey, ExecError> {
         (**self).survey(host, service, role).await
     }
-    async fn survey_all(
-        &self,
-        host: &str,
-        service: &str,
-        role: &str,
-    ) -> Result<Survey, ExecError> {
+    async fn survey_all(&self, host: &str, service: &str, role: &str) -> Result<Survey, ExecError> {
         (**self).survey_all(host, service, role).await
     }
     async fn remove_route(&self, host: &str) -> Result<bool, ExecError> {

@@ -9,8 +9,8 @@ use odysseus_engine::machine::{
     DeploymentStarted, DeploymentState, Event, Fact, Phase, Purpose, RetryPolicy,
 };
 use odysseus_engine::runtime::{
-    self, plan_cleanup, plan_deployment, record_fact, Choice, Clock, Request, Runtime, Session, SystemClock,
-    TargetSpec,
+    self, plan_cleanup, plan_deployment, record_fact, Choice, Clock, Request, Runtime, Session,
+    SystemClock, TargetSpec,
 };
 use odysseus_engine::{DeploymentId, Operator};
 use odysseus_executors::docker::{DockerExecutor, PushOutcome};
@@ -482,13 +482,24 @@ fn hosts_left_behind(journal: &Journal, config: &Config) -> Vec<String> {
     let current = config.hosts();
     let mut cleaned: Vec<String> = Vec::new();
     for id in journal.deployments(&config.service).unwrap_or_default() {
-        let Ok(events) = journal.load(id) else { continue };
-        let Ok(state) = DeploymentState::fold(&events) else { continue };
-        let Some(started) = state.started() else { continue };
+        let Ok(events) = journal.load(id) else {
+            continue;
+        };
+        let Ok(state) = DeploymentState::fold(&events) else {
+            continue;
+        };
+        let Some(started) = state.started() else {
+            continue;
+        };
         if state.phase != Phase::Completed {
             continue;
         }
-        let hosts: Vec<String> = started.plan.hosts().into_iter().map(str::to_string).collect();
+        let hosts: Vec<String> = started
+            .plan
+            .hosts()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
         if started.plan.purpose == Purpose::Cleanup {
             cleaned.extend(hosts);
             continue;
@@ -581,7 +592,10 @@ async fn drive(
         Mode::Cleanup(host) => match cleanup_specs(config, &executor, host).await {
             Ok(Some(specs)) => Some(specs),
             Ok(None) => {
-                eprintln!("{host} runs nothing of {} (no container, no route): nothing to clean up.", config.service);
+                eprintln!(
+                    "{host} runs nothing of {} (no container, no route): nothing to clean up.",
+                    config.service
+                );
                 return Ok(Exit::Ok);
             }
             Err(e) => {
@@ -821,9 +835,15 @@ async fn drive(
             }
             Mode::Cleanup(host) => {
                 let specs = cleanup_specs.unwrap_or_default();
-                let plan = plan_cleanup(&steps, &config.service, &host, &specs, RetryPolicy::default())
-                    .await
-                    .map_err(Err::<anyhow::Error, _>)?;
+                let plan = plan_cleanup(
+                    &steps,
+                    &config.service,
+                    &host,
+                    &specs,
+                    RetryPolicy::default(),
+                )
+                .await
+                .map_err(Err::<anyhow::Error, _>)?;
                 let started = DeploymentStarted {
                     id,
                     service: config.service.clone(),
@@ -956,9 +976,16 @@ async fn cleanup_specs(
     if specs.is_empty() && !routed {
         return Ok(None);
     }
-    if routed && !specs.iter().any(|s| s.kind == odysseus_engine::machine::RoleKind::Web) {
+    if routed
+        && !specs
+            .iter()
+            .any(|s| s.kind == odysseus_engine::machine::RoleKind::Web)
+    {
         // Its route outlived its containers: a web target with nothing to remove takes it.
-        let web = config.roles.iter().find(|r| r.kind == odysseus_engine::machine::RoleKind::Web);
+        let web = config
+            .roles
+            .iter()
+            .find(|r| r.kind == odysseus_engine::machine::RoleKind::Web);
         specs.push(TargetSpec {
             role: web.map_or_else(|| "web".to_string(), |r| r.name.clone()),
             host: host.to_string(),

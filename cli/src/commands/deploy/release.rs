@@ -109,11 +109,20 @@ fn pending(
             .running()
             .then(|| (r.host.clone(), r.container.clone(), r.command.clone()));
     }
-    let untouched = state.targets.iter().all(|t| t.status == TargetStatus::Pending);
+    let untouched = state
+        .targets
+        .iter()
+        .all(|t| t.status == TargetStatus::Pending);
     let command = config.release_command.clone()?;
     let started = state.started()?;
     let host = started.plan.targets.first()?.host.clone();
-    untouched.then(|| (host, release_container(&config.service, &id.short()), command))
+    untouched.then(|| {
+        (
+            host,
+            release_container(&config.service, &id.short()),
+            command,
+        )
+    })
 }
 
 /// The role whose env, volumes and network the release runs with: the web role, else the

@@ -81,7 +81,10 @@ pub(super) fn print_summary(global: &GlobalArgs, state: &DeploymentState) {
             } else {
                 format!("{} (not done)", t.status.as_str())
             };
-            out.push_str(&format!("  {:<20} {:<10} {what}\n", target.host, target.role));
+            out.push_str(&format!(
+                "  {:<20} {:<10} {what}\n",
+                target.host, target.role
+            ));
             continue;
         }
         let version = match t.serving() {

@@ -46,13 +46,16 @@ pub(super) fn dependencies(
             name: name.clone(),
             image: d.image.clone(),
             hosts: d.hosts.clone(),
-            cmd: d.cmd.as_ref().and_then(|c| match super::super::values::command(c) {
-                Ok(argv) => Some(argv),
-                Err(why) => {
-                    problems.push(format!("{key}.cmd"), why);
-                    None
-                }
-            }),
+            cmd: d
+                .cmd
+                .as_ref()
+                .and_then(|c| match super::super::values::command(c) {
+                    Ok(argv) => Some(argv),
+                    Err(why) => {
+                        problems.push(format!("{key}.cmd"), why);
+                        None
+                    }
+                }),
             ports,
             volumes: namespace_volumes(service, d.volumes.clone().unwrap_or_default()),
             env,

@@ -73,7 +73,10 @@ pub(super) fn proxy(
         }
     }
     if let Some(h) = &p.healthcheck {
-        for (field, value) in [("interval", h.interval.map(|s| s.0)), ("timeout", h.timeout.map(|s| s.0))] {
+        for (field, value) in [
+            ("interval", h.interval.map(|s| s.0)),
+            ("timeout", h.timeout.map(|s| s.0)),
+        ] {
             if value.is_some_and(|v| v == 0 || v > 86_400) {
                 problems.push(
                     format!("proxy.healthcheck.{field}"),

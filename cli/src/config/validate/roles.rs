@@ -60,15 +60,21 @@ pub(super) fn roles(
         };
         hosts(&r.hosts, &key, problems);
         let resources = resources(r, &key, problems);
-        let cmd = r.cmd.as_ref().and_then(|c| match super::super::values::command(c) {
-            Ok(argv) => Some(argv),
-            Err(why) => {
-                problems.push(format!("{key}.cmd"), why);
-                None
-            }
-        });
+        let cmd = r
+            .cmd
+            .as_ref()
+            .and_then(|c| match super::super::values::command(c) {
+                Ok(argv) => Some(argv),
+                Err(why) => {
+                    problems.push(format!("{key}.cmd"), why);
+                    None
+                }
+            });
         if let Some(h) = &r.healthcheck {
-            for (field, value) in [("interval", h.interval.map(|s| s.0)), ("timeout", h.timeout.map(|s| s.0))] {
+            for (field, value) in [
+                ("interval", h.interval.map(|s| s.0)),
+                ("timeout", h.timeout.map(|s| s.0)),
+            ] {
                 if value.is_some_and(|v| v == 0 || v > MAX_SECONDS) {
                     problems.push(
                         format!("{key}.healthcheck.{field}"),
