@@ -132,6 +132,44 @@ impl DockerExecutor {
     }
 }
 
+impl DockerExecutor {
+    /// The role's containers on the host (running ones, or `all`), sorted by name, with
+    /// the version the first one's label says.
+    async fn role_containers(
+        &self,
+        host: &str,
+        service: &str,
+        role: &str,
+        all: bool,
+    ) -> Result<Survey, ExecError> {
+        let h = self.host(host)?;
+        let list = h
+            .engine
+            .list(
+                &[("odysseus.service", service), ("odysseus.role", role)],
+                all,
+            )
+            .await?;
+        let mut containers: Vec<(String, String)> = list
+            .into_iter()
+            .map(|(_, name, labels)| {
+                (
+                    name,
+                    labels.get("odysseus.version").cloned().unwrap_or_default(),
+                )
+            })
+            .collect();
+        containers.sort();
+        Ok(Survey {
+            version: containers
+                .first()
+                .map(|(_, v)| v.clone())
+                .filter(|v| !v.is_empty()),
+            containers: containers.into_iter().map(|(n, _)| n).collect(),
+        })
+    }
+}
+
 impl HostOps for DockerExecutor {
     fn proxy(&self) -> Option<ProxySettings> {
         self.spec().proxy.as_ref().map(|p| ProxySettings {
@@ -292,31 +330,7 @@ impl HostOps for DockerExecutor {
     }
 
     async fn survey_all(&self, host: &str, service: &str, role: &str) -> Result<Survey, ExecError> {
-        let h = self.host(host)?;
-        let list = h
-            .engine
-            .list(
-                &[("odysseus.service", service), ("odysseus.role", role)],
-                true,
-            )
-            .await?;
-        let mut containers: Vec<(String, String)> = list
-            .into_iter()
-            .map(|(_, name, labels)| {
-                (
-                    name,
-                    labels.get("odysseus.version").cloned().unwrap_or_default(),
-                )
-            })
-            .collect();
-        containers.sort();
-        Ok(Survey {
-            version: containers
-                .first()
-                .map(|(_, v)| v.clone())
-                .filter(|v| !v.is_empty()),
-            containers: containers.into_iter().map(|(n, _)| n).collect(),
-        })
+        self.role_containers(host, service, role, true).await
     }
 
     async fn remove_route(&self, host: &str) -> Result<bool, ExecError> {
@@ -395,31 +409,7 @@ impl HostOps for DockerExecutor {
     }
 
     async fn survey(&self, host: &str, service: &str, role: &str) -> Result<Survey, ExecError> {
-        let h = self.host(host)?;
-        let list = h
-            .engine
-            .list(
-                &[("odysseus.service", service), ("odysseus.role", role)],
-                false,
-            )
-            .await?;
-        let mut containers: Vec<(String, String)> = list
-            .into_iter()
-            .map(|(_, name, labels)| {
-                (
-                    name,
-                    labels.get("odysseus.version").cloned().unwrap_or_default(),
-                )
-            })
-            .collect();
-        containers.sort();
-        Ok(Survey {
-            version: containers
-                .first()
-                .map(|(_, v)| v.clone())
-                .filter(|v| !v.is_empty()),
-            containers: containers.into_iter().map(|(n, _)| n).collect(),
-        })
+        self.role_containers(host, service, role, false).await
     }
 
     async fn mark(&self, host: &str) -> Result<Option<Mark>, ExecError> {
