@@ -150,13 +150,7 @@ impl DockerExecutor {
         dep: &DependencySpec,
     ) -> Result<(), ExecError> {
         let h = self.host(host)?;
-        let name = container_name(&self.spec().service, &dep.name);
-        if h.engine.inspect(&name).await?.is_none() {
-            return Err(ExecError::Permanent(format!(
-                "{name} does not exist on {host}: `odysseus dependency boot {}` creates it",
-                dep.name
-            )));
-        }
+        let name = self.dependency_container(host, dep).await?;
         h.engine.stop(&name, DEPENDENCY_STOP_SECS).await?;
         h.engine.start(&name).await?;
         crate::steps::await_healthy(
