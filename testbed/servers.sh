@@ -83,6 +83,10 @@ write_init() {
 set -e
 hostname $name
 mount --bind $dir/run /run
+# Its own /var/lib/odysseus (the host's copy of the deploy journal), empty on a new
+# server as on a fresh machine: the rest of /var/lib is this machine's.
+mkdir -p $dir/var-lib-odysseus /var/lib/odysseus
+mount --bind $dir/var-lib-odysseus /var/lib/odysseus
 mkdir -p /run/sshd
 # As on a real Debian server: a world-writable, sticky /run/lock.
 mkdir -p /run/lock && chmod 1777 /run/lock

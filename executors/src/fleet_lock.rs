@@ -49,11 +49,21 @@ impl FleetLock {
 
 impl DockerExecutor {
     /// Runs one of `host_lock`'s scripts on `host`; what it printed, once it exited 0.
-    async fn lock_script(
+    pub(crate) async fn lock_script(
         &self,
         host: &str,
         command: impl Fn(&str) -> String,
     ) -> Result<String, ExecError> {
+        let out = self.lock_script_bytes(host, command).await?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// The same, its output as bytes (a journal's copies are read this way).
+    pub(crate) async fn lock_script_bytes(
+        &self,
+        host: &str,
+        command: impl Fn(&str) -> String,
+    ) -> Result<Vec<u8>, ExecError> {
         let (status, out) = match &self.host(host)?.access {
             Access::Local => {
                 let out = tokio::process::Command::new("sh")
@@ -63,29 +73,27 @@ impl DockerExecutor {
                     .output()
                     .await
                     .map_err(|e| ExecError::Permanent(format!("running sh for the lock: {e}")))?;
-                (
-                    out.status.code().map_or(255, |c| c as u32),
-                    String::from_utf8_lossy(&out.stdout).into_owned(),
-                )
+                (out.status.code().map_or(255, |c| c as u32), out.stdout)
             }
             Access::Ssh { conn, .. } => {
                 let session = conn.session().await?;
-                let (status, out) =
-                    ssh_exec(&session, &command(conn.docker_socket()), PROBE_TIMEOUT)
-                        .await
-                        // The command is the whole script: not worth a screen of output.
-                        .map_err(|e| match e {
-                            ExecError::OutcomeUnknown(m) if m.contains("timed out") => {
-                                ExecError::Retryable(
-                                    "the lock script did not answer within 10 s".into(),
-                                )
-                            }
-                            other => other,
-                        })?;
-                (status, String::from_utf8_lossy(&out).into_owned())
+                ssh_exec(&session, &command(conn.docker_socket()), PROBE_TIMEOUT)
+                    .await
+                    // The command is the whole script: not worth a screen of output.
+                    .map_err(|e| match e {
+                        ExecError::OutcomeUnknown(m) if m.contains("timed out") => {
+                            ExecError::Retryable(
+                                "the lock script did not answer within 10 s".into(),
+                            )
+                        }
+                        other => other,
+                    })?
             }
         };
-        if let Some(e) = unsafe_dir(&out) {
+        // Only a script's first line can say the directory is unsafe (a copy's bytes
+        // could hold anything).
+        let first = out.split(|b| *b == b'\n').next().unwrap_or_default();
+        if let Some(e) = unsafe_dir(&String::from_utf8_lossy(first)) {
             return Err(e);
         }
         if status != 0 {

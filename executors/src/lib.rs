@@ -4,6 +4,7 @@
 pub mod docker;
 pub mod doctor;
 pub mod fleet_lock;
+pub mod host_journal;
 pub mod host_lock;
 pub mod redact;
 pub mod sim;

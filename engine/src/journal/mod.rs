@@ -5,14 +5,17 @@
 //! their payload uses the frozen wire types of `wire_v1`, kept apart from the domain
 //! types so that changing the code can never silently rewrite history.
 
+pub mod copy;
 mod export;
 mod lock;
+mod reconcile;
 mod record;
 mod store;
 pub mod wire_v1;
 
 pub use export::{read_log, write_log};
 pub use lock::{local_hostname, process_alive, process_start_ticks, Acquired, LockRecord};
+pub use reconcile::{reconcile, Disagreement, Source};
 pub use record::{decode, encode, verify, RecordError, FORMAT_V1};
 pub use store::{Journal, RawRecord};
 

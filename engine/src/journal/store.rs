@@ -119,7 +119,51 @@ impl Journal {
         expected_seq: u64,
         event: &Event,
     ) -> Result<u64, Error> {
-        let bytes = encode(event);
+        self.append_encoded(deployment, expected_seq, event, encode(event))
+    }
+
+    /// Appends a record read from another copy of the journal (a host's), byte for byte,
+    /// under the same rules as [`Journal::append`]. A record that does not decode is
+    /// refused as corrupt.
+    pub fn import(&self, deployment: DeploymentId, expected_seq: u64, bytes: &[u8]) -> Result<u64, Error> {
+        let event = decode(bytes).map_err(|detail| Error::Corrupt {
+            deployment,
+            seq: expected_seq,
+            detail,
+        })?;
+        self.append_encoded(deployment, expected_seq, &event, bytes.to_vec())
+    }
+
+    /// The stored bytes of records `from..` of a deployment (none when it is unknown).
+    pub fn raw_from(&self, deployment: DeploymentId, from: u64) -> Result<Vec<Vec<u8>>, Error> {
+        let start = event_key(deployment, from);
+        let end = event_key(deployment, u64::MAX);
+        let mut out = Vec::new();
+        for item in self.events.range(start..end) {
+            let (key, value) = item?;
+            let seq = key
+                .get(12..20)
+                .map_or(u64::MAX, |b| u64::from_be_bytes(b.try_into().unwrap()));
+            let expected = from + out.len() as u64;
+            if seq != expected {
+                return Err(Error::Gap {
+                    deployment,
+                    expected,
+                    found: seq,
+                });
+            }
+            out.push(value.to_vec());
+        }
+        Ok(out)
+    }
+
+    fn append_encoded(
+        &self,
+        deployment: DeploymentId,
+        expected_seq: u64,
+        event: &Event,
+        bytes: Vec<u8>,
+    ) -> Result<u64, Error> {
         let id_key = deployment.to_key();
         let closes = event.fact.closes_deployment();
         let start_service = match &event.fact {

@@ -23,6 +23,8 @@ pub trait EventLog {
         event: &Event,
     ) -> Result<u64, Error>;
     fn load(&self, deployment: DeploymentId) -> Result<Vec<Event>, Error>;
+    /// The stored bytes of records `from..`: what the hosts' copies receive.
+    fn raw_from(&self, deployment: DeploymentId, from: u64) -> Result<Vec<Vec<u8>>, Error>;
     /// Fails when the deploy lock is no longer held with `token`.
     fn check_fence(&self, service: &str, token: u64) -> Result<(), Error>;
 }
@@ -39,6 +41,9 @@ impl EventLog for Journal {
     fn load(&self, deployment: DeploymentId) -> Result<Vec<Event>, Error> {
         Ok(Journal::load(self, deployment)?)
     }
+    fn raw_from(&self, deployment: DeploymentId, from: u64) -> Result<Vec<Vec<u8>>, Error> {
+        Ok(Journal::raw_from(self, deployment, from)?)
+    }
     fn check_fence(&self, service: &str, token: u64) -> Result<(), Error> {
         Ok(Journal::check_fence(self, service, token)?)
     }
@@ -52,6 +57,11 @@ pub struct Runtime<'a, L, E, C> {
     clock: &'a C,
     on_event: EventSink<'a>,
     preamble: Vec<Fact>,
+    /// The records of the deployment being driven, as stored: what its hosts' copies are
+    /// brought up to before each side effect.
+    copied: Option<(DeploymentId, Vec<Vec<u8>>)>,
+    /// Hosts whose copy could not be brought up to date the last time it was tried.
+    behind: std::collections::BTreeMap<String, String>,
 }
 
 impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
@@ -62,6 +72,8 @@ impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
             clock,
             on_event: Box::new(|_, _, _| {}),
             preamble: Vec::new(),
+            copied: None,
+            behind: Default::default(),
         }
     }
 
@@ -269,10 +281,56 @@ impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
         Ok(seq)
     }
 
+    /// Brings the hosts' copies of the deployment's journal up to every record appended so
+    /// far: each host in `changing` must have them before this returns them as fine (the
+    /// hosts an effect is about to change); the deployment's other hosts get them where
+    /// they can. Returns the hosts of `changing` that could not be brought up to date.
+    pub async fn replicate(
+        &mut self,
+        id: DeploymentId,
+        state: &DeploymentState,
+        changing: &[String],
+    ) -> Result<Vec<(String, ExecError)>, Error> {
+        let Some(started) = state.started() else {
+            return Ok(Vec::new());
+        };
+        let service = started.service.clone();
+        let hosts: Vec<String> = started.plan.hosts().into_iter().map(String::from).collect();
+        if !matches!(&self.copied, Some((c, _)) if *c == id) {
+            self.copied = Some((id, Vec::new()));
+        }
+        let copied = &mut self.copied.as_mut().expect("set above").1;
+        let more = self.log.raw_from(id, copied.len() as u64)?;
+        copied.extend(more);
+        let failed = self
+            .executor
+            .replicate(&service, id, copied, &hosts, changing)
+            .await;
+        self.behind.retain(|h, _| !hosts.contains(h));
+        for (host, e) in &failed {
+            self.behind.insert(host.clone(), e.to_string());
+        }
+        Ok(failed
+            .into_iter()
+            .filter(|(h, _)| changing.contains(h))
+            .collect())
+    }
+
+    /// Hosts whose copy of the journal is behind this machine's after the last try, and
+    /// why: the next run that takes the lock brings them up to date.
+    pub fn hosts_behind(&self) -> &std::collections::BTreeMap<String, String> {
+        &self.behind
+    }
+
     async fn drive(&mut self, id: DeploymentId, state: &mut DeploymentState) -> Result<(), Error> {
         loop {
             match decide(state)? {
-                Decision::Finished(_) => return Ok(()),
+                Decision::Finished(_) => {
+                    // The last records announce no effect: the hosts get them where they
+                    // can, and a host that cannot is brought up to date by the next run.
+                    self.replicate(id, state, &[]).await?;
+                    return Ok(());
+                }
                 Decision::Record(facts) => {
                     for fact in facts {
                         self.record(id, state, fact)?;
@@ -318,11 +376,41 @@ impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
             }
         }
 
+        // Write-ahead, fleet-wide: the intent is on the hosts an effect changes before the
+        // effect runs, so a run from another machine reads it there.
+        let changing: Vec<String> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Execute(e) => Some(e.host.clone()),
+                Action::Observe(_) => None,
+            })
+            .collect();
+        let unwritten = if changing.is_empty() {
+            Vec::new()
+        } else {
+            self.replicate(id, state, &changing).await?
+        };
+        let unwritten = &unwritten;
+
         let executor = self.executor;
         let outcomes = join_all(actions.iter().map(|action| async move {
             let effect = action.effect();
             let deadline = Duration::from_millis(effect.deadline_ms);
             match action {
+                Action::Execute(e) if unwritten.iter().any(|(h, _)| *h == e.host) => {
+                    let why = unwritten.iter().find(|(h, _)| *h == e.host).map(|(_, w)| w.to_string());
+                    Fact::StepFailed {
+                        target: e.target,
+                        step: e.step,
+                        attempt: e.attempt,
+                        kind: FailureKind::Retryable,
+                        reason: format!(
+                            "not run: this step's record could not be written to the journal's copy on {}: {}",
+                            e.host,
+                            why.unwrap_or_default()
+                        ),
+                    }
+                }
                 Action::Execute(e) => {
                     let result = tokio::time::timeout(deadline, executor.execute(e)).await;
                     let result = result.unwrap_or_else(|_| {

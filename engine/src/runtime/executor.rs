@@ -11,6 +11,7 @@
 
 use std::future::Future;
 
+use crate::ids::DeploymentId;
 use crate::machine::{Effect, Observation, RoleKind};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,4 +68,17 @@ pub trait Executor {
         role: &str,
         host: &str,
     ) -> impl Future<Output = Result<Survey, ExecError>>;
+    /// Brings each host's copy of the deployment's journal up to `records` (all of them,
+    /// as stored, from record 0), durable there: every host in `changing` must succeed;
+    /// the others are tried without waiting long. Only a process holding the deploy lock on
+    /// a host may write its copy. Returns every host that could not be brought up to date,
+    /// and why.
+    fn replicate(
+        &self,
+        service: &str,
+        deployment: DeploymentId,
+        records: &[Vec<u8>],
+        hosts: &[String],
+        changing: &[String],
+    ) -> impl Future<Output = Vec<(String, ExecError)>>;
 }

@@ -34,6 +34,10 @@ pub struct HostHandle {
     pub(crate) slots: tokio::sync::OnceCell<bool>,
     /// Caddy, the service's TLS policy and route checked against deploy.yml (once a run).
     pub(crate) route_checked: tokio::sync::OnceCell<()>,
+    /// Where this host's copy of each deployment's journal ends, as this run last wrote
+    /// or read it: (records, bytes).
+    pub(crate) journal_ends:
+        std::sync::Mutex<HashMap<odysseus_engine::DeploymentId, (u64, u64)>>,
 }
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -298,6 +302,7 @@ async fn connect_one(
             access: Access::Local,
             slots: Default::default(),
             route_checked: Default::default(),
+            journal_ends: Default::default(),
         });
     }
     let target = SshTarget::parse(host, default_port)?;
@@ -325,6 +330,7 @@ async fn connect_one(
         access: Access::Ssh { conn, socket_dir },
         slots: Default::default(),
         route_checked: Default::default(),
+        journal_ends: Default::default(),
     })
 }
 

@@ -424,6 +424,26 @@ impl HostOps for DockerExecutor {
         self.delete_mark(host).await
     }
 
+    async fn journal_len(
+        &self,
+        host: &str,
+        service: &str,
+        deployment: odysseus_engine::DeploymentId,
+    ) -> Result<u64, ExecError> {
+        self.copy_len(host, service, deployment).await
+    }
+
+    async fn journal_append(
+        &self,
+        host: &str,
+        service: &str,
+        deployment: odysseus_engine::DeploymentId,
+        from: u64,
+        records: &[Vec<u8>],
+    ) -> Result<(), ExecError> {
+        self.append_copy(host, service, deployment, from, records).await
+    }
+
     async fn explain(&self, host: &str, e: ExecError) -> ExecError {
         crate::redact::clean_error(self.explain_lost(host, e).await, &self.spec().secret_values)
     }

@@ -263,49 +263,105 @@ async fn take(mut channel: LockChannel, holder: &str) -> Result<HeldLock, LockEr
     }
 }
 
+/// What the loop answered to one question.
+enum Answer {
+    Ok,
+    /// The holder file names someone else (or nobody).
+    Lost(String),
+    /// A journal append found the copy shorter than the offset it was sent for.
+    Gap(u64),
+    /// A journal append could not write.
+    Fail,
+}
+
+/// Why a journal append did not happen.
+#[derive(Debug)]
+pub enum AppendError {
+    Lock(LockError),
+    /// The host's copy is this many bytes, shorter than the offset sent: read it again.
+    Gap(u64),
+    /// The copy could not be written (a full disk, permissions).
+    Unwritable,
+}
+
 impl HeldLock {
     /// Asks the loop whether the lock is still ours. `Failed` means the channel itself is
     /// gone (the connection dropped): take the lock again with [`Take::Renew`].
     pub async fn check(&mut self) -> Result<(), LockError> {
+        self.asked += 1;
+        let n = self.asked;
+        match self.ask(format!("? {n}\n").into_bytes(), n).await? {
+            Answer::Ok => Ok(()),
+            Answer::Lost(holder) => Err(LockError::Lost(holder)),
+            Answer::Gap(_) | Answer::Fail => Err(LockError::Failed(ExecError::OutcomeUnknown(
+                "the lock loop answered a check with a journal answer".into(),
+            ))),
+        }
+    }
+
+    /// Appends `lines` (each without its newline) to the host's copy of `deployment`'s
+    /// journal at byte `offset`, durable on the host's disk when this returns `Ok` — and
+    /// only if the lock is still ours: the loop checks under the journal directory's lock.
+    pub async fn append_journal(
+        &mut self,
+        deployment: &str,
+        offset: u64,
+        lines: &[String],
+    ) -> Result<(), AppendError> {
+        self.asked += 1;
+        let n = self.asked;
+        let mut command = format!("j {n} {deployment} {offset} {}\n", lines.len());
+        for line in lines {
+            command.push_str(line);
+            command.push('\n');
+        }
+        match self.ask(command.into_bytes(), n).await {
+            Ok(Answer::Ok) => Ok(()),
+            Ok(Answer::Lost(holder)) => Err(AppendError::Lock(LockError::Lost(holder))),
+            Ok(Answer::Gap(size)) => Err(AppendError::Gap(size)),
+            Ok(Answer::Fail) => Err(AppendError::Unwritable),
+            Err(e) => Err(AppendError::Lock(e)),
+        }
+    }
+
+    /// Sends one question, numbered `n`, and waits for its answer; answers to earlier
+    /// questions (cancelled before they read theirs) are skipped.
+    async fn ask(&mut self, question: Vec<u8>, n: u64) -> Result<Answer, LockError> {
         let gone = |what: &str| {
             LockError::Failed(ExecError::OutcomeUnknown(format!("lock channel {what}")))
         };
-        self.asked += 1;
-        let n = self.asked.to_string();
+        let n = n.to_string();
         self.channel
-            .send(format!("? {n}\n").as_bytes())
+            .send(&question)
             .await
             .map_err(|_| gone("closed"))?;
         let answer = tokio::time::timeout(ANSWER_TIMEOUT, async {
             loop {
-                // Whole lines already here: the answer to this question, or stale ones.
                 while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
                     let line: Vec<u8> = self.pending.drain(..=end).collect();
                     let line = String::from_utf8_lossy(&line).trim().to_string();
-                    if let Some(rest) = line.strip_prefix("ok ") {
-                        if rest == n {
-                            return Ok(());
-                        }
-                    } else if let Some(rest) = line.strip_prefix("lost ") {
-                        let (m, holder) = rest.split_once(' ').unwrap_or((rest, ""));
-                        if m == n {
-                            return Err(Some(holder.trim().to_string()));
-                        }
+                    let (word, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+                    let (m, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+                    if m != n {
+                        continue;
+                    }
+                    match word {
+                        "ok" => return Some(Answer::Ok),
+                        "lost" => return Some(Answer::Lost(rest.trim().to_string())),
+                        "gap" => return Some(Answer::Gap(rest.trim().parse().unwrap_or(0))),
+                        "fail" => return Some(Answer::Fail),
+                        _ => {}
                     }
                 }
                 match self.channel.next().await {
                     Heard::Data(data) => self.pending.extend_from_slice(&data),
-                    Heard::Exit(_) | Heard::Closed => return Err(None),
+                    Heard::Exit(_) | Heard::Closed => return None,
                 }
             }
         })
         .await
         .map_err(|_| gone("did not answer"))?;
-        match answer {
-            Ok(()) => Ok(()),
-            Err(Some(holder)) => Err(LockError::Lost(holder)),
-            Err(None) => Err(gone("closed")),
-        }
+        answer.ok_or_else(|| gone("closed"))
     }
 
     /// Lets go of the lock now (closing the channel ends the loop and `flock`).

@@ -8,8 +8,11 @@
 mod held;
 pub(crate) mod script;
 
-pub use held::{take_local, take_over_ssh, HeldLock};
-pub use script::{break_command, probe_command, shell_quote, LOCK_DIR};
+pub use held::{take_local, take_over_ssh, AppendError, HeldLock};
+pub use script::{
+    break_command, probe_command, prune_journal_command, read_journal_command, shell_quote,
+    JOURNAL_ROOT, LOCK_DIR,
+};
 
 use odysseus_engine::runtime::ExecError;
 
@@ -31,11 +34,14 @@ impl Claim {
 }
 
 /// A service's lock files on a host: the flocked file, the holder line (who, read by the
-/// fence and by `lock status`), the loop's pid (for a renewal to stop our own stale loop).
+/// fence and by `lock status`), the loop's pid (for a renewal to stop our own stale loop);
+/// and the directory of the host's copy of the service's journal, which only the loop
+/// writes.
 pub struct LockFiles {
     pub lock: String,
     pub holder: String,
     pub pid: String,
+    pub journal: String,
 }
 
 impl LockFiles {
@@ -44,6 +50,7 @@ impl LockFiles {
             lock: format!("{LOCK_DIR}/{service}.lock"),
             holder: format!("{LOCK_DIR}/{service}.holder"),
             pid: format!("{LOCK_DIR}/{service}.pid"),
+            journal: format!("{JOURNAL_ROOT}/journal/{service}"),
         }
     }
 }

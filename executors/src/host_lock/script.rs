@@ -67,7 +67,8 @@ lockdir() {
 "#;
 
 /// Taking the lock: `$1` lock file, `$2` holder file, `$3` pid file, `$4` mode (`fresh`
-/// or `renew`), `$5` the loop below; our holder line is the first line of stdin. A renewal
+/// or `renew`), `$5` the loop below, `$6` the service's journal directory (made here,
+/// see [`JOURNAL_DIRS`]); our holder line is the first line of stdin. A renewal
 /// may find the lock still held by our own loop of a connection the server has not noticed
 /// is dead (a real sshd can keep it for hours): if the holder file names us, that loop is
 /// ours — stop it, then wait a little for the lock. It is stopped only if that process's
@@ -78,6 +79,7 @@ const TAKE: &str = r#"IFS= read -r ODYSSEUS_HOLDER || exit 77
 export ODYSSEUS_HOLDER
 lockdir create
 [ -w "$d" ] || exit 77
+journaldir "$6"
 if [ "$4" = renew ] && ! flock -n "$1" true; then
   { read -r cur < "$2"; } 2>/dev/null || cur=
   { read -r p < "$3"; } 2>/dev/null || p=
@@ -86,22 +88,71 @@ if [ "$4" = renew ] && ! flock -n "$1" true; then
   fi
 fi
 if [ "$4" = renew ]; then wait=-w8; else wait=-n; fi
-flock $wait -E 75 "$1" sh -c "$5" sh "$2" "$4" "$3"
+flock $wait -E 75 "$1" sh -c "$5" sh "$2" "$4" "$3" "$6"
 rc=$?
 if [ $rc = 75 ]; then { read -r cur < "$2"; } 2>/dev/null || cur=; printf 'held %s\n' "$cur"; fi
 exit $rc"#;
 
 /// Run under `flock`, our holder line in `$ODYSSEUS_HOLDER`: `$1` holder file, `$2` mode,
-/// `$3` pid file. Exit 76: not ours any more (prints who holds it); 77: the holder file
-/// cannot be written. Then the fence loop: each question `? N` gets `ok N` or
-/// `lost N <holder>`; it ends, and the lock with it, when its input closes (this process
-/// or its connection is gone).
-pub const FENCE_LOOP: &str = r#"h=$ODYSSEUS_HOLDER; f=$1
-if [ "$2" = renew ]; then { read -r cur < "$f"; } 2>/dev/null || cur=; [ "$cur" = "$h" ] || { printf 'lost %s\n' "$cur"; exit 76; }; fi
+/// `$3` pid file, `$4` the service's journal directory. Exit 76: not ours any more (prints
+/// who holds it); 77: the holder file cannot be written. Then the fence loop, which ends,
+/// and the lock with it, when its input closes (this process or its connection is gone):
+/// - `? N` gets `ok N` while the holder file names us, else `lost N <holder>`;
+/// - `j N DEPLOYMENT OFFSET COUNT`, then COUNT lines: appends them to that deployment's
+///   copy of the journal and makes them durable (`sync` of the file, and of the directory
+///   when the file is new) before answering `ok N` — only while the holder file names us
+///   (`lost N <holder>` otherwise, nothing written), and only at OFFSET: a copy shorter
+///   than that gets `gap N <size>` (the writer's idea of it is stale), a longer one is cut
+///   back to it first (what lies beyond was never acknowledged: a torn write). The check
+///   and the write happen under `flock` of the directory's `.lock`, which a reader takes
+///   shared: a new holder that reads the copies after writing its holder line sees every
+///   record an old holder's loop acknowledged.
+pub const FENCE_LOOP: &str = r#"h=$ODYSSEUS_HOLDER; f=$1; jd=$4
+ours() { { read -r cur < "$f"; } 2>/dev/null || cur=; [ "$cur" = "$h" ]; }
+if [ "$2" = renew ]; then ours || { printf 'lost %s\n' "$cur"; exit 76; }; fi
 printf '%s\n' "$h" > "$f" || exit 77
 echo $$ > "$3" || exit 77
+exec 8>>"$jd/.lock" || exit 77
 echo locked
-while read -r _ n; do { read -r cur < "$f"; } 2>/dev/null || cur=; if [ "$cur" = "$h" ]; then echo "ok $n"; else printf 'lost %s %s\n' "$n" "$cur"; fi; done"#;
+while read -r c n a b k; do
+  if [ "$c" = j ]; then
+    body=; i=0
+    while [ "$i" -lt "$k" ] && IFS= read -r l; do body="$body$l
+"; i=$((i+1)); done
+    case $a in ''|*[!0-9a-f]*) echo "fail $n"; continue;; esac
+    jf="$jd/$a.journal"
+    flock 8
+    if ! ours; then flock -u 8; printf 'lost %s %s\n' "$n" "$cur"; continue; fi
+    if [ -e "$jf" ]; then s=$(stat -c %s "$jf") || s=0; new=; else s=0; new=1; fi
+    if [ "$s" -lt "$b" ]; then flock -u 8; echo "gap $n $s"; continue; fi
+    if [ "$s" -gt "$b" ]; then truncate -s "$b" "$jf" || { flock -u 8; echo "fail $n"; continue; }; fi
+    if printf '%s' "$body" >> "$jf" && sync "$jf" && { [ -z "$new" ] || sync "$jd"; }; then echo "ok $n"; else echo "fail $n"; fi
+    flock -u 8
+  elif ours; then echo "ok $n"; else printf 'lost %s %s\n' "$n" "$cur"; fi
+done"#;
+
+/// Where each host keeps its copy of the journal: `/var/lib/odysseus/journal/<service>/`,
+/// one file per deployment. Made by the take script; the same users as the lock directory
+/// may use it (root, and the Docker engine socket's group: the directories are that
+/// group's, mode 2770). /var/lib is root's, so a deploy user outside root cannot make the
+/// first directory: the script says the one command root runs once.
+pub const JOURNAL_ROOT: &str = "/var/lib/odysseus";
+
+/// `journaldir DIR`: makes the journal directories down to DIR, the docker group's, or
+/// exits 78 with `unsafe <why and the fix>`.
+const JOURNAL_DIRS: &str = r#"journaldir() {
+  jb=/var/lib/odysseus
+  for x in "$jb" "$jb/journal" "$1"; do
+    [ -L "$x" ] && unsafe "$x is a symbolic link; remove it (as root: rm $x)"
+    if [ ! -d "$x" ]; then
+      [ -e "$x" ] && unsafe "$x is not a directory; remove it (as root: rm $x)"
+      mkdir "$x" 2>/dev/null || unsafe "cannot make $x, where this server keeps its copy of the deploy journal ($(id -un) may not write in $(dirname "$x")); once, as root: install -d -m 2770 -g $g $jb"
+    fi
+    if [ -O "$x" ]; then chgrp "$g" "$x" 2>/dev/null; chmod 2770 "$x" 2>/dev/null; fi
+  done
+  [ -w "$1" ] && [ -x "$1" ] || unsafe "cannot write in $1, where this server keeps its copy of the deploy journal; as root: chgrp -R $g $jb && chmod -R g+rwX $jb"
+}
+"#;
 
 /// Who holds it, without taking it: `$1` lock file, `$2` holder file. Prints `free`, or
 /// `held` and the holder line.
@@ -121,7 +172,7 @@ pub fn shell_quote(s: &str) -> String {
 fn command(body: &str, socket: &str, args: &[&str]) -> String {
     let mut out = format!(
         "sh -c {} sh {}",
-        shell_quote(&format!("{PRELUDE}{body}")),
+        shell_quote(&format!("{PRELUDE}{JOURNAL_DIRS}{body}")),
         shell_quote(socket)
     );
     for a in args {
@@ -142,6 +193,7 @@ pub fn take_command(socket: &str, files: &super::LockFiles, renew: bool) -> Stri
             &files.pid,
             if renew { "renew" } else { "fresh" },
             FENCE_LOOP,
+            &files.journal,
         ],
     )
 }
@@ -157,4 +209,51 @@ pub fn probe_command(socket: &str, files: &super::LockFiles) -> String {
 
 pub fn break_command(socket: &str, files: &super::LockFiles) -> String {
     command(BREAK, socket, &[&files.lock, &files.holder, &files.pid])
+}
+
+/// Reading a service's copies of the journal: `$1` its directory, `$2` one deployment id
+/// or empty for all. Each copy comes as `@@ NAME SIZE` and then exactly SIZE bytes, read
+/// under the directory's lock taken shared (an append in progress finishes first).
+const READ_JOURNAL: &str = r#"jd=$1; only=$2
+[ -d "$jd" ] || exit 0
+cd "$jd" || exit 77
+{ exec 8>>.lock && flock -s 8; } 2>/dev/null
+for x in *.journal; do
+  [ -f "$x" ] || continue
+  [ -z "$only" ] || [ "$x" = "$only.journal" ] || continue
+  n=$(wc -c < "$x") || continue
+  printf '@@ %s %s\n' "$x" "$n"
+  head -c "$n" "$x"
+done
+exit 0"#;
+
+/// Pruning a service's copies: `$1` its directory, `$2` how many deployments to keep, then
+/// the ids never to remove (the unfinished one). The newest are kept (ids sort by time).
+const PRUNE_JOURNAL: &str = r#"jd=$1; keep=$2; shift 2
+[ -d "$jd" ] || exit 0
+cd "$jd" || exit 77
+exec 8>>.lock && flock 8 || exit 77
+n=0
+for x in $(ls -1 | grep -E '^[0-9a-f]{20}\.journal$' | sort -r); do
+  n=$((n+1)); [ "$n" -le "$keep" ] && continue
+  id=${x%.journal}; spare=
+  for s in "$@"; do [ "$s" = "$id" ] && spare=1; done
+  [ -n "$spare" ] || { rm -f -- "$x" && echo "pruned $id"; }
+done
+exit 0"#;
+
+pub fn read_journal_command(socket: &str, files: &super::LockFiles, only: Option<&str>) -> String {
+    command(READ_JOURNAL, socket, &[&files.journal, only.unwrap_or("")])
+}
+
+pub fn prune_journal_command(
+    socket: &str,
+    files: &super::LockFiles,
+    keep: usize,
+    spare: &[String],
+) -> String {
+    let keep = keep.to_string();
+    let mut args: Vec<&str> = vec![&files.journal, &keep];
+    args.extend(spare.iter().map(String::as_str));
+    command(PRUNE_JOURNAL, socket, &args)
 }

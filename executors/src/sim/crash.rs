@@ -132,6 +132,10 @@ impl EventLog for CrashingLog<'_> {
         Ok(self.journal.load(deployment)?)
     }
 
+    fn raw_from(&self, deployment: DeploymentId, from: u64) -> Result<Vec<Vec<u8>>, Error> {
+        Ok(self.journal.raw_from(deployment, from)?)
+    }
+
     fn check_fence(&self, service: &str, token: u64) -> Result<(), Error> {
         Ok(self.journal.check_fence(service, token)?)
     }

@@ -119,4 +119,17 @@ impl Executor for SimExecutor {
     async fn survey_all(&self, service: &str, role: &str, host: &str) -> Result<Survey, ExecError> {
         self.steps.survey_all(service, role, host).await
     }
+
+    async fn replicate(
+        &self,
+        service: &str,
+        deployment: odysseus_engine::DeploymentId,
+        records: &[Vec<u8>],
+        hosts: &[String],
+        changing: &[String],
+    ) -> Vec<(String, ExecError)> {
+        self.steps
+            .replicate(service, deployment, records, hosts, changing)
+            .await
+    }
 }

@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use odysseus_engine::machine::{Effect, RoleKind};
 use odysseus_engine::runtime::{ExecError, Survey};
+use odysseus_engine::DeploymentId;
 
 use super::clock::SimClock;
 use super::crash::CrashSchedule;
@@ -223,6 +224,42 @@ impl HostOps for SimHost {
             .get_mut(host)
             .ok_or_else(|| Self::no_host(host))?
             .mark = None;
+        Ok(())
+    }
+
+    async fn journal_len(
+        &self,
+        host: &str,
+        _service: &str,
+        deployment: DeploymentId,
+    ) -> Result<u64, ExecError> {
+        self.alive(false).await;
+        let w = self.world();
+        let h = w.host(host).ok_or_else(|| Self::no_host(host))?;
+        Ok(h.journal.get(&deployment).map_or(0, |r| r.len() as u64))
+    }
+
+    async fn journal_append(
+        &self,
+        host: &str,
+        _service: &str,
+        deployment: DeploymentId,
+        from: u64,
+        records: &[Vec<u8>],
+    ) -> Result<(), ExecError> {
+        // A crash may come before the copy is written, never halfway: the real append
+        // is one durable write under the host's lock.
+        self.alive(true).await;
+        let mut w = self.world();
+        let h = w.hosts.get_mut(host).ok_or_else(|| Self::no_host(host))?;
+        let copy = h.journal.entry(deployment).or_default();
+        if copy.len() as u64 != from {
+            return Err(ExecError::Retryable(format!(
+                "the copy holds {} records, not {from}",
+                copy.len()
+            )));
+        }
+        copy.extend_from_slice(records);
         Ok(())
     }
 

@@ -76,6 +76,8 @@ pub struct Host {
     pub was_serving: bool,
     /// The mark of the service's unfinished deployment.
     pub mark: Option<crate::steps::Mark>,
+    /// The host's copies of the journal, by deployment: records as stored.
+    pub journal: BTreeMap<odysseus_engine::DeploymentId, Vec<Vec<u8>>>,
 }
 
 impl Host {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use odysseus_engine::runtime::ExecError;
 
 use super::session::{connect, Session, SshSettings, SshTarget};
-use crate::host_lock::{take_over_ssh, Claim, HeldLock, LockError, Take};
+use crate::host_lock::{take_over_ssh, AppendError, Claim, HeldLock, LockError, Take};
 
 /// One host's SSH connection for the whole deploy, re-established when it drops (the
 /// runtime observes any step that was in doubt before redoing it). When the deploy lock is
@@ -153,6 +153,53 @@ impl Connection {
         // The channel is gone but the session is not (or was just re-established): take
         // the lock again, only if nobody else had it meanwhile.
         self.renew(&session).await
+    }
+
+    /// Appends to this host's copy of a deployment's journal through the held lock's loop
+    /// (see `host_lock::script::FENCE_LOOP`): durable there when `Ok`. A dropped channel is
+    /// taken again (only if nobody else locked meanwhile) and the append tried once more.
+    pub async fn append_journal(
+        &self,
+        deployment: &str,
+        offset: u64,
+        lines: &[String],
+    ) -> Result<(), AppendError> {
+        for attempt in 0..2 {
+            let session = self.session().await.map_err(|e| AppendError::Lock(LockError::Failed(e)))?;
+            let mut state = self.lock.lock().await;
+            let (claim, held) = match &mut *state {
+                LockState::None => {
+                    return Err(AppendError::Lock(LockError::Failed(ExecError::Permanent(
+                        "the journal's copy on a host is written only under the deploy lock, and it is not held".into(),
+                    ))))
+                }
+                LockState::Lost(e) => return Err(AppendError::Lock(LockError::Failed(e.clone()))),
+                LockState::Held { claim, held } => (claim.clone(), held),
+            };
+            if let Some(h) = held.as_mut() {
+                match h.append_journal(deployment, offset, lines).await {
+                    Err(AppendError::Lock(LockError::Failed(e))) => {
+                        if let Some(old) = held.take() {
+                            old.release().await;
+                        }
+                        if attempt == 1 {
+                            return Err(AppendError::Lock(LockError::Failed(e)));
+                        }
+                    }
+                    Err(AppendError::Lock(lost)) => {
+                        let e = lost.into_exec(&self.target.host, &claim.service);
+                        *state = LockState::Lost(e.clone());
+                        return Err(AppendError::Lock(LockError::Failed(e)));
+                    }
+                    other => return other,
+                }
+            }
+            drop(state);
+            self.renew(&session)
+                .await
+                .map_err(|e| AppendError::Lock(LockError::Failed(e)))?;
+        }
+        unreachable!("the second attempt returns")
     }
 
     async fn renew(&self, session: &Session) -> Result<(), ExecError> {

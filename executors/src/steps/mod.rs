@@ -14,6 +14,7 @@
 //!   never judges a container by a health check it was not deployed with.
 
 mod health;
+mod journal_copies;
 mod marks;
 mod ops;
 
@@ -22,6 +23,7 @@ pub use marks::{clear_marks, mark_hosts, Mark, MarkRefusal};
 pub use ops::{dial_container, ContainerView, HostOps, Probe, ProxySettings};
 
 use odysseus_engine::machine::{Effect, Observation, Purpose, RoleKind, StepName};
+use odysseus_engine::DeploymentId;
 use odysseus_engine::runtime::{ExecError, Executor, Survey};
 
 use crate::docker::spec::HttpCheck;
@@ -32,11 +34,16 @@ const DRAIN_SLICE_MS: u64 = 1_000;
 /// The engine's `Executor`, for any host operations.
 pub struct Steps<H> {
     pub ops: H,
+    /// How many records of a deployment each host's copy of the journal is known to hold.
+    copies: journal_copies::Known,
 }
 
 impl<H: HostOps> Steps<H> {
     pub fn new(ops: H) -> Self {
-        Steps { ops }
+        Steps {
+            ops,
+            copies: Default::default(),
+        }
     }
 
     async fn view(&self, host: &str, name: &str) -> Result<Option<ContainerView>, ExecError> {
@@ -511,5 +518,16 @@ impl<H: HostOps> Executor for Steps<H> {
 
     async fn survey_all(&self, service: &str, role: &str, host: &str) -> Result<Survey, ExecError> {
         self.ops.survey_all(host, service, role).await
+    }
+
+    async fn replicate(
+        &self,
+        service: &str,
+        deployment: DeploymentId,
+        records: &[Vec<u8>],
+        hosts: &[String],
+        changing: &[String],
+    ) -> Vec<(String, ExecError)> {
+        journal_copies::replicate(&self.ops, &self.copies, service, deployment, records, hosts, changing).await
     }
 }

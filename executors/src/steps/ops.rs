@@ -5,6 +5,7 @@
 
 use odysseus_engine::machine::Effect;
 use odysseus_engine::runtime::{ExecError, Survey};
+use odysseus_engine::DeploymentId;
 
 use crate::docker::spec::{ExpectStatus, HttpCheck};
 
@@ -103,6 +104,24 @@ pub trait HostOps {
     /// needed); `false` when there was none. Idempotent.
     async fn remove_route(&self, host: &str) -> Result<bool, ExecError>;
 
+    /// How many records the host's copy of `deployment`'s journal holds (0: none yet).
+    async fn journal_len(
+        &self,
+        host: &str,
+        service: &str,
+        deployment: DeploymentId,
+    ) -> Result<u64, ExecError>;
+    /// Appends `records`, numbered from `from` (the copy's length), to the host's copy,
+    /// durable there when this returns — only while this process holds the host's lock.
+    async fn journal_append(
+        &self,
+        host: &str,
+        service: &str,
+        deployment: DeploymentId,
+        from: u64,
+        records: &[Vec<u8>],
+    ) -> Result<(), ExecError>;
+
     /// Rewords an error for a person (e.g. "the SSH connection is lost").
     async fn explain(&self, _host: &str, e: ExecError) -> ExecError {
         e
@@ -175,6 +194,24 @@ impl<T: HostOps> HostOps for &T {
     }
     async fn remove_mark(&self, host: &str) -> Result<(), ExecError> {
         (**self).remove_mark(host).await
+    }
+    async fn journal_len(
+        &self,
+        host: &str,
+        service: &str,
+        deployment: DeploymentId,
+    ) -> Result<u64, ExecError> {
+        (**self).journal_len(host, service, deployment).await
+    }
+    async fn journal_append(
+        &self,
+        host: &str,
+        service: &str,
+        deployment: DeploymentId,
+        from: u64,
+        records: &[Vec<u8>],
+    ) -> Result<(), ExecError> {
+        (**self).journal_append(host, service, deployment, from, records).await
     }
     async fn explain(&self, host: &str, e: ExecError) -> ExecError {
         (**self).explain(host, e).await
