@@ -28,6 +28,9 @@ pub struct ReplayArgs {
     /// Check every record's checksum and the sequence of every deployment of the service.
     #[arg(long)]
     verify: bool,
+    /// Read only this state dir's journal, not the hosts' copies.
+    #[arg(long)]
+    local: bool,
 }
 
 #[derive(Args, Debug)]
@@ -36,6 +39,42 @@ pub struct HistoryArgs {
     /// One JSON document: a list of deployments, newest first.
     #[arg(long)]
     json: bool,
+    /// Read only this state dir's journal, not the hosts' copies.
+    #[arg(long)]
+    local: bool,
+}
+
+/// The journal to read: this state dir's, first brought up to the hosts' copies (the
+/// audit trail lives with the fleet: a new machine reads it there). Unless `local`, or
+/// when deploy.yml cannot be loaded (then with a warning). The conflicts found, if any.
+fn journal_with_hosts(
+    global: &GlobalArgs,
+    local: bool,
+) -> anyhow::Result<(Journal, Option<crate::journal_sync::Synced>)> {
+    if local {
+        return Ok((open_journal(global, false)?, None));
+    }
+    let config = match crate::config::load_with(
+        &global.config,
+        &|name| std::env::var(name).ok(),
+        crate::config::SecretsHere::MayLack,
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "warning: {} does not load, so the hosts' journal is not read (this state dir's only):\n{e}",
+                global.config.display()
+            );
+            return Ok((open_journal(global, false)?, None));
+        }
+    };
+    let journal = open_journal(global, true)?;
+    let synced = crate::commands::runtime()?
+        .block_on(crate::journal_sync::from_hosts(&journal, &config))?;
+    for note in synced.notes() {
+        eprintln!("{note}");
+    }
+    Ok((journal, Some(synced).filter(|s| s.conflicts())))
 }
 
 /// The service named by deploy.yml; only its `service:` key is needed here.
@@ -84,7 +123,20 @@ fn resolve(journal: &Journal, service: &str, wanted: &str) -> anyhow::Result<Dep
 
 pub fn replay(global: &GlobalArgs, args: ReplayArgs) -> anyhow::Result<Exit> {
     let service = service_name(global)?;
-    let journal = open_journal(global, false)?;
+    let (journal, conflicts) = journal_with_hosts(global, args.local)?;
+    if let Some(c) = &conflicts {
+        eprintln!("odysseus: {}", c.conflict_report(&service));
+        if args.verify {
+            return Ok(Exit::Failed);
+        }
+    }
+    let in_conflict = |id: DeploymentId| {
+        conflicts.as_ref().is_some_and(|c| {
+            c.disagreements.iter().any(|(d, _)| *d == id)
+                || c.unusable.iter().any(|(_, d, _)| *d == id)
+                || c.refused.iter().any(|(d, _)| *d == id)
+        })
+    };
     if args.verify {
         let mut total = 0;
         for id in journal.deployments(&service)? {
@@ -99,6 +151,10 @@ pub fn replay(global: &GlobalArgs, args: ReplayArgs) -> anyhow::Result<Exit> {
         eprintln!("verified {total} record(s) of every deployment of {service}: checksums and sequence intact");
     }
     let id = resolve(&journal, &service, &args.deployment)?;
+    if in_conflict(id) {
+        // Shown from one copy, it would take a side the copies do not agree on.
+        return Ok(Exit::Failed);
+    }
     let events = journal.load(id)?;
     let state = DeploymentState::fold(&events)?;
     let started = state.started();
@@ -179,7 +235,7 @@ fn step_durations(events: &[Event]) -> Vec<Option<u64>> {
 
 pub fn history(global: &GlobalArgs, args: HistoryArgs) -> anyhow::Result<Exit> {
     let service = service_name(global)?;
-    let journal = open_journal(global, false)?;
+    let (journal, conflicts) = journal_with_hosts(global, args.local)?;
     let mut rows = Vec::new();
     let mut unreadable = 0;
     for id in journal.deployments(&service)? {
@@ -224,6 +280,10 @@ pub fn history(global: &GlobalArgs, args: HistoryArgs) -> anyhow::Result<Exit> {
         out
     };
     print_stdout(&out)?;
+    if let Some(c) = &conflicts {
+        eprintln!("odysseus: {}", c.conflict_report(&service));
+        return Ok(Exit::Failed);
+    }
     if unreadable > 0 {
         eprintln!(
             "odysseus: {unreadable} deployment(s) above are unreadable: {}",

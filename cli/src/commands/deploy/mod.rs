@@ -392,6 +392,19 @@ impl DeployArgs {
 
 async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow::Result<Exit> {
     let journal = open_journal(global, true)?;
+    // The hosts' copies of the journal first: a fresh CI runner or another laptop learns
+    // there what was deployed, and what was left unfinished, before choosing anything.
+    let synced = crate::journal_sync::from_hosts(&journal, &config).await?;
+    for note in synced.notes() {
+        eprintln!("{note}");
+    }
+    if synced.conflicts() {
+        eprintln!(
+            "odysseus: {}\nNothing was changed.",
+            synced.conflict_report(&config.service)
+        );
+        return Ok(Exit::Blocked);
+    }
     let service = config.service.clone();
     let clock = SystemClock;
     let me = operator();
@@ -658,6 +671,34 @@ async fn drive(
             return Ok(Exit::Blocked);
         }
     };
+    // Under the lock, the hosts' copies again: a deploy that ran between the first look
+    // and the lock is seen here (and this run stops, nothing changed); copies that are
+    // behind this journal (a host that was down, a run that died before its records
+    // reached a host) are brought up to date by the lock holder.
+    match crate::journal_sync::sync(journal, &executor, &config.service).await {
+        Ok(synced) if synced.conflicts() => {
+            eprintln!(
+                "odysseus: {}\nNothing was changed.",
+                synced.conflict_report(&config.service)
+            );
+            return Ok(Exit::Blocked);
+        }
+        Ok(synced) if !synced.imported.is_empty() => {
+            eprintln!(
+                "odysseus: another deploy of {} ran while this one was starting; the journal is now up to date with the hosts: run the command again.\nNothing was changed.",
+                config.service
+            );
+            return Ok(Exit::Blocked);
+        }
+        Ok(synced) => {
+            for (host, id, why) in
+                crate::journal_sync::push_behind(journal, &Steps::new(&executor), &config.service, &synced).await
+            {
+                eprintln!("warning: {host}'s copy of deployment {id}'s journal is still behind: {why}");
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }
     // Known before anything changes: the hosts carry it while it is unfinished, and an
     // interruption is recorded against it.
     let id = match &mode {
