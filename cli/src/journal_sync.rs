@@ -43,6 +43,12 @@ impl Synced {
         !self.disagreements.is_empty() || !self.unusable.is_empty() || !self.refused.is_empty()
     }
 
+    /// The only conflicts are deployments the local journal would not take in (an
+    /// unfinished deployment of its own is in the way).
+    pub fn only_refused(&self) -> bool {
+        self.disagreements.is_empty() && self.unusable.is_empty() && !self.refused.is_empty()
+    }
+
     /// The conflicts, worded for a person, each with what to do.
     pub fn conflict_report(&self, service: &str) -> String {
         let dir = format!("{JOURNAL_ROOT}/journal/{service}");
@@ -69,7 +75,11 @@ impl Synced {
             ));
         }
         for (id, why) in &self.refused {
-            out.push(format!("deployment {id} from the hosts was not taken in: {why}"));
+            out.push(format!(
+                "deployment {id} from the hosts was not taken in: {why}. That unfinished deployment is in this state dir \
+                 only: it never reached the hosts, so it changed nothing there, and {id} ran since. End it here with \
+                 `odysseus deploy --abandon REASON`, then run again."
+            ));
         }
         out.join("\n")
     }

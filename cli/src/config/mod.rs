@@ -37,6 +37,9 @@ pub struct Config {
     pub on_failure: FailurePolicy,
     /// Versions each host keeps (containers and images) after a completed deployment.
     pub retain_versions: u32,
+    /// Deployments whose journal each host keeps (`journal.keep`, default 100); older
+    /// copies are removed after a completed deployment. This machine's journal keeps all.
+    pub journal_keep: usize,
     /// How remote hosts are reached.
     pub ssh: SshSettings,
     pub ssh_port: u16,

@@ -37,6 +37,15 @@ pub struct RawConfig {
     /// Ours: run once per deployment in the new image before any host switches (e.g.
     /// `bin/rails db:migrate`).
     pub release_command: Option<StringOrList>,
+    /// Ours: the hosts' copies of the journal (`keep`: how many deployments each host
+    /// keeps).
+    pub journal: Option<RawJournal>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawJournal {
+    pub keep: Option<u32>,
 }
 
 #[derive(Deserialize, Debug, Default)]

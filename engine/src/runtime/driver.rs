@@ -27,6 +27,11 @@ pub trait EventLog {
     fn raw_from(&self, deployment: DeploymentId, from: u64) -> Result<Vec<Vec<u8>>, Error>;
     /// Fails when the deploy lock is no longer held with `token`.
     fn check_fence(&self, service: &str, token: u64) -> Result<(), Error>;
+    /// Fails when this process is gone (the simulator's crashes): asked after work that
+    /// appends nothing, such as bringing the hosts' copies up to date.
+    fn alive(&self) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 impl EventLog for Journal {
@@ -306,6 +311,7 @@ impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
             .executor
             .replicate(&service, id, copied, &hosts, changing)
             .await;
+        self.log.alive()?;
         self.behind.retain(|h, _| !hosts.contains(h));
         for (host, e) in &failed {
             self.behind.insert(host.clone(), e.to_string());

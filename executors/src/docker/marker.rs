@@ -16,6 +16,7 @@ use crate::steps::Mark;
 const LABEL_DEPLOYMENT: &str = "odysseus.deployment";
 const LABEL_OWNER: &str = "odysseus.owner";
 const LABEL_JOURNAL: &str = "odysseus.journal";
+const LABEL_COPIES: &str = "odysseus.journal-on-hosts";
 
 pub fn mark_volume(service: &str) -> String {
     format!("odysseus-deployment-{service}")
@@ -29,6 +30,7 @@ impl DockerExecutor {
                 deployment: v.labels.get(LABEL_DEPLOYMENT).cloned().unwrap_or_default(),
                 owner: v.labels.get(LABEL_OWNER).cloned().unwrap_or_default(),
                 journal: v.labels.get(LABEL_JOURNAL).cloned().unwrap_or_default(),
+                copies: v.labels.get(LABEL_COPIES).is_some_and(|c| c == "1"),
             })),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(ExecError::Retryable(format!(
@@ -44,6 +46,10 @@ impl DockerExecutor {
             (LABEL_DEPLOYMENT.to_string(), mark.deployment.clone()),
             (LABEL_OWNER.to_string(), mark.owner.clone()),
             (LABEL_JOURNAL.to_string(), mark.journal.clone()),
+            (
+                LABEL_COPIES.to_string(),
+                if mark.copies { "1" } else { "0" }.to_string(),
+            ),
             ("odysseus.service".to_string(), self.spec().service.clone()),
         ]
         .into_iter()

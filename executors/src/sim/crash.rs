@@ -139,4 +139,13 @@ impl EventLog for CrashingLog<'_> {
     fn check_fence(&self, service: &str, token: u64) -> Result<(), Error> {
         Ok(self.journal.check_fence(service, token)?)
     }
+
+    fn alive(&self) -> Result<(), Error> {
+        if self.schedule.is_dead() {
+            return Err(Error::Interrupted(
+                "simulated crash while the hosts' copies were written".to_string(),
+            ));
+        }
+        Ok(())
+    }
 }

@@ -77,6 +77,9 @@ pub struct Scenario {
     /// Instead of deploying: `odysseus cleanup` of this host (after a crash, the operator
     /// resumes it: a cleanup is never aborted).
     pub cleanup: Option<String>,
+    /// Every crash takes the deployer's state dir with it (a CI runner that died): the
+    /// next process starts from a journal rebuilt from the hosts' copies alone.
+    pub journal_lost_at_crash: bool,
 }
 
 /// What the operator runs once the deploying process died.
@@ -126,6 +129,7 @@ impl Scenario {
             down_in_recovery: None,
             abort_when_halted: false,
             cleanup: None,
+            journal_lost_at_crash: false,
         }
     }
 
@@ -279,8 +283,15 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
     let journal_name = dir.display().to_string();
     let max_incarnations = scenario.crashes.len() as u32 + 3;
 
+    let mut rebuild = false;
     while incarnation < max_incarnations {
         schedule.revive();
+        if std::mem::take(&mut rebuild) {
+            if let Err(e) = rebuild_from_hosts(dir, &world.borrow()) {
+                errors.push(format!("rebuilding the journal from the hosts: {e}"));
+                break;
+            }
+        }
         let journal = match Journal::open(dir) {
             Ok(j) => j,
             Err(e) => {
@@ -376,6 +387,7 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
                 deployment: id.to_string(),
                 journal: journal_name.clone(),
                 owner: format!("{operator}"),
+                copies: true,
             };
             let stale = |m: &Mark| {
                 m.journal == journal_name
@@ -434,6 +446,7 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
                 }
                 // Whatever comes next is another process: the dead one is gone.
                 schedule.revive();
+                rebuild = scenario.journal_lost_at_crash;
                 if !crashed_once {
                     crashed_once = true;
                     if let Some(host) = &scenario.down_in_recovery {
@@ -533,6 +546,33 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
     }
 }
 
+/// The state dir is gone: a new one holds only what the hosts' copies hold, the longest
+/// consistent copy of each deployment (as `odysseus` reads them from the hosts).
+fn rebuild_from_hosts(dir: &Path, world: &World) -> Result<(), String> {
+    let _ = std::fs::remove_dir_all(dir);
+    let journal = Journal::open(dir).map_err(|e| e.to_string())?;
+    let mut copies: std::collections::BTreeMap<DeploymentId, Vec<journal::Source>> =
+        Default::default();
+    for (name, host) in &world.hosts {
+        for (id, records) in &host.journal {
+            copies.entry(*id).or_default().push(journal::Source {
+                name: name.clone(),
+                records: records.clone(),
+            });
+        }
+    }
+    for (id, sources) in copies {
+        let log = journal::reconcile(&sources)
+            .map_err(|d| format!("the hosts' copies of {id} differ at record {}", d.seq))?;
+        for (seq, bytes) in log.iter().enumerate() {
+            journal
+                .import(id, seq as u64, bytes)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
 /// A deployer with a journal of its own (another machine) tries to take the hosts:
 /// true when it was refused. Whatever it marked, it takes back.
 async fn second_deployer(dir: &Path, hosts: &[String], ops: &SimHost) -> Result<bool, String> {
@@ -543,6 +583,8 @@ async fn second_deployer(dir: &Path, hosts: &[String], ops: &SimHost) -> Result<
         deployment: "other-deployment".into(),
         journal: other_dir.display().to_string(),
         owner: "other@elsewhere".into(),
+        // A deployer of before the journal lived on the hosts: refused by any mark.
+        copies: false,
     };
     let unfinished = journal.unfinished(&service).ok().flatten();
     let stale = |m: &Mark| {

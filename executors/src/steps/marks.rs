@@ -18,6 +18,10 @@ pub struct Mark {
     pub journal: String,
     /// The operator, machine and state dir, as the lock's holder line says them.
     pub owner: String,
+    /// Set by a deployer that keeps the journal on the hosts: its deployment's first
+    /// records reach the hosts before anything but this mark changes there, so a mark
+    /// whose deployment no host's journal holds was left by a run that changed nothing.
+    pub copies: bool,
 }
 
 /// Why `mark_hosts` refused.

@@ -21,6 +21,7 @@ pub(super) async fn mark_hosts(
     id: DeploymentId,
     holder: &str,
     mode: &Mode,
+    every_copy_read: bool,
 ) -> Result<(), Exit> {
     let hosts: Vec<String> = executor.hosts_sorted().map(|(h, _)| h.clone()).collect();
     let me = match crate::state::journal_id(global) {
@@ -34,6 +35,7 @@ pub(super) async fn mark_hosts(
         deployment: id.to_string(),
         journal: me.clone(),
         owner: holder.to_string(),
+        copies: true,
     };
     // A mark of this journal that is not its unfinished deployment was left by a run
     // killed before it cleared it (or before its start was journaled), and the mark of
@@ -43,10 +45,22 @@ pub(super) async fn mark_hosts(
         Mode::Start { supersedes, .. } => supersedes.map(|d| d.to_string()),
         _ => None,
     };
+    // A mark of a deployer that keeps the journal on the hosts, whose deployment no
+    // host's journal holds (every host read, under the lock): that run stopped before
+    // its first record reached the hosts, so it changed nothing but the mark.
+    let orphan = |other: &Mark| {
+        every_copy_read
+            && other.copies
+            && other
+                .deployment
+                .parse::<DeploymentId>()
+                .is_ok_and(|d| journal.load(d).is_err())
+    };
     let stale = |other: &Mark| {
-        other.journal == me
+        (other.journal == me
             && (unfinished.map(|u| u.to_string()) != Some(other.deployment.clone())
-                || superseded.as_ref() == Some(&other.deployment))
+                || superseded.as_ref() == Some(&other.deployment)))
+            || orphan(other)
     };
     let new = matches!(mode, Mode::Start { .. });
     match steps::mark_hosts(executor, &hosts, &mark, &stale, new).await {

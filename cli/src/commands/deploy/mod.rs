@@ -398,7 +398,10 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
     for note in synced.notes() {
         eprintln!("{note}");
     }
-    if synced.conflicts() {
+    // Ending a deployment this state dir holds alone is how a refused import is
+    // settled: --abandon goes on past it (it touches nothing on the hosts).
+    let settling = args.abandon.is_some() && synced.only_refused();
+    if synced.conflicts() && !settling {
         eprintln!(
             "odysseus: {}\nNothing was changed.",
             synced.conflict_report(&config.service)
@@ -675,7 +678,7 @@ async fn drive(
     // and the lock is seen here (and this run stops, nothing changed); copies that are
     // behind this journal (a host that was down, a run that died before its records
     // reached a host) are brought up to date by the lock holder.
-    match crate::journal_sync::sync(journal, &executor, &config.service).await {
+    let every_copy_read = match crate::journal_sync::sync(journal, &executor, &config.service).await {
         Ok(synced) if synced.conflicts() => {
             eprintln!(
                 "odysseus: {}\nNothing was changed.",
@@ -696,9 +699,10 @@ async fn drive(
             {
                 eprintln!("warning: {host}'s copy of deployment {id}'s journal is still behind: {why}");
             }
+            synced.unreadable.is_empty() && executor.down_hosts().is_empty()
         }
         Err(e) => return Err(e.into()),
-    }
+    };
     // Known before anything changes: the hosts carry it while it is unfinished, and an
     // interruption is recorded against it.
     let id = match &mode {
@@ -722,7 +726,18 @@ async fn drive(
             return Ok(Exit::Blocked);
         }
     }
-    if let Err(exit) = mark_hosts(global, config, journal, &executor, id, &holder, &mode).await {
+    if let Err(exit) = mark_hosts(
+        global,
+        config,
+        journal,
+        &executor,
+        id,
+        &holder,
+        &mode,
+        every_copy_read,
+    )
+    .await
+    {
         return Ok(exit);
     }
     if args.push_image && !prepares {
@@ -1076,6 +1091,22 @@ async fn provenance(
 /// failure here is reported and changes nothing else: the next deploy prunes again.
 async fn prune(executor: &DockerExecutor, config: &Config, hosts: &[String]) {
     let keep = config.retain_versions as usize;
+    for host in hosts {
+        match executor
+            .prune_copies(host, &config.service, config.journal_keep, &[])
+            .await
+        {
+            Ok(gone) if !gone.is_empty() => eprintln!(
+                "[{host}] kept the journal of the newest {} deployment(s): removed {} older one(s)",
+                config.journal_keep,
+                gone.len()
+            ),
+            Ok(_) => {}
+            Err(e) => eprintln!(
+                "[{host}] could not remove old journal copies ({e}); the next deploy tries again"
+            ),
+        }
+    }
     for host in hosts {
         match executor.prune(host, &config.image, keep).await {
             Ok(p) if p.containers > 0 || !p.images.is_empty() => eprintln!(

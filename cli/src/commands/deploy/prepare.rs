@@ -84,6 +84,9 @@ pub(super) async fn prepare_and_drive<E: Executor>(
                     args: spec.args.keys().cloned().collect(),
                 },
             )?;
+            // The start and the build reach the hosts before the build (where they
+            // answer): a run from another machine finds this deployment.
+            runtime.replicate(id, state, &[]).await?;
             match build::build(prep.config, &builder, &image, commit.as_deref()).await {
                 Ok(b) => {
                     runtime.record_now(

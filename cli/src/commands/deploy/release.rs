@@ -21,6 +21,9 @@ pub(super) async fn release_and_drive<E: Executor>(
     config: &Config,
     executor: &DockerExecutor,
 ) -> Result<(), runtime::Error> {
+    // The deployment's start reaches the hosts now (where they answer), so a run from
+    // another machine finds it even if this one dies before its first step.
+    runtime.replicate(id, state, &[]).await?;
     let Some((host, container, command)) = pending(state, id, config) else {
         return runtime.drive_on(id, state).await;
     };
@@ -34,6 +37,18 @@ pub(super) async fn release_and_drive<E: Executor>(
                 command: command.clone(),
             },
         )?;
+    }
+    // Write-ahead on the host that runs it: a run from anywhere finds the release there
+    // and waits for its container instead of running it a second time.
+    if let Some((_, why)) = runtime
+        .replicate(id, state, std::slice::from_ref(&host))
+        .await?
+        .into_iter()
+        .next()
+    {
+        return Err(runtime::Error::Preparing(format!(
+            "the release's record could not be written to the journal's copy on {host} ({why}); the release command did not run"
+        )));
     }
     let Some(started) = state.started() else {
         return runtime.drive_on(id, state).await;

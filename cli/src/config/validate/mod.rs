@@ -63,6 +63,13 @@ pub(super) fn validate(
     } else if let Err(why) = super::values::check_image(&raw_image) {
         problems.push("image", why);
     }
+    let journal_keep = raw.journal.as_ref().and_then(|j| j.keep).unwrap_or(100);
+    if !(1..=100_000).contains(&journal_keep) {
+        problems.push(
+            "journal.keep",
+            "must be between 1 and 100000 deployments (each host keeps that many of the service's journal)",
+        );
+    }
     if raw.retain_versions.is_some_and(|n| n > 1000) {
         problems.push("retain_versions", "at most 1000 versions are kept");
     }
@@ -237,6 +244,7 @@ pub(super) fn validate(
         batch_size,
         on_failure,
         retain_versions: raw.retain_versions.unwrap_or(5),
+        journal_keep: journal_keep as usize,
         digest: format!("fnv64:{:016x}", fnv64(bytes)),
         not_yet_supported,
         warnings,
