@@ -5,6 +5,10 @@
 //! - `fold_100k`: folding a 100 000-event log (what `replay` and a resume do).
 //! - `decode_100k`: decoding 100 000 records (the journal's read path without sled).
 //! - `decide`: one decision on a mid-deployment state of a 50-host fleet.
+//! - `host_copy_append`: the same record appended to a host's copy of the journal through
+//!   the deploy lock's shell loop on this machine (`sh`, `flock`, `stat`, `sync`): what
+//!   each host pays per batch of steps, beside `append_flush`. Needs root (the lock
+//!   lives in /run/lock/odysseus, the copy in /var/lib/odysseus).
 //!
 //! The journal directory is on the real disk (target/bench-journal), never tmpfs.
 
@@ -162,6 +166,8 @@ fn journal_benches(c: &mut Criterion) {
             file.sync_data().unwrap();
         })
     });
+
+    host_copy_append(&mut g);
     g.finish();
 
     let events = long_log(100_000);
@@ -204,6 +210,46 @@ fn journal_benches(c: &mut Criterion) {
         )
     });
     g.finish();
+}
+
+/// One record through the local deploy lock's loop into a host copy, at the offset the
+/// writer tracks (as `DockerExecutor::append_copy` does).
+fn host_copy_append(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    use odysseus_engine::journal::copy;
+    use odysseus_executors::host_lock::{take_local, Claim, LockFiles};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let service = "bench-host-copy";
+    let files = LockFiles::of(service);
+    let _ = std::fs::remove_dir_all(&files.journal);
+    let mut held = rt
+        .block_on(take_local(
+            "/var/run/docker.sock",
+            &Claim::new(service, "the journal benchmark"),
+        ))
+        .expect("the local deploy lock (run as root)");
+    let id = DeploymentId {
+        millis: 3,
+        nonce: 3,
+    };
+    let first = copy::lines(service, id, 0, &[encode(&started(id, 1))]);
+    rt.block_on(held.append_journal(&id.to_string(), 0, &first))
+        .unwrap();
+    let mut offset: u64 = first.iter().map(|l| l.len() as u64 + 1).sum();
+    let mut seq = 1u64;
+    g.bench_function("host_copy_append", |b| {
+        b.iter(|| {
+            let lines = copy::lines(service, id, seq, &[encode(&step_started(seq))]);
+            rt.block_on(held.append_journal(&id.to_string(), offset, &lines))
+                .unwrap();
+            offset += lines.iter().map(|l| l.len() as u64 + 1).sum::<u64>();
+            seq += 1;
+        })
+    });
+    rt.block_on(held.release());
+    let _ = std::fs::remove_dir_all(&files.journal);
 }
 
 criterion_group!(benches, journal_benches);

@@ -241,6 +241,15 @@ pub async fn push_behind(
 /// Connects to deploy.yml's hosts (those that answer) and brings the local journal up to
 /// their copies; the caller decides what a conflict stops.
 pub async fn from_hosts(journal: &Journal, config: &crate::config::Config) -> anyhow::Result<Synced> {
+    Ok(connect_and_sync(journal, config).await?.0)
+}
+
+/// The same, keeping the connections for the deploy that follows (`None` when the hosts
+/// could not be connected: the deploy says why when it connects itself).
+pub async fn connect_and_sync(
+    journal: &Journal,
+    config: &crate::config::Config,
+) -> anyhow::Result<(Synced, Option<DockerExecutor>)> {
     let executor = match DockerExecutor::connect_reachable(
         config.spec.clone(),
         &config.hosts(),
@@ -253,12 +262,12 @@ pub async fn from_hosts(journal: &Journal, config: &crate::config::Config) -> an
         Err(e) => {
             let mut synced = Synced::default();
             synced.unreadable.insert("the hosts".into(), e.to_string());
-            return Ok(synced);
+            return Ok((synced, None));
         }
     };
     let mut synced = sync(journal, &executor, &config.service).await?;
     for (host, why) in executor.down_hosts() {
         synced.unreadable.insert(host.clone(), why.clone());
     }
-    Ok(synced)
+    Ok((synced, Some(executor)))
 }

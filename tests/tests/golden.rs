@@ -167,3 +167,51 @@ fn golden_logs_hold_every_kind_of_event() {
     let missing: Vec<_> = all.iter().filter(|k| !kinds.contains(*k)).collect();
     assert!(missing.is_empty(), "no golden log holds {missing:?}");
 }
+
+/// The hosts' copies of the journal (`journal::copy`, format 1) are frozen too: each
+/// golden log, written as a host's copy, must give exactly the committed file, and the
+/// committed file must read back to exactly the log's records.
+#[test]
+fn golden_host_copies_are_written_and_read_byte_for_byte() {
+    use odysseus_engine::journal::copy;
+    let bless = std::env::var("ODYSSEUS_BLESS_GOLDEN").is_ok_and(|v| v == "1");
+    let copies = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden/copy-v1");
+    for (name, _) in scenarios() {
+        let bytes = std::fs::read(golden_dir().join(format!("{name}.log"))).unwrap();
+        // The log's framing: a u32 length, then the record.
+        let mut records = Vec::new();
+        let mut rest = bytes.as_slice();
+        while !rest.is_empty() {
+            let len = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+            records.push(rest[4..4 + len].to_vec());
+            rest = &rest[4 + len..];
+        }
+        let events = read_log(&bytes).unwrap();
+        let started = DeploymentState::fold(&events).unwrap();
+        let started = started.started().unwrap();
+        let mut text = String::new();
+        for line in copy::lines(&started.service, started.id, 0, &records) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        let path = copies.join(format!("{name}.journal"));
+        if !path.exists() {
+            assert!(
+                bless,
+                "golden copy {} is missing (ODYSSEUS_BLESS_GOLDEN=1 creates it once)",
+                path.display()
+            );
+            std::fs::create_dir_all(&copies).unwrap();
+            std::fs::write(&path, &text).unwrap();
+        }
+        let committed = std::fs::read(&path).unwrap();
+        assert!(
+            committed == text.as_bytes(),
+            "{name}: writing a copy changed its bytes: the copy format moved"
+        );
+        let read = copy::parse(&started.service, started.id, &committed).unwrap();
+        assert_eq!(read.records, records, "{name}");
+        assert!(!read.torn_tail);
+        assert_eq!(read.valid_bytes as usize, committed.len());
+    }
+}

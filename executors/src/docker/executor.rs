@@ -206,6 +206,13 @@ impl DockerExecutor {
         })
     }
 
+    /// Every host this executor was asked to reach (connected or set aside as down).
+    pub fn all_hosts(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.hosts.keys().chain(self.down.keys()).cloned().collect();
+        all.sort();
+        all
+    }
+
     /// The hosts set aside as down by `connect_reachable`, with why.
     pub fn down_hosts(&self) -> &BTreeMap<String, String> {
         &self.down

@@ -394,7 +394,7 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
     let journal = open_journal(global, true)?;
     // The hosts' copies of the journal first: a fresh CI runner or another laptop learns
     // there what was deployed, and what was left unfinished, before choosing anything.
-    let synced = crate::journal_sync::from_hosts(&journal, &config).await?;
+    let (synced, connected) = crate::journal_sync::connect_and_sync(&journal, &config).await?;
     for note in synced.notes() {
         eprintln!("{note}");
     }
@@ -457,19 +457,19 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
                 tag: version,
                 supersedes,
             };
-            drive(global, &config, &journal, &clock, &session, mode, &args).await
+            drive(global, &config, &journal, &clock, &session, mode, &args, connected).await
         }
         Choice::Resume { id, why } => {
             let mode = Mode::Resume(id, why);
-            drive(global, &config, &journal, &clock, &session, mode, &args).await
+            drive(global, &config, &journal, &clock, &session, mode, &args, connected).await
         }
         Choice::Abort { id } => {
             let mode = Mode::Abort(id);
-            drive(global, &config, &journal, &clock, &session, mode, &args).await
+            drive(global, &config, &journal, &clock, &session, mode, &args, connected).await
         }
         Choice::StartCleanup => {
             let mode = Mode::Cleanup(args.cleanup.clone().unwrap_or_default());
-            drive(global, &config, &journal, &clock, &session, mode, &args).await
+            drive(global, &config, &journal, &clock, &session, mode, &args, connected).await
         }
     };
     session.close()?;
@@ -536,6 +536,7 @@ async fn drive(
     session: &Session<'_>,
     mode: Mode,
     args: &DeployArgs,
+    connected: Option<DockerExecutor>,
 ) -> anyhow::Result<Exit> {
     let me = session.operator();
     if let Mode::Start { .. } = &mode {
@@ -559,11 +560,21 @@ async fn drive(
     };
     // A new deployment needs every host; a recovery goes on without the ones that are
     // down (their targets fail and stay resumable; the others move).
-    let connected = match &mode {
-        Mode::Start { .. } | Mode::Cleanup(_) => {
+    // The connections made to read the hosts' journal serve when they reach exactly
+    // these hosts (and, for a new deployment, all of them answered).
+    let mut sorted = hosts.clone();
+    sorted.sort();
+    sorted.dedup();
+    let reusable = connected.filter(|e| {
+        e.all_hosts() == sorted
+            && (e.down_hosts().is_empty() || matches!(mode, Mode::Resume(..) | Mode::Abort(..)))
+    });
+    let connected = match (&mode, reusable) {
+        (_, Some(e)) => Ok(e),
+        (Mode::Start { .. } | Mode::Cleanup(_), None) => {
             DockerExecutor::connect(config.spec.clone(), &hosts, &config.ssh, config.ssh_port).await
         }
-        Mode::Resume(..) | Mode::Abort(..) => {
+        (Mode::Resume(..) | Mode::Abort(..), None) => {
             DockerExecutor::connect_reachable(
                 config.spec.clone(),
                 &hosts,
