@@ -89,7 +89,9 @@ impl Synced {
     pub fn notes(&self) -> Vec<String> {
         let mut out = Vec::new();
         for (host, why) in &self.unreadable {
-            out.push(format!("warning: the journal's copy on {host} could not be read: {why}"));
+            out.push(format!(
+                "warning: the journal's copy on {host} could not be read: {why}"
+            ));
         }
         for (host, id) in &self.torn {
             out.push(format!(
@@ -125,7 +127,11 @@ fn describe(bytes: &[u8]) -> String {
 
 /// Reads every connected host's copies of `service`'s journal and brings the local
 /// journal up to the longest consistent copy of each deployment.
-pub async fn sync(journal: &Journal, executor: &DockerExecutor, service: &str) -> Result<Synced, journal::Error> {
+pub async fn sync(
+    journal: &Journal,
+    executor: &DockerExecutor,
+    service: &str,
+) -> Result<Synced, journal::Error> {
     let mut synced = Synced::default();
     let hosts: Vec<String> = executor.hosts_sorted().map(|(h, _)| h.clone()).collect();
     let reads = join_all(hosts.iter().map(|h| executor.read_copies(h, service, None))).await;
@@ -143,10 +149,13 @@ pub async fn sync(journal: &Journal, executor: &DockerExecutor, service: &str) -
                             if copy.torn_tail {
                                 synced.torn.push((host.clone(), copy.deployment));
                             }
-                            by_deployment.entry(copy.deployment).or_default().push(Source {
-                                name: host.clone(),
-                                records: copy.records,
-                            });
+                            by_deployment
+                                .entry(copy.deployment)
+                                .or_default()
+                                .push(Source {
+                                    name: host.clone(),
+                                    records: copy.records,
+                                });
                         }
                         HostCopy::Unusable { deployment, why } => {
                             unusable_ids.insert(deployment);
@@ -210,7 +219,10 @@ fn plan_hosts_of(log: &[Vec<u8>]) -> Vec<String> {
     let events: Vec<_> = log.iter().filter_map(|b| journal::decode(b).ok()).collect();
     DeploymentState::fold(&events)
         .ok()
-        .and_then(|s| s.started().map(|s| s.plan.hosts().into_iter().map(String::from).collect()))
+        .and_then(|s| {
+            s.started()
+                .map(|s| s.plan.hosts().into_iter().map(String::from).collect())
+        })
         .unwrap_or_default()
 }
 
@@ -240,7 +252,10 @@ pub async fn push_behind(
 
 /// Connects to deploy.yml's hosts (those that answer) and brings the local journal up to
 /// their copies; the caller decides what a conflict stops.
-pub async fn from_hosts(journal: &Journal, config: &crate::config::Config) -> anyhow::Result<Synced> {
+pub async fn from_hosts(
+    journal: &Journal,
+    config: &crate::config::Config,
+) -> anyhow::Result<Synced> {
     Ok(connect_and_sync(journal, config).await?.0)
 }
 

@@ -8,7 +8,9 @@ use odysseus_engine::runtime::ExecError;
 use odysseus_engine::DeploymentId;
 
 use crate::docker::{Access, DockerExecutor};
-use crate::host_lock::{prune_journal_command, read_journal_command, AppendError, LockError, LockFiles};
+use crate::host_lock::{
+    prune_journal_command, read_journal_command, AppendError, LockError, LockFiles,
+};
 
 /// One file read from a host: its copy, or why it cannot be used.
 #[derive(Debug)]
@@ -36,10 +38,13 @@ fn frames(out: &[u8]) -> Vec<(String, &[u8])> {
     while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
         let head = String::from_utf8_lossy(&rest[..nl]).into_owned();
         let mut words = head.split(' ');
-        let (Some("@@"), Some(name), Some(size)) = (words.next(), words.next(), words.next()) else {
+        let (Some("@@"), Some(name), Some(size)) = (words.next(), words.next(), words.next())
+        else {
             break;
         };
-        let Ok(size) = size.parse::<usize>() else { break };
+        let Ok(size) = size.parse::<usize>() else {
+            break;
+        };
         let body_start = nl + 1;
         let body_end = (body_start + size).min(rest.len());
         frames.push((name.to_string(), &rest[body_start..body_end]));
@@ -64,6 +69,7 @@ impl DockerExecutor {
             })
             .await?;
         let mut copies = Vec::new();
+        let mut ends = std::collections::HashMap::new();
         for (name, body) in frames(&out) {
             let Some(id) = name
                 .strip_suffix(".journal")
@@ -72,11 +78,31 @@ impl DockerExecutor {
                 continue;
             };
             copies.push(match copy::parse(service, id, body) {
-                Ok(c) => HostCopy::Read(c),
-                Err(why) => HostCopy::Unusable { deployment: id, why },
+                Ok(c) => {
+                    ends.insert(id, (c.records.len() as u64, c.valid_bytes));
+                    HostCopy::Read(c)
+                }
+                Err(why) => HostCopy::Unusable {
+                    deployment: id,
+                    why,
+                },
             });
         }
+        // What this read saw is where the copies end now (a whole listing: every copy).
+        let mut known = self.host(host)?.journal_ends.lock().unwrap();
+        if only.is_none() && service == self.spec().service {
+            known.ends = ends;
+            known.complete = true;
+        } else {
+            known.ends.extend(ends);
+        }
         Ok(copies)
+    }
+
+    /// How many deployments' copies `host` holds, when every copy was read this run.
+    pub fn copies_held(&self, host: &str) -> Option<usize> {
+        let known = self.host(host).ok()?.journal_ends.lock().unwrap();
+        known.complete.then_some(known.ends.len())
     }
 
     /// Removes the copies of all but the `keep` newest deployments on `host` (never those
@@ -91,7 +117,9 @@ impl DockerExecutor {
         let files = LockFiles::of(service);
         let spare: Vec<String> = spare.iter().map(|id| id.to_string()).collect();
         let out = self
-            .lock_script_bytes(host, |socket| prune_journal_command(socket, &files, keep, &spare))
+            .lock_script_bytes(host, |socket| {
+                prune_journal_command(socket, &files, keep, &spare)
+            })
             .await?;
         Ok(String::from_utf8_lossy(&out)
             .lines()
@@ -106,6 +134,15 @@ impl DockerExecutor {
         service: &str,
         deployment: DeploymentId,
     ) -> Result<u64, ExecError> {
+        {
+            let known = self.host(host)?.journal_ends.lock().unwrap();
+            if let Some((records, _)) = known.ends.get(&deployment) {
+                return Ok(*records);
+            }
+            if known.complete {
+                return Ok(0);
+            }
+        }
         let copies = self.read_copies(host, service, Some(deployment)).await?;
         let (records, bytes) = match copies.into_iter().next() {
             None => (0, 0),
@@ -120,6 +157,7 @@ impl DockerExecutor {
             .journal_ends
             .lock()
             .unwrap()
+            .ends
             .insert(deployment, (records, bytes));
         Ok(records)
     }
@@ -134,7 +172,13 @@ impl DockerExecutor {
         records: &[Vec<u8>],
     ) -> Result<(), ExecError> {
         let handle = self.host(host)?;
-        let known = handle.journal_ends.lock().unwrap().get(&deployment).copied();
+        let known = handle
+            .journal_ends
+            .lock()
+            .unwrap()
+            .ends
+            .get(&deployment)
+            .copied();
         let (have, offset) = match known {
             Some(end) => end,
             None => {
@@ -143,13 +187,14 @@ impl DockerExecutor {
                     .journal_ends
                     .lock()
                     .unwrap()
+                    .ends
                     .get(&deployment)
                     .copied()
                     .unwrap_or((0, 0))
             }
         };
         if have != from {
-            handle.journal_ends.lock().unwrap().remove(&deployment);
+            self.forget_copy(host, deployment);
             return Err(ExecError::Retryable(format!(
                 "its copy holds {have} records where {from} were expected"
             )));
@@ -169,14 +214,18 @@ impl DockerExecutor {
             }
             Access::Ssh { conn, .. } => conn.append_journal(&id, offset, &lines).await,
         };
-        let mut ends = handle.journal_ends.lock().unwrap();
         match result {
             Ok(()) => {
-                ends.insert(deployment, (from + records.len() as u64, offset + added));
+                handle
+                    .journal_ends
+                    .lock()
+                    .unwrap()
+                    .ends
+                    .insert(deployment, (from + records.len() as u64, offset + added));
                 Ok(())
             }
             Err(e) => {
-                ends.remove(&deployment);
+                self.forget_copy(host, deployment);
                 Err(match e {
                     AppendError::Gap(size) => ExecError::Retryable(format!(
                         "its copy is {size} bytes, shorter than this run read it (changed by hand?)"
@@ -189,6 +238,18 @@ impl DockerExecutor {
                     AppendError::Lock(lost) => lost.into_exec(host, service),
                 })
             }
+        }
+    }
+}
+
+impl DockerExecutor {
+    /// What this run knew of a copy is stale (an append failed or found another end):
+    /// read it again next time.
+    fn forget_copy(&self, host: &str, deployment: DeploymentId) {
+        if let Ok(handle) = self.host(host) {
+            let mut known = handle.journal_ends.lock().unwrap();
+            known.ends.remove(&deployment);
+            known.complete = false;
         }
     }
 }

@@ -86,12 +86,23 @@ fn a_deployer_killed_mid_rollout_whose_state_dir_is_gone_is_finished_from_anothe
     let scratch = app.dir.join("runners");
     std::fs::create_dir_all(&scratch).unwrap();
     let first = scratch.join("first");
-    assert_exit(&run(&first, &app, &["deploy", "--image", "v1"]), 0, "first deploy");
+    assert_exit(
+        &run(&first, &app, &["deploy", "--image", "v1"]),
+        0,
+        "first deploy",
+    );
     std::fs::remove_dir_all(&first).unwrap();
 
     let loads: Vec<MixedLoad> = HOSTS
         .iter()
-        .map(|h| MixedLoad::start(&format!("{h}:80"), &app.host_header(), 1, Duration::from_secs(600)))
+        .map(|h| {
+            MixedLoad::start(
+                &format!("{h}:80"),
+                &app.host_header(),
+                1,
+                Duration::from_secs(600),
+            )
+        })
         .collect();
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -113,7 +124,10 @@ fn a_deployer_killed_mid_rollout_whose_state_dir_is_gone_is_finished_from_anothe
         let finished = child.try_wait().unwrap().is_some();
         let _ = child.kill();
         let _ = child.wait();
-        kills.push(format!("{delay:?}{}", if finished { " (done)" } else { "" }));
+        kills.push(format!(
+            "{delay:?}{}",
+            if finished { " (done)" } else { "" }
+        ));
         // The runner is gone, and its state dir with it.
         std::fs::remove_dir_all(&a).unwrap();
         let b = scratch.join(format!("b{round}"));
@@ -129,7 +143,11 @@ fn a_deployer_killed_mid_rollout_whose_state_dir_is_gone_is_finished_from_anothe
                 "round {round} (kill after {delay:?}): {said}"
             );
             // Then deploying the version again from B finishes the job.
-            assert_exit(&run(&b, &app, &["deploy", "--image", version]), 0, "deploy again");
+            assert_exit(
+                &run(&b, &app, &["deploy", "--image", version]),
+                0,
+                "deploy again",
+            );
         }
         assert_eq!(app.versions(), vec![version; 3], "round {round}: {said}");
         // B's journal now holds what A wrote and the hosts kept.
@@ -147,7 +165,9 @@ fn a_deployer_killed_mid_rollout_whose_state_dir_is_gone_is_finished_from_anothe
     let listed = history(&c, &app);
     assert!(listed.len() >= 5, "{listed:?}");
     assert!(
-        listed.iter().all(|(_, status)| status == "completed" || status == "superseded"),
+        listed
+            .iter()
+            .all(|(_, status)| status == "completed" || status == "superseded"),
         "{listed:?}"
     );
     let verify = run(&c, &app, &["replay", "--verify"]);
@@ -160,11 +180,22 @@ fn a_deployer_killed_mid_rollout_whose_state_dir_is_gone_is_finished_from_anothe
         assert_exit(&out, 0, "replay");
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let events = doc["events"].as_array().unwrap().len();
-        let (_, lines) = on_s1.iter().find(|(c, _)| c == id).expect("s1 holds every deployment");
-        assert_eq!(events, lines.len() - 1, "deployment {id}: events shown vs records on s1");
+        let (_, lines) = on_s1
+            .iter()
+            .find(|(c, _)| c == id)
+            .expect("s1 holds every deployment");
+        assert_eq!(
+            events,
+            lines.len() - 1,
+            "deployment {id}: events shown vs records on s1"
+        );
     }
     for n in 2..=3 {
-        assert_eq!(copies(n, &app.service), on_s1, "s{n} holds the same journal as s1");
+        assert_eq!(
+            copies(n, &app.service),
+            on_s1,
+            "s{n} holds the same journal as s1"
+        );
     }
 }
 
@@ -220,19 +251,32 @@ fn a_host_cut_off_during_a_deploy_catches_up_and_a_changed_copy_is_refused() {
     assert_exit(&out, 1, "history with a changed copy");
     let said = stderr(&out);
     assert!(
-        said.contains(&format!("deployment {last_id}'s journal differ at record 3"))
-            && said.contains("198.51.100.12")
+        said.contains(&format!(
+            "deployment {last_id}'s journal differ at record 3"
+        )) && said.contains("198.51.100.12")
             && said.contains("Nothing was merged"),
         "{said}"
     );
     let out = run(&fresh, &app, &["deploy", "--image", "v1"]);
     assert_exit(&out, 3, "deploy with a changed copy");
-    assert!(stderr(&out).contains("Nothing was changed"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Nothing was changed"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(app.versions(), vec!["v2"; 3], "nothing moved");
 
     // The fix the report names: remove the copy you do not trust.
     std::fs::remove_file(&file).unwrap();
-    assert_exit(&run(&fresh, &app, &["deploy", "--image", "v1"]), 0, "deploy after the fix");
-    assert_eq!(copies(2, &app.service), copies(1, &app.service), "s2's copy is back");
+    assert_exit(
+        &run(&fresh, &app, &["deploy", "--image", "v1"]),
+        0,
+        "deploy after the fix",
+    );
+    assert_eq!(
+        copies(2, &app.service),
+        copies(1, &app.service),
+        "s2's copy is back"
+    );
     assert_exit(&run(&fresh, &app, &["replay", "--verify"]), 0, "verify");
 }

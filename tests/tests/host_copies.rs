@@ -51,12 +51,19 @@ async fn only_the_holder_appends_at_the_offset_it_read_and_torn_bytes_are_cut() 
 
     // Two appends, the second at the offset where the first ended.
     let first = copy::lines(&service, id, 0, &all[..2]);
-    held.append_journal(&id.to_string(), 0, &first).await.unwrap();
+    held.append_journal(&id.to_string(), 0, &first)
+        .await
+        .unwrap();
     let size = std::fs::metadata(&file).unwrap().len();
     let second = copy::lines(&service, id, 2, &all[2..3]);
-    held.append_journal(&id.to_string(), size, &second).await.unwrap();
+    held.append_journal(&id.to_string(), size, &second)
+        .await
+        .unwrap();
     let text = std::fs::read(&file).unwrap();
-    assert_eq!(copy::parse(&service, id, &text).unwrap().records, all[..3].to_vec());
+    assert_eq!(
+        copy::parse(&service, id, &text).unwrap().records,
+        all[..3].to_vec()
+    );
 
     // A writer whose idea of the copy is stale (an offset past its end) writes nothing.
     let third = copy::lines(&service, id, 3, &all[3..4]);
@@ -72,7 +79,9 @@ async fn only_the_holder_appends_at_the_offset_it_read_and_torn_bytes_are_cut() 
     let torn = copy::parse(&service, id, &std::fs::read(&file).unwrap()).unwrap();
     assert!(torn.torn_tail);
     assert_eq!(torn.valid_bytes, end);
-    held.append_journal(&id.to_string(), end, &third).await.unwrap();
+    held.append_journal(&id.to_string(), end, &third)
+        .await
+        .unwrap();
     let copy_now = copy::parse(&service, id, &std::fs::read(&file).unwrap()).unwrap();
     assert_eq!(copy_now.records, all[..4].to_vec());
     assert!(!copy_now.torn_tail);
@@ -92,7 +101,10 @@ async fn only_the_holder_appends_at_the_offset_it_read_and_torn_bytes_are_cut() 
 
     // The directories are the engine group's and closed to everyone else.
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&files.journal).unwrap().permissions().mode();
+    let mode = std::fs::metadata(&files.journal)
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o7777, 0o2770, "{mode:o}");
     let _ = std::fs::remove_dir_all(&files.journal);
     let _ = std::fs::remove_file(&files.lock);

@@ -2,10 +2,10 @@
 //! own Caddy each): rolling under load, strict host keys, a host killed mid-deploy, and
 //! fleet rollback. The servers are reached only at 198.51.100.0/24, the test LAN.
 
-#[path = "support/lock_attack.rs"]
-mod lock_attack;
 #[path = "support/fleet.rs"]
 mod fleet;
+#[path = "support/lock_attack.rs"]
+mod lock_attack;
 #[path = "support/real.rs"]
 mod real;
 

@@ -69,8 +69,8 @@ fn journal_with_hosts(
         }
     };
     let journal = open_journal(global, true)?;
-    let synced = crate::commands::runtime()?
-        .block_on(crate::journal_sync::from_hosts(&journal, &config))?;
+    let synced =
+        crate::commands::runtime()?.block_on(crate::journal_sync::from_hosts(&journal, &config))?;
     for note in synced.notes() {
         eprintln!("{note}");
     }

@@ -40,7 +40,12 @@ pub fn line(seq: u64, record: &[u8]) -> String {
 
 /// The lines that append `records` (numbered from `from`) to a copy: the header first
 /// when the copy is new.
-pub fn lines(service: &str, deployment: DeploymentId, from: u64, records: &[Vec<u8>]) -> Vec<String> {
+pub fn lines(
+    service: &str,
+    deployment: DeploymentId,
+    from: u64,
+    records: &[Vec<u8>],
+) -> Vec<String> {
     let mut out = Vec::with_capacity(records.len() + 1);
     if from == 0 {
         out.push(header(service, deployment));
@@ -201,7 +206,11 @@ mod tests {
     fn a_copy_reads_back_what_was_appended_in_pieces() {
         let all = records(5);
         let mut text = String::new();
-        for l in lines("web", id(), 0, &all[..2]).into_iter().chain(lines("web", id(), 2, &all[2..])) {
+        for l in
+            lines("web", id(), 0, &all[..2])
+                .into_iter()
+                .chain(lines("web", id(), 2, &all[2..]))
+        {
             text.push_str(&l);
             text.push('\n');
         }
@@ -227,7 +236,10 @@ mod tests {
         assert_eq!(copy.records, all);
         assert_eq!(copy.valid_bytes as usize, whole.len());
         assert!(copy.torn_tail);
-        assert_eq!(parse("web", id(), b"odysseus-jour").unwrap().records.len(), 0);
+        assert_eq!(
+            parse("web", id(), b"odysseus-jour").unwrap().records.len(),
+            0
+        );
     }
 
     #[test]
@@ -249,11 +261,22 @@ mod tests {
     #[test]
     fn a_copy_of_another_deployment_or_format_is_refused() {
         let text = file(&records(1));
-        let other = DeploymentId { millis: 1, nonce: 1 };
-        assert!(matches!(parse("web", other, &text), Err(CopyError::WrongHeader { .. })));
-        assert!(matches!(parse("api", id(), &text), Err(CopyError::WrongHeader { .. })));
+        let other = DeploymentId {
+            millis: 1,
+            nonce: 1,
+        };
+        assert!(matches!(
+            parse("web", other, &text),
+            Err(CopyError::WrongHeader { .. })
+        ));
+        assert!(matches!(
+            parse("api", id(), &text),
+            Err(CopyError::WrongHeader { .. })
+        ));
         let v2 = String::from_utf8(text).unwrap().replacen(" 1 ", " 2 ", 1);
-        assert!(matches!(parse("web", id(), v2.as_bytes()), Err(CopyError::UnknownFormat(v)) if v == "2"));
+        assert!(
+            matches!(parse("web", id(), v2.as_bytes()), Err(CopyError::UnknownFormat(v)) if v == "2")
+        );
         assert_eq!(parse("web", id(), b"hello\n"), Err(CopyError::NoHeader));
     }
 }

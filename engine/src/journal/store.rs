@@ -125,7 +125,12 @@ impl Journal {
     /// Appends a record read from another copy of the journal (a host's), byte for byte,
     /// under the same rules as [`Journal::append`]. A record that does not decode is
     /// refused as corrupt.
-    pub fn import(&self, deployment: DeploymentId, expected_seq: u64, bytes: &[u8]) -> Result<u64, Error> {
+    pub fn import(
+        &self,
+        deployment: DeploymentId,
+        expected_seq: u64,
+        bytes: &[u8],
+    ) -> Result<u64, Error> {
         let event = decode(bytes).map_err(|detail| Error::Corrupt {
             deployment,
             seq: expected_seq,

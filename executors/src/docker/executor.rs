@@ -35,9 +35,16 @@ pub struct HostHandle {
     /// Caddy, the service's TLS policy and route checked against deploy.yml (once a run).
     pub(crate) route_checked: tokio::sync::OnceCell<()>,
     /// Where this host's copy of each deployment's journal ends, as this run last wrote
-    /// or read it: (records, bytes).
-    pub(crate) journal_ends:
-        std::sync::Mutex<HashMap<odysseus_engine::DeploymentId, (u64, u64)>>,
+    /// or read it: (records, bytes); complete (a copy absent from it does not exist) once
+    /// every copy was read, and kept so while this run holds the lock (only it writes).
+    pub(crate) journal_ends: std::sync::Mutex<JournalEnds>,
+}
+
+/// See `HostHandle::journal_ends`.
+#[derive(Default)]
+pub(crate) struct JournalEnds {
+    pub ends: HashMap<odysseus_engine::DeploymentId, (u64, u64)>,
+    pub complete: bool,
 }
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);

@@ -441,7 +441,8 @@ impl HostOps for DockerExecutor {
         from: u64,
         records: &[Vec<u8>],
     ) -> Result<(), ExecError> {
-        self.append_copy(host, service, deployment, from, records).await
+        self.append_copy(host, service, deployment, from, records)
+            .await
     }
 
     async fn explain(&self, host: &str, e: ExecError) -> ExecError {

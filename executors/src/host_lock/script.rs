@@ -158,7 +158,8 @@ const JOURNAL_DIRS: &str = r#"journaldir() {
       [ -e "$x" ] && unsafe "$x is not a directory; remove it (as root: rm $x)"
       mkdir "$x" 2>/dev/null || unsafe "cannot make $x, where this server keeps its copy of the deploy journal ($(id -un) may not write in $(dirname "$x")); once, as root: install -d -m 2770 -g $g $jb"
     fi
-    if [ -O "$x" ]; then chgrp "$g" "$x" 2>/dev/null; chmod 2770 "$x" 2>/dev/null; fi
+    # Set up once (setgid marks it done): no process spawned on later takes.
+    if [ -O "$x" ] && ! [ -g "$x" ]; then chgrp "$g" "$x" 2>/dev/null; chmod 2770 "$x" 2>/dev/null; fi
   done
   [ -w "$1" ] && [ -x "$1" ] || unsafe "cannot write in $1, where this server keeps its copy of the deploy journal; as root: chgrp -R $g $jb && chmod -R g+rwX $jb"
 }

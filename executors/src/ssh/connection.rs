@@ -165,7 +165,10 @@ impl Connection {
         lines: &[String],
     ) -> Result<(), AppendError> {
         for attempt in 0..2 {
-            let session = self.session().await.map_err(|e| AppendError::Lock(LockError::Failed(e)))?;
+            let session = self
+                .session()
+                .await
+                .map_err(|e| AppendError::Lock(LockError::Failed(e)))?;
             let mut state = self.lock.lock().await;
             let (claim, held) = match &mut *state {
                 LockState::None => {

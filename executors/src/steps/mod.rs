@@ -23,8 +23,8 @@ pub use marks::{clear_marks, mark_hosts, Mark, MarkRefusal};
 pub use ops::{dial_container, ContainerView, HostOps, Probe, ProxySettings};
 
 use odysseus_engine::machine::{Effect, Observation, Purpose, RoleKind, StepName};
-use odysseus_engine::DeploymentId;
 use odysseus_engine::runtime::{ExecError, Executor, Survey};
+use odysseus_engine::DeploymentId;
 
 use crate::docker::spec::HttpCheck;
 
@@ -528,6 +528,15 @@ impl<H: HostOps> Executor for Steps<H> {
         hosts: &[String],
         changing: &[String],
     ) -> Vec<(String, ExecError)> {
-        journal_copies::replicate(&self.ops, &self.copies, service, deployment, records, hosts, changing).await
+        journal_copies::replicate(
+            &self.ops,
+            &self.copies,
+            service,
+            deployment,
+            records,
+            hosts,
+            changing,
+        )
+        .await
     }
 }

@@ -211,7 +211,9 @@ impl<T: HostOps> HostOps for &T {
         from: u64,
         records: &[Vec<u8>],
     ) -> Result<(), ExecError> {
-        (**self).journal_append(host, service, deployment, from, records).await
+        (**self)
+            .journal_append(host, service, deployment, from, records)
+            .await
     }
     async fn explain(&self, host: &str, e: ExecError) -> ExecError {
         (**self).explain(host, e).await

@@ -279,4 +279,3 @@ pub fn assert_no_failures(loads: Vec<Load>, what: &str) {
         );
     }
 }
-

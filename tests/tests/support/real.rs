@@ -615,12 +615,12 @@ impl MixedReport {
 
 /// A load of the three kinds of client at once, each counted on its own: `workers`
 /// threads per kind, until stopped or `max_time`. Aimed only at loopback or the test LAN.
+/// One client thread: what it saw, and the versions it was answered by.
+type ClientThread = std::thread::JoinHandle<(KindReport, Vec<String>)>;
+
 pub struct MixedLoad {
     stop: Arc<AtomicBool>,
-    handles: Vec<(
-        ClientKind,
-        std::thread::JoinHandle<(KindReport, Vec<String>)>,
-    )>,
+    handles: Vec<(ClientKind, ClientThread)>,
 }
 
 impl MixedLoad {

@@ -457,19 +457,31 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
                 tag: version,
                 supersedes,
             };
-            drive(global, &config, &journal, &clock, &session, mode, &args, connected).await
+            drive(
+                global, &config, &journal, &clock, &session, mode, &args, connected,
+            )
+            .await
         }
         Choice::Resume { id, why } => {
             let mode = Mode::Resume(id, why);
-            drive(global, &config, &journal, &clock, &session, mode, &args, connected).await
+            drive(
+                global, &config, &journal, &clock, &session, mode, &args, connected,
+            )
+            .await
         }
         Choice::Abort { id } => {
             let mode = Mode::Abort(id);
-            drive(global, &config, &journal, &clock, &session, mode, &args, connected).await
+            drive(
+                global, &config, &journal, &clock, &session, mode, &args, connected,
+            )
+            .await
         }
         Choice::StartCleanup => {
             let mode = Mode::Cleanup(args.cleanup.clone().unwrap_or_default());
-            drive(global, &config, &journal, &clock, &session, mode, &args, connected).await
+            drive(
+                global, &config, &journal, &clock, &session, mode, &args, connected,
+            )
+            .await
         }
     };
     session.close()?;
@@ -528,6 +540,8 @@ fn hosts_left_behind(journal: &Journal, config: &Config) -> Vec<String> {
     Vec::new()
 }
 
+// As `mark_hosts`: the parts of one run, each used on its own.
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     global: &GlobalArgs,
     config: &Config,
@@ -689,7 +703,8 @@ async fn drive(
     // and the lock is seen here (and this run stops, nothing changed); copies that are
     // behind this journal (a host that was down, a run that died before its records
     // reached a host) are brought up to date by the lock holder.
-    let every_copy_read = match crate::journal_sync::sync(journal, &executor, &config.service).await {
+    let every_copy_read = match crate::journal_sync::sync(journal, &executor, &config.service).await
+    {
         Ok(synced) if synced.conflicts() => {
             eprintln!(
                 "odysseus: {}\nNothing was changed.",
@@ -705,10 +720,17 @@ async fn drive(
             return Ok(Exit::Blocked);
         }
         Ok(synced) => {
-            for (host, id, why) in
-                crate::journal_sync::push_behind(journal, &Steps::new(&executor), &config.service, &synced).await
+            for (host, id, why) in crate::journal_sync::push_behind(
+                journal,
+                &Steps::new(&executor),
+                &config.service,
+                &synced,
+            )
+            .await
             {
-                eprintln!("warning: {host}'s copy of deployment {id}'s journal is still behind: {why}");
+                eprintln!(
+                    "warning: {host}'s copy of deployment {id}'s journal is still behind: {why}"
+                );
             }
             synced.unreadable.is_empty() && executor.down_hosts().is_empty()
         }
@@ -1103,6 +1125,13 @@ async fn provenance(
 async fn prune(executor: &DockerExecutor, config: &Config, hosts: &[String]) {
     let keep = config.retain_versions as usize;
     for host in hosts {
+        // Nothing to prune: no round trip.
+        if executor
+            .copies_held(host)
+            .is_some_and(|n| n <= config.journal_keep)
+        {
+            continue;
+        }
         match executor
             .prune_copies(host, &config.service, config.journal_keep, &[])
             .await

@@ -156,7 +156,7 @@ impl Context {
             let kind = entry.file_type().map_err(|e| named(e, &entry.path()))?;
             // The engine needs .dockerignore and the Dockerfile even when they are
             // excluded from what COPY sees (the Docker CLI sends them too).
-            if self.never.iter().any(|n| *n == path) {
+            if self.never.contains(&path) {
                 continue;
             }
             let always = path == ".dockerignore" || path == self.dockerfile_name;
