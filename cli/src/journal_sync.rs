@@ -32,8 +32,11 @@ pub struct Synced {
     pub behind: Vec<(String, DeploymentId, u64, u64)>,
     /// Copies that end in bytes of a write that never finished (cut at the next append).
     pub torn: Vec<(String, DeploymentId)>,
-    /// Deployments whose import the local journal refused, and why.
-    pub refused: Vec<(DeploymentId, String)>,
+    /// Deployments whose import the local journal refused, why, and whether what stood
+    /// in the way is an unfinished deployment no host holds.
+    pub refused: Vec<(DeploymentId, String, bool)>,
+    /// Hosts holding a readable copy of each deployment.
+    pub held_elsewhere: BTreeMap<DeploymentId, Vec<String>>,
 }
 
 impl Synced {
@@ -68,18 +71,47 @@ impl Synced {
             ));
         }
         for (host, id, why) in &self.unusable {
+            if let CopyError::Unreadable(_) = why {
+                out.push(format!(
+                    "{host}'s copy of deployment {id}'s journal ({dir}/{id}.journal) {why}, so what it holds is not known: \
+                     nothing is decided without it. Make it a file the deploy user and the Docker engine's group can read \
+                     and write (as root on {host}: chgrp --reference={dir} {dir}/{id}.journal && chmod 660 {dir}/{id}.journal)."
+                ));
+                continue;
+            }
+            let others = self
+                .held_elsewhere
+                .get(id)
+                .is_some_and(|hosts| hosts.iter().any(|h| h != host));
             out.push(format!(
-                "{host}'s copy of deployment {id}'s journal cannot be read: {why}. Nothing was merged; if the other \
-                 hosts hold the deployment, remove this copy ({}) and odysseus brings it back from them.",
-                remove_hint(host, &dir, *id)
+                "{host}'s copy of deployment {id}'s journal cannot be used: {why}. Nothing was merged; {}",
+                if others {
+                    format!(
+                        "other hosts hold the deployment: remove this copy ({}) and odysseus brings it back from them.",
+                        remove_hint(host, &dir, *id)
+                    )
+                } else {
+                    "no other host holds a readable copy of it: keep the file for whoever investigates, and move it aside \
+                     (the deployment is then unknown to odysseus; look at `odysseus status` before deploying)."
+                        .to_string()
+                }
             ));
         }
-        for (id, why) in &self.refused {
-            out.push(format!(
-                "deployment {id} from the hosts was not taken in: {why}. That unfinished deployment is in this state dir \
-                 only: it never reached the hosts, so it changed nothing there, and {id} ran since. End it here with \
-                 `odysseus deploy --abandon REASON`, then run again."
-            ));
+        for (id, why, local_only) in &self.refused {
+            out.push(if *local_only {
+                format!(
+                    "deployment {id} from the hosts was not taken in: {why}. That unfinished deployment is in this state \
+                     dir only: it never reached the hosts, so it changed nothing there, and {id} ran since. End it here \
+                     with `odysseus deploy --abandon REASON`, then run again."
+                )
+            } else {
+                format!(
+                    "deployment {id} from the hosts was not taken in: {why}. The hosts hold both; this state dir's \
+                     record of the unfinished one is behind theirs. Look with `odysseus history --local` and \
+                     `odysseus history` from an empty state dir (--state-dir), then finish or end the unfinished one \
+                     (--resume, --abort or --abandon REASON)."
+                )
+            });
         }
         out.join("\n")
     }
@@ -149,6 +181,11 @@ pub async fn sync(
                             if copy.torn_tail {
                                 synced.torn.push((host.clone(), copy.deployment));
                             }
+                            synced
+                                .held_elsewhere
+                                .entry(copy.deployment)
+                                .or_default()
+                                .push(host.clone());
                             by_deployment
                                 .entry(copy.deployment)
                                 .or_default()
@@ -191,7 +228,13 @@ pub async fn sync(
         };
         for (seq, bytes) in log.iter().enumerate().skip(local_len as usize) {
             if let Err(e) = journal.import(id, seq as u64, bytes) {
-                synced.refused.push((id, e.to_string()));
+                let local_only = match &e {
+                    journal::Error::Unfinished { deployment, .. } => {
+                        !synced.held_elsewhere.contains_key(deployment)
+                    }
+                    _ => false,
+                };
+                synced.refused.push((id, e.to_string(), local_only));
                 break;
             }
             *synced.imported.entry(id).or_default() += 1;
@@ -211,6 +254,9 @@ pub async fn sync(
                 synced.behind.push((host.clone(), id, have, total));
             }
         }
+    }
+    if !synced.imported.is_empty() {
+        journal.flush()?;
     }
     Ok(synced)
 }

@@ -31,12 +31,25 @@ impl HostCopy {
     }
 }
 
-/// Splits the read script's output (`@@ NAME SIZE`, then SIZE bytes, again and again).
-fn frames(out: &[u8]) -> Vec<(String, &[u8])> {
+/// One entry of the read script's output: a copy's bytes, or why it could not be read.
+#[derive(Debug, PartialEq, Eq)]
+enum Frame<'a> {
+    Copy(String, &'a [u8]),
+    Unreadable(String, String),
+}
+
+/// Splits the read script's output (`@@ NAME SIZE`, then SIZE bytes; `@! NAME why`).
+fn frames(out: &[u8]) -> Vec<Frame<'_>> {
     let mut frames = Vec::new();
     let mut rest = out;
     while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
         let head = String::from_utf8_lossy(&rest[..nl]).into_owned();
+        if let Some(bad) = head.strip_prefix("@! ") {
+            let (name, why) = bad.split_once(' ').unwrap_or((bad, "cannot be read"));
+            frames.push(Frame::Unreadable(name.to_string(), why.to_string()));
+            rest = &rest[nl + 1..];
+            continue;
+        }
         let mut words = head.split(' ');
         let (Some("@@"), Some(name), Some(size)) = (words.next(), words.next(), words.next())
         else {
@@ -47,7 +60,7 @@ fn frames(out: &[u8]) -> Vec<(String, &[u8])> {
         };
         let body_start = nl + 1;
         let body_end = (body_start + size).min(rest.len());
-        frames.push((name.to_string(), &rest[body_start..body_end]));
+        frames.push(Frame::Copy(name.to_string(), &rest[body_start..body_end]));
         rest = &rest[body_end..];
     }
     frames
@@ -70,7 +83,22 @@ impl DockerExecutor {
             .await?;
         let mut copies = Vec::new();
         let mut ends = std::collections::HashMap::new();
-        for (name, body) in frames(&out) {
+        for frame in frames(&out) {
+            let (name, body) = match frame {
+                Frame::Copy(name, body) => (name, body),
+                Frame::Unreadable(name, why) => {
+                    if let Some(id) = name
+                        .strip_suffix(".journal")
+                        .and_then(|id| id.parse::<DeploymentId>().ok())
+                    {
+                        copies.push(HostCopy::Unusable {
+                            deployment: id,
+                            why: CopyError::Unreadable(why),
+                        });
+                    }
+                    continue;
+                }
+            };
             let Some(id) = name
                 .strip_suffix(".journal")
                 .and_then(|id| id.parse::<DeploymentId>().ok())
@@ -256,18 +284,22 @@ impl DockerExecutor {
 
 #[cfg(test)]
 mod tests {
-    use super::frames;
+    use super::{frames, Frame};
 
     #[test]
     fn frames_split_copies_by_their_sizes_whatever_they_hold() {
-        let out = b"@@ a.journal 5\nab\n@\n@@ b.journal 0\n@@ c.journal 3\nxyz";
+        let out = b"@@ a.journal 5\nab\n@\n@! d.journal cannot be read by deploy\n@@ b.journal 0\n@@ c.journal 3\nxyz";
         let f = frames(out);
         assert_eq!(
             f,
             vec![
-                ("a.journal".to_string(), &b"ab\n@\n"[..]),
-                ("b.journal".to_string(), &b""[..]),
-                ("c.journal".to_string(), &b"xyz"[..]),
+                Frame::Copy("a.journal".to_string(), &b"ab\n@\n"[..]),
+                Frame::Unreadable(
+                    "d.journal".to_string(),
+                    "cannot be read by deploy".to_string()
+                ),
+                Frame::Copy("b.journal".to_string(), &b""[..]),
+                Frame::Copy("c.journal".to_string(), &b"xyz"[..]),
             ]
         );
     }

@@ -114,18 +114,33 @@ fn a_deployer_killed_mid_rollout_whose_state_dir_is_gone_is_finished_from_anothe
     for round in 0..4u64 {
         version = if version == "v1" { "v2" } else { "v1" };
         let a = scratch.join(format!("a{round}"));
-        let delay = Duration::from_millis(300 + splitmix(seed ^ round) % 9_000);
-        let mut child = odysseus(&a, &app, &["deploy", "--image", version])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        // Half the rounds from the start (before anything reached the hosts, often),
+        // half from the instant the deployment is on record: most of those mid-rollout.
+        let delay = Duration::from_millis(200 + splitmix(seed ^ round) % 4_000);
+        let mut child = if round % 2 == 0 {
+            odysseus(&a, &app, &["deploy", "--image", version])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        } else {
+            real::spawn_until(
+                odysseus(&a, &app, &["deploy", "--image", version]),
+                "Deploying",
+            )
+            .0
+        };
         std::thread::sleep(delay);
         let finished = child.try_wait().unwrap().is_some();
         let _ = child.kill();
         let _ = child.wait();
         kills.push(format!(
-            "{delay:?}{}",
+            "{delay:?} after {}{}",
+            if round % 2 == 0 {
+                "the start"
+            } else {
+                "`Deploying`"
+            },
             if finished { " (done)" } else { "" }
         ));
         // The runner is gone, and its state dir with it.
@@ -133,6 +148,7 @@ fn a_deployer_killed_mid_rollout_whose_state_dir_is_gone_is_finished_from_anothe
         let b = scratch.join(format!("b{round}"));
         let out = run(&b, &app, &["deploy", "--resume"]);
         let said = stderr(&out);
+        eprintln!("round {round}, killed after {delay:?}: --resume said:\n{said}");
         if out.status.code() == Some(0) {
             resumed += 1;
         } else {
@@ -155,21 +171,45 @@ fn a_deployer_killed_mid_rollout_whose_state_dir_is_gone_is_finished_from_anothe
     }
     eprintln!("SIGKILL after: {kills:?}; {resumed} resumed from the hosts' journal");
     assert!(resumed >= 1, "no kill landed mid-rollout: {kills:?}");
+
+    // An abort from elsewhere: killed while the second server switches, state dir gone,
+    // rolled back from a new one.
+    let other = if version == "v1" { "v2" } else { "v1" };
+    let a = scratch.join("abort-a");
+    let (mut child, _) = real::spawn_until(
+        odysseus(&a, &app, &["deploy", "--image", other]),
+        &format!("[web@{}] start-new", HOSTS[1]),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::remove_dir_all(&a).unwrap();
+    let out = run(&scratch.join("abort-b"), &app, &["deploy", "--abort"]);
+    assert_exit(&out, 0, "--abort from a new state dir");
+    assert_eq!(
+        app.versions(),
+        vec![version; 3],
+        "rolled back: {}",
+        stderr(&out)
+    );
     for (i, load) in loads.into_iter().enumerate() {
-        load.finish()
-            .assert_clean(&format!("s{} across kills at {kills:?}", i + 1), 5);
+        load.finish().assert_clean(
+            &format!("s{} across kills at {kills:?} and the abort", i + 1),
+            5,
+        );
     }
 
     // A third machine: nothing but deploy.yml and SSH access.
     let c = scratch.join("c");
     let listed = history(&c, &app);
     assert!(listed.len() >= 5, "{listed:?}");
+    // Every deployment ended: completed, or the one aborted from elsewhere.
     assert!(
         listed
             .iter()
-            .all(|(_, status)| status == "completed" || status == "superseded"),
+            .all(|(_, status)| status == "completed" || status == "aborted"),
         "{listed:?}"
     );
+    assert_eq!(listed[0].1, "aborted", "{listed:?}");
     let verify = run(&c, &app, &["replay", "--verify"]);
     assert_exit(&verify, 0, "replay --verify from the hosts");
     // Every event of every deployment: what the third state dir shows is what each
@@ -268,6 +308,16 @@ fn a_host_cut_off_during_a_deploy_catches_up_and_a_changed_copy_is_refused() {
 
     // The fix the report names: remove the copy you do not trust.
     std::fs::remove_file(&file).unwrap();
+    // A copy that is not a file cannot be read: never skipped in silence.
+    std::fs::create_dir(&file).unwrap();
+    let out = run(&app.dir.join("fresh2"), &app, &["history"]);
+    assert_exit(&out, 1, "history with a copy that is a directory");
+    assert!(
+        stderr(&out).contains("is not a regular file"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_dir(&file).unwrap();
     assert_exit(
         &run(&fresh, &app, &["deploy", "--image", "v1"]),
         0,
@@ -279,4 +329,65 @@ fn a_host_cut_off_during_a_deploy_catches_up_and_a_changed_copy_is_refused() {
         "s2's copy is back"
     );
     assert_exit(&run(&fresh, &app, &["replay", "--verify"]), 0, "verify");
+}
+
+/// `--abandon` from another state dir is a record like any other: under the deploy lock
+/// (refused while another runner deploys), and into the hosts' copies, so a third state
+/// dir sees the deployment abandoned and a later deploy does not carry it on.
+#[test]
+fn an_abandon_from_another_state_dir_waits_for_the_lock_and_reaches_the_hosts() {
+    let _serial = serial();
+    fleet_up();
+    let app = FleetApp::new("abandonci", "");
+    let runners = app.dir.join("runners");
+    assert_exit(
+        &run(&runners.join("a"), &app, &["deploy", "--image", "v1"]),
+        0,
+        "v1",
+    );
+
+    // Another runner abandons while a deploy is running: refused, nothing forked.
+    let (mut live, rest) = real::spawn_until(
+        odysseus(&runners.join("b"), &app, &["deploy", "--image", "v2"]),
+        &format!("[web@{}] add-upstream", HOSTS[0]),
+    );
+    let out = run(
+        &runners.join("c"),
+        &app,
+        &["deploy", "--abandon", "while it runs"],
+    );
+    assert_exit(&out, 3, "--abandon while another runner deploys");
+    assert!(
+        stderr(&out).contains("is being deployed on"),
+        "{}",
+        stderr(&out)
+    );
+    drop(rest);
+    assert!(live.wait().unwrap().success());
+    assert_eq!(app.versions(), vec!["v2"; 3]);
+
+    // A runner dies mid-rollout; another abandons from an empty state dir.
+    let d = runners.join("d");
+    let (mut child, _) = real::spawn_until(
+        odysseus(&d, &app, &["deploy", "--image", "v1"]),
+        &format!("[web@{}] start-new", HOSTS[1]),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::remove_dir_all(&d).unwrap();
+    let out = run(
+        &runners.join("e"),
+        &app,
+        &["deploy", "--abandon", "the runner died"],
+    );
+    assert_exit(&out, 0, "--abandon from an empty state dir");
+    let f = runners.join("f");
+    let listed = history(&f, &app);
+    assert_eq!(listed[0].1, "abandoned", "{listed:?}");
+    assert_exit(&run(&f, &app, &["replay", "--verify"]), 0, "verify");
+    // The next deploy of the same version starts a new deployment, not the abandoned one.
+    let out = run(&runners.join("g"), &app, &["deploy", "--image", "v1"]);
+    assert_exit(&out, 0, "deploy after the abandon");
+    assert!(!stderr(&out).contains("resuming"), "{}", stderr(&out));
+    assert_eq!(app.versions(), vec!["v1"; 3]);
 }

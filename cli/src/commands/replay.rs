@@ -134,7 +134,7 @@ pub fn replay(global: &GlobalArgs, args: ReplayArgs) -> anyhow::Result<Exit> {
         conflicts.as_ref().is_some_and(|c| {
             c.disagreements.iter().any(|(d, _)| *d == id)
                 || c.unusable.iter().any(|(_, d, _)| *d == id)
-                || c.refused.iter().any(|(d, _)| *d == id)
+                || c.refused.iter().any(|(d, _, _)| *d == id)
         })
     };
     if args.verify {
@@ -150,7 +150,12 @@ pub fn replay(global: &GlobalArgs, args: ReplayArgs) -> anyhow::Result<Exit> {
         }
         eprintln!("verified {total} record(s) of every deployment of {service}: checksums and sequence intact");
     }
-    let id = resolve(&journal, &service, &args.deployment)?;
+    let id = match resolve(&journal, &service, &args.deployment) {
+        Ok(id) => id,
+        // The deployment may be the one the report above is about.
+        Err(_) if conflicts.is_some() => return Ok(Exit::Failed),
+        Err(e) => return Err(e),
+    };
     if in_conflict(id) {
         // Shown from one copy, it would take a side the copies do not agree on.
         return Ok(Exit::Failed);

@@ -81,8 +81,11 @@ pub enum CopyError {
     UnknownFormat(String),
     #[error("its header names {found}, not {expected}")]
     WrongHeader { expected: String, found: String },
-    #[error("record {seq} is damaged ({why}) and records follow it: the copy was changed after it was written")]
+    #[error("record {seq} is damaged ({why}): the copy was changed after it was written")]
     Damaged { seq: u64, why: String },
+    /// The file is there but could not be read (permissions, not a file).
+    #[error("it {0}")]
+    Unreadable(String),
 }
 
 /// Reads a copy, which must be of `service`'s `deployment`. A copy with no whole header
@@ -130,7 +133,18 @@ pub fn parse(service: &str, deployment: DeploymentId, text: &[u8]) -> Result<Cop
             Err(why) => bad = Some((seq, why)),
         }
     }
-    copy.torn_tail = bad.is_some() || (copy.valid_bytes as usize) < text.len();
+    // A whole line that is not a record was written by something else — unless it is
+    // the zeroes a power cut can leave where an append was going.
+    if let Some((seq, why)) = bad {
+        let tail = &text[copy.valid_bytes as usize..];
+        if !tail.iter().all(|b| *b == 0 || *b == b'\n') {
+            return Err(CopyError::Damaged {
+                seq,
+                why: format!("a whole line that is not record {seq}: {why}"),
+            });
+        }
+    }
+    copy.torn_tail = (copy.valid_bytes as usize) < text.len();
     Ok(copy)
 }
 
@@ -256,6 +270,25 @@ mod tests {
             Err(CopyError::Damaged { seq: 1, .. }) => {}
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_whole_line_appended_by_something_else_is_damage() {
+        let all = records(2);
+        let mut text = file(&all);
+        text.extend_from_slice(b"garbage here\n");
+        assert!(matches!(
+            parse("web", id(), &text),
+            Err(CopyError::Damaged { seq: 2, .. })
+        ));
+        // A valid record under the wrong number.
+        let mut text = file(&all);
+        text.extend_from_slice(line(99, &all[0]).as_bytes());
+        text.push(b'\n');
+        assert!(matches!(
+            parse("web", id(), &text),
+            Err(CopyError::Damaged { seq: 2, .. })
+        ));
     }
 
     #[test]

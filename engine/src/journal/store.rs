@@ -125,6 +125,8 @@ impl Journal {
     /// Appends a record read from another copy of the journal (a host's), byte for byte,
     /// under the same rules as [`Journal::append`]. A record that does not decode is
     /// refused as corrupt.
+    /// Not flushed: call [`Journal::flush`] after a batch (a record lost to a crash before
+    /// that is read from the hosts again).
     pub fn import(
         &self,
         deployment: DeploymentId,
@@ -136,7 +138,7 @@ impl Journal {
             seq: expected_seq,
             detail,
         })?;
-        self.append_encoded(deployment, expected_seq, &event, bytes.to_vec())
+        self.insert(deployment, expected_seq, &event, bytes.to_vec())
     }
 
     /// The stored bytes of records `from..` of a deployment (none when it is unknown).
@@ -163,6 +165,19 @@ impl Journal {
     }
 
     fn append_encoded(
+        &self,
+        deployment: DeploymentId,
+        expected_seq: u64,
+        event: &Event,
+        bytes: Vec<u8>,
+    ) -> Result<u64, Error> {
+        let seq = self.insert(deployment, expected_seq, event, bytes)?;
+        self.db.flush()?;
+        Ok(seq)
+    }
+
+    /// The append's transaction, without the flush.
+    fn insert(
         &self,
         deployment: DeploymentId,
         expected_seq: u64,
@@ -214,13 +229,11 @@ impl Journal {
                 }
                 Ok(expected_seq)
             });
-        let seq = match result {
-            Ok(seq) => seq,
-            Err(TransactionError::Abort(e)) => return Err(e),
-            Err(TransactionError::Storage(e)) => return Err(Error::Storage(e)),
-        };
-        self.db.flush()?;
-        Ok(seq)
+        match result {
+            Ok(seq) => Ok(seq),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(Error::Storage(e)),
+        }
     }
 
     /// The stored records of a deployment, verified for order and completeness but not

@@ -224,15 +224,19 @@ pub fn break_command(socket: &str, files: &super::LockFiles) -> String {
 
 /// Reading a service's copies of the journal: `$1` its directory, `$2` one deployment id
 /// or empty for all. Each copy comes as `@@ NAME SIZE` and then exactly SIZE bytes, read
-/// under the directory's lock taken shared (an append in progress finishes first).
+/// under the directory's lock taken shared (an append in progress finishes first); a copy
+/// that is not a readable file as `@! NAME why` (never skipped in silence: it may hold
+/// the only record of an unfinished deployment).
 const READ_JOURNAL: &str = r#"jd=$1; only=$2
 [ -d "$jd" ] || exit 0
 cd "$jd" || exit 77
 { exec 8>>.lock && flock -s 8; } 2>/dev/null
 for x in *.journal; do
-  [ -f "$x" ] || continue
+  [ -e "$x" ] || [ -L "$x" ] || continue
   [ -z "$only" ] || [ "$x" = "$only.journal" ] || continue
-  n=$(wc -c < "$x") || continue
+  if [ -L "$x" ] || [ ! -f "$x" ]; then printf '@! %s is not a regular file\n' "$x"; continue; fi
+  [ -r "$x" ] || { printf '@! %s cannot be read by %s\n' "$x" "$(id -un)"; continue; }
+  n=$(wc -c < "$x" 2>/dev/null) || { printf '@! %s cannot be read\n' "$x"; continue; }
   printf '@@ %s %s\n' "$x" "$n"
   head -c "$n" "$x"
 done

@@ -570,6 +570,7 @@ fn rebuild_from_hosts(dir: &Path, world: &World) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
         }
     }
+    journal.flush().map_err(|e| e.to_string())?;
     Ok(())
 }
 

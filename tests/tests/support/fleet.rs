@@ -220,6 +220,11 @@ ssh:
 
     pub fn remove_containers(&self) {
         for n in 1..=3 {
+            // The service's copies of the journal on the server, from earlier runs.
+            let _ = std::fs::remove_dir_all(format!(
+                "{BASE}/s{n}/var-lib-odysseus/journal/{}",
+                self.service
+            ));
             server_docker(
                 n,
                 &[

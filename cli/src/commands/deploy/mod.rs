@@ -448,7 +448,9 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
             let wanted = version;
             refuse(global, &config, wanted, refusal)
         }
-        Choice::Abandon { id, reason } => abandon(&config, &journal, &session, id, reason).await,
+        Choice::Abandon { id, reason } => {
+            abandon(global, &config, &journal, &session, id, reason).await
+        }
         Choice::Start {
             version,
             supersedes,
@@ -869,19 +871,25 @@ async fn drive(
                     operator: me.clone(),
                     lock_token: session.lock().token(),
                 };
-                eprintln!(
-                    "Deploying {}:{} (deployment {id}); journal in {}",
+                let announce = format!(
+                    "Deploying {}:{} (deployment {id}); journal in {} and on the hosts",
                     started.image,
                     started.version,
                     state_dir(global).display()
                 );
+                let mut state = session
+                    .begin(&mut runtime, started, supersedes)
+                    .map_err(Err)?;
+                // The id is shown once the deployment is on record: here, and on the
+                // hosts that answer.
+                if let Err(e) = runtime.replicate(id, &state, &[]).await {
+                    return Ok(Err(e));
+                }
+                eprintln!("{announce}");
                 if let Some(old) = supersedes {
                     eprintln!("Deployment {old} (halted) is superseded by this one");
                 }
                 if !prepares {
-                    let mut state = session
-                        .begin(&mut runtime, started, supersedes)
-                        .map_err(Err)?;
                     return Ok(release::release_and_drive(
                         &mut runtime,
                         &mut state,
@@ -892,9 +900,6 @@ async fn drive(
                     .await
                     .map(|()| state));
                 }
-                let mut state = session
-                    .begin(&mut runtime, started, supersedes)
-                    .map_err(Err)?;
                 Ok(prepare_and_drive(&mut runtime, &mut state, id, prep)
                     .await
                     .map(|()| state))
