@@ -100,9 +100,9 @@ impl Synced {
         for (id, why, local_only) in &self.refused {
             out.push(if *local_only {
                 format!(
-                    "deployment {id} from the hosts was not taken in: {why}. That unfinished deployment is in this state \
-                     dir only: it never reached the hosts, so it changed nothing there, and {id} ran since. End it here \
-                     with `odysseus deploy --abandon REASON`, then run again."
+                    "deployment {id} from the hosts was not taken in: {why}. No host's journal holds that unfinished \
+                     deployment (it never reached them, or their copies were removed), and {id} ran since. Look at what \
+                     runs with `odysseus status`, end it here with `odysseus deploy --abandon REASON`, then run again."
                 )
             } else {
                 format!(

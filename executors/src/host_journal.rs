@@ -227,6 +227,9 @@ impl DockerExecutor {
                 "its copy holds {have} records where {from} were expected"
             )));
         }
+        // A copy without a record (a first append cut short) is written again from its
+        // start: the header comes with record 0, and the loop cuts what is there.
+        let offset = if from == 0 { 0 } else { offset };
         let lines = copy::lines(service, deployment, from, records);
         let added: u64 = lines.iter().map(|l| l.len() as u64 + 1).sum();
         let id = deployment.to_string();

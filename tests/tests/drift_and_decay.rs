@@ -273,35 +273,61 @@ fn a_deploy_from_another_journal_is_refused_while_one_is_unfinished_on_the_host(
     let _ = child.kill();
     let _ = child.wait();
 
-    // B, with a journal of its own, must not take v2 for an old container to stop.
+    // B, with a state dir of its own, must not take v2 for an old container to stop:
+    // it reads A's unfinished deployment from the host's journal and refuses.
     let out = deploy_from(&app, &other, &["--image", "v3"])
         .output()
         .unwrap();
     let err = stderr(&out);
     assert_exit(&out, 3, "deploy from journal B");
     assert!(
-        err.contains("in the middle of deployment")
-            && err.contains("--resume")
-            && err.contains("lock release"),
+        err.contains("is unfinished") && err.contains("--resume") && err.contains("--abandon"),
         "{err}"
     );
     let mut versions: Vec<String> = app.running().into_iter().map(|(_, v)| v).collect();
     versions.sort();
     assert_eq!(versions, vec!["v1", "v2"], "B changed nothing");
 
-    // A CI runner's fresh checkout: the same machine and path, the journal wiped. It is
-    // another journal: refused as well, never mistaken for A's own stale mark.
+    // A CI runner's fresh checkout: the same machine and path, the state dir wiped: the
+    // host's journal says the same.
     let state = app.dir.join(".odysseus");
     let saved = app.dir.join("odysseus-saved");
     std::fs::rename(&state, &saved).unwrap();
     let out = app.deploy(&["--image", "v3"]);
     assert_exit(&out, 3, "deploy from a wiped journal at the same path");
+    assert!(stderr(&out).contains("is unfinished"), "{}", stderr(&out));
+    // And with the host's copies gone too (an older odysseus, a wiped /var/lib): the
+    // mark on the host still refuses.
+    let copies = std::path::PathBuf::from(format!(
+        "{}/journal/{}",
+        odysseus_executors::host_lock::JOURNAL_ROOT,
+        app.service
+    ));
+    let copies_saved = app.dir.join("copies-saved");
+    let _ = std::fs::remove_dir_all(app.dir.join(".odysseus"));
+    std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&copies)
+        .arg(&copies_saved)
+        .status()
+        .unwrap();
+    std::fs::remove_dir_all(&copies).unwrap();
+    let out = app.deploy(&["--image", "v3"]);
+    assert_exit(&out, 3, "deploy with no journal anywhere but the mark");
     assert!(
-        stderr(&out).contains("in the middle of deployment"),
+        stderr(&out).contains("in the middle of deployment")
+            && stderr(&out).contains("lock release"),
         "{}",
         stderr(&out)
     );
-    std::fs::remove_dir_all(&state).unwrap();
+    let _ = std::fs::remove_dir_all(&copies);
+    std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&copies_saved)
+        .arg(&copies)
+        .status()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&state);
     std::fs::rename(&saved, &state).unwrap();
 
     // A finishes; then B may deploy.
@@ -331,8 +357,14 @@ fn a_resume_after_another_deployment_changed_the_host_stops_with_a_report() {
     drop(lines);
     let _ = child.kill();
     let _ = child.wait();
-    // Someone decides A's journal is lost: `lock release` clears the mark, B deploys v3
-    // and stops what it finds (v1 and A's v2) as old containers.
+    // Someone decides A's journal is lost — the host's copies removed too, as an older
+    // odysseus or a wiped /var/lib would leave it: `lock release` clears the mark, B
+    // deploys v3 and stops what it finds (v1 and A's v2) as old containers.
+    let _ = std::fs::remove_dir_all(format!(
+        "{}/journal/{}",
+        odysseus_executors::host_lock::JOURNAL_ROOT,
+        app.service
+    ));
     let release = std::process::Command::new(real::odysseus_bin())
         .arg("--state-dir")
         .arg(&other)
@@ -357,8 +389,11 @@ fn a_resume_after_another_deployment_changed_the_host_stops_with_a_report() {
     let out = app.deploy(&["--resume"]);
     let err = stderr(&out);
     assert_exit(&out, 3, "A resumes over B's deployment");
+    // (It learns from the host's journal that B's deployment ran since, and that no host
+    // holds its own any more.)
     assert!(
-        err.contains("the hosts changed since deployment") && err.contains("--abandon"),
+        (err.contains("the hosts changed since deployment") || err.contains("ran since"))
+            && err.contains("--abandon"),
         "{err}"
     );
     let running = app.running();
@@ -368,8 +403,17 @@ fn a_resume_after_another_deployment_changed_the_host_stops_with_a_report() {
     let out = app.deploy(&["--abandon", "B deployed v3 meanwhile"]);
     assert_exit(&out, 0, "--abandon");
     assert!(stderr(&out).contains("(v3)"), "{}", stderr(&out));
-    let replay = app.replay_json();
-    assert_eq!(replay["deployment"]["status"], "abandoned", "{replay}");
+    let history = std::process::Command::new(real::odysseus_bin())
+        .args(["history", "--json", "-c"])
+        .arg(app.config())
+        .output()
+        .unwrap();
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&history.stdout).unwrap();
+    let statuses: Vec<&str> = rows.iter().filter_map(|r| r["status"].as_str()).collect();
+    assert!(
+        statuses.contains(&"abandoned") && statuses.contains(&"completed"),
+        "{statuses:?}"
+    );
     assert_eq!(app.running().len(), 1);
 }
 

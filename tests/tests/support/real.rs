@@ -304,6 +304,9 @@ proxy:
             .args(["volume", "rm", "-f"])
             .arg(format!("odysseus-deployment-{}", self.service))
             .output();
+        // This machine's copies of the service's journal, from earlier runs (a later
+        // state dir would read them).
+        let _ = std::fs::remove_dir_all(format!("/var/lib/odysseus/journal/{}", self.service));
     }
 }
 

@@ -734,7 +734,14 @@ async fn drive(
                     "warning: {host}'s copy of deployment {id}'s journal is still behind: {why}"
                 );
             }
-            synced.unreadable.is_empty() && executor.down_hosts().is_empty()
+            // The rule for orphaned marks stands on the copies: only when every host was
+            // read and holds the service's journal (a host whose copies were all removed
+            // keeps its marks' full protection).
+            synced.unreadable.is_empty()
+                && executor.down_hosts().is_empty()
+                && executor
+                    .hosts_sorted()
+                    .all(|(h, _)| executor.copies_held(h).is_some_and(|n| n > 0))
         }
         Err(e) => return Err(e.into()),
     };

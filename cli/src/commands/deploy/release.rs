@@ -62,7 +62,15 @@ pub(super) async fn release_and_drive<E: Executor>(
     {
         Ok(run) if run.exit_code == 0 => {
             runtime.record_now(id, state, Fact::Released { millis: run.millis })?;
-            executor.remove_release(&host, &container).await;
+            // The outcome is on the host before the container that proves it goes: a
+            // resume from anywhere never takes a removed container for one never run.
+            if runtime
+                .replicate(id, state, std::slice::from_ref(&host))
+                .await?
+                .is_empty()
+            {
+                executor.remove_release(&host, &container).await;
+            }
             eprintln!("Release command done ({:.1}s)", run.millis as f64 / 1000.0);
             runtime.drive_on(id, state).await
         }
@@ -80,7 +88,13 @@ pub(super) async fn release_and_drive<E: Executor>(
                     reason,
                 },
             )?;
-            executor.remove_release(&host, &container).await;
+            if runtime
+                .replicate(id, state, std::slice::from_ref(&host))
+                .await?
+                .is_empty()
+            {
+                executor.remove_release(&host, &container).await;
+            }
             Ok(())
         }
         // It could not start at all (no such command in the image, say): a failure of the
@@ -95,7 +109,13 @@ pub(super) async fn release_and_drive<E: Executor>(
                     reason: format!("the release command could not run on {host}: {why}"),
                 },
             )?;
-            executor.remove_release(&host, &container).await;
+            if runtime
+                .replicate(id, state, std::slice::from_ref(&host))
+                .await?
+                .is_empty()
+            {
+                executor.remove_release(&host, &container).await;
+            }
             Ok(())
         }
         Err(e) => Err(runtime::Error::Preparing(format!(
