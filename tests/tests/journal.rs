@@ -534,7 +534,8 @@ fn a_damaged_or_impossible_journal_is_named_once_with_what_to_do() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/good/accessories-era.yml");
     let history = |state: &std::path::Path| {
         Command::new(support::odysseus_bin())
-            .args(["history", "-c"])
+            // This state dir's journal only: the config's hosts are not the test bed's.
+            .args(["history", "--local", "-c"])
             .arg(&config)
             .arg("--state-dir")
             .arg(state)

@@ -89,19 +89,19 @@ fn replay_and_history_render_as_snapshotted() {
         let (config, state) = state_dir_of(&scenario, scratch.path());
         insta::assert_snapshot!(
             format!("replay_{name}"),
-            run(&config, &state, &["replay", "latest"])
+            run(&config, &state, &["replay", "latest", "--local"])
         );
         insta::assert_snapshot!(
             format!("replay_json_{name}"),
-            run(&config, &state, &["replay", "latest", "--json"])
+            run(&config, &state, &["replay", "latest", "--json", "--local"])
         );
         insta::assert_snapshot!(
             format!("history_{name}"),
-            run(&config, &state, &["history"])
+            run(&config, &state, &["history", "--local"])
         );
         insta::assert_snapshot!(
             format!("history_json_{name}"),
-            run(&config, &state, &["history", "--json"])
+            run(&config, &state, &["history", "--json", "--local"])
         );
     }
 }
