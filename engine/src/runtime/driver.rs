@@ -404,18 +404,19 @@ impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
             let deadline = Duration::from_millis(effect.deadline_ms);
             match action {
                 Action::Execute(e) if unwritten.iter().any(|(h, _)| *h == e.host) => {
-                    let why = unwritten.iter().find(|(h, _)| *h == e.host).map(|(_, w)| w.to_string());
-                    Fact::StepFailed {
-                        target: e.target,
-                        step: e.step,
-                        attempt: e.attempt,
-                        kind: FailureKind::Retryable,
-                        reason: format!(
-                            "not run: this step's record could not be written to the journal's copy on {}: {}",
-                            e.host,
-                            why.unwrap_or_default()
-                        ),
-                    }
+                    // Not run; its error keeps who must react (a lost lock is permanent).
+                    let err = unwritten
+                        .iter()
+                        .find(|(h, _)| *h == e.host)
+                        .map(|(_, w)| w.clone())
+                        .unwrap_or_else(|| ExecError::Retryable(String::new()));
+                    let host = e.host.clone();
+                    failed(
+                        e,
+                        err.map_message(|m| {
+                            format!("not run: this step's record could not be written to the journal's copy on {host}: {m}")
+                        }),
+                    )
                 }
                 Action::Execute(e) => {
                     let result = tokio::time::timeout(deadline, executor.execute(e)).await;
