@@ -164,7 +164,10 @@ impl Connection {
         offset: u64,
         lines: &[String],
     ) -> Result<(), AppendError> {
-        for attempt in 0..2 {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let last = attempts >= 2;
             let session = self
                 .session()
                 .await
@@ -179,13 +182,13 @@ impl Connection {
                 LockState::Lost(e) => return Err(AppendError::Lock(LockError::Failed(e.clone()))),
                 LockState::Held { claim, held } => (claim.clone(), held),
             };
-            if let Some(h) = held.as_mut() {
-                match h.append_journal(deployment, offset, lines).await {
+            match held.as_mut() {
+                Some(h) => match h.append_journal(deployment, offset, lines).await {
                     Err(AppendError::Lock(LockError::Failed(e))) => {
                         if let Some(old) = held.take() {
                             old.release().await;
                         }
-                        if attempt == 1 {
+                        if last {
                             return Err(AppendError::Lock(LockError::Failed(e)));
                         }
                     }
@@ -195,14 +198,24 @@ impl Connection {
                         return Err(AppendError::Lock(LockError::Failed(e)));
                     }
                     other => return other,
+                },
+                None if last => {
+                    return Err(AppendError::Lock(LockError::Failed(ExecError::Retryable(
+                        format!(
+                            "the deploy lock's channel to {} closed again after it was taken again",
+                            self.target.host
+                        ),
+                    ))))
                 }
+                None => {}
             }
             drop(state);
+            // The channel is gone: take the lock again (only if nobody else had it
+            // meanwhile) and try once more.
             self.renew(&session)
                 .await
                 .map_err(|e| AppendError::Lock(LockError::Failed(e)))?;
         }
-        unreachable!("the second attempt returns")
     }
 
     async fn renew(&self, session: &Session) -> Result<(), ExecError> {
