@@ -209,6 +209,14 @@ pub async fn sync(
     for id in journal.deployments(service)? {
         by_deployment.entry(id).or_default();
     }
+    // The oldest deployment each host keeps a copy of, and the newest of all.
+    let mut oldest_held: BTreeMap<String, DeploymentId> = BTreeMap::new();
+    for (id, sources) in &by_deployment {
+        for s in sources {
+            oldest_held.entry(s.name.clone()).or_insert(*id);
+        }
+    }
+    let newest = by_deployment.keys().next_back().copied();
     for (id, mut sources) in by_deployment {
         if unusable_ids.contains(&id) {
             continue;
@@ -240,7 +248,10 @@ pub async fn sync(
             *synced.imported.entry(id).or_default() += 1;
         }
         let total = log.len() as u64;
-        // Which hosts should hold it: the ones its plan names.
+        // Which hosts should hold it: the ones its plan names — and of what a host does
+        // not hold at all, only what is newer than the oldest copy it keeps (older ones
+        // it pruned; sending them back would only see them pruned again), or the newest
+        // deployment for a host that holds none.
         let plan_hosts = plan_hosts_of(&log);
         for host in &hosts {
             if !plan_hosts.contains(host) || synced.unreadable.contains_key(host) {
@@ -250,7 +261,11 @@ pub async fn sync(
                 .iter()
                 .find(|s| &s.name == host)
                 .map_or(0, |s| s.records.len() as u64);
-            if have < total {
+            let kept = oldest_held.get(host).copied();
+            let in_window = have > 0
+                || kept.is_some_and(|oldest| id > oldest)
+                || (kept.is_none() && Some(id) == newest);
+            if have < total && in_window {
                 synced.behind.push((host.clone(), id, have, total));
             }
         }

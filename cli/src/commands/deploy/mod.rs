@@ -894,6 +894,15 @@ async fn drive(
                 }
                 eprintln!("{announce}");
                 if let Some(old) = supersedes {
+                    // Its end (`superseded`) reaches the hosts' copies too: a runner that
+                    // reads them later must not find it unfinished.
+                    if let Ok(events) = journal.load(old) {
+                        if let Ok(old_state) = DeploymentState::fold(&events) {
+                            if let Err(e) = runtime.replicate(old, &old_state, &[]).await {
+                                return Ok(Err(e));
+                            }
+                        }
+                    }
                     eprintln!("Deployment {old} (halted) is superseded by this one");
                 }
                 if !prepares {

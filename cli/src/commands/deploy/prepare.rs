@@ -102,6 +102,8 @@ pub(super) async fn prepare_and_drive<E: Executor>(
                 }
                 Err(ExecError::Permanent(reason)) => {
                     runtime.record_now(id, state, Fact::BuildFailed { reason })?;
+                    // Final: the hosts hear it too (where they answer).
+                    runtime.replicate(id, state, &[]).await?;
                     return Ok(());
                 }
                 Err(e) => return Err(failed(e)),
