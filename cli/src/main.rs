@@ -33,6 +33,7 @@ mod commands;
 // The parser lives in the library half of this crate, so the fuzz target can reach it.
 use odysseus::config;
 mod exit;
+mod hooks;
 mod journal_sync;
 mod progress;
 mod render;

@@ -206,6 +206,31 @@ impl Progress {
             Fact::LockTakenOver { from, .. } => {
                 format!("took over the deploy lock from {from} (that process is gone)")
             }
+            Fact::HookStarted { hook, hosts } => {
+                format!("[{hook}] running for {}", hosts.join(", "))
+            }
+            Fact::HookEnded {
+                hook,
+                exit_code,
+                reason,
+                millis,
+            } => {
+                let exit = odysseus_engine::machine::HookExit {
+                    exit_code: *exit_code,
+                    reason: reason.clone(),
+                    millis: *millis,
+                };
+                let verdict = match odysseus_engine::machine::HookName::parse(hook) {
+                    _ if exit.ok() => "ok",
+                    Some(h) if h.is_gate() => "FAILED",
+                    _ => "failed (reported; nothing is undone)",
+                };
+                format!(
+                    "[{hook}] {verdict}: {} in {:.2}s",
+                    exit.describe(),
+                    *millis as f64 / 1000.0
+                )
+            }
             _ => return,
         };
         if let Some(tty) = self.tty.as_mut() {

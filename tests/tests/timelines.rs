@@ -120,6 +120,9 @@ fn check(g: &Given) -> String {
     match decide(&state) {
         Err(e) => format!("error: {e}"),
         Ok(Decision::Finished(phase)) => format!("finished: {}", phase.as_str()),
+        Ok(Decision::RunHook(call)) => {
+            format!("run hook {} for {}", call.hook, call.hosts.join(","))
+        }
         Ok(Decision::Record(facts)) => facts
             .iter()
             .map(|f| match f.target() {

@@ -170,6 +170,31 @@ fn outcome_and_detail(fact: &Fact) -> (Option<&'static str>, String) {
             format!("exit 0 in {:.1}s", *millis as f64 / 1000.0),
         ),
         Fact::ReleaseFailed { reason, .. } => (Some("failed"), reason.clone()),
+        Fact::HooksFound { hooks } => (None, hooks.join(", ")),
+        Fact::HookFailed { reason, .. } => (None, reason.clone()),
+        Fact::HookStarted { hook, hosts } => {
+            (Some("started"), format!("{hook} for {}", hosts.join(", ")))
+        }
+        Fact::HookEnded {
+            hook,
+            exit_code,
+            reason,
+            millis,
+        } => {
+            let exit = odysseus_engine::machine::HookExit {
+                exit_code: *exit_code,
+                reason: reason.clone(),
+                millis: *millis,
+            };
+            (
+                Some(if exit.ok() { "succeeded" } else { "failed" }),
+                format!(
+                    "{hook} {} in {:.1}s",
+                    exit.describe(),
+                    *millis as f64 / 1000.0
+                ),
+            )
+        }
     }
 }
 

@@ -131,6 +131,23 @@ pub enum FactV1 {
         exit_code: Option<i64>,
         reason: String,
     },
+    HooksFound {
+        hooks: Vec<String>,
+    },
+    HookStarted {
+        hook: String,
+        hosts: Vec<String>,
+    },
+    HookEnded {
+        hook: String,
+        exit_code: Option<i32>,
+        reason: String,
+        millis: u64,
+    },
+    HookFailed {
+        hook: String,
+        reason: String,
+    },
 }
 
 /// The envelope's kind byte for each fact, frozen with the format.
@@ -164,6 +181,10 @@ pub fn kind_code(fact: &m::Fact) -> u8 {
         m::Fact::ReleaseStarted { .. } => 26,
         m::Fact::Released { .. } => 27,
         m::Fact::ReleaseFailed { .. } => 28,
+        m::Fact::HooksFound { .. } => 29,
+        m::Fact::HookStarted { .. } => 30,
+        m::Fact::HookEnded { .. } => 31,
+        m::Fact::HookFailed { .. } => 32,
     }
 }
 
@@ -431,6 +452,28 @@ impl From<&m::Fact> for FactV1 {
             F::BuildFailed { reason } => FactV1::BuildFailed {
                 reason: reason.clone(),
             },
+            F::HooksFound { hooks } => FactV1::HooksFound {
+                hooks: hooks.clone(),
+            },
+            F::HookStarted { hook, hosts } => FactV1::HookStarted {
+                hook: hook.clone(),
+                hosts: hosts.clone(),
+            },
+            F::HookEnded {
+                hook,
+                exit_code,
+                reason,
+                millis,
+            } => FactV1::HookEnded {
+                hook: hook.clone(),
+                exit_code: *exit_code,
+                reason: reason.clone(),
+                millis: *millis,
+            },
+            F::HookFailed { hook, reason } => FactV1::HookFailed {
+                hook: hook.clone(),
+                reason: reason.clone(),
+            },
         }
     }
 }
@@ -690,6 +733,20 @@ impl From<FactV1> for m::Fact {
             },
             FactV1::Released { millis } => F::Released { millis },
             FactV1::ReleaseFailed { exit_code, reason } => F::ReleaseFailed { exit_code, reason },
+            FactV1::HooksFound { hooks } => F::HooksFound { hooks },
+            FactV1::HookStarted { hook, hosts } => F::HookStarted { hook, hosts },
+            FactV1::HookEnded {
+                hook,
+                exit_code,
+                reason,
+                millis,
+            } => F::HookEnded {
+                hook,
+                exit_code,
+                reason,
+                millis,
+            },
+            FactV1::HookFailed { hook, reason } => F::HookFailed { hook, reason },
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::effect::{deadline_ms, new_container_name, Effect};
 use super::event::{Fact, FailedOutcome, FailureKind};
+use super::hooks::{HookCall, HookName};
 use super::plan::{FailurePolicy, StepName};
 use super::state::{DeploymentState, Phase, TargetState, TargetStatus};
 use super::Error;
@@ -13,6 +14,8 @@ pub enum Decision {
     Record(Vec<Fact>),
     /// Run these, one per target, possibly at once; append each outcome.
     Run(Vec<Action>),
+    /// Append `hook-started`, run the hook on the deploying machine, append `hook-ended`.
+    RunHook(HookCall),
     /// Nothing more to do in this run: the deployment is in this phase.
     Finished(Phase),
 }
@@ -58,6 +61,9 @@ pub fn decide(state: &DeploymentState) -> Result<Decision, Error> {
     }
     if !records.is_empty() {
         return Ok(Decision::Record(records));
+    }
+    if let Some(call) = app_boot_hook_due(state) {
+        return Ok(Decision::RunHook(call));
     }
     if !actions.is_empty() {
         return Ok(Decision::Run(actions));
@@ -195,6 +201,69 @@ fn decide_target(state: &DeploymentState, index: usize) -> Option<Move> {
         TargetStatus::Completed if aborting || fleet_rollback => rollback(undo_reason()),
         TargetStatus::Completed | TargetStatus::RolledBack | TargetStatus::RollbackFailed => None,
     }
+}
+
+/// The app-boot hook due before the rollout goes on, if any: `post-app-boot` of the
+/// batch that just completed (it ran, whatever its exit), then `pre-app-boot` of the
+/// batch about to start (until it exits 0; one that failed failed its batch's targets).
+/// Only while the deployment runs forward without a failure.
+fn app_boot_hook_due(state: &DeploymentState) -> Option<HookCall> {
+    let started = state.started()?;
+    if state.phase != Phase::Running || state.targets.iter().any(|t| t.failed) {
+        return None;
+    }
+    let pre = state.has_hook(HookName::PreAppBoot);
+    let post = state.has_hook(HookName::PostAppBoot);
+    if !pre && !post {
+        return None;
+    }
+    let plan = &started.plan;
+    let batches = (0..plan.targets.len())
+        .map(|i| plan.batch_of(i))
+        .max()
+        .map_or(0, |b| b + 1);
+    for batch in 0..batches {
+        let members: Vec<usize> = (0..plan.targets.len())
+            .filter(|&i| plan.batch_of(i) == batch)
+            .collect();
+        let mut hosts: Vec<String> = Vec::new();
+        for &i in &members {
+            if !hosts.contains(&plan.targets[i].host) {
+                hosts.push(plan.targets[i].host.clone());
+            }
+        }
+        let call = |hook| {
+            Some(HookCall {
+                deployment: started.id,
+                hook,
+                hosts: hosts.clone(),
+            })
+        };
+        let done = members
+            .iter()
+            .all(|&i| state.targets[i].status == TargetStatus::Completed);
+        if done {
+            let ran = state
+                .last_hook_run(HookName::PostAppBoot, &hosts)
+                .is_some_and(|r| r.ended.is_some());
+            if post && !ran {
+                return call(HookName::PostAppBoot);
+            }
+            continue;
+        }
+        let untouched = members
+            .iter()
+            .all(|&i| state.targets[i].status == TargetStatus::Pending);
+        let passed = state
+            .last_hook_run(HookName::PreAppBoot, &hosts)
+            .and_then(|r| r.ended.as_ref())
+            .is_some_and(|e| e.ok());
+        if pre && untouched && !passed {
+            return call(HookName::PreAppBoot);
+        }
+        return None;
+    }
+    None
 }
 
 fn failure_reason(t: &TargetState) -> String {

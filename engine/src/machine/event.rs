@@ -214,6 +214,33 @@ pub enum Fact {
         exit_code: Option<i64>,
         reason: String,
     },
+    /// The hooks the project had when the deployment started (by name, e.g.
+    /// `pre-app-boot`): the app-boot ones are due at every batch of this deployment, a
+    /// resume included, whatever the project holds by then.
+    HooksFound {
+        hooks: Vec<String>,
+    },
+    /// A hook is about to run on the deploying machine (write-ahead: one that dies while
+    /// it runs runs again when the deployment is resumed). Its output is never recorded:
+    /// it may hold secrets.
+    HookStarted {
+        hook: String,
+        hosts: Vec<String>,
+    },
+    /// How the hook that started last ended. A gate (`pre-*`) that did not exit 0 stops
+    /// what it guards; a `post-*` one is reported.
+    HookEnded {
+        hook: String,
+        exit_code: Option<i32>,
+        reason: String,
+        millis: u64,
+    },
+    /// The `pre-build` or `pre-deploy` hook that just ended did not exit 0: the deployment
+    /// is over, with nothing changed on any host.
+    HookFailed {
+        hook: String,
+        reason: String,
+    },
 }
 
 /// The image a host has for the deployed tag.
@@ -257,6 +284,10 @@ impl Fact {
             Fact::ReleaseStarted { .. } => "release-started",
             Fact::Released { .. } => "released",
             Fact::ReleaseFailed { .. } => "release-failed",
+            Fact::HooksFound { .. } => "hooks-found",
+            Fact::HookStarted { .. } => "hook-started",
+            Fact::HookEnded { .. } => "hook-ended",
+            Fact::HookFailed { .. } => "hook-failed",
         }
     }
 
@@ -286,6 +317,7 @@ impl Fact {
                 | Fact::Superseded { .. }
                 | Fact::BuildFailed { .. }
                 | Fact::ReleaseFailed { .. }
+                | Fact::HookFailed { .. }
                 | Fact::DeploymentFailed {
                     outcome: FailedOutcome::RolledBack,
                     ..

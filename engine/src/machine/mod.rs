@@ -7,6 +7,7 @@
 mod decide;
 mod effect;
 mod event;
+mod hooks;
 mod plan;
 mod state;
 
@@ -15,11 +16,12 @@ pub use effect::{deadline_ms, new_container_name, Effect};
 pub use event::{
     DeploymentStarted, Event, Fact, FailedOutcome, FailureKind, HostImage, Observation,
 };
+pub use hooks::{HookCall, HookExit, HookName};
 pub use plan::{
     FailurePolicy, Plan, Purpose, RetryPolicy, RoleKind, StepName, Target, Timeouts, UnknownStep,
 };
 pub use state::{
-    DeploymentState, Phase, Provenance, Serving, StepFailure, TargetState, TargetStatus,
+    DeploymentState, HookRun, Phase, Provenance, Serving, StepFailure, TargetState, TargetStatus,
 };
 
 /// The log and the code disagree: an event cannot happen in the state the earlier

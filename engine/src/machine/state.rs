@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::event::{
     DeploymentStarted, Event, Fact, FailedOutcome, FailureKind, HostImage, Observation,
 };
+use super::hooks::{HookExit, HookName};
 use super::plan::StepName;
 use super::Error;
 use crate::ids::Timestamp;
@@ -36,6 +37,8 @@ pub enum Phase {
     BuildFailed,
     /// The release command failed: no target moved.
     ReleaseFailed,
+    /// A `pre-build` or `pre-deploy` hook failed: no target moved.
+    HookFailed,
 }
 
 impl Phase {
@@ -53,6 +56,7 @@ impl Phase {
             Phase::Superseded => "superseded",
             Phase::BuildFailed => "build-failed",
             Phase::ReleaseFailed => "release-failed",
+            Phase::HookFailed => "hook-failed",
         }
     }
 
@@ -67,6 +71,7 @@ impl Phase {
                 | Phase::Superseded
                 | Phase::BuildFailed
                 | Phase::ReleaseFailed
+                | Phase::HookFailed
         )
     }
 
@@ -224,6 +229,19 @@ pub struct DeploymentState {
     pub build: Option<BuildRecord>,
     /// The release command this deployment ran, when deploy.yml has one.
     pub release: Option<ReleaseRecord>,
+    /// The hooks the project had when the deployment started (`hooks-found`).
+    pub hooks_found: Vec<String>,
+    /// Every hook run, in order.
+    pub hook_runs: Vec<HookRun>,
+}
+
+/// A hook the deployment started, and how it ended once it did.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct HookRun {
+    pub hook: String,
+    pub hosts: Vec<String>,
+    /// `None` while it runs, or when the run that started it died meanwhile.
+    pub ended: Option<HookExit>,
 }
 
 /// A release command the deployment started, and how it ended once it did.
@@ -276,6 +294,8 @@ impl Default for DeploymentState {
             provenance: None,
             build: None,
             release: None,
+            hooks_found: Vec::new(),
+            hook_runs: Vec::new(),
         }
     }
 }
@@ -292,6 +312,19 @@ impl DeploymentState {
 
     pub fn started(&self) -> Option<&DeploymentStarted> {
         self.started.as_deref()
+    }
+
+    /// The project had this hook when the deployment started.
+    pub fn has_hook(&self, hook: HookName) -> bool {
+        self.hooks_found.iter().any(|h| h == hook.as_str())
+    }
+
+    /// The last run of `hook` for exactly `hosts`, if any.
+    pub fn last_hook_run(&self, hook: HookName, hosts: &[String]) -> Option<&HookRun> {
+        self.hook_runs
+            .iter()
+            .rev()
+            .find(|r| r.hook == hook.as_str() && r.hosts == hosts)
     }
 
     /// Apply one event. On error the state is unchanged.
@@ -327,7 +360,14 @@ impl DeploymentState {
         if self.phase == Empty && !matches!(fact, Fact::DeploymentStarted(_)) {
             return Err(self.impossible(fact, "the deployment has not started"));
         }
-        if self.phase.is_final() {
+        let post_deploy = |hook: &str| hook == HookName::PostDeploy.as_str();
+        let after_completion = self.phase == Completed
+            && match fact {
+                Fact::HookStarted { hook, .. } => post_deploy(hook),
+                Fact::HookEnded { hook, .. } => post_deploy(hook),
+                _ => false,
+            };
+        if self.phase.is_final() && !after_completion {
             return Err(self.impossible(
                 fact,
                 format!("the deployment is already {}", self.phase.as_str()),
@@ -504,6 +544,56 @@ impl DeploymentState {
                     return Err(self.impossible(
                         fact,
                         "a release runs once, after the image is on the hosts and before any step",
+                    ));
+                }
+            }
+            Fact::HooksFound { hooks } => {
+                let untouched = self
+                    .targets
+                    .iter()
+                    .all(|t| t.status == TargetStatus::Pending);
+                if !untouched || !self.hooks_found.is_empty() {
+                    return Err(self.impossible(fact, "the hooks are found once, before any step"));
+                }
+                if let Some(unknown) = hooks.iter().find(|h| HookName::parse(h).is_none()) {
+                    return Err(self.impossible(fact, format!("`{unknown}` is not a hook")));
+                }
+            }
+            Fact::HookStarted { hook, .. } => {
+                if HookName::parse(hook).is_none() {
+                    return Err(self.impossible(fact, format!("`{hook}` is not a hook")));
+                }
+                if !(self.phase == Running || after_completion) {
+                    return Err(self.impossible(fact, "hooks run while the deployment runs"));
+                }
+            }
+            Fact::HookEnded { hook, .. } => {
+                if !self
+                    .hook_runs
+                    .last()
+                    .is_some_and(|r| &r.hook == hook && r.ended.is_none())
+                {
+                    return Err(self.impossible(fact, format!("no {hook} hook is running")));
+                }
+            }
+            Fact::HookFailed { hook, .. } => {
+                let gate = matches!(
+                    HookName::parse(hook),
+                    Some(HookName::PreBuild | HookName::PreDeploy)
+                );
+                let failed = self
+                    .hook_runs
+                    .last()
+                    .is_some_and(|r| &r.hook == hook && r.ended.as_ref().is_some_and(|e| !e.ok()));
+                let untouched = self.phase == Running
+                    && self
+                        .targets
+                        .iter()
+                        .all(|t| t.status == TargetStatus::Pending);
+                if !gate || !failed || !untouched {
+                    return Err(self.impossible(
+                        fact,
+                        "only a pre-build or pre-deploy hook that just failed ends an untouched deployment",
                     ));
                 }
             }
@@ -713,6 +803,12 @@ impl DeploymentState {
                     for t in &mut self.targets {
                         match t.status {
                             TargetStatus::RolledBack => t.reset_for_redeploy(),
+                            // Failed untouched by its batch's pre-app-boot hook: the hook
+                            // runs again first.
+                            TargetStatus::Pending => {
+                                t.failed = false;
+                                t.rollback_reason = None;
+                            }
                             TargetStatus::RollbackFailed => {
                                 // Finish the undo first, then go forward again.
                                 t.status = TargetStatus::RollingBack;
@@ -770,6 +866,55 @@ impl DeploymentState {
                 if let Some(r) = &mut self.release {
                     r.outcome = Some(Ok(*millis));
                 }
+            }
+            Fact::HooksFound { hooks } => self.hooks_found = hooks.clone(),
+            Fact::HookStarted { hook, hosts } => self.hook_runs.push(HookRun {
+                hook: hook.clone(),
+                hosts: hosts.clone(),
+                ended: None,
+            }),
+            Fact::HookEnded {
+                hook,
+                exit_code,
+                reason,
+                millis,
+            } => {
+                let exit = HookExit {
+                    exit_code: *exit_code,
+                    reason: reason.clone(),
+                    millis: *millis,
+                };
+                let why = format!("the {hook} hook {}", exit.describe());
+                let ok = exit.ok();
+                let hosts = match self.hook_runs.last_mut() {
+                    Some(run) => {
+                        run.ended = Some(exit);
+                        run.hosts.clone()
+                    }
+                    None => Vec::new(),
+                };
+                match HookName::parse(hook) {
+                    _ if ok => {}
+                    // A failed gate before a batch: its targets fail untouched, and the
+                    // fleet's policy decides about the others.
+                    Some(HookName::PreAppBoot) => {
+                        let plan_hosts: Vec<String> = self
+                            .started()
+                            .map(|s| s.plan.targets.iter().map(|t| t.host.clone()).collect())
+                            .unwrap_or_default();
+                        for (t, host) in self.targets.iter_mut().zip(plan_hosts) {
+                            if t.status == TargetStatus::Pending && hosts.contains(&host) {
+                                t.failed = true;
+                                t.rollback_reason = Some(why.clone());
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Fact::HookFailed { reason, .. } => {
+                self.phase = Phase::HookFailed;
+                self.failure = Some(reason.clone());
             }
             Fact::ReleaseFailed { reason, .. } => {
                 if let Some(r) = &mut self.release {

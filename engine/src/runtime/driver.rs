@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use super::{Clock, Error, ExecError, Executor};
+use super::{Clock, Error, ExecError, Executor, HookRunner};
 use crate::ids::{DeploymentId, Operator};
 use crate::journal::{Acquired, Journal};
 use crate::machine::{
     decide, Action, Decision, DeploymentStarted, DeploymentState, Event, Fact, FailureKind,
+    HookCall, HookExit,
 };
 
 /// Where the runtime writes events. The sled `Journal` is the real one; tests wrap it to
@@ -67,6 +68,7 @@ pub struct Runtime<'a, L, E, C> {
     copied: Option<(DeploymentId, Vec<Vec<u8>>)>,
     /// Hosts whose copy could not be brought up to date the last time it was tried.
     behind: std::collections::BTreeMap<String, String>,
+    hooks: Option<&'a dyn HookRunner>,
 }
 
 impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
@@ -79,7 +81,52 @@ impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
             preamble: Vec::new(),
             copied: None,
             behind: Default::default(),
+            hooks: None,
         }
+    }
+
+    /// Who runs the project's hooks (without one, a hook the deployment found is
+    /// recorded as not run, and a gate fails).
+    pub fn hooks(mut self, runner: &'a dyn HookRunner) -> Self {
+        self.hooks = Some(runner);
+        self
+    }
+
+    /// Runs one hook, write-ahead: `hook-started` is on record before it runs and
+    /// `hook-ended` after. What its exit means is the machine's (see `HookName::is_gate`).
+    pub async fn run_hook(
+        &mut self,
+        id: DeploymentId,
+        state: &mut DeploymentState,
+        call: HookCall,
+    ) -> Result<HookExit, Error> {
+        self.record(
+            id,
+            state,
+            Fact::HookStarted {
+                hook: call.hook.as_str().to_string(),
+                hosts: call.hosts.clone(),
+            },
+        )?;
+        let exit = match self.hooks {
+            Some(runner) => runner.run(&call).await,
+            None => HookExit {
+                exit_code: None,
+                reason: "could not run: this process has no hook runner".into(),
+                millis: 0,
+            },
+        };
+        self.record(
+            id,
+            state,
+            Fact::HookEnded {
+                hook: call.hook.as_str().to_string(),
+                exit_code: exit.exit_code,
+                reason: exit.reason.clone(),
+                millis: exit.millis,
+            },
+        )?;
+        Ok(exit)
     }
 
     /// Facts recorded right after `DeploymentStarted` by [`Runtime::start`], before any
@@ -343,6 +390,9 @@ impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
                     }
                 }
                 Decision::Run(actions) => self.run(id, state, actions).await?,
+                Decision::RunHook(call) => {
+                    self.run_hook(id, state, call).await?;
+                }
             }
         }
     }

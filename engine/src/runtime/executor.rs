@@ -11,8 +11,10 @@
 
 use std::future::Future;
 
+use std::pin::Pin;
+
 use crate::ids::DeploymentId;
-use crate::machine::{Effect, Observation, RoleKind};
+use crate::machine::{Effect, HookCall, HookExit, Observation, RoleKind};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExecError {
@@ -81,4 +83,11 @@ pub trait Executor {
         hosts: &[String],
         changing: &[String],
     ) -> impl Future<Output = Vec<(String, ExecError)>>;
+}
+
+/// Runs the project's hooks on the deploying machine (the real one spawns the
+/// executable; the simulator decides an exit). Never fails: how the hook ended, including
+/// "could not be started", is the answer.
+pub trait HookRunner {
+    fn run<'a>(&'a self, call: &'a HookCall) -> Pin<Box<dyn Future<Output = HookExit> + 'a>>;
 }

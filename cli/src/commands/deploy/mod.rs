@@ -6,7 +6,8 @@ use std::cell::RefCell;
 use clap::Args;
 use odysseus_engine::journal::{self, local_hostname, process_alive, process_start_ticks, Journal};
 use odysseus_engine::machine::{
-    DeploymentStarted, DeploymentState, Event, Fact, Phase, Purpose, RetryPolicy,
+    DeploymentStarted, DeploymentState, Event, Fact, HookExit, HookName, Phase, Purpose,
+    RetryPolicy,
 };
 use odysseus_engine::runtime::{
     self, plan_cleanup, plan_deployment, record_fact, Choice, Clock, Request, Runtime, Session,
@@ -18,6 +19,7 @@ use odysseus_executors::fleet_lock::LockFailure;
 use odysseus_executors::steps::{self, Steps};
 
 mod abandon;
+mod hook_gates;
 mod marks;
 mod prepare;
 mod refuse;
@@ -48,6 +50,9 @@ If a deployment of the service is unfinished (interrupted, halted, or its rollba
 Exit codes: 0 deployed (or aborted as asked); 1 the deployment failed or was rolled back;
 2 bad usage or config; 3 blocked or interrupted (the message names the next command).")]
 pub struct DeployArgs {
+    /// Run none of the project's hooks (`.odysseus/hooks/`, `.kamal/hooks/`).
+    #[arg(long, short = 'H')]
+    skip_hooks: bool,
     /// The tag to deploy: the image is `<image>:<TAG>`.
     #[arg(long, value_name = "TAG")]
     image: Option<String>,
@@ -175,6 +180,7 @@ impl DeployArgs {
             build: false,
             no_build: true,
             cleanup: None,
+            skip_hooks: false,
         }
     }
 
@@ -392,6 +398,37 @@ impl DeployArgs {
 
 async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow::Result<Exit> {
     let journal = open_journal(global, true)?;
+    // The version is this machine's to choose (a tag, a commit): before any connection.
+    let version = if args.starts_one() {
+        crate::version::choose(
+            args.image.as_deref(),
+            config.default_tag.as_deref(),
+            &global.config,
+        )?
+    } else {
+        None
+    };
+    let mut hooks = crate::hooks::Hooks::discover(&global.config, args.skip_hooks);
+    hooks.describe(
+        &config.service,
+        version.as_deref().unwrap_or_default(),
+        &operator().user,
+    );
+    let pre_connect = if hooks.has(HookName::PreConnect) {
+        let hosts = config.hosts();
+        eprintln!("[pre-connect] running for {}", hosts.join(", "));
+        let exit = hooks.run_named(HookName::PreConnect, &hosts, None).await;
+        if !exit.ok() {
+            eprintln!(
+                "odysseus: the pre-connect hook {}.\nNothing was changed.",
+                exit.describe()
+            );
+            return Ok(Exit::Blocked);
+        }
+        Some((hosts, exit))
+    } else {
+        None
+    };
     // The hosts' copies of the journal first: a fresh CI runner or another laptop learns
     // there what was deployed, and what was left unfinished, before choosing anything.
     let (synced, connected) = crate::journal_sync::connect_and_sync(&journal, &config).await?;
@@ -434,14 +471,9 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
             }
             Err(e) => return Err(e.into()),
         };
-    let version = if args.starts_one() {
-        crate::version::choose(
-            args.image.as_deref(),
-            config.default_tag.as_deref(),
-            &global.config,
-        )?
-    } else {
-        None
+    let hooks = Hooks {
+        runner: &mut hooks,
+        pre_connect,
     };
     let result = match session.choose(&args.request(version.clone()))? {
         Choice::Refuse(refusal) => {
@@ -460,28 +492,28 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
                 supersedes,
             };
             drive(
-                global, &config, &journal, &clock, &session, mode, &args, connected,
+                global, &config, &journal, &clock, &session, mode, &args, connected, hooks,
             )
             .await
         }
         Choice::Resume { id, why } => {
             let mode = Mode::Resume(id, why);
             drive(
-                global, &config, &journal, &clock, &session, mode, &args, connected,
+                global, &config, &journal, &clock, &session, mode, &args, connected, hooks,
             )
             .await
         }
         Choice::Abort { id } => {
             let mode = Mode::Abort(id);
             drive(
-                global, &config, &journal, &clock, &session, mode, &args, connected,
+                global, &config, &journal, &clock, &session, mode, &args, connected, hooks,
             )
             .await
         }
         Choice::StartCleanup => {
             let mode = Mode::Cleanup(args.cleanup.clone().unwrap_or_default());
             drive(
-                global, &config, &journal, &clock, &session, mode, &args, connected,
+                global, &config, &journal, &clock, &session, mode, &args, connected, hooks,
             )
             .await
         }
@@ -553,7 +585,12 @@ async fn drive(
     mode: Mode,
     args: &DeployArgs,
     connected: Option<DockerExecutor>,
+    hooks: Hooks<'_>,
 ) -> anyhow::Result<Exit> {
+    let Hooks {
+        runner: hooks,
+        pre_connect,
+    } = hooks;
     let me = session.operator();
     if let Mode::Start { .. } = &mode {
         for host in hosts_left_behind(journal, config) {
@@ -826,15 +863,25 @@ async fn drive(
             .started()
             .is_some_and(|s| s.plan.purpose == Purpose::Cleanup),
     };
-    let preamble = if prepares || built_here || cleaning {
+    let mut preamble = if prepares || built_here || cleaning {
         Vec::new()
     } else {
         vec![provenance(&executor, config, &hosts, &tag, &state_dir(global)).await]
     };
+    // The hooks a new deployment runs are the ones the project has now: a resume
+    // follows the record, not the tree it runs from.
+    if matches!(mode, Mode::Start { .. }) && !hooks.names().is_empty() {
+        preamble.push(Fact::HooksFound {
+            hooks: hooks.names(),
+        });
+    }
+    hooks.describe(&config.service, &tag, &me.user);
+    let hooks: &crate::hooks::Hooks = hooks;
     let progress = RefCell::new(Progress::new());
     let json_lines = RefCell::new(args.json.then(JsonLines::default));
     let steps = Steps::new(&executor);
     let mut runtime = Runtime::new(journal, &steps, clock)
+        .hooks(hooks)
         .preamble(preamble)
         .on_event(|seq, event: &Event, state| {
             progress.borrow_mut().event(seq, event, state);
@@ -887,6 +934,7 @@ async fn drive(
                 let mut state = session
                     .begin(&mut runtime, started, supersedes)
                     .map_err(Err)?;
+                record_pre_connect(&mut runtime, &mut state, id, &pre_connect).map_err(Err)?;
                 // The id is shown once the deployment is on record: here, and on the
                 // hosts that answer.
                 if let Err(e) = runtime.replicate(id, &state, &[]).await {
@@ -924,6 +972,7 @@ async fn drive(
                 eprintln!("Deployment {id}: {why}");
                 if !prepares {
                     let mut state = session.reopen_to_resume(&mut runtime, id).map_err(Err)?;
+                    record_pre_connect(&mut runtime, &mut state, id, &pre_connect).map_err(Err)?;
                     return Ok(release::release_and_drive(
                         &mut runtime,
                         &mut state,
@@ -935,6 +984,7 @@ async fn drive(
                     .map(|()| state));
                 }
                 let mut state = session.reopen_to_resume(&mut runtime, id).map_err(Err)?;
+                record_pre_connect(&mut runtime, &mut state, id, &pre_connect).map_err(Err)?;
                 Ok(prepare_and_drive(&mut runtime, &mut state, id, prep)
                     .await
                     .map(|()| state))
@@ -1051,6 +1101,45 @@ async fn drive(
         Phase::Aborted if aborting => Exit::Ok,
         _ => Exit::Failed,
     })
+}
+
+/// The project's hooks for this run, and the `pre-connect` run made before any
+/// connection (recorded once the run knows its deployment).
+struct Hooks<'h> {
+    runner: &'h mut crate::hooks::Hooks,
+    pre_connect: Option<(Vec<String>, HookExit)>,
+}
+
+/// Puts the `pre-connect` run of this process on record, in the deployment it led to.
+fn record_pre_connect<E: odysseus_engine::runtime::Executor>(
+    runtime: &mut Runtime<'_, Journal, E, SystemClock>,
+    state: &mut DeploymentState,
+    id: DeploymentId,
+    pre_connect: &Option<(Vec<String>, HookExit)>,
+) -> Result<(), runtime::Error> {
+    let Some((hosts, exit)) = pre_connect else {
+        return Ok(());
+    };
+    let hook = HookName::PreConnect.as_str().to_string();
+    runtime.record_now(
+        id,
+        state,
+        Fact::HookStarted {
+            hook: hook.clone(),
+            hosts: hosts.clone(),
+        },
+    )?;
+    runtime.record_now(
+        id,
+        state,
+        Fact::HookEnded {
+            hook,
+            exit_code: exit.exit_code,
+            reason: exit.reason.clone(),
+            millis: exit.millis,
+        },
+    )?;
+    Ok(())
 }
 
 /// The version a cleanup records: it deploys nothing.

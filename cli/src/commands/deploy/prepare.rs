@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use odysseus_engine::journal::Journal;
-use odysseus_engine::machine::{DeploymentState, Fact};
+use odysseus_engine::machine::{DeploymentState, Fact, HookName};
 use odysseus_engine::runtime::{self, ExecError, Executor, Runtime, SystemClock};
 use odysseus_executors::docker::DockerExecutor;
 
@@ -73,6 +73,9 @@ pub(super) async fn prepare_and_drive<E: Executor>(
             prep.config
                 .check_buildable()
                 .map_err(runtime::Error::Preparing)?;
+            if !super::hook_gates::gate(runtime, state, id, HookName::PreBuild).await? {
+                return Ok(());
+            }
             let spec = &prep.config.build;
             runtime.record_now(
                 id,

@@ -4,9 +4,11 @@
 //! finds the same container (its name comes from the deployment id) and waits for it; a
 //! release that ended is never run again; a failed one ends the deployment with nothing
 //! switched.
+//!
+//! The `pre-deploy` hook runs before it, `post-deploy` once the targets completed.
 
 use odysseus_engine::journal::Journal;
-use odysseus_engine::machine::{DeploymentState, Fact, Phase, TargetStatus};
+use odysseus_engine::machine::{DeploymentState, Fact, HookName, Phase, TargetStatus};
 use odysseus_engine::runtime::{self, ExecError, Executor, Runtime, SystemClock};
 use odysseus_executors::docker::release::release_container;
 use odysseus_executors::docker::DockerExecutor;
@@ -24,8 +26,28 @@ pub(super) async fn release_and_drive<E: Executor>(
     // The deployment's start reaches the hosts now (where they answer), so a run from
     // another machine finds it even if this one dies before its first step.
     runtime.replicate(id, state, &[]).await?;
+    if !super::hook_gates::gate(runtime, state, id, HookName::PreDeploy).await? {
+        return Ok(());
+    }
+    release(runtime, state, id, config, executor).await?;
+    if state.phase.is_final() {
+        return Ok(());
+    }
+    runtime.drive_on(id, state).await?;
+    super::hook_gates::report(runtime, state, id).await
+}
+
+/// Runs (or waits for) the release command when the deployment has one that has not
+/// ended yet.
+async fn release<E: Executor>(
+    runtime: &mut Runtime<'_, Journal, E, SystemClock>,
+    state: &mut DeploymentState,
+    id: odysseus_engine::DeploymentId,
+    config: &Config,
+    executor: &DockerExecutor,
+) -> Result<(), runtime::Error> {
     let Some((host, container, command)) = pending(state, id, config) else {
-        return runtime.drive_on(id, state).await;
+        return Ok(());
     };
     if state.release.is_none() {
         runtime.record_now(
@@ -51,7 +73,7 @@ pub(super) async fn release_and_drive<E: Executor>(
         )));
     }
     let Some(started) = state.started() else {
-        return runtime.drive_on(id, state).await;
+        return Ok(());
     };
     let image = format!("{}:{}", started.image, started.version);
     let role = primary_role(config);
@@ -72,7 +94,7 @@ pub(super) async fn release_and_drive<E: Executor>(
                 executor.remove_release(&host, &container).await;
             }
             eprintln!("Release command done ({:.1}s)", run.millis as f64 / 1000.0);
-            runtime.drive_on(id, state).await
+            Ok(())
         }
         Ok(run) => {
             let reason = format!(

@@ -68,6 +68,10 @@ pub(super) fn print_summary(global: &GlobalArgs, state: &DeploymentState) {
         Phase::BuildFailed => {
             "The image could not be built: nothing was changed on any host".to_string()
         }
+        Phase::HookFailed => format!(
+            "{}: nothing was switched on any host",
+            state.failure.as_deref().unwrap_or("a hook failed")
+        ),
         other => format!("Deployment is {}", other.as_str()),
     };
     out.push_str(&format!(

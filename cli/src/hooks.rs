@@ -1,0 +1,202 @@
+//! The project's hooks, as Kamal users write them: executables named after a hook
+//! (`pre-deploy`, …) in `.odysseus/hooks/` or `.kamal/hooks/`, run on this machine with the
+//! environment Kamal documents (`KAMAL_*`, and the same values as `ODYSSEUS_*`).
+//!
+//! Where they are looked for, first match wins per hook: `.odysseus/hooks/` beside
+//! deploy.yml, `.kamal/hooks/` beside it, and, when deploy.yml sits in a `config/`
+//! directory (Kamal's layout), `.kamal/hooks/` in that directory's parent. A hook runs in
+//! the directory that holds its hooks folder. Its output goes to stderr (stdout stays
+//! the JSON of `--json`) and is never journaled: it may hold secrets.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::Stdio;
+use std::time::Instant;
+
+use odysseus_engine::machine::{HookCall, HookExit, HookName};
+use odysseus_engine::runtime::{Clock, HookRunner, SystemClock};
+
+/// The hooks a project has, and what every run of them is told.
+pub struct Hooks {
+    found: BTreeMap<&'static str, Found>,
+    service: String,
+    version: String,
+    performer: String,
+    /// For `KAMAL_RUNTIME`: seconds since this command started.
+    since: Instant,
+}
+
+struct Found {
+    path: PathBuf,
+    /// The directory holding the hooks folder: where the hook runs.
+    root: PathBuf,
+}
+
+impl Hooks {
+    /// Finds the hooks of the project whose deploy.yml is `config_path`. None when
+    /// `skip` (`--skip-hooks`).
+    pub fn discover(config_path: &Path, skip: bool) -> Hooks {
+        let mut found = BTreeMap::new();
+        if !skip {
+            let dir = config_path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let mut roots = vec![
+                (dir.to_path_buf(), ".odysseus/hooks"),
+                (dir.to_path_buf(), ".kamal/hooks"),
+            ];
+            if dir.file_name().is_some_and(|n| n == "config") {
+                if let Some(parent) = dir.parent() {
+                    let parent = if parent.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        parent
+                    };
+                    roots.push((parent.to_path_buf(), ".kamal/hooks"));
+                }
+            }
+            for hook in HookName::ALL {
+                for (root, folder) in &roots {
+                    let path = root.join(folder).join(hook.as_str());
+                    if path.is_file() {
+                        found.insert(
+                            hook.as_str(),
+                            Found {
+                                path,
+                                root: root.clone(),
+                            },
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+        Hooks {
+            found,
+            service: String::new(),
+            version: String::new(),
+            performer: String::new(),
+            since: Instant::now(),
+        }
+    }
+
+    /// What the hooks are told about the deployment.
+    pub fn describe(&mut self, service: &str, version: &str, performer: &str) {
+        self.service = service.to_string();
+        self.version = version.to_string();
+        self.performer = performer.to_string();
+    }
+
+    pub fn has(&self, hook: HookName) -> bool {
+        self.found.contains_key(hook.as_str())
+    }
+
+    /// The names of the hooks found, for the journal's `hooks-found`.
+    pub fn names(&self) -> Vec<String> {
+        self.found.keys().map(|k| k.to_string()).collect()
+    }
+
+    /// Runs `hook` for `hosts` (a hook that is not there "exits 0").
+    pub async fn run_named(
+        &self,
+        hook: HookName,
+        hosts: &[String],
+        deployment: Option<String>,
+    ) -> HookExit {
+        let Some(found) = self.found.get(hook.as_str()) else {
+            return HookExit {
+                exit_code: Some(0),
+                reason: String::new(),
+                millis: 0,
+            };
+        };
+        let mut env: Vec<(&str, String)> = vec![
+            ("RECORDED_AT", SystemClock.now().to_string()),
+            ("PERFORMER", self.performer.clone()),
+            ("SERVICE", self.service.clone()),
+            ("VERSION", self.version.clone()),
+            (
+                "SERVICE_VERSION",
+                format!("{}@{}", self.service, short(&self.version)),
+            ),
+            ("HOSTS", hosts.join(",")),
+            ("COMMAND", "deploy".into()),
+            ("SUBCOMMAND", String::new()),
+        ];
+        if hook == HookName::PostDeploy {
+            env.push(("RUNTIME", self.since.elapsed().as_secs().to_string()));
+        }
+        if let Some(id) = deployment {
+            env.push(("DEPLOYMENT", id));
+        }
+        let mut command = tokio::process::Command::new(&found.path);
+        command
+            .current_dir(&found.root)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        for (name, value) in &env {
+            command.env(format!("KAMAL_{name}"), value);
+            command.env(format!("ODYSSEUS_{name}"), value);
+        }
+        // Its stdout joins our stderr: ours may be `--json`.
+        if let Ok(err) = std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned() {
+            command.stdout(Stdio::from(err));
+        }
+        let t0 = Instant::now();
+        let status = match command.spawn() {
+            Ok(mut child) => child.wait().await,
+            Err(e) => Err(e),
+        };
+        let millis = t0.elapsed().as_millis() as u64;
+        match status {
+            Ok(status) => match status.code() {
+                Some(code) => HookExit {
+                    exit_code: Some(code),
+                    reason: String::new(),
+                    millis,
+                },
+                None => HookExit {
+                    exit_code: None,
+                    reason: format!(
+                        "killed by signal {}",
+                        std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+                    ),
+                    millis,
+                },
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => HookExit {
+                exit_code: None,
+                reason: format!(
+                    "could not run {}: it is not executable (chmod +x it)",
+                    found.path.display()
+                ),
+                millis,
+            },
+            Err(e) => HookExit {
+                exit_code: None,
+                reason: format!("could not run {}: {e}", found.path.display()),
+                millis,
+            },
+        }
+    }
+}
+
+/// Kamal's abbreviated version: a 40-hex commit shortened to 7.
+fn short(version: &str) -> &str {
+    if version.len() == 40 && version.bytes().all(|b| b.is_ascii_hexdigit()) {
+        &version[..7]
+    } else {
+        version
+    }
+}
+
+impl HookRunner for Hooks {
+    fn run<'a>(
+        &'a self,
+        call: &'a HookCall,
+    ) -> Pin<Box<dyn std::future::Future<Output = HookExit> + 'a>> {
+        Box::pin(self.run_named(call.hook, &call.hosts, Some(call.deployment.to_string())))
+    }
+}

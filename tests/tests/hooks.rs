@@ -1,0 +1,353 @@
+//! Hooks (issue 13 §3) on the real engine, as Kamal users write them: executables in
+//! `.kamal/hooks/` (or `.odysseus/hooks/`) run on the deploying machine at their points of
+//! the deployment, with `KAMAL_*` and `ODYSSEUS_*`, and their runs are journal events
+//! (never their output). A failing `pre-*` hook stops what it guards before anything
+//! changes there; a failing `post-deploy` is reported, not undone; a hook killed with the
+//! deployer runs again on resume.
+
+#[path = "support/real.rs"]
+mod real;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use real::{assert_exit, assert_no_file_holds, require_docker, serial, stderr, App};
+
+/// Writes an executable hook `name` under `folder` (`.kamal/hooks`, `.odysseus/hooks`)
+/// of the app's directory.
+fn hook(app: &App, folder: &str, name: &str, body: &str) {
+    let dir = app.dir.join(folder);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A hook that appends its name and environment to `hooks.log` (relative: it runs in the
+/// project's directory), then exits `code`.
+fn logging_hook(app: &App, folder: &str, name: &str, code: i32) {
+    hook(
+        app,
+        folder,
+        name,
+        &format!(
+            "echo \"{name} service=$KAMAL_SERVICE version=$KAMAL_VERSION hosts=$KAMAL_HOSTS same=$ODYSSEUS_HOSTS performer=$KAMAL_PERFORMER at=${{KAMAL_RECORDED_AT:+set}} runtime=${{KAMAL_RUNTIME:-none}} command=$KAMAL_COMMAND deployment=${{ODYSSEUS_DEPLOYMENT:+set}}\" >> hooks.log\n\
+             echo 'hook output: SECRET-HOOK-OUTPUT-{name}'\n\
+             exit {code}"
+        ),
+    );
+}
+
+fn log(app: &App) -> Vec<String> {
+    std::fs::read_to_string(app.dir.join("hooks.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn names(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| l.split(' ').next().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn kinds(doc: &serde_json::Value) -> Vec<String> {
+    doc["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn kamal_hooks_run_at_their_points_with_kamals_environment_and_are_journaled_without_their_output()
+{
+    let _serial = serial();
+    require_docker();
+    let app = App::new("hooked", "odysseus-demo", "");
+    for name in [
+        "pre-connect",
+        "pre-deploy",
+        "pre-app-boot",
+        "post-app-boot",
+        "post-deploy",
+    ] {
+        logging_hook(&app, ".kamal/hooks", name, 0);
+    }
+    // Kamal's `init` leaves samples beside them: never run.
+    hook(&app, ".kamal/hooks", "pre-deploy.sample", "exit 9");
+    let out = app.deploy(&["--image", "v1", "--json"]);
+    assert_exit(&out, 0, "a deploy with every hook");
+    // Hooks print to stdout; ours stays the JSON document.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "{stdout}"
+    );
+    assert!(stderr(&out).contains("SECRET-HOOK-OUTPUT-pre-deploy"));
+    let lines = log(&app);
+    assert_eq!(
+        names(&lines),
+        [
+            "pre-connect",
+            "pre-deploy",
+            "pre-app-boot",
+            "post-app-boot",
+            "post-deploy"
+        ],
+        "{lines:#?}"
+    );
+    for line in &lines {
+        assert!(
+            line.contains("service=hooked version=v1 hosts=local same=local")
+                && line.contains("at=set")
+                && line.contains("command=deploy"),
+            "{line}"
+        );
+        assert!(!line.contains("performer= "), "{line}");
+    }
+    assert!(lines[4].contains("runtime=") && !lines[4].contains("runtime=none"));
+    assert!(lines[0].contains("deployment= ") || lines[0].ends_with("deployment="));
+    assert!(lines[1].ends_with("deployment=set"), "{}", lines[1]);
+
+    // The journal: which hooks there were, each run and its exit, in order with the steps.
+    let doc = app.replay_json();
+    let kinds = kinds(&doc);
+    let at = |kind: &str, nth: usize| {
+        kinds
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| *k == kind)
+            .nth(nth)
+            .map(|(i, _)| i)
+            .unwrap_or_else(|| panic!("no {kind} #{nth} in {kinds:?}"))
+    };
+    assert_eq!(kinds.iter().filter(|k| *k == "hook-started").count(), 5);
+    assert_eq!(kinds.iter().filter(|k| *k == "hook-ended").count(), 5);
+    assert!(at("hooks-found", 0) < at("step-started", 0));
+    // pre-app-boot (the third run) ended before the first step; post-app-boot after the
+    // target completed; post-deploy after the deployment completed.
+    assert!(at("hook-ended", 2) < at("step-started", 0), "{kinds:?}");
+    assert!(
+        at("target-completed", 0) < at("hook-started", 3),
+        "{kinds:?}"
+    );
+    assert!(
+        at("deployment-completed", 0) < at("hook-started", 4),
+        "{kinds:?}"
+    );
+    let text = Command::new(real::odysseus_bin())
+        .args(["replay", "-c"])
+        .arg(app.config())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(text.contains("pre-app-boot exited 0"), "{text}");
+    // Their output may hold secrets: it is in no file odysseus keeps.
+    assert_no_file_holds(&app.dir.join(".odysseus"), "SECRET-HOOK-OUTPUT");
+    assert_no_file_holds(
+        Path::new("/var/lib/odysseus/journal/hooked"),
+        "SECRET-HOOK-OUTPUT",
+    );
+
+    // `.odysseus/hooks/` wins over `.kamal/hooks/` for the same hook; --skip-hooks runs none.
+    std::fs::remove_file(app.dir.join("hooks.log")).unwrap();
+    hook(
+        &app,
+        ".odysseus/hooks",
+        "pre-deploy",
+        "echo ours >> hooks.log",
+    );
+    assert_exit(&app.deploy(&["--image", "v2"]), 0, "v2");
+    assert!(log(&app).contains(&"ours".to_string()), "{:?}", log(&app));
+    assert!(!names(&log(&app)).contains(&"pre-deploy".to_string()));
+    std::fs::remove_file(app.dir.join("hooks.log")).unwrap();
+    assert_exit(
+        &app.deploy(&["--image", "v1", "--skip-hooks"]),
+        0,
+        "v1 without hooks",
+    );
+    assert!(log(&app).is_empty(), "{:?}", log(&app));
+    assert!(!kinds_of_latest(&app).contains(&"hooks-found".to_string()));
+    app.remove_containers();
+}
+
+/// Everything a run printed: the summary goes to stdout, the rest to stderr.
+fn said(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(out))
+}
+
+fn kinds_of_latest(app: &App) -> Vec<String> {
+    kinds(&app.replay_json())
+}
+
+#[test]
+fn a_failing_gate_changes_nothing_it_guards_and_a_failing_post_deploy_is_only_reported() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("hookgate", "odysseus-demo", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "v1 without hooks");
+    let before = app.running();
+
+    // pre-connect: before any connection; no deployment is made.
+    logging_hook(&app, ".kamal/hooks", "pre-connect", 5);
+    let out = app.deploy(&["--image", "v2"]);
+    assert_exit(&out, 3, "a failing pre-connect");
+    assert!(
+        said(&out).contains("the pre-connect hook exited 5")
+            && said(&out).contains("Nothing was changed"),
+        "{}",
+        said(&out)
+    );
+    assert_eq!(app.running(), before);
+    std::fs::remove_file(app.dir.join(".kamal/hooks/pre-connect")).unwrap();
+
+    // pre-deploy: the deployment ends, nothing switched.
+    logging_hook(&app, ".kamal/hooks", "pre-deploy", 3);
+    let out = app.deploy(&["--image", "v2"]);
+    assert_exit(&out, 1, "a failing pre-deploy");
+    assert!(
+        said(&out).contains("the pre-deploy hook exited 3: nothing was switched on any host"),
+        "{}",
+        said(&out)
+    );
+    assert_eq!(app.running(), before, "v1 still serves, nothing new runs");
+    assert_eq!(app.get("/").unwrap().1.trim(), "v1");
+    assert_eq!(app.replay_json()["deployment"]["status"], "hook-failed");
+
+    // A hook that is not executable is a failure that says so.
+    let path = app.dir.join(".kamal/hooks/pre-deploy");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = app.deploy(&["--image", "v2"]);
+    assert_exit(&out, 1, "a pre-deploy that is not executable");
+    assert!(
+        said(&out).contains("not executable (chmod +x it)"),
+        "{}",
+        said(&out)
+    );
+    assert_eq!(app.running(), before);
+
+    // --skip-hooks goes past it.
+    assert_exit(
+        &app.deploy(&["--image", "v2", "--skip-hooks"]),
+        0,
+        "skipping hooks",
+    );
+    assert_eq!(app.get("/").unwrap().1.trim(), "v2");
+    std::fs::remove_file(&path).unwrap();
+
+    // pre-app-boot: its batch fails untouched; fixed, --resume runs it again and goes on.
+    let _ = std::fs::remove_file(app.dir.join("hooks.log"));
+    logging_hook(&app, ".kamal/hooks", "pre-app-boot", 4);
+    let before = app.running();
+    let out = app.deploy(&["--image", "v1"]);
+    assert_exit(&out, 1, "a failing pre-app-boot");
+    assert!(
+        said(&out).contains("the pre-app-boot hook exited 4"),
+        "{}",
+        said(&out)
+    );
+    assert_eq!(app.running(), before);
+    assert_eq!(app.replay_json()["deployment"]["status"], "halted");
+    logging_hook(&app, ".kamal/hooks", "pre-app-boot", 0);
+    // The resume follows the journal's hooks, whatever the tree holds by then.
+    logging_hook(&app, ".kamal/hooks", "post-app-boot", 0);
+    let out = app.deploy(&["--resume"]);
+    assert_exit(&out, 0, "resumed after fixing the hook");
+    assert_eq!(app.get("/").unwrap().1.trim(), "v1");
+    assert_eq!(
+        names(&log(&app)),
+        ["pre-app-boot", "pre-app-boot"],
+        "run again on resume; post-app-boot was not there when the deployment started"
+    );
+    std::fs::remove_file(app.dir.join(".kamal/hooks/pre-app-boot")).unwrap();
+    std::fs::remove_file(app.dir.join(".kamal/hooks/post-app-boot")).unwrap();
+
+    // post-deploy: reported, the deployment stays completed.
+    logging_hook(&app, ".kamal/hooks", "post-deploy", 6);
+    let out = app.deploy(&["--image", "v2"]);
+    assert_exit(&out, 0, "a failing post-deploy");
+    assert!(
+        said(&out)
+            .contains("the post-deploy hook exited 6; the deployment is complete and stays so"),
+        "{}",
+        said(&out)
+    );
+    assert_eq!(app.get("/").unwrap().1.trim(), "v2");
+    assert_eq!(app.replay_json()["deployment"]["status"], "completed");
+    app.remove_containers();
+}
+
+#[test]
+fn a_hook_killed_with_the_deployer_runs_again_on_resume_and_one_that_passed_does_not() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("hookkill", "odysseus-demo", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "v1");
+    logging_hook(&app, ".kamal/hooks", "pre-deploy", 0);
+    // Slow: the deployer is killed while it runs.
+    hook(
+        &app,
+        ".kamal/hooks",
+        "pre-app-boot",
+        "echo pre-app-boot-start >> hooks.log; sleep 3; echo pre-app-boot-end >> hooks.log",
+    );
+    let mut child = app
+        .deploy_cmd(&["--image", "v2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !log(&app).contains(&"pre-app-boot-start".to_string()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{:?}",
+            log(&app)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    // The hook was the deployer's child, not its process group's: it may finish alone.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(app.get("/").unwrap().1.trim(), "v1");
+    let out = app.deploy(&["--resume"]);
+    assert_exit(&out, 0, "resume after a kill inside pre-app-boot");
+    assert_eq!(app.get("/").unwrap().1.trim(), "v2");
+    let lines = log(&app);
+    assert_eq!(
+        names(&lines)
+            .iter()
+            .filter(|n| n.starts_with("pre-deploy"))
+            .count(),
+        1,
+        "pre-deploy passed before the kill: never again: {lines:?}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| *l == "pre-app-boot-start").count(),
+        2,
+        "the interrupted pre-app-boot ran again: {lines:?}"
+    );
+    let kinds = kinds_of_latest(&app);
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "hook-started").count(),
+        3,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "hook-ended").count(),
+        2,
+        "{kinds:?}"
+    );
+    app.remove_containers();
+}
