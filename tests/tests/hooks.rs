@@ -5,6 +5,8 @@
 //! changes there; a failing `post-deploy` is reported, not undone; a hook killed with the
 //! deployer runs again on resume.
 
+#[path = "support/fleet.rs"]
+mod fleet;
 #[path = "support/real.rs"]
 mod real;
 
@@ -350,4 +352,80 @@ fn a_hook_killed_with_the_deployer_runs_again_on_resume_and_one_that_passed_does
         "{kinds:?}"
     );
     app.remove_containers();
+}
+
+/// On the fake servers, hosts rolling two at a time: `pre-app-boot` and `post-app-boot`
+/// run once per batch with `KAMAL_HOSTS` naming that batch, before and after it, while
+/// traffic keeps flowing; a `pre-app-boot` that fails for the second batch halts the
+/// rollout with the first batch on the new version and the second untouched.
+#[test]
+fn app_boot_hooks_run_per_batch_and_a_failing_one_leaves_its_batch_untouched() {
+    let _serial = serial();
+    fleet::fleet_up();
+    let app = fleet::FleetApp::new("hookbatch", "batch_size: 2\n");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "v1");
+    let hooks = app.dir.join(".kamal/hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    for (name, body) in [
+        (
+            "pre-app-boot",
+            "echo \"pre $KAMAL_HOSTS\" >> hooks.log\n\
+             case \"$KAMAL_HOSTS\" in *.13*) [ -e fail-second ] && exit 7;; esac\nexit 0",
+        ),
+        ("post-app-boot", "echo \"post $KAMAL_HOSTS\" >> hooks.log"),
+    ] {
+        let path = hooks.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let log = || {
+        std::fs::read_to_string(app.dir.join("hooks.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let load = app.load();
+    assert_exit(&app.deploy(&["--image", "v2"]), 0, "v2 in two batches");
+    fleet::assert_no_failures(load, "a rollout with app-boot hooks");
+    let (first, second) = (
+        format!("{},{}", fleet::HOSTS[0], fleet::HOSTS[1]),
+        fleet::HOSTS[2].to_string(),
+    );
+    assert_eq!(
+        log(),
+        [
+            format!("pre {first}"),
+            format!("post {first}"),
+            format!("pre {second}"),
+            format!("post {second}")
+        ]
+    );
+    assert_eq!(app.versions(), ["v2", "v2", "v2"]);
+
+    std::fs::remove_file(app.dir.join("hooks.log")).unwrap();
+    std::fs::write(app.dir.join("fail-second"), "").unwrap();
+    let out = app.deploy(&["--image", "v1"]);
+    assert_exit(&out, 1, "pre-app-boot fails for the second batch");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(said.contains("the pre-app-boot hook exited 7"), "{said}");
+    assert!(
+        !said.contains(&format!("[web@{}] start-new", fleet::HOSTS[2])),
+        "{said}"
+    );
+    assert_eq!(app.versions(), ["v1", "v1", "v2"]);
+    assert_eq!(app.running_versions(3), vec!["v2"], "host 3 untouched");
+    std::fs::remove_file(app.dir.join("fail-second")).unwrap();
+    assert_exit(&app.deploy(&["--resume"]), 0, "resumed");
+    assert_eq!(app.versions(), ["v1", "v1", "v1"]);
+    assert_eq!(
+        log(),
+        [
+            format!("pre {first}"),
+            format!("post {first}"),
+            format!("pre {second}"),
+            format!("pre {second}"),
+            format!("post {second}")
+        ]
+    );
 }

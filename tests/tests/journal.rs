@@ -443,6 +443,83 @@ fn build_records_round_trip_with_frozen_kinds_and_fold_in_order() {
     assert!(state.phase.is_final());
 }
 
+/// Hook records (issue 13 §3) are appended variants with frozen kinds: they round-trip,
+/// their payload bytes are pinned, and the machine folds them in order — a gate that
+/// failed ends an untouched deployment, a `hook-failed` without a failed run is refused.
+#[test]
+fn hook_records_round_trip_with_frozen_kinds_and_fold_in_order() {
+    use odysseus_engine::machine::{DeploymentState, HookName, Phase};
+    let facts = [
+        (
+            Fact::HooksFound {
+                hooks: vec!["pre-deploy".into(), "pre-app-boot".into()],
+            },
+            29u8,
+        ),
+        (
+            Fact::HookStarted {
+                hook: "pre-deploy".into(),
+                hosts: vec!["local".into()],
+            },
+            30,
+        ),
+        (
+            Fact::HookEnded {
+                hook: "pre-deploy".into(),
+                exit_code: Some(3),
+                reason: String::new(),
+                millis: 42,
+            },
+            31,
+        ),
+        (
+            Fact::HookFailed {
+                hook: "pre-deploy".into(),
+                reason: "the pre-deploy hook exited 3".into(),
+            },
+            32,
+        ),
+    ];
+    let mut events = vec![started(id(1), "app")];
+    for (fact, kind) in &facts {
+        let event = Event {
+            at: Timestamp(2),
+            fact: fact.clone(),
+        };
+        let bytes = journal::encode(&event);
+        assert_eq!(bytes[1], *kind, "{}", fact.kind_name());
+        assert_eq!(journal::decode(&bytes).unwrap(), event);
+        events.push(event);
+    }
+    // The field order of `hook-ended` is part of the format.
+    let ended = journal::encode(&events[3]);
+    let payload: String = ended.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(
+        payload.contains(HOOK_ENDED_PAYLOAD),
+        "hook-ended's bytes changed: {payload}"
+    );
+    let state = DeploymentState::fold(&events).unwrap();
+    assert!(state.has_hook(HookName::PreAppBoot));
+    assert_eq!(state.phase, Phase::HookFailed);
+    assert!(state.phase.is_final());
+    // A `hook-failed` right after a run that passed is refused.
+    let mut passed = events[..3].to_vec();
+    passed.push(Event {
+        at: Timestamp(2),
+        fact: Fact::HookEnded {
+            hook: "pre-deploy".into(),
+            exit_code: Some(0),
+            reason: String::new(),
+            millis: 1,
+        },
+    });
+    passed.push(events[4].clone());
+    assert!(DeploymentState::fold(&passed).is_err());
+}
+
+/// `hook-ended { "pre-deploy", Some(3), "", 42 }` as bincode 2 writes it.
+const HOOK_ENDED_PAYLOAD: &str = "0a7072652d6465706c6f790106002a";
+
 /// A cleanup's start is `deployment-started`'s record under its own kind (25: v1's plan
 /// has no room for a purpose), and its steps are appended variants of the step enum: the
 /// bytes decode back to a cleanup, and a deploy's start keeps kind 1.

@@ -394,3 +394,58 @@ fn an_event_that_cannot_happen_is_a_typed_error_not_a_panic() {
     let skipped_steps = check(&g);
     insta::assert_snapshot!(format!("{out_of_order}\n{no_such_target}\n{skipped_steps}"));
 }
+
+impl Given {
+    fn hook(&mut self, hook: &str, hosts: &[&str], exit: i32) -> &mut Self {
+        self.push(Fact::HookStarted {
+            hook: hook.into(),
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+        });
+        self.push(Fact::HookEnded {
+            hook: hook.into(),
+            exit_code: Some(exit),
+            reason: String::new(),
+            millis: 5,
+        })
+    }
+}
+
+/// With app-boot hooks found, each batch is framed by them: `pre-app-boot` before its
+/// first step (again after a run that died inside it), `post-app-boot` once it completed
+/// and before the next batch's `pre-app-boot`; a failed `pre-app-boot` fails its batch
+/// untouched and the fleet policy takes over (here: rollback of the finished batch).
+#[test]
+fn app_boot_hooks_frame_each_batch_and_a_failed_one_fails_its_batch_untouched() {
+    let mut g = given(
+        vec![
+            target("web", "a", true),
+            target("web", "b", true),
+            target("web", "c", true),
+        ],
+        2,
+        FailurePolicy::Rollback,
+    );
+    g.push(Fact::HooksFound {
+        hooks: vec!["pre-app-boot".into(), "post-app-boot".into()],
+    });
+    let mut seen = vec![check(&g)];
+    // The run died inside the hook: it is due again.
+    g.push(Fact::HookStarted {
+        hook: "pre-app-boot".into(),
+        hosts: vec!["a".into(), "b".into()],
+    });
+    seen.push(check(&g));
+    g.hook("pre-app-boot", &["a", "b"], 0);
+    seen.push(check(&g));
+    g.ok(0, &WEB_REDEPLOY)
+        .push(Fact::TargetCompleted { target: 0 });
+    g.ok(1, &WEB_REDEPLOY)
+        .push(Fact::TargetCompleted { target: 1 });
+    seen.push(check(&g));
+    // post-app-boot reports only: it failed, the next batch is still framed.
+    g.hook("post-app-boot", &["a", "b"], 1);
+    seen.push(check(&g));
+    g.hook("pre-app-boot", &["c"], 4);
+    seen.push(check(&g));
+    insta::assert_snapshot!(seen.join("\n---\n"));
+}
