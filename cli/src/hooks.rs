@@ -20,6 +20,8 @@ use odysseus_engine::runtime::{Clock, HookRunner, SystemClock};
 /// The hooks a project has, and what every run of them is told.
 pub struct Hooks {
     found: BTreeMap<&'static str, Found>,
+    /// `--skip-hooks`: even a hook the deployment's record names is not run.
+    skip: bool,
     service: String,
     version: String,
     performer: String,
@@ -43,6 +45,10 @@ impl Hooks {
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
+            // Absolute: a hook runs in its project's directory, so a relative path to
+            // it (from `-c config/deploy.yml`) would no longer lead to it.
+            let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+            let dir = dir.as_path();
             let mut roots = vec![
                 (dir.to_path_buf(), ".odysseus/hooks"),
                 (dir.to_path_buf(), ".kamal/hooks"),
@@ -75,6 +81,7 @@ impl Hooks {
         }
         Hooks {
             found,
+            skip,
             service: String::new(),
             version: String::new(),
             performer: String::new(),
@@ -98,7 +105,9 @@ impl Hooks {
         self.found.keys().map(|k| k.to_string()).collect()
     }
 
-    /// Runs `hook` for `hosts` (a hook that is not there "exits 0").
+    /// Runs `hook` for `hosts`. Only hooks the deployment's record names are asked for:
+    /// one this checkout lacks is a failure (a resume from a tree without the project's
+    /// hooks must not pass a gate silently), unless `--skip-hooks` said to run none.
     pub async fn run_named(
         &self,
         hook: HookName,
@@ -106,10 +115,20 @@ impl Hooks {
         deployment: Option<String>,
     ) -> HookExit {
         let Some(found) = self.found.get(hook.as_str()) else {
-            return HookExit {
-                exit_code: Some(0),
-                reason: String::new(),
-                millis: 0,
+            return if self.skip {
+                HookExit {
+                    exit_code: Some(0),
+                    reason: "not run: --skip-hooks".into(),
+                    millis: 0,
+                }
+            } else {
+                HookExit {
+                    exit_code: None,
+                    reason: format!(
+                        "could not run: the deployment's record names a {hook} hook, but none is in .odysseus/hooks or .kamal/hooks here (run from the project's checkout, or pass --skip-hooks)"
+                    ),
+                    millis: 0,
+                }
             };
         };
         let mut env: Vec<(&str, String)> = vec![
@@ -144,9 +163,27 @@ impl Hooks {
         if let Ok(err) = std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned() {
             command.stdout(Stdio::from(err));
         }
+        // Its own process group: a Ctrl-C at the terminal reaches odysseus, which records
+        // the interruption and then ends the whole group (a hook killed by the terminal's
+        // SIGINT first would look like a failed gate). And it dies with odysseus, even by
+        // SIGKILL: a resume must not meet the previous run's hook still running.
+        command.process_group(0);
+        // SAFETY: prctl is async-signal-safe and touches nothing of the parent's.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         let t0 = Instant::now();
         let status = match command.spawn() {
-            Ok(mut child) => child.wait().await,
+            Ok(mut child) => {
+                let mut group = GroupGuard(child.id());
+                let status = child.wait().await;
+                // Ended by itself: what it left running in the background is its own.
+                group.0 = None;
+                status
+            }
             Err(e) => Err(e),
         };
         let millis = t0.elapsed().as_millis() as u64;
@@ -179,6 +216,21 @@ impl Hooks {
                 reason: format!("could not run {}: {e}", found.path.display()),
                 millis,
             },
+        }
+    }
+}
+
+/// Kills a hook's whole process group (its children too) when its run is abandoned: the
+/// deploy was interrupted while the hook ran.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.and_then(|p| i32::try_from(p).ok()) {
+            // SAFETY: a plain syscall on the group this run created.
+            unsafe {
+                libc::killpg(pid, libc::SIGKILL);
+            }
         }
     }
 }

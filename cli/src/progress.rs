@@ -9,7 +9,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use odysseus_engine::machine::{DeploymentState, Event, Fact, Observation};
+use odysseus_engine::machine::{DeploymentState, Event, Fact, HookName, Observation};
 
 pub struct Progress {
     started: HashMap<(u32, String), u64>,
@@ -206,21 +206,19 @@ impl Progress {
             Fact::LockTakenOver { from, .. } => {
                 format!("took over the deploy lock from {from} (that process is gone)")
             }
+            // pre-connect ran before any connection and was shown as it ran.
+            Fact::HookStarted { hook, .. } | Fact::HookEnded { hook, .. }
+                if hook == HookName::PreConnect.as_str() =>
+            {
+                return
+            }
             Fact::HookStarted { hook, hosts } => {
                 format!("[{hook}] running for {}", hosts.join(", "))
             }
-            Fact::HookEnded {
-                hook,
-                exit_code,
-                reason,
-                millis,
-            } => {
-                let exit = odysseus_engine::machine::HookExit {
-                    exit_code: *exit_code,
-                    reason: reason.clone(),
-                    millis: *millis,
-                };
-                let verdict = match odysseus_engine::machine::HookName::parse(hook) {
+            Fact::HookEnded { hook, .. } => {
+                let exit = event.fact.hook_exit().unwrap_or_default();
+                let millis = &exit.millis;
+                let verdict = match HookName::parse(hook) {
                     _ if exit.ok() => "ok",
                     Some(h) if h.is_gate() => "FAILED",
                     _ => "failed (reported; nothing is undone)",

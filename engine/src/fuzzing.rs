@@ -92,13 +92,22 @@ fn observation(input: &mut Bytes) -> Observation {
     }
 }
 
+/// A hook's name: mostly real ones, sometimes text (which the machine must refuse).
+fn hook_name(input: &mut Bytes) -> String {
+    use crate::machine::HookName;
+    match input.small(8) as usize {
+        i if i < HookName::ALL.len() => HookName::ALL[i].as_str().to_string(),
+        _ => input.text(),
+    }
+}
+
 fn next_fact(input: &mut Bytes) -> Option<Fact> {
     if input.0.is_empty() {
         return None;
     }
     let target = input.small(4);
     let attempt = input.small(5);
-    Some(match input.small(27) {
+    Some(match input.small(32) {
         0 => {
             let targets = (0..input.small(4))
                 .map(|_| Target {
@@ -129,10 +138,11 @@ fn next_fact(input: &mut Bytes) -> Option<Fact> {
                 config_digest: input.text(),
                 plan: Plan {
                     targets,
-                    purpose: if input.small(4) == 0 {
-                        Purpose::Cleanup
-                    } else {
-                        Purpose::Deploy
+                    purpose: match input.small(8) {
+                        0 => Purpose::Cleanup,
+                        1 => Purpose::Maintenance,
+                        2 => Purpose::Live,
+                        _ => Purpose::Deploy,
                     },
                     batch_size: input.small(3),
                     on_failure: if input.small(2) == 0 {
@@ -278,6 +288,27 @@ fn next_fact(input: &mut Bytes) -> Option<Fact> {
             exit_code: (input.small(2) == 0).then(|| i64::from(input.byte())),
             reason: input.text(),
         },
+        26 => Fact::HooksFound {
+            hooks: (0..input.small(3)).map(|_| hook_name(input)).collect(),
+        },
+        27 => Fact::HookStarted {
+            hook: hook_name(input),
+            hosts: vec![input.text()],
+        },
+        28 => Fact::HookEnded {
+            hook: hook_name(input),
+            exit_code: (input.small(2) == 0).then(|| i32::from(input.byte())),
+            reason: input.text(),
+            millis: u64::from(input.byte()),
+        },
+        29 => Fact::HookFailed {
+            hook: hook_name(input),
+            reason: input.text(),
+        },
+        30 => Fact::MaintenancePage(crate::machine::MaintenancePage {
+            message: input.text(),
+            retry_after_s: u32::from(input.byte()),
+        }),
         _ => Fact::LockTakenOver {
             from: operator(input),
             by: operator(input),

@@ -675,3 +675,87 @@ fn a_damaged_or_impossible_journal_is_named_once_with_what_to_do() {
         assert!(first.starts_with("odysseus: "), "{what}: {err}");
     }
 }
+
+/// Maintenance mode's records (issue 13 §4) keep their kinds and bytes: `maintenance-
+/// started` and `live-started` carry the v1 start (the kind is the purpose),
+/// `maintenance-page` the message and `Retry-After`; the step names are the two v1
+/// appended. A maintenance deployment folds to its page, and a page in a deploy is refused.
+#[test]
+fn maintenance_records_round_trip_with_frozen_kinds_and_bytes() {
+    use odysseus_engine::machine::{
+        DeploymentState, MaintenancePage, Observation, Phase, Purpose, StepName,
+    };
+    let page = MaintenancePage {
+        message: "back".into(),
+        retry_after_s: 300,
+    };
+    for (purpose, kind, name) in [
+        (Purpose::Maintenance, 33u8, "maintenance-started"),
+        (Purpose::Live, 34, "live-started"),
+    ] {
+        let mut event = started(id(7), "app");
+        if let Fact::DeploymentStarted(s) = &mut event.fact {
+            s.plan.purpose = purpose;
+        }
+        let bytes = journal::encode(&event);
+        assert_eq!(bytes[1], kind, "{name}");
+        assert_eq!(event.fact.kind_name(), name);
+        assert_eq!(journal::decode(&bytes).unwrap(), event);
+        let step = if purpose == Purpose::Maintenance {
+            StepName::EnterMaintenance
+        } else {
+            StepName::LeaveMaintenance
+        };
+        let mut events = vec![event];
+        if purpose == Purpose::Maintenance {
+            events.push(Event {
+                at: Timestamp(2),
+                fact: Fact::MaintenancePage(page.clone()),
+            });
+        }
+        for fact in [
+            Fact::StepStarted {
+                target: 0,
+                step,
+                attempt: 1,
+                key: "k".into(),
+            },
+            Fact::StepSucceeded {
+                target: 0,
+                step,
+                attempt: 1,
+                observed: Observation::Done,
+            },
+            Fact::TargetCompleted { target: 0 },
+            Fact::DeploymentCompleted,
+        ] {
+            let event = Event {
+                at: Timestamp(3),
+                fact,
+            };
+            assert_eq!(journal::decode(&journal::encode(&event)).unwrap(), event);
+            events.push(event);
+        }
+        let state = DeploymentState::fold(&events).unwrap();
+        assert_eq!(state.phase, Phase::Completed);
+        assert_eq!(
+            state.maintenance_page,
+            (purpose == Purpose::Maintenance).then(|| page.clone())
+        );
+    }
+    let page_event = Event {
+        at: Timestamp(2),
+        fact: Fact::MaintenancePage(page),
+    };
+    let bytes = journal::encode(&page_event);
+    assert_eq!(bytes[1], 35);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    // "back", then 300 as bincode's varint (0xfb, little-endian u16).
+    assert!(
+        hex.contains("046261636bfb2c01"),
+        "maintenance-page's bytes changed: {hex}"
+    );
+    // A deploy records no page.
+    let refused = DeploymentState::fold(&[started(id(8), "app"), page_event]);
+    assert!(refused.is_err(), "{refused:?}");
+}

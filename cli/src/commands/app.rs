@@ -1,8 +1,13 @@
 //! `odysseus app exec|shell|console`: a one-off container of the image a role serves on a
 //! host (a migration, a shell, the framework's console), with the role's env, volumes and
 //! network, over the same connection deploys use. Removed afterwards.
+//!
+//! `odysseus app maintenance|live`: maintenance mode, run as a deployment of its own (see
+//! `Purpose::Maintenance`).
 
 use clap::{Args, Subcommand};
+
+use odysseus_engine::machine::MaintenancePage;
 
 use crate::config;
 use crate::exit::{Exit, UsageError};
@@ -21,8 +26,35 @@ is removed afterwards (also after Ctrl-C). At a terminal an interactive command 
 PTY; piped input is passed through. odysseus exits with the command's exit code (130
 after Ctrl-C without a terminal; 2 bad usage or config; 3 the host could not be reached).";
 
+const MAINTENANCE_HELP: &str = "\
+On every host of a web role, Caddy answers the service's requests with 503, the page
+(your message, HTML-escaped) and `Retry-After`; the containers keep running, their
+health checks go on, and deploys go on switching them underneath: the page stays until
+`odysseus app live`. Caddy saves it with its config, so a restarted Caddy still answers
+503. It is a deployment like any other: under the deploy lock, journaled (here and on
+the hosts), shown by `status`, `history` and `replay`; an interrupted one is finished
+with `odysseus deploy --resume` (or ended with --abandon).
+
+Exit codes: 0 done; 1 a host failed (the run halted: --resume); 2 bad usage or config;
+3 blocked or interrupted (the message names the next command).";
+
 #[derive(Subcommand, Debug)]
 enum AppCommand {
+    /// Put the service in maintenance: Caddy answers 503 with a page on its web hosts,
+    /// the containers keep running.
+    #[command(after_help = MAINTENANCE_HELP)]
+    Maintenance {
+        /// The message on the page (plain text).
+        #[arg(long)]
+        message: Option<String>,
+        /// The `Retry-After` header clients get, in seconds.
+        #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+        retry_after: u32,
+    },
+    /// Take the service out of maintenance: Caddy sends its requests to the containers
+    /// again.
+    #[command(after_help = MAINTENANCE_HELP)]
+    Live,
     /// Run a command once on HOST and return its exit code.
     #[command(after_help = ONEOFF_HELP)]
     Exec {
@@ -76,6 +108,22 @@ pub fn run(global: &GlobalArgs, args: AppArgs) -> anyhow::Result<Exit> {
             interactive,
         } => (host, role, sh_c(command), interactive),
         AppCommand::Shell { host, role, shell } => (host, role, vec![shell], true),
+        AppCommand::Maintenance {
+            message,
+            retry_after,
+        } => {
+            let page = MaintenancePage {
+                message: message.unwrap_or_else(|| MaintenancePage::DEFAULT_MESSAGE.to_string()),
+                retry_after_s: retry_after,
+            };
+            return super::deploy::run(
+                global,
+                super::deploy::DeployArgs::for_maintenance(Some(page)),
+            );
+        }
+        AppCommand::Live => {
+            return super::deploy::run(global, super::deploy::DeployArgs::for_maintenance(None))
+        }
         AppCommand::Console {
             host,
             role,

@@ -183,9 +183,14 @@ pub fn replay(global: &GlobalArgs, args: ReplayArgs) -> anyhow::Result<Exit> {
         out.push('\n');
     } else if let Some(s) = started {
         // A cleanup deployed no version: it says which hosts it emptied.
-        let what = if s.plan.purpose == odysseus_engine::machine::Purpose::Cleanup {
+        let what = if !s.plan.purpose.is_undoable() {
+            let verb = match s.plan.purpose {
+                odysseus_engine::machine::Purpose::Cleanup => "off",
+                _ => "on",
+            };
             format!(
-                "cleanup {} of {}: off {}",
+                "{} {} of {}: {verb} {}",
+                s.plan.purpose.as_str(),
                 s.id,
                 s.service,
                 s.plan.hosts().join(", ")

@@ -14,8 +14,9 @@ use crate::GlobalArgs;
 #[derive(Args, Debug)]
 #[command(after_help = "\
 For each host: the service's containers (role, version, running, health, routed by
-Caddy), Caddy's upstreams for the service, and who holds the deploy lock there; then the
-unfinished deployment, if any, from the journal.
+Caddy), Caddy's upstreams for the service, whether it is in maintenance (`app
+maintenance`), and who holds the deploy lock there; then the unfinished deployment, if
+any, from the journal.
 
 Exit codes: 0 every host answered; 2 bad usage or config; 3 a host could not be reached
 (the others are still shown).")]
@@ -59,10 +60,9 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<Exit> {
                 Some(id) => {
                     let state = DeploymentState::fold(&journal.load(id)?)?;
                     let s = state.started();
-                    // A cleanup is never rolled back: it is finished or abandoned.
-                    let cleanup = s.is_some_and(|s| {
-                        s.plan.purpose == odysseus_engine::machine::Purpose::Cleanup
-                    });
+                    // A cleanup (or maintenance on or off) is never rolled back: it is
+                    // finished or abandoned.
+                    let cleanup = s.is_some_and(|s| !s.plan.purpose.is_undoable());
                     Some(json!({
                         "id": id.to_string(),
                         "purpose": s.map(|s| s.plan.purpose.as_str()),
@@ -131,6 +131,12 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<Exit> {
                             }
                         )),
                         None => out.push_str("    caddy: no route for this service\n"),
+                    }
+                    if let Some(page) = &s.maintenance {
+                        out.push_str(&format!(
+                            "    MAINTENANCE: Caddy answers 503 (Retry-After {}s): \"{}\"; `odysseus app live` ends it\n",
+                            page.retry_after_s, page.message
+                        ));
                     }
                     if let Some(path) = &s.route_health_path {
                         out.push_str(&format!("    caddy health check: GET {path}\n"));

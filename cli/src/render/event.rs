@@ -54,6 +54,16 @@ fn outcome_and_detail(fact: &Fact) -> (Option<&'static str>, String) {
                 ),
             )
         }
+        Fact::DeploymentStarted(s) if !s.plan.purpose.is_undoable() => (
+            None,
+            format!(
+                "{} {} on {} by {}",
+                s.service,
+                s.plan.purpose.as_str(),
+                s.plan.hosts().join(", "),
+                s.operator
+            ),
+        ),
         Fact::DeploymentStarted(s) => (
             None,
             format!(
@@ -171,27 +181,25 @@ fn outcome_and_detail(fact: &Fact) -> (Option<&'static str>, String) {
         ),
         Fact::ReleaseFailed { reason, .. } => (Some("failed"), reason.clone()),
         Fact::HooksFound { hooks } => (None, hooks.join(", ")),
+        Fact::MaintenancePage(page) => (
+            None,
+            format!(
+                "503 \"{}\", Retry-After {}s",
+                page.message, page.retry_after_s
+            ),
+        ),
         Fact::HookFailed { reason, .. } => (None, reason.clone()),
         Fact::HookStarted { hook, hosts } => {
             (Some("started"), format!("{hook} for {}", hosts.join(", ")))
         }
-        Fact::HookEnded {
-            hook,
-            exit_code,
-            reason,
-            millis,
-        } => {
-            let exit = odysseus_engine::machine::HookExit {
-                exit_code: *exit_code,
-                reason: reason.clone(),
-                millis: *millis,
-            };
+        Fact::HookEnded { hook, .. } => {
+            let exit = fact.hook_exit().unwrap_or_default();
             (
                 Some(if exit.ok() { "succeeded" } else { "failed" }),
                 format!(
                     "{hook} {} in {:.1}s",
                     exit.describe(),
-                    *millis as f64 / 1000.0
+                    exit.millis as f64 / 1000.0
                 ),
             )
         }

@@ -148,13 +148,25 @@ pub enum FactV1 {
         hook: String,
         reason: String,
     },
+    /// A deployment of purpose maintenance (`app maintenance`), as `CleanupStarted`.
+    MaintenanceStarted(StartedV1),
+    /// A deployment of purpose live (`app live`), as `CleanupStarted`.
+    LiveStarted(StartedV1),
+    MaintenancePage {
+        message: String,
+        retry_after_s: u32,
+    },
 }
 
 /// The envelope's kind byte for each fact, frozen with the format.
 pub fn kind_code(fact: &m::Fact) -> u8 {
     match fact {
-        m::Fact::DeploymentStarted(s) if s.plan.purpose == m::Purpose::Cleanup => 25,
-        m::Fact::DeploymentStarted(_) => 1,
+        m::Fact::DeploymentStarted(s) => match s.plan.purpose {
+            m::Purpose::Deploy => 1,
+            m::Purpose::Cleanup => 25,
+            m::Purpose::Maintenance => 33,
+            m::Purpose::Live => 34,
+        },
         m::Fact::StepStarted { .. } => 2,
         m::Fact::StepSucceeded { .. } => 3,
         m::Fact::StepFailed { .. } => 4,
@@ -185,6 +197,7 @@ pub fn kind_code(fact: &m::Fact) -> u8 {
         m::Fact::HookStarted { .. } => 30,
         m::Fact::HookEnded { .. } => 31,
         m::Fact::HookFailed { .. } => 32,
+        m::Fact::MaintenancePage(_) => 35,
     }
 }
 
@@ -250,6 +263,8 @@ pub enum StepV1 {
     UnrouteOld,
     RemoveOld,
     RemoveRoute,
+    EnterMaintenance,
+    LeaveMaintenance,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -311,6 +326,8 @@ impl From<&m::Fact> for FactV1 {
                 match s.plan.purpose {
                     m::Purpose::Deploy => FactV1::DeploymentStarted(started),
                     m::Purpose::Cleanup => FactV1::CleanupStarted(started),
+                    m::Purpose::Maintenance => FactV1::MaintenanceStarted(started),
+                    m::Purpose::Live => FactV1::LiveStarted(started),
                 }
             }
             F::StepStarted {
@@ -474,6 +491,10 @@ impl From<&m::Fact> for FactV1 {
                 hook: hook.clone(),
                 reason: reason.clone(),
             },
+            F::MaintenancePage(page) => FactV1::MaintenancePage {
+                message: page.message.clone(),
+                retry_after_s: page.retry_after_s,
+            },
         }
     }
 }
@@ -527,6 +548,8 @@ impl From<m::StepName> for StepV1 {
             S::UnrouteOld => StepV1::UnrouteOld,
             S::RemoveOld => StepV1::RemoveOld,
             S::RemoveRoute => StepV1::RemoveRoute,
+            S::EnterMaintenance => StepV1::EnterMaintenance,
+            S::LeaveMaintenance => StepV1::LeaveMaintenance,
         }
     }
 }
@@ -599,6 +622,10 @@ impl From<FactV1> for m::Fact {
             FactV1::CleanupStarted(s) => {
                 F::DeploymentStarted(Box::new(started(s, m::Purpose::Cleanup)))
             }
+            FactV1::MaintenanceStarted(s) => {
+                F::DeploymentStarted(Box::new(started(s, m::Purpose::Maintenance)))
+            }
+            FactV1::LiveStarted(s) => F::DeploymentStarted(Box::new(started(s, m::Purpose::Live))),
             FactV1::StepStarted {
                 target,
                 step,
@@ -747,6 +774,13 @@ impl From<FactV1> for m::Fact {
                 millis,
             },
             FactV1::HookFailed { hook, reason } => F::HookFailed { hook, reason },
+            FactV1::MaintenancePage {
+                message,
+                retry_after_s,
+            } => F::MaintenancePage(m::MaintenancePage {
+                message,
+                retry_after_s,
+            }),
         }
     }
 }
@@ -823,6 +857,8 @@ impl From<StepV1> for m::StepName {
             StepV1::UnrouteOld => S::UnrouteOld,
             StepV1::RemoveOld => S::RemoveOld,
             StepV1::RemoveRoute => S::RemoveRoute,
+            StepV1::EnterMaintenance => S::EnterMaintenance,
+            StepV1::LeaveMaintenance => S::LeaveMaintenance,
         }
     }
 }

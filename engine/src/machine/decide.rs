@@ -328,6 +328,7 @@ fn effect(
         old_containers: target.old_containers.clone(),
         purpose: started.plan.purpose,
         old_version: target.old_version.clone(),
+        page: state.maintenance_page.clone(),
         timeouts: target.timeouts,
         backoff_ms,
         deadline_ms: deadline_ms(step, &target.timeouts, target.old_containers.len()),

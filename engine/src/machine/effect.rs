@@ -32,6 +32,8 @@ pub struct Effect {
     /// A cleanup's steps have no new container to check before they act.
     pub purpose: super::plan::Purpose,
     pub old_version: Option<String>,
+    /// What a route in maintenance answers (`enter-maintenance`), from the log.
+    pub page: Option<super::maintenance::MaintenancePage>,
     pub timeouts: Timeouts,
     /// Wait this long before running it (backoff after a failure).
     pub backoff_ms: u64,
@@ -66,7 +68,11 @@ pub fn deadline_ms(step: StepName, t: &Timeouts, old_containers: usize) -> u64 {
         StepName::StopOld => t.stop_ms,
         StepName::RestoreOldUpstream => t.boot_ms,
         StepName::RemoveNew => t.drain_ms + t.stop_ms,
-        StepName::UnrouteOld | StepName::RemoveOld | StepName::RemoveRoute => t.op_ms,
+        StepName::UnrouteOld
+        | StepName::RemoveOld
+        | StepName::RemoveRoute
+        | StepName::EnterMaintenance
+        | StepName::LeaveMaintenance => t.op_ms,
     };
     let each = match step {
         StepName::StopOld | StepName::RestoreOldUpstream | StepName::RemoveOld => {

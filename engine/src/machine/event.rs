@@ -241,6 +241,9 @@ pub enum Fact {
         hook: String,
         reason: String,
     },
+    /// What the routes of a maintenance deployment answer (in its preamble, before its
+    /// first step): a resume writes this page, not today's flags.
+    MaintenancePage(super::maintenance::MaintenancePage),
 }
 
 /// The image a host has for the deployed tag.
@@ -251,13 +254,32 @@ pub struct HostImage {
 }
 
 impl Fact {
+    /// How a hook run ended, for a `hook-ended` record.
+    pub fn hook_exit(&self) -> Option<super::hooks::HookExit> {
+        match self {
+            Fact::HookEnded {
+                exit_code,
+                reason,
+                millis,
+                ..
+            } => Some(super::hooks::HookExit {
+                exit_code: *exit_code,
+                reason: reason.clone(),
+                millis: *millis,
+            }),
+            _ => None,
+        }
+    }
+
     /// A stable name per kind, used in the journal envelope, in `replay` and in JSON.
     pub fn kind_name(&self) -> &'static str {
         match self {
-            Fact::DeploymentStarted(s) if s.plan.purpose == super::plan::Purpose::Cleanup => {
-                "cleanup-started"
-            }
-            Fact::DeploymentStarted(_) => "deployment-started",
+            Fact::DeploymentStarted(s) => match s.plan.purpose {
+                super::plan::Purpose::Deploy => "deployment-started",
+                super::plan::Purpose::Cleanup => "cleanup-started",
+                super::plan::Purpose::Maintenance => "maintenance-started",
+                super::plan::Purpose::Live => "live-started",
+            },
             Fact::StepStarted { .. } => "step-started",
             Fact::StepSucceeded { .. } => "step-succeeded",
             Fact::StepFailed { .. } => "step-failed",
@@ -288,6 +310,7 @@ impl Fact {
             Fact::HookStarted { .. } => "hook-started",
             Fact::HookEnded { .. } => "hook-ended",
             Fact::HookFailed { .. } => "hook-failed",
+            Fact::MaintenancePage(_) => "maintenance-page",
         }
     }
 

@@ -8,6 +8,7 @@ mod decide;
 mod effect;
 mod event;
 mod hooks;
+mod maintenance;
 mod plan;
 mod state;
 
@@ -17,6 +18,7 @@ pub use event::{
     DeploymentStarted, Event, Fact, FailedOutcome, FailureKind, HostImage, Observation,
 };
 pub use hooks::{HookCall, HookExit, HookName};
+pub use maintenance::MaintenancePage;
 pub use plan::{
     FailurePolicy, Plan, Purpose, RetryPolicy, RoleKind, StepName, Target, Timeouts, UnknownStep,
 };

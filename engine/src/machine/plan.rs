@@ -27,10 +27,13 @@ pub enum StepName {
     UnrouteOld,
     RemoveOld,
     RemoveRoute,
+    // Maintenance mode's (`odysseus app maintenance|live`).
+    EnterMaintenance,
+    LeaveMaintenance,
 }
 
 impl StepName {
-    pub const ALL: [StepName; 12] = [
+    pub const ALL: [StepName; 14] = [
         StepName::StartNew,
         StepName::AwaitHealthy,
         StepName::AddUpstream,
@@ -43,6 +46,8 @@ impl StepName {
         StepName::UnrouteOld,
         StepName::RemoveOld,
         StepName::RemoveRoute,
+        StepName::EnterMaintenance,
+        StepName::LeaveMaintenance,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +64,8 @@ impl StepName {
             StepName::UnrouteOld => "unroute-old",
             StepName::RemoveOld => "remove-old",
             StepName::RemoveRoute => "remove-route",
+            StepName::EnterMaintenance => "enter-maintenance",
+            StepName::LeaveMaintenance => "leave-maintenance",
         }
     }
 
@@ -201,6 +208,10 @@ impl Target {
                 vec![UnrouteOld, DrainOld, StopOld, RemoveOld, RemoveRoute]
             }
             (Purpose::Cleanup, RoleKind::Job) => vec![StopOld, RemoveOld],
+            // The route answers for the service on its host: only web targets have one.
+            (Purpose::Maintenance, RoleKind::Web) => vec![EnterMaintenance],
+            (Purpose::Live, RoleKind::Web) => vec![LeaveMaintenance],
+            (Purpose::Maintenance | Purpose::Live, RoleKind::Job) => Vec::new(),
         }
     }
 
@@ -240,6 +251,12 @@ pub enum Purpose {
     /// its containers, then its route. Never undone: its on-failure policy is halt and an
     /// abort is refused (what is removed cannot be restored).
     Cleanup,
+    /// Put the service's routes in maintenance (`odysseus app maintenance`): Caddy answers
+    /// 503 with a page while the containers keep running. Never undone: `app live` is
+    /// its own deployment.
+    Maintenance,
+    /// Take the routes out of maintenance (`odysseus app live`). Never undone.
+    Live,
 }
 
 impl Purpose {
@@ -247,7 +264,16 @@ impl Purpose {
         match self {
             Purpose::Deploy => "deploy",
             Purpose::Cleanup => "cleanup",
+            Purpose::Maintenance => "maintenance",
+            Purpose::Live => "live",
         }
+    }
+
+    /// A deploy's targets roll back on failure; the others' never do (what a cleanup
+    /// removed cannot come back; maintenance and live are each other's undo, asked
+    /// for by an operator): they halt, an abort is refused, a resume finishes them.
+    pub fn is_undoable(self) -> bool {
+        self == Purpose::Deploy
     }
 }
 

@@ -233,6 +233,8 @@ pub struct DeploymentState {
     pub hooks_found: Vec<String>,
     /// Every hook run, in order.
     pub hook_runs: Vec<HookRun>,
+    /// What the routes answer, for a deployment of purpose maintenance.
+    pub maintenance_page: Option<super::maintenance::MaintenancePage>,
 }
 
 /// A hook the deployment started, and how it ended once it did.
@@ -296,6 +298,7 @@ impl Default for DeploymentState {
             release: None,
             hooks_found: Vec::new(),
             hook_runs: Vec::new(),
+            maintenance_page: None,
         }
     }
 }
@@ -325,6 +328,14 @@ impl DeploymentState {
             .iter()
             .rev()
             .find(|r| r.hook == hook.as_str() && r.hosts == hosts)
+    }
+
+    /// The last run of `hook`, for whatever hosts.
+    pub fn last_hook(&self, hook: HookName) -> Option<&HookRun> {
+        self.hook_runs
+            .iter()
+            .rev()
+            .find(|r| r.hook == hook.as_str())
     }
 
     /// Apply one event. On error the state is unchanged.
@@ -559,6 +570,22 @@ impl DeploymentState {
                     return Err(self.impossible(fact, format!("`{unknown}` is not a hook")));
                 }
             }
+            Fact::MaintenancePage(_) => {
+                let untouched = self.phase == Running
+                    && self
+                        .targets
+                        .iter()
+                        .all(|t| t.status == TargetStatus::Pending);
+                let maintenance = self
+                    .started()
+                    .is_some_and(|s| s.plan.purpose == super::plan::Purpose::Maintenance);
+                if !untouched || !maintenance || self.maintenance_page.is_some() {
+                    return Err(self.impossible(
+                        fact,
+                        "a maintenance page is recorded once, by a maintenance deployment, before its first step",
+                    ));
+                }
+            }
             Fact::HookStarted { hook, .. } => {
                 if HookName::parse(hook).is_none() {
                     return Err(self.impossible(fact, format!("`{hook}` is not a hook")));
@@ -727,12 +754,13 @@ impl DeploymentState {
             }
             Fact::TargetRollbackStarted { target, reason } => {
                 let has_old = self.has_old(*target as usize);
-                // A cleanup is never undone (what it removed cannot come back): its
+                // A cleanup is never undone (what it removed cannot come back), nor is
+                // maintenance or live (each is the other's undo, an operator's call): its
                 // target gives up where it stands, and a resume redoes its steps, which
                 // find done what is done.
                 let cleanup = self
                     .started()
-                    .is_some_and(|s| s.plan.purpose == super::plan::Purpose::Cleanup);
+                    .is_some_and(|s| !s.plan.purpose.is_undoable());
                 let max = self
                     .started()
                     .map_or(1, |s| s.plan.retry.max_attempts.max(1));
@@ -873,17 +901,8 @@ impl DeploymentState {
                 hosts: hosts.clone(),
                 ended: None,
             }),
-            Fact::HookEnded {
-                hook,
-                exit_code,
-                reason,
-                millis,
-            } => {
-                let exit = HookExit {
-                    exit_code: *exit_code,
-                    reason: reason.clone(),
-                    millis: *millis,
-                };
+            Fact::HookEnded { hook, .. } => {
+                let exit = event.fact.hook_exit().unwrap_or_default();
                 let why = format!("the {hook} hook {}", exit.describe());
                 let ok = exit.ok();
                 let hosts = match self.hook_runs.last_mut() {
@@ -912,6 +931,7 @@ impl DeploymentState {
                     _ => {}
                 }
             }
+            Fact::MaintenancePage(page) => self.maintenance_page = Some(page.clone()),
             Fact::HookFailed { reason, .. } => {
                 self.phase = Phase::HookFailed;
                 self.failure = Some(reason.clone());

@@ -10,7 +10,9 @@ mod session;
 pub use clock::{Clock, SystemClock};
 pub use driver::{EventLog, Runtime};
 pub use executor::{ExecError, Executor, HookRunner, Survey};
-pub use planning::{foreign_containers, plan_cleanup, plan_deployment, TargetSpec};
+pub use planning::{
+    foreign_containers, plan_cleanup, plan_deployment, plan_maintenance, TargetSpec,
+};
 pub use session::{choose, hosts_serving_new, record_fact, Choice, Refusal, Request, Session};
 
 use crate::{journal, machine};

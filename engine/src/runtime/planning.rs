@@ -90,6 +90,34 @@ pub async fn plan_cleanup<E: Executor>(
     })
 }
 
+/// The plan of maintenance mode on (`Purpose::Maintenance`) or off (`Purpose::Live`): a
+/// target per host that routes the service (its first web role there), all in one batch
+/// (the hosts answer the same way as closely together as they can), halted on a failure
+/// and never undone. No container is touched, so nothing is surveyed.
+pub fn plan_maintenance(purpose: Purpose, specs: &[TargetSpec], retry: RetryPolicy) -> Plan {
+    let mut targets: Vec<Target> = Vec::new();
+    for spec in specs.iter().filter(|s| s.kind == RoleKind::Web) {
+        if targets.iter().any(|t| t.host == spec.host) {
+            continue;
+        }
+        targets.push(Target {
+            role: spec.role.clone(),
+            host: spec.host.clone(),
+            kind: spec.kind,
+            old_containers: Vec::new(),
+            old_version: None,
+            timeouts: spec.timeouts,
+        });
+    }
+    Plan {
+        batch_size: targets.len().max(1) as u32,
+        targets,
+        purpose,
+        on_failure: FailurePolicy::Halt,
+        retry,
+    }
+}
+
 /// Before a resume: the containers of each target's role that run now and that the
 /// recorded plan does not account for (neither one it replaces nor its own new one) —
 /// the sign that another deployment changed the host since. Hosts that cannot be

@@ -12,7 +12,9 @@
 use super::{Clock, Error, EventLog, Executor, Runtime};
 use crate::ids::{DeploymentId, Operator, Timestamp};
 use crate::journal::{Acquired, Journal, LockRecord};
-use crate::machine::{DeploymentStarted, DeploymentState, Event, Fact, Phase, TargetStatus};
+use crate::machine::{
+    DeploymentStarted, DeploymentState, Event, Fact, Phase, Purpose, TargetStatus,
+};
 
 /// What the operator asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,8 +33,9 @@ pub enum Request {
     Abandon {
         reason: String,
     },
-    /// Take the service off a host (`odysseus cleanup`).
-    Cleanup,
+    /// An operation that is not a deploy: take the service off a host (`odysseus
+    /// cleanup`), maintenance mode on or off (`odysseus app maintenance|live`).
+    Operate,
 }
 
 /// What the run does.
@@ -54,8 +57,8 @@ pub enum Choice {
         id: DeploymentId,
         reason: String,
     },
-    /// Start a cleanup (nothing is unfinished).
-    StartCleanup,
+    /// Start the operation asked for (nothing is unfinished).
+    StartOperation,
     Refuse(Refusal),
 }
 
@@ -77,13 +80,15 @@ pub enum Refusal {
         phase: Phase,
         serving_new: Vec<String>,
     },
-    /// A cleanup while a deployment (or another cleanup) is unfinished: that one first.
-    UnfinishedBeforeCleanup { id: DeploymentId },
-    /// A deploy while a cleanup is unfinished: the cleanup is finished (`--resume`) or
-    /// ended (`--abandon`) first; a plain deploy never carries it on implicitly.
-    CleanupUnfinished { id: DeploymentId },
-    /// `--abort` of a cleanup: what it removed cannot be brought back.
-    CleanupNotUndone { id: DeploymentId },
+    /// An operation while a deployment (or another operation) is unfinished: that one
+    /// first.
+    UnfinishedBeforeOperation { id: DeploymentId },
+    /// A deploy while an operation (a cleanup, maintenance on or off) is unfinished: it is
+    /// finished (`--resume`) or ended (`--abandon`) first; a plain deploy never carries it
+    /// on implicitly.
+    OperationUnfinished { id: DeploymentId, purpose: Purpose },
+    /// `--abort` of an operation that is never undone (see `Purpose::is_undoable`).
+    OperationNotUndone { id: DeploymentId, purpose: Purpose },
 }
 
 /// Chooses what a run does. Pure: the same inputs always give the same choice.
@@ -97,17 +102,18 @@ pub fn choose(unfinished: Option<(DeploymentId, &DeploymentState)>, request: &Re
                 supersedes: None,
             },
             Request::Deploy { version: None, .. } => Choice::Refuse(Refusal::NoVersion),
-            Request::Cleanup => Choice::StartCleanup,
+            Request::Operate => Choice::StartOperation,
             _ => Choice::Refuse(Refusal::NothingUnfinished),
         };
     };
-    let cleanup = state
-        .started()
-        .is_some_and(|s| s.plan.purpose == crate::machine::Purpose::Cleanup);
+    let purpose = state.started().map(|s| s.plan.purpose).unwrap_or_default();
+    let cleanup = !purpose.is_undoable();
     match request {
-        Request::Cleanup => Choice::Refuse(Refusal::UnfinishedBeforeCleanup { id }),
-        Request::Abort if cleanup => Choice::Refuse(Refusal::CleanupNotUndone { id }),
-        Request::Deploy { .. } if cleanup => Choice::Refuse(Refusal::CleanupUnfinished { id }),
+        Request::Operate => Choice::Refuse(Refusal::UnfinishedBeforeOperation { id }),
+        Request::Abort if cleanup => Choice::Refuse(Refusal::OperationNotUndone { id, purpose }),
+        Request::Deploy { .. } if cleanup => {
+            Choice::Refuse(Refusal::OperationUnfinished { id, purpose })
+        }
         Request::Resume => Choice::Resume {
             id,
             why: "resuming",
@@ -430,6 +436,47 @@ mod tests {
             narrowed: false,
             supersede,
         }
+    }
+
+    #[test]
+    fn an_unfinished_operation_is_finished_or_ended_never_rolled_back_or_deployed_over() {
+        for purpose in [Purpose::Cleanup, Purpose::Maintenance, Purpose::Live] {
+            let halted = state(false, true);
+            let mut started = halted.started().unwrap().clone();
+            started.plan.purpose = purpose;
+            let mut s = DeploymentState::default();
+            for fact in [
+                Fact::DeploymentStarted(Box::new(started)),
+                Fact::DeploymentFailed {
+                    outcome: FailedOutcome::Halted,
+                    reason: "x".into(),
+                },
+            ] {
+                s.evolve(&Event {
+                    at: Timestamp(0),
+                    fact,
+                })
+                .unwrap();
+            }
+            let unfinished = Some((id(1), &s));
+            assert_eq!(
+                choose(unfinished, &Request::Abort),
+                Choice::Refuse(Refusal::OperationNotUndone { id: id(1), purpose })
+            );
+            assert_eq!(
+                choose(unfinished, &deploy("v3", true)),
+                Choice::Refuse(Refusal::OperationUnfinished { id: id(1), purpose })
+            );
+            assert_eq!(
+                choose(unfinished, &Request::Operate),
+                Choice::Refuse(Refusal::UnfinishedBeforeOperation { id: id(1) })
+            );
+            assert!(matches!(
+                choose(unfinished, &Request::Resume),
+                Choice::Resume { .. }
+            ));
+        }
+        assert_eq!(choose(None, &Request::Operate), Choice::StartOperation);
     }
 
     #[test]

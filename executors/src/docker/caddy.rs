@@ -508,7 +508,7 @@ impl CaddyAdmin {
             .get(&format!("/id/{}", route_id(service)))
             .await?
             .and_then(|(route, _)| {
-                route["handle"][0]["health_checks"]["active"]["uri"]
+                proxy_handler(&route)["health_checks"]["active"]["uri"]
                     .as_str()
                     .map(str::to_string)
             }))
@@ -570,7 +570,15 @@ impl CaddyAdmin {
 
 /// The dial addresses a route's reverse proxy lists (containers, or slot placeholders).
 pub fn listed_dials(route: &Value) -> Vec<String> {
-    dials(&route["handle"][0]["upstreams"])
+    dials(&proxy_handler(route)["upstreams"])
+}
+
+/// The route's reverse proxy: its first handler, or the one after a maintenance page.
+fn proxy_handler(route: &Value) -> &Value {
+    route["handle"]
+        .as_array()
+        .and_then(|h| h.iter().find(|h| h["handler"] == "reverse_proxy"))
+        .unwrap_or(&Value::Null)
 }
 
 fn dials(value: &Value) -> Vec<String> {

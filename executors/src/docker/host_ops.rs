@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use bollard::models::HealthConfig;
-use odysseus_engine::machine::Effect;
+use odysseus_engine::machine::{Effect, MaintenancePage};
 use odysseus_engine::runtime::{Clock, ExecError, Survey, SystemClock};
 
 use super::caddy::{ensure_caddy, CADDY_CONTAINER};
@@ -360,6 +360,35 @@ impl HostOps for DockerExecutor {
             h.engine.remove(CADDY_CONTAINER).await?;
         }
         Ok(had)
+    }
+
+    async fn maintenance(&self, host: &str) -> Result<Option<MaintenancePage>, ExecError> {
+        let h = self.host(host)?;
+        if h.engine.inspect(CADDY_CONTAINER).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(h.admin
+            .route(&self.spec().service)
+            .await?
+            .and_then(|(route, _)| super::maintenance::page_of(&route)))
+    }
+
+    async fn set_maintenance(
+        &self,
+        host: &str,
+        page: Option<&MaintenancePage>,
+    ) -> Result<(), ExecError> {
+        let h = self.host(host)?;
+        let service = &self.spec().service;
+        if h.engine.inspect(CADDY_CONTAINER).await?.is_none() {
+            return match page {
+                None => Ok(()),
+                Some(_) => Err(ExecError::Permanent(format!(
+                    "{host} runs no {CADDY_CONTAINER}: {service} is not routed there (deploy it first)"
+                ))),
+            };
+        }
+        super::maintenance::set(&h.admin, service, page).await
     }
 
     async fn route(&self, host: &str) -> Result<Option<Vec<String>>, ExecError> {

@@ -13,6 +13,7 @@ pub mod marker;
 pub use executor::{local_socket, Access, DockerExecutor, HostHandle};
 pub use host_ops::{LABEL_APP_PORT, LABEL_HEALTH_PATH};
 pub mod logs;
+pub mod maintenance;
 mod oneoff;
 pub mod probe;
 pub mod prune;

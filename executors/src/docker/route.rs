@@ -189,7 +189,8 @@ pub async fn write(
             Some(s) => (0..s.len()).map(|i| slot_dial(service, i)).collect(),
             None => after.clone(),
         };
-        let wanted = route_config(service, &settings, &listed);
+        let mut wanted = route_config(service, &settings, &listed);
+        super::maintenance::carry_over(&current.route, &mut wanted);
         let named_now = held.len();
         if wanted != current.route {
             if let Some(s) = &new_slots {

@@ -24,6 +24,8 @@ pub struct HostStatus {
     pub upstreams: Option<Vec<String>>,
     /// The path of the route's active health check, as Caddy holds it.
     pub route_health_path: Option<String>,
+    /// The page the route answers with instead of the containers (`app maintenance`).
+    pub maintenance: Option<odysseus_engine::machine::MaintenancePage>,
     /// The mark of an unfinished deployment on the host (its id and driver).
     pub unfinished_mark: Option<String>,
     pub lock_holder: Option<String>,
@@ -66,6 +68,12 @@ impl DockerExecutor {
             Err(e) => (None, Some(e.to_string())),
         };
         let route_health_path = h.admin.route_health_path(service).await.unwrap_or(None);
+        let maintenance = h
+            .admin
+            .route(service)
+            .await
+            .unwrap_or(None)
+            .and_then(|(route, _)| super::maintenance::page_of(&route));
         let unfinished_mark = self
             .read_mark(host)
             .await?
@@ -75,6 +83,7 @@ impl DockerExecutor {
             containers,
             upstreams,
             route_health_path,
+            maintenance,
             unfinished_mark,
             lock_holder,
             lock_problem,

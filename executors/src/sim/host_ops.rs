@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use odysseus_engine::machine::{Effect, RoleKind};
+use odysseus_engine::machine::{Effect, MaintenancePage, RoleKind};
 use odysseus_engine::runtime::{ExecError, Survey};
 use odysseus_engine::DeploymentId;
 
@@ -284,6 +284,33 @@ impl HostOps for SimHost {
         let mut w = self.world();
         w.host(host).ok_or_else(|| Self::no_host(host))?;
         Ok(w.remove_route(host))
+    }
+
+    async fn maintenance(&self, host: &str) -> Result<Option<MaintenancePage>, ExecError> {
+        self.alive(false).await;
+        let w = self.world();
+        let h = w.host(host).ok_or_else(|| Self::no_host(host))?;
+        Ok(h.maintenance.clone())
+    }
+
+    async fn set_maintenance(
+        &self,
+        host: &str,
+        page: Option<&MaintenancePage>,
+    ) -> Result<(), ExecError> {
+        self.alive(true).await;
+        let mut w = self.world();
+        let h = w.host_mut(host).ok_or_else(|| Self::no_host(host))?;
+        if !h.routed {
+            return match page {
+                None => Ok(()),
+                Some(_) => Err(ExecError::Permanent(format!(
+                    "the service has no route on {host}: nothing to put in maintenance"
+                ))),
+            };
+        }
+        h.maintenance = page.cloned();
+        Ok(())
     }
 
     async fn survey(&self, host: &str, service: &str, role: &str) -> Result<Survey, ExecError> {

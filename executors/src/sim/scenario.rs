@@ -351,7 +351,7 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
                 *live_cell.borrow_mut() = state.clone();
             });
         let request = match mode {
-            Mode::Drive if scenario.cleanup.is_some() => Request::Cleanup,
+            Mode::Drive if scenario.cleanup.is_some() => Request::Operate,
             Mode::Drive => Request::Deploy {
                 version: Some(NEW_VERSION.to_string()),
                 narrowed: false,
@@ -376,7 +376,7 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
         if matches!(
             choice,
             Choice::Start { .. }
-                | Choice::StartCleanup
+                | Choice::StartOperation
                 | Choice::Resume { .. }
                 | Choice::Abort { .. }
         ) || (!exists && matches!(choice, Choice::Refuse(Refusal::NothingUnfinished)))
@@ -415,7 +415,7 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
             }
             // An abort with nothing started finds nothing to abort: the operator deploys.
             // Nothing was journaled before the crash: the operator runs the cleanup again.
-            Choice::StartCleanup | Choice::Refuse(Refusal::NothingUnfinished)
+            Choice::StartOperation | Choice::Refuse(Refusal::NothingUnfinished)
                 if !exists && scenario.cleanup.is_some() =>
             {
                 start_cleanup(scenario, &executor, &session, &mut runtime, id).await

@@ -78,6 +78,8 @@ pub struct Host {
     pub mark: Option<crate::steps::Mark>,
     /// The host's copies of the journal, by deployment: records as stored.
     pub journal: BTreeMap<odysseus_engine::DeploymentId, Vec<Vec<u8>>>,
+    /// The page the route answers with instead of its upstreams (maintenance mode).
+    pub maintenance: Option<odysseus_engine::machine::MaintenancePage>,
 }
 
 impl Host {
@@ -157,6 +159,10 @@ impl World {
             drain_ms: 5_000,
             decommissioning: Default::default(),
         }
+    }
+
+    pub fn host_mut(&mut self, host: &str) -> Option<&mut Host> {
+        self.hosts.get_mut(host)
     }
 
     pub fn host(&self, host: &str) -> Option<&Host> {
@@ -475,6 +481,7 @@ impl World {
         h.routed = false;
         h.upstreams.clear();
         h.route_health_path = None;
+        h.maintenance = None;
         if !left.is_empty() {
             self.violation(format!(
                 "removed the route on {host} while it still had {left:?}"

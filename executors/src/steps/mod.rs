@@ -292,6 +292,19 @@ impl<H: HostOps> Steps<H> {
                 self.ops.remove_route(host).await?;
                 Ok(Observation::Done)
             }
+            StepName::EnterMaintenance => {
+                let Some(page) = e.page.as_ref() else {
+                    return Err(ExecError::Permanent(
+                        "this maintenance deployment recorded no page".into(),
+                    ));
+                };
+                self.ops.set_maintenance(host, Some(page)).await?;
+                Ok(Observation::Done)
+            }
+            StepName::LeaveMaintenance => {
+                self.ops.set_maintenance(host, None).await?;
+                Ok(Observation::Done)
+            }
             StepName::RestoreOldUpstream => {
                 for old in &e.old_containers {
                     match self.view(host, old).await? {
@@ -475,6 +488,14 @@ impl<H: HostOps> Steps<H> {
                 gone
             }
             StepName::RemoveRoute => self.ops.route(host).await?.is_none(),
+            StepName::EnterMaintenance => {
+                e.page.is_some() && self.ops.maintenance(host).await? == e.page
+            }
+            StepName::LeaveMaintenance => {
+                // Done where the route answers from its containers again (a route that
+                // is gone is in no maintenance either).
+                self.ops.maintenance(host).await?.is_none()
+            }
         };
         Ok(done.then_some(match e.step {
             StepName::RemoveOldUpstream

@@ -3,7 +3,7 @@
 //! once, in `steps`, over this trait; only these operations differ between a real
 //! deploy and a simulated one.
 
-use odysseus_engine::machine::Effect;
+use odysseus_engine::machine::{Effect, MaintenancePage};
 use odysseus_engine::runtime::{ExecError, Survey};
 use odysseus_engine::DeploymentId;
 
@@ -103,6 +103,17 @@ pub trait HostOps {
     /// Removes the service's route from the host's proxy (and whatever the route alone
     /// needed); `false` when there was none. Idempotent.
     async fn remove_route(&self, host: &str) -> Result<bool, ExecError>;
+    /// The page the service's route answers with instead of its containers; `None` when
+    /// it is not in maintenance (or has no route).
+    async fn maintenance(&self, host: &str) -> Result<Option<MaintenancePage>, ExecError>;
+    /// Puts the service's route in maintenance with `page`, or takes it out (`None`),
+    /// leaving its upstreams as they are. A route that does not exist is an error: there
+    /// is nothing of the service to put in maintenance there. Idempotent.
+    async fn set_maintenance(
+        &self,
+        host: &str,
+        page: Option<&MaintenancePage>,
+    ) -> Result<(), ExecError>;
 
     /// How many records the host's copy of `deployment`'s journal holds (0: none yet).
     async fn journal_len(
@@ -185,6 +196,16 @@ impl<T: HostOps> HostOps for &T {
     }
     async fn remove_route(&self, host: &str) -> Result<bool, ExecError> {
         (**self).remove_route(host).await
+    }
+    async fn maintenance(&self, host: &str) -> Result<Option<MaintenancePage>, ExecError> {
+        (**self).maintenance(host).await
+    }
+    async fn set_maintenance(
+        &self,
+        host: &str,
+        page: Option<&MaintenancePage>,
+    ) -> Result<(), ExecError> {
+        (**self).set_maintenance(host, page).await
     }
     async fn mark(&self, host: &str) -> Result<Option<super::Mark>, ExecError> {
         (**self).mark(host).await

@@ -71,6 +71,8 @@ pub(super) async fn report<E: Executor>(
         return Ok(());
     }
     let exit = run(runtime, state, id, hook, hosts).await?;
+    // Its run is part of the deployment's record on the hosts too (where they answer).
+    runtime.replicate(id, state, &[]).await?;
     if !exit.ok() {
         eprintln!(
             "warning: the post-deploy hook {}; the deployment is complete and stays so",

@@ -6,12 +6,12 @@ use std::cell::RefCell;
 use clap::Args;
 use odysseus_engine::journal::{self, local_hostname, process_alive, process_start_ticks, Journal};
 use odysseus_engine::machine::{
-    DeploymentStarted, DeploymentState, Event, Fact, HookExit, HookName, Phase, Purpose,
-    RetryPolicy,
+    DeploymentStarted, DeploymentState, Event, Fact, HookExit, HookName, MaintenancePage, Phase,
+    Purpose, RetryPolicy,
 };
 use odysseus_engine::runtime::{
-    self, plan_cleanup, plan_deployment, record_fact, Choice, Clock, Request, Runtime, Session,
-    SystemClock, TargetSpec,
+    self, plan_cleanup, plan_deployment, plan_maintenance, record_fact, Choice, Clock, Request,
+    Runtime, Session, SystemClock, TargetSpec,
 };
 use odysseus_engine::{DeploymentId, Operator};
 use odysseus_executors::docker::{DockerExecutor, PushOutcome};
@@ -99,6 +99,10 @@ pub struct DeployArgs {
     /// Set by `odysseus cleanup HOST`: a deployment of purpose cleanup on that host.
     #[arg(skip)]
     cleanup: Option<String>,
+    /// Set by `odysseus app maintenance` (the page) and `app live` (None): a deployment
+    /// of purpose maintenance or live on the service's web hosts.
+    #[arg(skip)]
+    maintenance: Option<Option<MaintenancePage>>,
 }
 
 fn operator() -> Operator {
@@ -180,7 +184,19 @@ impl DeployArgs {
             build: false,
             no_build: true,
             cleanup: None,
+            maintenance: None,
             skip_hooks: false,
+        }
+    }
+
+    /// Maintenance mode on with `page`, or off (what `app maintenance|live` run). The
+    /// project's hooks are for deploys: none runs.
+    pub fn for_maintenance(page: Option<MaintenancePage>) -> Self {
+        DeployArgs {
+            image: None,
+            maintenance: Some(page),
+            skip_hooks: true,
+            ..DeployArgs::for_version(String::new())
         }
     }
 
@@ -357,12 +373,18 @@ enum Mode {
     Abort(DeploymentId),
     /// Take the service off this host.
     Cleanup(String),
+    /// Maintenance mode on, with this page, or off (None).
+    Maintenance(Option<MaintenancePage>),
 }
 
 impl DeployArgs {
     /// A new deployment (not a resume, an abort or an abandon).
     fn starts_one(&self) -> bool {
-        !self.resume && !self.abort && self.abandon.is_none() && self.cleanup.is_none()
+        !self.resume
+            && !self.abort
+            && self.abandon.is_none()
+            && self.cleanup.is_none()
+            && self.maintenance.is_none()
     }
 
     /// Whether a new deployment builds its image: asked for, or the version comes from
@@ -376,8 +398,8 @@ impl DeployArgs {
     }
 
     fn request(&self, version: Option<String>) -> Request {
-        if self.cleanup.is_some() {
-            Request::Cleanup
+        if self.cleanup.is_some() || self.maintenance.is_some() {
+            Request::Operate
         } else if self.resume {
             Request::Resume
         } else if self.abort {
@@ -510,8 +532,11 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
             )
             .await
         }
-        Choice::StartCleanup => {
-            let mode = Mode::Cleanup(args.cleanup.clone().unwrap_or_default());
+        Choice::StartOperation => {
+            let mode = match &args.maintenance {
+                Some(page) => Mode::Maintenance(page.clone()),
+                None => Mode::Cleanup(args.cleanup.clone().unwrap_or_default()),
+            };
             drive(
                 global, &config, &journal, &clock, &session, mode, &args, connected, hooks,
             )
@@ -566,6 +591,10 @@ fn hosts_left_behind(journal: &Journal, config: &Config) -> Vec<String> {
             cleaned.extend(hosts);
             continue;
         }
+        // Maintenance on or off says nothing about which hosts run the service.
+        if matches!(started.plan.purpose, Purpose::Maintenance | Purpose::Live) {
+            continue;
+        }
         return hosts
             .into_iter()
             .filter(|h| !current.contains(h) && !cleaned.contains(h))
@@ -607,6 +636,7 @@ async fn drive(
     let hosts = match &mode {
         Mode::Start { .. } => config.hosts(),
         Mode::Cleanup(host) => vec![host.clone()],
+        Mode::Maintenance(_) => web_hosts_of(config),
         Mode::Resume(id, _) | Mode::Abort(id) => {
             plan_hosts(&DeploymentState::fold(&journal.load(*id)?)?)
         }
@@ -624,7 +654,7 @@ async fn drive(
     });
     let connected = match (&mode, reusable) {
         (_, Some(e)) => Ok(e),
-        (Mode::Start { .. } | Mode::Cleanup(_), None) => {
+        (Mode::Start { .. } | Mode::Cleanup(_) | Mode::Maintenance(_), None) => {
             DockerExecutor::connect(config.spec.clone(), &hosts, &config.ssh, config.ssh_port).await
         }
         (Mode::Resume(..) | Mode::Abort(..), None) => {
@@ -685,7 +715,27 @@ async fn drive(
         },
         _ => None,
     };
-    if cleanup_specs.is_none() {
+    // Maintenance mode changes routes that exist and nothing else: nothing to get ready,
+    // but a host where the service has no route yet is refused before anything starts.
+    if let Mode::Maintenance(Some(_)) = &mode {
+        for host in &hosts {
+            match steps::HostOps::route(&executor, host).await {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    eprintln!(
+                        "odysseus: {} has no route on {host} yet (it was never deployed there): there is nothing to put in maintenance. Deploy it first.\nNothing was changed.",
+                        config.service
+                    );
+                    return Ok(Exit::Blocked);
+                }
+                Err(e) => {
+                    eprintln!("odysseus: {host}: {e}\nNothing was changed.");
+                    return Ok(Exit::Blocked);
+                }
+            }
+        }
+    }
+    if cleanup_specs.is_none() && !matches!(mode, Mode::Maintenance(_)) {
         if let Err(e) = executor.preflight(&web_hosts).await {
             eprintln!("odysseus: {e}\nNothing was changed.");
             return Ok(Exit::Blocked);
@@ -696,10 +746,13 @@ async fn drive(
     let prepares = match &mode {
         Mode::Start { .. } => args.builds(config),
         Mode::Resume(id, _) => {
+            // A run killed inside its pre-build hook has no build on record yet, but its
+            // gate's run says it was going to build.
             let state = DeploymentState::fold(&journal.load(*id)?)?;
-            state.build.is_some() && state.provenance.is_none()
+            state.provenance.is_none()
+                && (state.build.is_some() || state.last_hook(HookName::PreBuild).is_some())
         }
-        Mode::Abort(_) | Mode::Cleanup(_) => false,
+        Mode::Abort(_) | Mode::Cleanup(_) | Mode::Maintenance(_) => false,
     };
     // The builder is reached before anything changes: one that cannot be is a refusal,
     // not a deployment left unfinished.
@@ -785,7 +838,9 @@ async fn drive(
     // Known before anything changes: the hosts carry it while it is unfinished, and an
     // interruption is recorded against it.
     let id = match &mode {
-        Mode::Start { .. } | Mode::Cleanup(_) => new_deployment_id(clock.now().0),
+        Mode::Start { .. } | Mode::Cleanup(_) | Mode::Maintenance(_) => {
+            new_deployment_id(clock.now().0)
+        }
         Mode::Resume(id, _) | Mode::Abort(id) => *id,
     };
     // Before the marks: a refused resume leaves the hosts as it found them.
@@ -843,25 +898,28 @@ async fn drive(
     let tag = match &mode {
         Mode::Start { tag, .. } => tag.clone(),
         Mode::Cleanup(_) => CLEANUP_VERSION.to_string(),
+        Mode::Maintenance(Some(_)) => MAINTENANCE_VERSION.to_string(),
+        Mode::Maintenance(None) => LIVE_VERSION.to_string(),
         Mode::Resume(id, _) | Mode::Abort(id) => DeploymentState::fold(&journal.load(*id)?)?
             .started()
             .map(|s| s.version.clone())
             .unwrap_or_default(),
     };
     let built_here = match &mode {
-        Mode::Start { .. } | Mode::Cleanup(_) => false,
+        Mode::Start { .. } | Mode::Cleanup(_) | Mode::Maintenance(_) => false,
         Mode::Resume(id, _) | Mode::Abort(id) => {
             DeploymentState::fold(&journal.load(*id)?)?.build.is_some()
         }
     };
     // Provenance is what the hosts have for the tag once it is delivered: a build
     // records it itself after delivering (and an abort of one has nothing to record).
+    // An operation (a cleanup, maintenance on or off) deploys no image: none to record.
     let cleaning = match &mode {
-        Mode::Cleanup(_) => true,
+        Mode::Cleanup(_) | Mode::Maintenance(_) => true,
         Mode::Start { .. } => false,
         Mode::Resume(id, _) | Mode::Abort(id) => DeploymentState::fold(&journal.load(*id)?)?
             .started()
-            .is_some_and(|s| s.plan.purpose == Purpose::Cleanup),
+            .is_some_and(|s| !s.plan.purpose.is_undoable()),
     };
     let mut preamble = if prepares || built_here || cleaning {
         Vec::new()
@@ -874,6 +932,10 @@ async fn drive(
         preamble.push(Fact::HooksFound {
             hooks: hooks.names(),
         });
+    }
+    // The page is part of the record: a resume writes this one, whatever is asked then.
+    if let Mode::Maintenance(Some(page)) = &mode {
+        preamble.push(Fact::MaintenancePage(page.clone()));
     }
     hooks.describe(&config.service, &tag, &me.user);
     let hooks: &crate::hooks::Hooks = hooks;
@@ -1021,6 +1083,43 @@ async fn drive(
                 );
                 Ok(session.start(&mut runtime, started, None).await)
             }
+            Mode::Maintenance(page) => {
+                let purpose = if page.is_some() {
+                    Purpose::Maintenance
+                } else {
+                    Purpose::Live
+                };
+                let plan = plan_maintenance(
+                    purpose,
+                    &target_specs(config, &hosts),
+                    RetryPolicy::default(),
+                );
+                if plan.targets.is_empty() {
+                    return Err(Ok(anyhow::anyhow!(
+                        "{} has no web role: it has no route to put in maintenance",
+                        config.service
+                    )));
+                }
+                let started = DeploymentStarted {
+                    id,
+                    service: config.service.clone(),
+                    image: config.image.clone(),
+                    version: tag.clone(),
+                    config_digest: config.digest.clone(),
+                    plan,
+                    operator: me.clone(),
+                    lock_token: session.lock().token(),
+                };
+                eprintln!(
+                    "{} {} on {} (deployment {id}); journal in {} and on the hosts",
+                    if page.is_some() { "Putting" } else { "Taking" },
+                    config.service,
+                    hosts.join(", "),
+                    state_dir(global).display()
+                );
+                let outcome = session.start(&mut runtime, started, None).await;
+                Ok(outcome)
+            }
         }
     };
     // Ctrl-C or SIGTERM: abandon the current step (its intent is in the journal, and
@@ -1031,10 +1130,20 @@ async fn drive(
     > = tokio::select! {
         outcome = run => outcome,
         signal = stop_signal() => {
-            drop(runtime);
-            progress.borrow_mut().finish();
-            unmark_unstarted(journal, &executor, id).await;
-            return interrupted(global, journal, me, id, &signal);
+            match ended(journal, id) {
+                // Stopped in what follows the end (the post-deploy hook, the hosts'
+                // copy of the end): the deployment is over, and is closed as such.
+                Some(state) => {
+                    eprintln!("odysseus: {signal}: stopped after deployment {id} ended ({}); closing it", state.phase.as_str());
+                    Ok(Ok(state))
+                }
+                None => {
+                    drop(runtime);
+                    progress.borrow_mut().finish();
+                    unmark_unstarted(journal, &executor, id).await;
+                    return interrupted(global, journal, me, id, &signal);
+                }
+            }
         }
     };
     // The spinners go before any closing message is printed.
@@ -1103,6 +1212,12 @@ async fn drive(
     })
 }
 
+/// Deployment `id`'s state, when its record shows it ended.
+fn ended(journal: &Journal, id: DeploymentId) -> Option<DeploymentState> {
+    let state = DeploymentState::fold(&journal.load(id).ok()?).ok()?;
+    state.phase.is_final().then_some(state)
+}
+
 /// The project's hooks for this run, and the `pre-connect` run made before any
 /// connection (recorded once the run knows its deployment).
 struct Hooks<'h> {
@@ -1120,6 +1235,11 @@ fn record_pre_connect<E: odysseus_engine::runtime::Executor>(
     let Some((hosts, exit)) = pre_connect else {
         return Ok(());
     };
+    // A deployment that is rolling back (a resumed abort) runs no hooks: the run that
+    // led here is not part of its record.
+    if state.phase != Phase::Running {
+        return Ok(());
+    }
     let hook = HookName::PreConnect.as_str().to_string();
     runtime.record_now(
         id,
@@ -1144,6 +1264,26 @@ fn record_pre_connect<E: odysseus_engine::runtime::Executor>(
 
 /// The version a cleanup records: it deploys nothing.
 pub const CLEANUP_VERSION: &str = "(cleanup)";
+/// The versions `app maintenance` and `app live` record: they deploy nothing either.
+pub const MAINTENANCE_VERSION: &str = "(maintenance)";
+pub const LIVE_VERSION: &str = "(live)";
+
+/// The hosts deploy.yml gives a web role, in config order: where the service is routed.
+fn web_hosts_of(config: &Config) -> Vec<String> {
+    let mut hosts: Vec<String> = Vec::new();
+    for role in config
+        .roles
+        .iter()
+        .filter(|r| r.kind == odysseus_engine::machine::RoleKind::Web)
+    {
+        for h in &role.hosts {
+            if !hosts.contains(h) {
+                hosts.push(h.clone());
+            }
+        }
+    }
+    hosts
+}
 
 /// What a cleanup of `host` goes through: a target per role with containers of the
 /// service there (deploy.yml's kind and timeouts for its roles; a role it no longer has

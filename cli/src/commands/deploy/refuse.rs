@@ -1,6 +1,6 @@
 //! Why a run does nothing, worded for the person who asked, with what to run instead.
 
-use odysseus_engine::machine::Phase;
+use odysseus_engine::machine::{Phase, Purpose};
 use odysseus_engine::runtime::Refusal;
 
 use super::{next_command, what_next};
@@ -57,29 +57,40 @@ pub(super) fn refuse(
             eprintln!("{why}");
             Ok(Exit::Blocked)
         }
-        Refusal::UnfinishedBeforeCleanup { id } => {
+        Refusal::UnfinishedBeforeOperation { id } => {
             eprintln!(
-                "odysseus: deployment {id} of {} is unfinished: finish or end it before a cleanup.\n{}\nTo end it without touching any container: {}",
+                "odysseus: deployment {id} of {} is unfinished: finish or end it first.\n{}\nTo end it without touching any container: {}",
                 config.service,
                 what_next(global),
                 next_command(global, "--abandon REASON")
             );
             Ok(Exit::Blocked)
         }
-        Refusal::CleanupUnfinished { id } => {
+        Refusal::OperationUnfinished { id, purpose } => {
             eprintln!(
-                "odysseus: the cleanup {id} of {} is unfinished; a deploy does not carry it on.\nTo finish it: {}\nTo end it where it stands: {}",
+                "odysseus: the {} {id} of {} is unfinished; a deploy does not carry it on.\nTo finish it: {}\nTo end it where it stands: {}",
+                purpose.as_str(),
                 config.service,
                 next_command(global, "--resume"),
                 next_command(global, "--abandon REASON")
             );
             Ok(Exit::Blocked)
         }
-        Refusal::CleanupNotUndone { id } => {
+        Refusal::OperationNotUndone { id, purpose } => {
+            let why = match purpose {
+                Purpose::Cleanup => "what it removed cannot be brought back, so it is not rolled back",
+                _ => "it is not rolled back (maintenance and live are each other's undo: `odysseus app live` or `odysseus app maintenance`)",
+            };
             eprintln!(
-                "odysseus: {id} is a cleanup: what it removed cannot be brought back, so it is not rolled back.\nTo finish it: {}\nTo end it where it stands: {} (then deploy to put the service back)",
+                "odysseus: {id} is a {}: {why}.\nTo finish it: {}\nTo end it where it stands: {}{}",
+                purpose.as_str(),
                 next_command(global, "--resume"),
-                next_command(global, "--abandon REASON")
+                next_command(global, "--abandon REASON"),
+                if purpose == Purpose::Cleanup {
+                    " (then deploy to put the service back)"
+                } else {
+                    ""
+                }
             );
             Ok(Exit::Blocked)
         }

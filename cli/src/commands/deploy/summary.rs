@@ -53,6 +53,18 @@ pub(super) fn print_summary(global: &GlobalArgs, state: &DeploymentState) {
     let hosts = started.plan.hosts().join(", ");
     let verdict = match state.phase {
         Phase::Completed if cleanup => format!("Removed {} from {hosts}", started.service),
+        Phase::Completed
+            if started.plan.purpose == odysseus_engine::machine::Purpose::Maintenance =>
+        {
+            format!("{} is in maintenance on {hosts}: Caddy answers 503 there; `odysseus app live` ends it", started.service)
+        }
+        Phase::Completed if started.plan.purpose == odysseus_engine::machine::Purpose::Live => {
+            format!("{} is live again on {hosts}", started.service)
+        }
+        Phase::Halted if !started.plan.purpose.is_undoable() => format!(
+            "{} of {hosts} halted: a step failed",
+            started.plan.purpose.as_str()
+        ),
         Phase::Halted if cleanup => format!("Cleanup of {hosts} halted: a step failed"),
         Phase::Completed => format!("Deployed {}:{}", started.image, started.version),
         Phase::Halted => {
@@ -79,6 +91,19 @@ pub(super) fn print_summary(global: &GlobalArgs, state: &DeploymentState) {
         started.id
     ));
     for (t, target) in state.targets.iter().zip(&started.plan.targets) {
+        if !started.plan.purpose.is_undoable() && !cleanup {
+            out.push_str(&format!(
+                "  {:<20} {:<10} {}\n",
+                target.host,
+                target.role,
+                if t.status == odysseus_engine::machine::TargetStatus::Completed {
+                    "done"
+                } else {
+                    "not done"
+                }
+            ));
+            continue;
+        }
         if cleanup {
             let what = if t.status == odysseus_engine::machine::TargetStatus::Completed {
                 format!("removed {}", target.old_containers.join(", "))
