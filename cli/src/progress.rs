@@ -182,6 +182,18 @@ impl Progress {
                 )
             }
             Fact::TargetCompleted { target } => format!("{} done", place(*target)),
+            // A cleanup or maintenance on/off is never undone: its target stops where it
+            // stands, and a resume redoes its steps.
+            Fact::TargetRollbackStarted { target, reason }
+                if !started.plan.purpose.is_undoable() =>
+            {
+                format!("{} gave up: {reason}", place(*target))
+            }
+            Fact::TargetRolledBack { target } if !started.plan.purpose.is_undoable() => format!(
+                "{} stopped where it stands (a {} is not undone; --resume redoes it)",
+                place(*target),
+                started.plan.purpose.as_str()
+            ),
             Fact::TargetRollbackStarted { target, reason } => {
                 format!("{} rolling back: {reason}", place(*target))
             }

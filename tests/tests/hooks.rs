@@ -320,8 +320,14 @@ fn a_hook_killed_with_the_deployer_runs_again_on_resume_and_one_that_passed_does
         .args(["-KILL", &child.id().to_string()])
         .status();
     let _ = child.wait();
-    // The hook was the deployer's child, not its process group's: it may finish alone.
+    // The hook dies with the deployer (PR_SET_PDEATHSIG), even by SIGKILL: it never
+    // finishes alone, while a resume runs it again.
     std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        !log(&app).contains(&"pre-app-boot-end".to_string()),
+        "the killed deployer's hook ran on: {:?}",
+        log(&app)
+    );
     assert_eq!(app.get("/").unwrap().1.trim(), "v1");
     let out = app.deploy(&["--resume"]);
     assert_exit(&out, 0, "resume after a kill inside pre-app-boot");
@@ -339,6 +345,11 @@ fn a_hook_killed_with_the_deployer_runs_again_on_resume_and_one_that_passed_does
         lines.iter().filter(|l| *l == "pre-app-boot-start").count(),
         2,
         "the interrupted pre-app-boot ran again: {lines:?}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| *l == "pre-app-boot-end").count(),
+        1,
+        "only the resumed run finished: {lines:?}"
     );
     let kinds = kinds_of_latest(&app);
     assert_eq!(
@@ -428,4 +439,150 @@ fn app_boot_hooks_run_per_batch_and_a_failing_one_leaves_its_batch_untouched() {
             format!("post {second}")
         ]
     );
+}
+
+/// Whether a process whose command line contains `marker` runs.
+fn runs(marker: &str) -> bool {
+    Command::new("pgrep")
+        .args(["-f", marker])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Ctrl-C at a terminal signals the whole foreground process group. A hook runs in a
+/// group of its own: odysseus records the interruption (the hook's run is unfinished, not
+/// failed), then ends the hook with everything it started; the resume runs it again. A
+/// Ctrl-C once the deployment ended (during `post-deploy`) closes it as ended.
+#[test]
+fn ctrl_c_during_a_hook_interrupts_the_deploy_and_ends_the_hooks_whole_group() {
+    use std::os::unix::process::CommandExt;
+    let _serial = serial();
+    require_docker();
+    let app = App::new("hookint", "odysseus-demo", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "v1");
+    hook(
+        &app,
+        ".kamal/hooks",
+        "pre-deploy",
+        "echo pre-deploy-start >> hooks.log; sleep 30127 & wait; echo pre-deploy-end >> hooks.log",
+    );
+    // Found at the start, so the deployment runs it once it completes.
+    hook(
+        &app,
+        ".kamal/hooks",
+        "post-deploy",
+        "echo post-deploy-start >> hooks.log; sleep 30128 & wait",
+    );
+    let ctrl_c = |marker: &str, args: &[&str]| {
+        let mut cmd = app.deploy_cmd(args);
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let child = cmd.spawn().unwrap();
+        let started = std::time::Instant::now();
+        while !log(&app).contains(&marker.to_string()) {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{:?}",
+                log(&app)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        // As a terminal does: the whole foreground group. Through bash's builtin: procps
+        // 4.0.2's `kill -INT -PGID` signals every process on the machine (kill(-1)).
+        let _ = Command::new("bash")
+            .args(["-c", &format!("kill -INT -- -{}", child.id())])
+            .status();
+        child.wait_with_output().unwrap()
+    };
+    let out = ctrl_c("pre-deploy-start", &["--image", "v2"]);
+    assert_exit(&out, 3, "Ctrl-C inside pre-deploy");
+    assert!(stderr(&out).contains("--resume"), "{}", stderr(&out));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !runs("sleep 30127"),
+        "the hook's child outlived the interruption"
+    );
+    assert!(!log(&app).contains(&"pre-deploy-end".to_string()));
+    let kinds = kinds_of_latest(&app);
+    assert!(!kinds.contains(&"hook-failed".to_string()), "{kinds:?}");
+    assert!(!kinds.contains(&"hook-ended".to_string()), "{kinds:?}");
+    assert_eq!(app.get("/").unwrap().1.trim(), "v1");
+
+    // The resume runs it again (quickly now), then a slow post-deploy is interrupted:
+    // the deployment is complete and is closed as such.
+    hook(
+        &app,
+        ".kamal/hooks",
+        "pre-deploy",
+        "echo pre-deploy-again >> hooks.log",
+    );
+    let out = ctrl_c("post-deploy-start", &["--resume"]);
+    assert_exit(&out, 0, "Ctrl-C inside post-deploy, after the end");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Deployed odysseus-demo:v2"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!runs("sleep 30128"), "post-deploy's child outlived the run");
+    assert_eq!(app.get("/").unwrap().1.trim(), "v2");
+    assert_eq!(app.replay_json()["deployment"]["status"], "completed");
+    // Nothing is left to resume.
+    let again = app.deploy(&["--resume"]);
+    assert_exit(&again, 2, "nothing to resume");
+    app.remove_containers();
+}
+
+/// A resume from a checkout without the hooks the deployment recorded does not pass its
+/// gates silently: the run fails and says why; `--skip-hooks` says to run none.
+#[test]
+fn a_recorded_hook_missing_from_the_checkout_fails_unless_hooks_are_skipped() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("hookgone", "odysseus-demo", "");
+    assert_exit(&app.deploy(&["--image", "v1"]), 0, "v1");
+    hook(
+        &app,
+        ".kamal/hooks",
+        "pre-app-boot",
+        "echo pre-app-boot-start >> hooks.log; sleep 30",
+    );
+    let mut child = app
+        .deploy_cmd(&["--image", "v2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !log(&app).contains(&"pre-app-boot-start".to_string()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{:?}",
+            log(&app)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    std::fs::remove_dir_all(app.dir.join(".kamal")).unwrap();
+    let out = app.deploy(&["--resume"]);
+    assert_exit(&out, 1, "resume without the recorded hook");
+    assert!(
+        stderr(&out).contains("none is in .odysseus/hooks or .kamal/hooks here")
+            || String::from_utf8_lossy(&out.stdout)
+                .contains("none is in .odysseus/hooks or .kamal/hooks here"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(app.get("/").unwrap().1.trim(), "v1");
+    // Whether the failed gate halted the deployment or rolled its untouched batch back,
+    // the same image with --skip-hooks goes on (a resume) or starts again.
+    let out = app.deploy(&["--image", "v2", "--skip-hooks"]);
+    assert_exit(&out, 0, "v2 with --skip-hooks");
+    assert_eq!(app.get("/").unwrap().1.trim(), "v2");
+    app.remove_containers();
 }

@@ -5,6 +5,8 @@
 //! `status`; a deploy in between switches containers underneath the page; another
 //! service on the same Caddy is not touched.
 
+#[path = "support/fleet.rs"]
+mod fleet;
 #[path = "support/real.rs"]
 mod real;
 
@@ -89,6 +91,7 @@ fn maintenance_answers_503_with_the_page_while_the_containers_run_and_live_resto
         Duration::from_secs(120),
     );
     std::thread::sleep(Duration::from_secs(2));
+    let changes = real::caddy_config_changes();
     let on = odysseus(
         &app,
         &[
@@ -103,6 +106,13 @@ fn maintenance_answers_503_with_the_page_while_the_containers_run_and_live_resto
     assert_exit(&on, 0, "app maintenance");
     std::thread::sleep(Duration::from_secs(2));
     let report = load.finish();
+    // A file, not a config change: Caddy did not reload, so no keep-alive connection
+    // was closed under its clients.
+    assert_eq!(
+        real::caddy_config_changes(),
+        changes,
+        "maintenance on reloaded Caddy"
+    );
     for (kind, r) in [
         ("fresh", &report.fresh),
         ("keep-alive", &report.keepalive),
@@ -181,7 +191,13 @@ fn maintenance_answers_503_with_the_page_while_the_containers_run_and_live_resto
     assert_eq!(app.upstreams(), vec![format!("{}:3000", running[0].0)]);
 
     // Live again: the new version answers, status no longer says maintenance.
+    let changes = real::caddy_config_changes();
     assert_exit(&odysseus(&app, &["app", "live"]), 0, "app live");
+    assert_eq!(
+        real::caddy_config_changes(),
+        changes,
+        "app live reloaded Caddy"
+    );
     let (status, _, body) = get_full(&app);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("v2"), "{body}");
@@ -209,7 +225,7 @@ fn maintenance_takes_the_lock_refuses_a_service_never_deployed_and_resumes_after
     let refused = odysseus(&app, &["app", "maintenance"]);
     assert_exit(&refused, 3, "maintenance before any deploy");
     assert!(
-        stderr(&refused).contains("Deploy it first"),
+        stderr(&refused).contains("Deploy it there first"),
         "{}",
         stderr(&refused)
     );
@@ -289,5 +305,134 @@ fn maintenance_takes_the_lock_refuses_a_service_never_deployed_and_resumes_after
 
     assert_exit(&odysseus(&app, &["app", "live"]), 0, "app live");
     assert_eq!(get_full(&app).0, 200);
+    app.remove_containers();
+}
+
+/// A Caddy that reads no file placeholders (Debian's 2.6) gets the page as a handler of
+/// the route: each toggle is a reload, and it works the same for the user.
+#[test]
+fn an_older_caddy_is_put_in_maintenance_by_a_route_change() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("maint-old", "odysseus-demo:v1", "");
+    real::ensure_local_caddy_is("odysseus-testbed/caddy:2.6");
+    struct Restore;
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            real::ensure_local_caddy_is(real::CADDY_IMAGE);
+        }
+    }
+    let _restore = Restore;
+    let yaml = std::fs::read_to_string(app.config()).unwrap();
+    std::fs::write(
+        app.config(),
+        yaml.replace(real::CADDY_IMAGE, "odysseus-testbed/caddy:2.6"),
+    )
+    .unwrap();
+    assert_exit(&app.deploy(&[]), 0, "deploy on Caddy 2.6");
+    assert_exit(
+        &odysseus(&app, &["app", "maintenance", "--message", "old {caddy}"]),
+        0,
+        "maintenance on Caddy 2.6",
+    );
+    let (status, head, body) = get_full(&app);
+    assert_eq!(status, 503, "{body}");
+    assert!(head.contains("retry-after: 60"), "{head}");
+    assert!(body.contains("old &#123;caddy&#125;"), "{body}");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&odysseus(&app, &["status", "--json"]).stdout).unwrap();
+    assert_eq!(doc["hosts"][0]["maintenance"]["message"], "old {caddy}");
+    assert_exit(&odysseus(&app, &["app", "live"]), 0, "live on Caddy 2.6");
+    assert_eq!(get_full(&app).0, 200);
+    app.remove_containers();
+}
+
+fn statuses(app: &fleet::FleetApp) -> Vec<u16> {
+    fleet::HOSTS
+        .iter()
+        .map(|h| {
+            real::http_get_raw(&format!("{h}:80"), "/", &app.host_header())
+                .map(|(s, _)| s)
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+fn fleet_odysseus(app: &fleet::FleetApp, args: &[&str]) -> Output {
+    Command::new(real::odysseus_bin())
+        .args(args)
+        .arg("-c")
+        .arg(app.dir.join("deploy.yml"))
+        .output()
+        .unwrap()
+}
+
+/// On the fake servers over SSH: a host whose Caddy is down halts maintenance there (the
+/// others are in it); once Caddy is back, `deploy --resume` finishes it (the service's own
+/// containers are not "another deployment's"). A host new to the service, deployed while
+/// the others are in maintenance, is named before anything changes; `app maintenance`
+/// then puts it in too. `app live` with nothing in maintenance does nothing.
+#[test]
+fn on_a_fleet_a_halted_maintenance_resumes_and_a_new_host_is_named() {
+    let _serial = serial();
+    fleet::fleet_up();
+    let app = fleet::FleetApp::new("maintfleet", "");
+    let key = format!("{}/known_hosts", fleet::BASE);
+    app.write_for(&fleet::HOSTS[..2], &key, "");
+    real::assert_exit(&app.deploy(&["--image", "v1"]), 0, "v1 on two hosts");
+    let idle = fleet_odysseus(&app, &["app", "live"]);
+    assert_exit(&idle, 0, "live with nothing in maintenance");
+    assert!(stderr(&idle).contains("nothing to do"), "{}", stderr(&idle));
+
+    // Host 2 cannot take the page (a file stands where its directory goes): host 1 goes
+    // in, host 2 fails, the run halts.
+    let block = "/config/odysseus/maintenance/maintfleet";
+    fleet::server_docker(
+        2,
+        &[
+            "exec",
+            "odysseus-caddy",
+            "sh",
+            "-c",
+            &format!("rm -rf {block}; mkdir -p /config/odysseus/maintenance; touch {block}"),
+        ],
+    );
+    let halted = fleet_odysseus(&app, &["app", "maintenance", "--message", "fleet page"]);
+    let said = stderr(&halted) + &String::from_utf8_lossy(&halted.stdout);
+    assert_exit(&halted, 1, "maintenance where one host cannot take it");
+    assert!(!said.contains("--abort"), "never rolled back: {said}");
+    assert!(said.contains("--resume"), "{said}");
+    assert_eq!(statuses(&app)[..2], [503, 200]);
+    let status_text =
+        String::from_utf8_lossy(&fleet_odysseus(&app, &["status"]).stdout).into_owned();
+    assert!(
+        status_text.contains("unfinished maintenance"),
+        "{status_text}"
+    );
+    assert!(!status_text.contains("roll back"), "{status_text}");
+    fleet::server_docker(2, &["exec", "odysseus-caddy", "rm", "-f", block]);
+    let resumed = app.deploy(&["--resume"]);
+    assert_exit(&resumed, 0, "resume of the halted maintenance");
+    assert_eq!(statuses(&app)[..2], [503, 503]);
+
+    // A third host joins while the two are in maintenance: the deploy names it.
+    app.write(&key, "");
+    let out = app.deploy(&["--image", "v2"]);
+    assert_exit(&out, 0, "v2 with a new host");
+    assert!(
+        stderr(&out).contains("198.51.100.13 will serve maintfleet all the same"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(statuses(&app), vec![503, 503, 200]);
+    assert_exit(
+        &fleet_odysseus(&app, &["app", "maintenance", "--message", "fleet page"]),
+        0,
+        "maintenance on all three",
+    );
+    assert_eq!(statuses(&app), vec![503, 503, 503]);
+    assert_exit(&fleet_odysseus(&app, &["app", "live"]), 0, "live");
+    assert_eq!(statuses(&app), vec![200, 200, 200]);
+    assert_eq!(app.versions(), vec!["v2", "v2", "v2"]);
     app.remove_containers();
 }

@@ -134,7 +134,7 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<Exit> {
                     }
                     if let Some(page) = &s.maintenance {
                         out.push_str(&format!(
-                            "    MAINTENANCE: Caddy answers 503 (Retry-After {}s): \"{}\"; `odysseus app live` ends it\n",
+                            "    MAINTENANCE: Caddy answers 503 (Retry-After {}s): {:?}; `odysseus app live` ends it\n",
                             page.retry_after_s, page.message
                         ));
                     }
@@ -155,8 +155,9 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<Exit> {
         }
         if let Some(u) = &unfinished {
             match u["id"].as_str() {
-                Some(id) if u["purpose"] == "cleanup" => out.push_str(&format!(
-                    "unfinished cleanup {id} of {} ({})\n  to finish it: {}\n  to end it where it stands: {}\n",
+                Some(id) if u["abort"].is_null() => out.push_str(&format!(
+                    "unfinished {} {id} on {} ({})\n  to finish it: {}\n  to end it where it stands: {}\n",
+                    u["purpose"].as_str().unwrap_or("?"),
                     u["hosts"].as_str().unwrap_or("?"),
                     u["status"].as_str().unwrap_or("?"),
                     u["resume"].as_str().unwrap_or_default(),

@@ -183,8 +183,9 @@ fn outcome_and_detail(fact: &Fact) -> (Option<&'static str>, String) {
         Fact::HooksFound { hooks } => (None, hooks.join(", ")),
         Fact::MaintenancePage(page) => (
             None,
+            // Debug-quoted: a message's newlines and escape codes stay on one line, inert.
             format!(
-                "503 \"{}\", Retry-After {}s",
+                "503 {:?}, Retry-After {}s",
                 page.message, page.retry_after_s
             ),
         ),

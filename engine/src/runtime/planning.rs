@@ -129,6 +129,13 @@ pub async fn foreign_containers<E: Executor>(
     let Some(started) = state.started() else {
         return Vec::new();
     };
+    // Maintenance on or off touches no container: whatever runs is not in its way.
+    if matches!(
+        started.plan.purpose,
+        crate::machine::Purpose::Maintenance | crate::machine::Purpose::Live
+    ) {
+        return Vec::new();
+    }
     let mut found = Vec::new();
     for target in &started.plan.targets {
         let own = crate::machine::new_container_name(&started.service, &target.role, started.id);

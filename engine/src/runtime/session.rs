@@ -82,7 +82,7 @@ pub enum Refusal {
     },
     /// An operation while a deployment (or another operation) is unfinished: that one
     /// first.
-    UnfinishedBeforeOperation { id: DeploymentId },
+    UnfinishedBeforeOperation { id: DeploymentId, purpose: Purpose },
     /// A deploy while an operation (a cleanup, maintenance on or off) is unfinished: it is
     /// finished (`--resume`) or ended (`--abandon`) first; a plain deploy never carries it
     /// on implicitly.
@@ -109,7 +109,7 @@ pub fn choose(unfinished: Option<(DeploymentId, &DeploymentState)>, request: &Re
     let purpose = state.started().map(|s| s.plan.purpose).unwrap_or_default();
     let cleanup = !purpose.is_undoable();
     match request {
-        Request::Operate => Choice::Refuse(Refusal::UnfinishedBeforeOperation { id }),
+        Request::Operate => Choice::Refuse(Refusal::UnfinishedBeforeOperation { id, purpose }),
         Request::Abort if cleanup => Choice::Refuse(Refusal::OperationNotUndone { id, purpose }),
         Request::Deploy { .. } if cleanup => {
             Choice::Refuse(Refusal::OperationUnfinished { id, purpose })
@@ -469,7 +469,7 @@ mod tests {
             );
             assert_eq!(
                 choose(unfinished, &Request::Operate),
-                Choice::Refuse(Refusal::UnfinishedBeforeOperation { id: id(1) })
+                Choice::Refuse(Refusal::UnfinishedBeforeOperation { id: id(1), purpose })
             );
             assert!(matches!(
                 choose(unfinished, &Request::Resume),

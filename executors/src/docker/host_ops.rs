@@ -349,6 +349,7 @@ impl HostOps for DockerExecutor {
                     "rm",
                     "-rf",
                     &super::slots::slot_dir(service),
+                    &super::maintenance::page_dir(service),
                     &super::caddy::ca_root_path(service),
                 ],
             )
@@ -367,10 +368,7 @@ impl HostOps for DockerExecutor {
         if h.engine.inspect(CADDY_CONTAINER).await?.is_none() {
             return Ok(None);
         }
-        Ok(h.admin
-            .route(&self.spec().service)
-            .await?
-            .and_then(|(route, _)| super::maintenance::page_of(&route)))
+        super::maintenance::current(&h.engine, &h.admin, &self.spec().service).await
     }
 
     async fn set_maintenance(
@@ -388,7 +386,11 @@ impl HostOps for DockerExecutor {
                 ))),
             };
         }
-        super::maintenance::set(&h.admin, service, page).await
+        let files = match h.slots.get() {
+            Some(known) => *known,
+            None => self.prepare_caddy(host, h).await?,
+        };
+        super::maintenance::set(&h.engine, &h.admin, service, page, files).await
     }
 
     async fn route(&self, host: &str) -> Result<Option<Vec<String>>, ExecError> {

@@ -190,7 +190,12 @@ pub async fn write(
             None => after.clone(),
         };
         let mut wanted = route_config(service, &settings, &listed);
+        // In maintenance it stays so; on a Caddy that reads files it carries the switch,
+        // so that maintenance on or off is a file, not a reload.
         super::maintenance::carry_over(&current.route, &mut wanted);
+        if use_slots {
+            super::maintenance::with_switch(service, &mut wanted);
+        }
         let named_now = held.len();
         if wanted != current.route {
             if let Some(s) = &new_slots {

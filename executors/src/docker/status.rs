@@ -68,12 +68,9 @@ impl DockerExecutor {
             Err(e) => (None, Some(e.to_string())),
         };
         let route_health_path = h.admin.route_health_path(service).await.unwrap_or(None);
-        let maintenance = h
-            .admin
-            .route(service)
+        let maintenance = super::maintenance::current(&h.engine, &h.admin, service)
             .await
-            .unwrap_or(None)
-            .and_then(|(route, _)| super::maintenance::page_of(&route));
+            .unwrap_or(None);
         let unfinished_mark = self
             .read_mark(host)
             .await?

@@ -20,6 +20,7 @@ use odysseus_executors::steps::{self, Steps};
 
 mod abandon;
 mod hook_gates;
+mod maintenance_check;
 mod marks;
 mod prepare;
 mod refuse;
@@ -160,11 +161,35 @@ fn next_command(global: &GlobalArgs, flag: &str) -> String {
 }
 
 fn what_next(global: &GlobalArgs) -> String {
-    format!(
-        "To continue: {}\nTo roll back: {}",
-        next_command(global, "--resume"),
-        next_command(global, "--abort")
-    )
+    what_next_for(global, Purpose::Deploy)
+}
+
+/// The next commands for an unfinished deployment of `purpose`: one that is never undone
+/// (a cleanup, maintenance on or off) is finished or ended, not rolled back.
+fn what_next_for(global: &GlobalArgs, purpose: Purpose) -> String {
+    if purpose.is_undoable() {
+        format!(
+            "To continue: {}\nTo roll back: {}",
+            next_command(global, "--resume"),
+            next_command(global, "--abort")
+        )
+    } else {
+        format!(
+            "To continue: {}\nTo end it where it stands: {}",
+            next_command(global, "--resume"),
+            next_command(global, "--abandon REASON")
+        )
+    }
+}
+
+/// What deployment `id` is for, as its record says (a deploy when it cannot be read).
+fn purpose_of(journal: &Journal, id: DeploymentId) -> Purpose {
+    journal
+        .load(id)
+        .ok()
+        .and_then(|events| DeploymentState::fold(&events).ok())
+        .and_then(|state| state.started().map(|s| s.plan.purpose))
+        .unwrap_or_default()
 }
 
 impl DeployArgs {
@@ -717,23 +742,23 @@ async fn drive(
     };
     // Maintenance mode changes routes that exist and nothing else: nothing to get ready,
     // but a host where the service has no route yet is refused before anything starts.
-    if let Mode::Maintenance(Some(_)) = &mode {
-        for host in &hosts {
-            match steps::HostOps::route(&executor, host).await {
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    eprintln!(
-                        "odysseus: {} has no route on {host} yet (it was never deployed there): there is nothing to put in maintenance. Deploy it first.\nNothing was changed.",
-                        config.service
-                    );
-                    return Ok(Exit::Blocked);
-                }
-                Err(e) => {
-                    eprintln!("odysseus: {host}: {e}\nNothing was changed.");
-                    return Ok(Exit::Blocked);
-                }
-            }
+    if let Mode::Maintenance(page) = &mode {
+        if let Some(exit) =
+            maintenance_check::before_toggle(&executor, &config.service, &hosts, page.is_some())
+                .await
+        {
+            return Ok(exit);
         }
+    }
+    // A deploy says where the page stays, and where the app will serve all the same.
+    let maintenance_note = match &mode {
+        Mode::Start { .. } => {
+            maintenance_check::note_for_deploy(&executor, &config.service, &web_hosts).await
+        }
+        _ => None,
+    };
+    if let Some(note) = &maintenance_note {
+        eprintln!("{note}");
     }
     if cleanup_specs.is_none() && !matches!(mode, Mode::Maintenance(_)) {
         if let Err(e) = executor.preflight(&web_hosts).await {
@@ -1172,14 +1197,14 @@ async fn drive(
         Err(e @ runtime::Error::Machine(_)) => {
             eprintln!(
                 "odysseus: {e}\nThis is a bug in odysseus; the journal is intact.\n{}",
-                what_next(global)
+                what_next_for(global, purpose_of(journal, id))
             );
             return Ok(Exit::Internal);
         }
         Err(e) => {
             eprintln!(
                 "odysseus: the deployment was interrupted: {e}\n{}",
-                what_next(global)
+                what_next_for(global, purpose_of(journal, id))
             );
             return Ok(Exit::Blocked);
         }
@@ -1203,6 +1228,9 @@ async fn drive(
         print_summary_json(&state);
     } else {
         print_summary(global, &state);
+    }
+    if let Some(note) = &maintenance_note {
+        eprintln!("{note}");
     }
 
     Ok(match state.phase {
@@ -1467,7 +1495,7 @@ fn interrupted(
     }
     eprintln!(
         "odysseus: interrupted by {signal}; the step in progress was abandoned and the journal records where it stopped.\n{}",
-        what_next(global)
+        what_next_for(global, purpose_of(journal, id))
     );
     Ok(Exit::Blocked)
 }

@@ -57,12 +57,24 @@ pub(super) fn refuse(
             eprintln!("{why}");
             Ok(Exit::Blocked)
         }
-        Refusal::UnfinishedBeforeOperation { id } => {
+        Refusal::UnfinishedBeforeOperation { id, purpose } => {
             eprintln!(
-                "odysseus: deployment {id} of {} is unfinished: finish or end it first.\n{}\nTo end it without touching any container: {}",
+                "odysseus: {} {id} of {} is unfinished: finish or end it first.\n{}{}",
+                if purpose.is_undoable() {
+                    "deployment"
+                } else {
+                    purpose.as_str()
+                },
                 config.service,
-                what_next(global),
-                next_command(global, "--abandon REASON")
+                super::what_next_for(global, purpose),
+                if purpose.is_undoable() {
+                    format!(
+                        "\nTo end it without touching any container: {}",
+                        next_command(global, "--abandon REASON")
+                    )
+                } else {
+                    String::new()
+                }
             );
             Ok(Exit::Blocked)
         }

@@ -2,7 +2,6 @@
 
 use odysseus_engine::machine::{DeploymentState, Phase};
 
-use super::what_next;
 use crate::GlobalArgs;
 
 /// The last line of `deploy --json`: the deployment and what each target serves now.
@@ -143,7 +142,7 @@ pub(super) fn print_summary(global: &GlobalArgs, state: &DeploymentState) {
             .unwrap_or_default()
     ));
     if state.phase.is_suspended() {
-        out.push_str(&what_next(global));
+        out.push_str(&super::what_next_for(global, started.plan.purpose));
         out.push('\n');
     }
     let _ = crate::exit::print_stdout(&out);
