@@ -98,6 +98,25 @@ enum AppCommand {
 }
 
 pub fn run(global: &GlobalArgs, args: AppArgs) -> anyhow::Result<Exit> {
+    if matches!(
+        args.command,
+        AppCommand::Maintenance { .. } | AppCommand::Live
+    ) {
+        let config = config::load(&global.config, &|name| std::env::var(name).ok())
+            .map_err(|e| UsageError(e.to_string()))?;
+        if !config
+            .roles
+            .iter()
+            .any(|r| r.kind == odysseus_engine::machine::RoleKind::Web)
+        {
+            return Err(UsageError(format!(
+                "{} has no web role in {}: nothing of it is routed by Caddy, so there is no page to put up",
+                config.service,
+                global.config.display()
+            ))
+            .into());
+        }
+    }
     let config = config::load(&global.config, &|name| std::env::var(name).ok())
         .map_err(|e| UsageError(e.to_string()))?;
     let (host, role, argv, stdin) = match args.command {

@@ -1136,9 +1136,10 @@ async fn drive(
                     lock_token: session.lock().token(),
                 };
                 eprintln!(
-                    "{} {} on {} (deployment {id}); journal in {} and on the hosts",
+                    "{} {} {} maintenance on {} (deployment {id}); journal in {} and on the hosts",
                     if page.is_some() { "Putting" } else { "Taking" },
                     config.service,
+                    if page.is_some() { "in" } else { "out of" },
                     hosts.join(", "),
                     state_dir(global).display()
                 );
