@@ -196,6 +196,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                     down_in_recovery,
                     abort_when_halted: seed % 4 == 0,
                     cleanup: None,
+                    maintenance: None,
                     journal_lost_at_crash: false,
                 }
             },
@@ -352,6 +353,72 @@ proptest! {
         let started = outcome.folded.started().expect("a cleanup started");
         prop_assert_eq!(started.plan.purpose, odysseus_engine::machine::Purpose::Cleanup);
         prop_assert!(outcome.folded.provenance.is_none(), "a cleanup records no provenance");
+    }
+}
+
+/// `odysseus app maintenance` or `app live` on a serving fleet, with faults and crashes at
+/// any moment: the same step code (`enter-maintenance`, `leave-maintenance`) as on real
+/// hosts, under the simulated world's rules.
+fn maintenance_scenario() -> impl Strategy<Value = Scenario> {
+    (1usize..=3)
+        .prop_flat_map(|hosts| {
+            let role_sets = proptest::sample::select(vec![
+                vec![("web", RoleKind::Web)],
+                vec![("web", RoleKind::Web), ("jobs", RoleKind::Job)],
+            ]);
+            (
+                Just(hosts),
+                any::<u64>(),
+                role_sets,
+                any::<bool>(),
+                proptest::collection::vec(fault(hosts), 0..4),
+                proptest::collection::vec(crash(), 0..4),
+            )
+        })
+        .prop_map(|(hosts, seed, roles, on, faults, crashes)| {
+            let roles: Vec<(&str, RoleKind)> = roles;
+            let mut s = Scenario::simple(seed, hosts, &roles);
+            s.faults = faults
+                .into_iter()
+                .filter(|f| !matches!(f, Fault::NeverHealthy { .. } | Fault::Dies { .. }))
+                .collect();
+            s.crashes = crashes;
+            s.settle = true;
+            s.retry = RetryPolicy {
+                max_attempts: 3,
+                backoff_base_ms: 200,
+                backoff_max_ms: 2_000,
+            };
+            s.maintenance = Some(on);
+            s
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(200), max_shrink_iters: 2000, ..ProptestConfig::default() })]
+
+    /// Safety (no container or upstream touched), determinism (the journal folds to the
+    /// live state) and liveness (once faults stop, the resumed run completes and every
+    /// routed host answers as asked: the recorded page, or its containers).
+    #[test]
+    fn every_interrupted_maintenance_toggle_converges(scenario in maintenance_scenario()) {
+        let dir = ScratchDir::new("maintenance");
+        let outcome = sim::run(&scenario, dir.path());
+        prop_assert!(outcome.errors.is_empty(), "errors: {:?}", outcome.errors);
+        prop_assert!(outcome.violations.is_empty(), "violations: {:?}", outcome.violations);
+        prop_assert_eq!(&outcome.folded, &outcome.live);
+        prop_assert_eq!(outcome.phase(), Phase::Completed);
+        let started = outcome.folded.started().expect("maintenance started");
+        let wanted = if scenario.maintenance == Some(true) {
+            odysseus_engine::machine::Purpose::Maintenance
+        } else {
+            odysseus_engine::machine::Purpose::Live
+        };
+        prop_assert_eq!(started.plan.purpose, wanted);
+        prop_assert_eq!(
+            outcome.folded.maintenance_page.is_some(),
+            scenario.maintenance == Some(true)
+        );
     }
 }
 

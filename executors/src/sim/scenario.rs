@@ -12,7 +12,8 @@ use odysseus_engine::machine::{
     RoleKind, TargetStatus, Timeouts,
 };
 use odysseus_engine::runtime::{
-    self, plan_cleanup, plan_deployment, Choice, Refusal, Request, Runtime, Session, TargetSpec,
+    self, plan_cleanup, plan_deployment, plan_maintenance, Choice, Refusal, Request, Runtime,
+    Session, TargetSpec,
 };
 use odysseus_engine::{DeploymentId, Operator};
 
@@ -77,6 +78,10 @@ pub struct Scenario {
     /// Instead of deploying: `odysseus cleanup` of this host (after a crash, the operator
     /// resumes it: a cleanup is never aborted).
     pub cleanup: Option<String>,
+    /// Instead of deploying: `odysseus app maintenance` (true: the fleet starts live) or
+    /// `app live` (false: the fleet starts in maintenance). After a crash, the operator
+    /// resumes it: neither is ever rolled back.
+    pub maintenance: Option<bool>,
     /// Every crash takes the deployer's state dir with it (a CI runner that died): the
     /// next process starts from a journal rebuilt from the hosts' copies alone.
     pub journal_lost_at_crash: bool,
@@ -129,6 +134,7 @@ impl Scenario {
             down_in_recovery: None,
             abort_when_halted: false,
             cleanup: None,
+            maintenance: None,
             journal_lost_at_crash: false,
         }
     }
@@ -268,6 +274,12 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
             }
         }
     }
+    if scenario.maintenance == Some(false) {
+        for host in world.hosts.values_mut().filter(|h| h.routed) {
+            host.maintenance = Some(sim_page());
+        }
+    }
+    let initial = world.snapshot();
     let world = Rc::new(RefCell::new(world));
     let schedule = Rc::new(CrashSchedule::new(scenario.crashes.clone()));
     let executor = SimExecutor::new(world.clone(), clock.clone(), Some(schedule.clone()));
@@ -340,10 +352,12 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
             secrets_digest: None,
         };
         // A cleanup deploys no image: the CLI records no provenance for it.
-        let preamble = if scenario.cleanup.is_some() {
-            Vec::new()
-        } else {
-            vec![provenance]
+        let preamble = match scenario.maintenance {
+            // The page is part of the record (and no image is deployed).
+            Some(true) => vec![Fact::MaintenancePage(sim_page())],
+            Some(false) => Vec::new(),
+            None if scenario.cleanup.is_some() => Vec::new(),
+            None => vec![provenance],
         };
         let mut runtime = Runtime::new(&log, &executor, &clock)
             .preamble(preamble)
@@ -351,7 +365,9 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
                 *live_cell.borrow_mut() = state.clone();
             });
         let request = match mode {
-            Mode::Drive if scenario.cleanup.is_some() => Request::Operate,
+            Mode::Drive if scenario.cleanup.is_some() || scenario.maintenance.is_some() => {
+                Request::Operate
+            }
             Mode::Drive => Request::Deploy {
                 version: Some(NEW_VERSION.to_string()),
                 narrowed: false,
@@ -416,6 +432,11 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
             // An abort with nothing started finds nothing to abort: the operator deploys.
             // Nothing was journaled before the crash: the operator runs the cleanup again.
             Choice::StartOperation | Choice::Refuse(Refusal::NothingUnfinished)
+                if !exists && scenario.maintenance.is_some() =>
+            {
+                start_maintenance(scenario, &session, &mut runtime, id).await
+            }
+            Choice::StartOperation | Choice::Refuse(Refusal::NothingUnfinished)
                 if !exists && scenario.cleanup.is_some() =>
             {
                 start_cleanup(scenario, &executor, &session, &mut runtime, id).await
@@ -468,7 +489,9 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
                     }
                     mode = match scenario.after_crash {
                         _ if !matches!(mode, Mode::Drive) => mode,
-                        _ if scenario.cleanup.is_some() => Mode::Resume,
+                        _ if scenario.cleanup.is_some() || scenario.maintenance.is_some() => {
+                            Mode::Resume
+                        }
                         AfterCrash::Resume => Mode::Drive,
                         AfterCrash::Abort => Mode::Abort,
                         AfterCrash::Abandon => Mode::Abandon,
@@ -525,7 +548,10 @@ async fn run_async(scenario: &Scenario, dir: &Path) -> Outcome {
     let world = world.borrow();
     let mut violations = world.violations.clone();
     violations.extend(violations_extra);
-    let targets = if scenario.cleanup.is_some() {
+    let targets = if let Some(on) = scenario.maintenance {
+        check_maintenance_end_state(on, &initial, &world, &folded, &mut violations);
+        Vec::new()
+    } else if scenario.cleanup.is_some() {
         check_cleanup_end_state(scenario, &world, &folded, &mut violations);
         Vec::new()
     } else {
@@ -657,6 +683,70 @@ async fn start_cleanup<L: runtime::EventLog>(
         lock_token: session.lock().token(),
     };
     session.start(runtime, started, None).await
+}
+
+/// The page the simulated maintenance puts up.
+pub fn sim_page() -> odysseus_engine::machine::MaintenancePage {
+    odysseus_engine::machine::MaintenancePage {
+        message: "back soon".into(),
+        retry_after_s: 60,
+    }
+}
+
+async fn start_maintenance<L: runtime::EventLog>(
+    scenario: &Scenario,
+    session: &Session<'_>,
+    runtime: &mut Runtime<'_, L, SimExecutor, SimClock>,
+    id: DeploymentId,
+) -> Result<DeploymentState, runtime::Error> {
+    let on = scenario.maintenance == Some(true);
+    let purpose = if on {
+        odysseus_engine::machine::Purpose::Maintenance
+    } else {
+        odysseus_engine::machine::Purpose::Live
+    };
+    let started = DeploymentStarted {
+        id,
+        service: scenario.service.clone(),
+        image: format!("registry.example/{}", scenario.service),
+        version: if on { "(maintenance)" } else { "(live)" }.to_string(),
+        config_digest: format!("sim-{:016x}", scenario.seed),
+        plan: plan_maintenance(purpose, &scenario.target_specs(), scenario.retry),
+        operator: session.operator().clone(),
+        lock_token: session.lock().token(),
+    };
+    session.start(runtime, started, None).await
+}
+
+/// Maintenance on or off touches no container and no upstream; once it completes, every
+/// routed host answers with the recorded page (on) or with its containers (off).
+fn check_maintenance_end_state(
+    on: bool,
+    initial: &[super::world::HostSnapshot],
+    world: &World,
+    state: &DeploymentState,
+    violations: &mut Vec<String>,
+) {
+    if state.phase != Phase::Completed {
+        violations.push(format!(
+            "maintenance {} ended {}",
+            if on { "on" } else { "off" },
+            state.phase.as_str()
+        ));
+    }
+    if world.snapshot() != initial {
+        violations.push("maintenance on or off changed containers or upstreams".into());
+    }
+    let wanted = on.then(sim_page);
+    for (name, host) in &world.hosts {
+        if host.routed && state.phase == Phase::Completed && host.maintenance != wanted {
+            violations.push(format!(
+                "{name} answers {:?} after maintenance {} completed",
+                host.maintenance,
+                if on { "on" } else { "off" }
+            ));
+        }
+    }
 }
 
 /// A cleanup's convergence: a completed one leaves the host nothing of the service (no
