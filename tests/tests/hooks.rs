@@ -209,6 +209,18 @@ fn a_failing_gate_changes_nothing_it_guards_and_a_failing_post_deploy_is_only_re
         said(&out)
     );
     assert_eq!(app.running(), before);
+    // The escape hatches do not run it: a broken hook never blocks ending a deployment.
+    let out = app.deploy(&["--abandon", "stuck"]);
+    assert_exit(
+        &out,
+        2,
+        "--abandon with nothing unfinished, past a failing pre-connect",
+    );
+    assert!(
+        !said(&out).contains("pre-connect"),
+        "pre-connect ran for --abandon: {}",
+        said(&out)
+    );
     std::fs::remove_file(app.dir.join(".kamal/hooks/pre-connect")).unwrap();
 
     // pre-deploy: the deployment ends, nothing switched.

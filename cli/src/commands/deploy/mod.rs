@@ -461,7 +461,9 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
         version.as_deref().unwrap_or_default(),
         &operator().user,
     );
-    let pre_connect = if hooks.has(HookName::PreConnect) {
+    // Before a deploy or its resume: not before the escape hatches (--abort, --abandon,
+    // a cleanup), which a broken hook must never block.
+    let pre_connect = if hooks.has(HookName::PreConnect) && (args.starts_one() || args.resume) {
         let hosts = config.hosts();
         eprintln!("[pre-connect] running for {}", hosts.join(", "));
         let exit = hooks.run_named(HookName::PreConnect, &hosts, None).await;
