@@ -25,6 +25,8 @@ pub struct Hooks {
     service: String,
     version: String,
     performer: String,
+    /// `KAMAL_COMMAND`: `deploy`, or `rollback`.
+    command: &'static str,
     /// For `KAMAL_RUNTIME`: seconds since this command started.
     since: Instant,
 }
@@ -85,8 +87,15 @@ impl Hooks {
             service: String::new(),
             version: String::new(),
             performer: String::new(),
+            command: "deploy",
             since: Instant::now(),
         }
+    }
+
+    /// The command hooks are told about (`KAMAL_COMMAND`).
+    pub fn command(mut self, command: &'static str) -> Hooks {
+        self.command = command;
+        self
     }
 
     /// What the hooks are told about the deployment.
@@ -141,8 +150,7 @@ impl Hooks {
                 format!("{}@{}", self.service, short(&self.version)),
             ),
             ("HOSTS", hosts.join(",")),
-            ("COMMAND", "deploy".into()),
-            ("SUBCOMMAND", String::new()),
+            ("COMMAND", self.command.into()),
         ];
         if hook == HookName::PostDeploy {
             env.push(("RUNTIME", self.since.elapsed().as_secs().to_string()));

@@ -178,6 +178,22 @@ fn kamal_hooks_run_at_their_points_with_kamals_environment_and_are_journaled_wit
     );
     assert!(log(&app).is_empty(), "{:?}", log(&app));
     assert!(!kinds_of_latest(&app).contains(&"hooks-found".to_string()));
+
+    // `odysseus rollback` is a deploy the hooks hear as `rollback`.
+    let rollback = Command::new(real::odysseus_bin())
+        .args(["rollback", "v2", "-c"])
+        .arg(app.config())
+        .output()
+        .unwrap();
+    assert_exit(&rollback, 0, "rollback to v2");
+    let lines: Vec<String> = log(&app)
+        .into_iter()
+        .filter(|l| l.contains("command="))
+        .collect();
+    assert!(
+        !lines.is_empty() && lines.iter().all(|l| l.contains("command=rollback")),
+        "{lines:#?}"
+    );
     app.remove_containers();
 }
 

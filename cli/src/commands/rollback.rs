@@ -150,5 +150,5 @@ pub fn run(global: &GlobalArgs, args: RollbackArgs) -> anyhow::Result<Exit> {
     }
     drop(runtime);
     eprintln!("Rolling back {} to {version}", config.service);
-    super::deploy::run(global, super::deploy::DeployArgs::for_version(version))
+    super::deploy::run(global, super::deploy::DeployArgs::for_rollback(version))
 }

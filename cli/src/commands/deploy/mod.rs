@@ -104,6 +104,9 @@ pub struct DeployArgs {
     /// of purpose maintenance or live on the service's web hosts.
     #[arg(skip)]
     maintenance: Option<Option<MaintenancePage>>,
+    /// What hooks are told the command is (`KAMAL_COMMAND`): `rollback` sets it.
+    #[arg(skip)]
+    hook_command: Option<&'static str>,
 }
 
 fn operator() -> Operator {
@@ -210,7 +213,16 @@ impl DeployArgs {
             no_build: true,
             cleanup: None,
             maintenance: None,
+            hook_command: None,
             skip_hooks: false,
+        }
+    }
+
+    /// A deploy of an earlier version (what `rollback` runs): hooks hear `rollback`.
+    pub fn for_rollback(version: String) -> Self {
+        DeployArgs {
+            hook_command: Some("rollback"),
+            ..DeployArgs::for_version(version)
         }
     }
 
@@ -455,7 +467,8 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
     } else {
         None
     };
-    let mut hooks = crate::hooks::Hooks::discover(&global.config, args.skip_hooks);
+    let mut hooks = crate::hooks::Hooks::discover(&global.config, args.skip_hooks)
+        .command(args.hook_command.unwrap_or("deploy"));
     hooks.describe(
         &config.service,
         version.as_deref().unwrap_or_default(),
