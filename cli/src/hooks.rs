@@ -38,9 +38,10 @@ struct Found {
 }
 
 impl Hooks {
-    /// Finds the hooks of the project whose deploy.yml is `config_path`. None when
-    /// `skip` (`--skip-hooks`).
-    pub fn discover(config_path: &Path, skip: bool) -> Hooks {
+    /// Finds the hooks of the project whose deploy.yml is `config_path`: in
+    /// `hooks_path` (deploy.yml's, Kamal's key) alone when it is set. None when `skip`
+    /// (`--skip-hooks`).
+    pub fn discover(config_path: &Path, hooks_path: Option<&str>, skip: bool) -> Hooks {
         let mut found = BTreeMap::new();
         if !skip {
             let dir = config_path
@@ -51,19 +52,20 @@ impl Hooks {
             // it (from `-c config/deploy.yml`) would no longer lead to it.
             let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
             let dir = dir.as_path();
+            // The project's root, as Kamal sees it: where `config/deploy.yml` lives in.
+            let project = match dir.parent() {
+                Some(parent) if dir.file_name().is_some_and(|n| n == "config") => parent,
+                _ => dir,
+            };
             let mut roots = vec![
                 (dir.to_path_buf(), ".odysseus/hooks"),
                 (dir.to_path_buf(), ".kamal/hooks"),
             ];
-            if dir.file_name().is_some_and(|n| n == "config") {
-                if let Some(parent) = dir.parent() {
-                    let parent = if parent.as_os_str().is_empty() {
-                        Path::new(".")
-                    } else {
-                        parent
-                    };
-                    roots.push((parent.to_path_buf(), ".kamal/hooks"));
-                }
+            if project != dir {
+                roots.push((project.to_path_buf(), ".kamal/hooks"));
+            }
+            if let Some(folder) = hooks_path {
+                roots = vec![(project.to_path_buf(), folder)];
             }
             for hook in HookName::ALL {
                 for (root, folder) in &roots {

@@ -614,3 +614,33 @@ fn a_recorded_hook_missing_from_the_checkout_fails_unless_hooks_are_skipped() {
     assert_eq!(app.get("/").unwrap().1.trim(), "v2");
     app.remove_containers();
 }
+
+/// Kamal's `hooks_path:` names the only folder hooks are looked for in, relative to the
+/// project's root (here `config/deploy.yml`'s parent), run from `-c` given relative to a
+/// working directory elsewhere.
+#[test]
+fn hooks_path_names_the_only_folder_hooks_come_from() {
+    let _serial = serial();
+    require_docker();
+    let app = App::new("hookpath", "odysseus-demo", "hooks_path: ci/hooks\n");
+    // Kamal's layout: config/deploy.yml in the project.
+    let config_dir = app.dir.join("config");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::rename(app.config(), config_dir.join("deploy.yml")).unwrap();
+    hook(&app, "ci/hooks", "pre-deploy", "echo from-hooks-path >> hooks.log");
+    // Not looked at once hooks_path is set.
+    hook(&app, ".kamal/hooks", "pre-deploy", "echo from-kamal >> hooks.log; exit 1");
+    let out = Command::new(real::odysseus_bin())
+        .current_dir(app.dir.parent().unwrap())
+        .args(["deploy", "--image", "v1", "-c"])
+        .arg(format!(
+            "{}/config/deploy.yml",
+            app.dir.file_name().unwrap().to_string_lossy()
+        ))
+        .env_remove("ODYSSEUS_STATE_DIR")
+        .output()
+        .unwrap();
+    assert_exit(&out, 0, "a deploy with hooks_path");
+    assert_eq!(log(&app), vec!["from-hooks-path".to_string()]);
+    app.remove_containers();
+}

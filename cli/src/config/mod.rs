@@ -62,6 +62,8 @@ pub struct Config {
     pub console: Option<String>,
     /// The release command's argv (`release_command`), run once per deployment.
     pub release_command: Option<Vec<String>>,
+    /// Kamal's `hooks_path`: the only folder hooks are looked for in, when set.
+    pub hooks_path: Option<String>,
 }
 
 #[derive(Debug, Clone)]

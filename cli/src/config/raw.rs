@@ -40,6 +40,9 @@ pub struct RawConfig {
     /// Ours: the hosts' copies of the journal (`keep`: how many deployments each host
     /// keeps).
     pub journal: Option<RawJournal>,
+    /// Kamal's: the folder of the project's hooks (default `.kamal/hooks`), relative to
+    /// the project's root (deploy.yml's folder, or the parent of its `config/`).
+    pub hooks_path: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]

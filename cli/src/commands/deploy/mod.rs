@@ -467,8 +467,12 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
     } else {
         None
     };
-    let mut hooks = crate::hooks::Hooks::discover(&global.config, args.skip_hooks)
-        .command(args.hook_command.unwrap_or("deploy"));
+    let mut hooks = crate::hooks::Hooks::discover(
+        &global.config,
+        config.hooks_path.as_deref(),
+        args.skip_hooks,
+    )
+    .command(args.hook_command.unwrap_or("deploy"));
     hooks.describe(
         &config.service,
         version.as_deref().unwrap_or_default(),

@@ -254,6 +254,7 @@ pub(super) fn validate(
         build_lacks,
         console: raw.console.filter(|c| !c.trim().is_empty()),
         release_command,
+        hooks_path: raw.hooks_path.filter(|p| !p.trim().is_empty()),
     })
 }
 
