@@ -160,8 +160,29 @@ impl Hooks {
         if let Some(id) = deployment {
             env.push(("DEPLOYMENT", id));
         }
-        let mut command = tokio::process::Command::new(&found.path);
+        use std::os::unix::fs::PermissionsExt;
+        let executable = std::fs::metadata(&found.path)
+            .map(|m| m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false);
+        if !executable {
+            return HookExit {
+                exit_code: None,
+                reason: format!(
+                    "could not run {}: it is not executable (chmod +x it)",
+                    found.path.display()
+                ),
+                millis: 0,
+            };
+        }
+        // The hook runs under a small shell that stays its parent: when odysseus dies
+        // (even by SIGKILL) the kernel sends that shell SIGTERM (PR_SET_PDEATHSIG), and it
+        // kills the whole group — the hook and whatever it started (a migration must not
+        // run on while a resume starts it again).
+        let mut command = tokio::process::Command::new("/bin/sh");
         command
+            .arg("-c")
+            .arg(r#"trap 'kill -KILL 0' TERM HUP; "$0" "$@" & wait $!"#)
+            .arg(&found.path)
             .current_dir(&found.root)
             .stdin(Stdio::null())
             .kill_on_drop(true);
@@ -175,13 +196,12 @@ impl Hooks {
         }
         // Its own process group: a Ctrl-C at the terminal reaches odysseus, which records
         // the interruption and then ends the whole group (a hook killed by the terminal's
-        // SIGINT first would look like a failed gate). And it dies with odysseus, even by
-        // SIGKILL: a resume must not meet the previous run's hook still running.
+        // SIGINT first would look like a failed gate).
         command.process_group(0);
         // SAFETY: prctl is async-signal-safe and touches nothing of the parent's.
         unsafe {
             command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
                 Ok(())
             });
         }

@@ -68,6 +68,26 @@ pub fn head_id(config: &Path) -> Option<String> {
     Some(String::from_utf8_lossy(&id).trim().to_string()).filter(|s| !s.is_empty())
 }
 
+/// The full id of the commit `abbrev` (a version taken from a commit) names in deploy.yml's
+/// repository; None when it names none (or is no commit abbreviation at all).
+pub fn commit_named(config: &Path, abbrev: &str) -> Option<String> {
+    if abbrev.len() < 7 || !abbrev.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let id = git(
+        &dir_of(config),
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{abbrev}^{{commit}}"),
+        ],
+    )
+    .ok()?
+    .ok()?;
+    Some(String::from_utf8_lossy(&id).trim().to_string()).filter(|s| !s.is_empty())
+}
+
 /// The commit of deploy.yml's repository, or None outside a repository.
 pub fn head(config: &Path) -> Result<Option<Commit>, UsageError> {
     let dir = dir_of(config);

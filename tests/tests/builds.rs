@@ -473,3 +473,71 @@ fn builds_resist_dirty_resumes_split_secrets_and_hostile_contexts() {
         ))
         .output();
 }
+
+/// A deploy killed inside its `pre-build` hook has recorded no build yet: the resume
+/// builds (it does not deploy an image that was never made), and only from the commit
+/// the version names — a repository moved on since is refused, then built once it is back.
+#[test]
+fn a_deploy_killed_inside_pre_build_is_resumed_by_building_its_own_commit() {
+    use std::os::unix::fs::PermissionsExt;
+    let _serial = serial();
+    require_docker();
+    let image = format!("odysseus-prebuild-{}", std::process::id());
+    let app = App::new("prebuild", &image, "");
+    let dir = app.dir.clone();
+    git(&dir, &["init", "-q"]);
+    write_app(&dir, "first commit", "");
+    let hooks = dir.join(".kamal/hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    std::fs::write(
+        hooks.join("pre-build"),
+        "#!/bin/sh\necho pre-build-start >> pre-build.log\nsleep 30.131\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        hooks.join("pre-build"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    // The hooks are the runner's, not the commit's: editing them leaves the tree clean.
+    std::fs::write(dir.join(".gitignore"), "pre-build.log\n.odysseus\n.kamal\n").unwrap();
+    let first = commit(&dir, "one");
+    let (mut child, _rest) = spawn_until(app.deploy_cmd(&[]), "[pre-build] running");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!kinds(&app).contains(&"build-started".to_string()));
+    // The repository moves on: the resume refuses to build another commit under the
+    // interrupted deployment's version.
+    write_app(&dir, "second commit", "");
+    commit(&dir, "two");
+    std::fs::write(hooks.join("pre-build"), "#!/bin/sh\nexit 0\n").unwrap();
+    let out = deploy_resume(&app);
+    assert_exit(&out, 3, "a resume at another commit");
+    assert!(
+        stderr(&out).contains(&format!("builds commit {first}")),
+        "{}",
+        stderr(&out)
+    );
+    git(&dir, &["checkout", "-q", &first]);
+    std::fs::write(hooks.join("pre-build"), "#!/bin/sh\nexit 0\n").unwrap();
+    let out = deploy_resume(&app);
+    assert_exit(&out, 0, "the resume at its own commit");
+    assert_eq!(app.get("/").unwrap(), (200, "first commit\n".into()));
+    let k = kinds(&app);
+    assert_eq!(
+        k.iter().filter(|k| *k == "build-started").count(),
+        1,
+        "{k:?}"
+    );
+    assert!(k.contains(&"built".to_string()), "{k:?}");
+    app.remove_containers();
+    docker(&["image", "rm", "-f", &format!("{image}:{}", &first[..12])]);
+}
+
+fn deploy_resume(app: &App) -> std::process::Output {
+    app.deploy_cmd(&["--resume"])
+        .env("BUILD_TOKEN", TOKEN)
+        .output()
+        .unwrap()
+}

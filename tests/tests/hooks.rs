@@ -327,7 +327,7 @@ fn a_hook_killed_with_the_deployer_runs_again_on_resume_and_one_that_passed_does
         &app,
         ".kamal/hooks",
         "pre-app-boot",
-        "echo pre-app-boot-start >> hooks.log; sleep 3; echo pre-app-boot-end >> hooks.log",
+        "echo pre-app-boot-start >> hooks.log; sleep 30.129 & sleep 3; echo pre-app-boot-end >> hooks.log",
     );
     let mut child = app
         .deploy_cmd(&["--image", "v2"])
@@ -355,6 +355,10 @@ fn a_hook_killed_with_the_deployer_runs_again_on_resume_and_one_that_passed_does
         !log(&app).contains(&"pre-app-boot-end".to_string()),
         "the killed deployer's hook ran on: {:?}",
         log(&app)
+    );
+    assert!(
+        !runs("sleep 30.129"),
+        "what the killed deployer's hook started runs on"
     );
     assert_eq!(app.get("/").unwrap().1.trim(), "v1");
     let out = app.deploy(&["--resume"]);
@@ -524,6 +528,26 @@ fn ctrl_c_during_a_hook_interrupts_the_deploy_and_ends_the_hooks_whole_group() {
             .status();
         child.wait_with_output().unwrap()
     };
+    // Inside pre-connect (before any connection): the hook's group ends, nothing starts.
+    hook(
+        &app,
+        ".kamal/hooks",
+        "pre-connect",
+        "echo pre-connect-start >> hooks.log; sleep 30.132 & wait",
+    );
+    let out = ctrl_c("pre-connect-start", &["--image", "v2"]);
+    assert_exit(&out, 3, "Ctrl-C inside pre-connect");
+    assert!(
+        stderr(&out).contains("while the pre-connect hook ran")
+            && stderr(&out).contains("Nothing was changed"),
+        "{}",
+        stderr(&out)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!runs("sleep 30.132"), "pre-connect's child outlived the run");
+    assert_eq!(app.get("/").unwrap().1.trim(), "v1");
+    std::fs::remove_file(app.dir.join(".kamal/hooks/pre-connect")).unwrap();
+
     let out = ctrl_c("pre-deploy-start", &["--image", "v2"]);
     assert_exit(&out, 3, "Ctrl-C inside pre-deploy");
     assert!(stderr(&out).contains("--resume"), "{}", stderr(&out));
@@ -627,9 +651,19 @@ fn hooks_path_names_the_only_folder_hooks_come_from() {
     let config_dir = app.dir.join("config");
     std::fs::create_dir_all(&config_dir).unwrap();
     std::fs::rename(app.config(), config_dir.join("deploy.yml")).unwrap();
-    hook(&app, "ci/hooks", "pre-deploy", "echo from-hooks-path >> hooks.log");
+    hook(
+        &app,
+        "ci/hooks",
+        "pre-deploy",
+        "echo from-hooks-path >> hooks.log",
+    );
     // Not looked at once hooks_path is set.
-    hook(&app, ".kamal/hooks", "pre-deploy", "echo from-kamal >> hooks.log; exit 1");
+    hook(
+        &app,
+        ".kamal/hooks",
+        "pre-deploy",
+        "echo from-kamal >> hooks.log; exit 1",
+    );
     let out = Command::new(real::odysseus_bin())
         .current_dir(app.dir.parent().unwrap())
         .args(["deploy", "--image", "v1", "-c"])

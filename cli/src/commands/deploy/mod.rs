@@ -480,11 +480,29 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
     );
     // Before a deploy or its resume: not before the escape hatches (--abort, --abandon,
     // a cleanup), which a broken hook must never block.
+    // One watch for Ctrl-C, SIGTERM and SIGHUP from here to the end: once its handlers are
+    // installed (the first time it is awaited), a signal is never lost between two waits.
+    let mut stop: StopSignal = Box::pin(stop_signal());
     let pre_connect = if hooks.has(HookName::PreConnect) && (args.starts_one() || args.resume) {
         let hosts = config.hosts();
         eprintln!("[pre-connect] running for {}", hosts.join(", "));
-        let exit = hooks.run_named(HookName::PreConnect, &hosts, None).await;
-        if !exit.ok() {
+        // Ctrl-C here ends the hook (its whole group) and the command: nothing started.
+        let exit = tokio::select! {
+            exit = hooks.run_named(HookName::PreConnect, &hosts, None) => exit,
+            signal = &mut stop => {
+                eprintln!(
+                    "odysseus: interrupted by {signal} while the pre-connect hook ran (it was stopped).\nNothing was changed."
+                );
+                return Ok(Exit::Blocked);
+            }
+        };
+        if exit.ok() {
+            eprintln!(
+                "[pre-connect] ok: {} in {:.2}s",
+                exit.describe(),
+                exit.millis as f64 / 1000.0
+            );
+        } else {
             eprintln!(
                 "odysseus: the pre-connect hook {}.\nNothing was changed.",
                 exit.describe()
@@ -558,21 +576,21 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
                 supersedes,
             };
             drive(
-                global, &config, &journal, &clock, &session, mode, &args, connected, hooks,
+                global, &config, &journal, &clock, &session, mode, &args, connected, hooks, stop,
             )
             .await
         }
         Choice::Resume { id, why } => {
             let mode = Mode::Resume(id, why);
             drive(
-                global, &config, &journal, &clock, &session, mode, &args, connected, hooks,
+                global, &config, &journal, &clock, &session, mode, &args, connected, hooks, stop,
             )
             .await
         }
         Choice::Abort { id } => {
             let mode = Mode::Abort(id);
             drive(
-                global, &config, &journal, &clock, &session, mode, &args, connected, hooks,
+                global, &config, &journal, &clock, &session, mode, &args, connected, hooks, stop,
             )
             .await
         }
@@ -582,7 +600,7 @@ async fn deploy(global: &GlobalArgs, args: DeployArgs, config: Config) -> anyhow
                 None => Mode::Cleanup(args.cleanup.clone().unwrap_or_default()),
             };
             drive(
-                global, &config, &journal, &clock, &session, mode, &args, connected, hooks,
+                global, &config, &journal, &clock, &session, mode, &args, connected, hooks, stop,
             )
             .await
         }
@@ -659,6 +677,7 @@ async fn drive(
     args: &DeployArgs,
     connected: Option<DockerExecutor>,
     hooks: Hooks<'_>,
+    mut stop: StopSignal,
 ) -> anyhow::Result<Exit> {
     let Hooks {
         runner: hooks,
@@ -1174,7 +1193,7 @@ async fn drive(
         Result<anyhow::Error, runtime::Error>,
     > = tokio::select! {
         outcome = run => outcome,
-        signal = stop_signal() => {
+        signal = &mut stop => {
             match ended(journal, id) {
                 // Stopped in what follows the end (the post-deploy hook, the hosts'
                 // copy of the end): the deployment is over, and is closed as such.
@@ -1485,15 +1504,24 @@ pub async fn push_and_report(
     Ok(())
 }
 
-/// Waits for Ctrl-C or SIGTERM and names it.
+/// A pending `stop_signal`.
+type StopSignal = std::pin::Pin<Box<dyn std::future::Future<Output = String>>>;
+
+/// Waits for Ctrl-C, SIGTERM or SIGHUP and names it.
 async fn stop_signal() -> String {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    // SIGHUP: the terminal or the SSH session that ran odysseus went away.
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => s,
         Err(_) => return std::future::pending().await,
     };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => "SIGINT".to_string(),
         _ = term.recv() => "SIGTERM".to_string(),
+        _ = hup.recv() => "SIGHUP".to_string(),
     }
 }
 

@@ -68,6 +68,19 @@ pub(super) async fn prepare_and_drive<E: Executor>(
                     }
                     b.commit.clone()
                 }
+                // A run killed inside its pre-build hook recorded no build yet: a version
+                // that names a commit is built from that commit only.
+                None if state.last_hook(HookName::PreBuild).is_some() => {
+                    if let Some(named) = crate::version::commit_named(prep.config_path, prep.tag) {
+                        if head.as_deref() != Some(named.as_str()) {
+                            return Err(runtime::Error::Preparing(format!(
+                                "deployment {id} builds commit {named}, but the repository is at {}: check that commit out to resume, or roll back",
+                                head.as_deref().unwrap_or("no commit")
+                            )));
+                        }
+                    }
+                    head.filter(|c| c.starts_with(prep.tag))
+                }
                 None => head.filter(|c| c.starts_with(prep.tag)),
             };
             prep.config
