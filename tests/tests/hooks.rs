@@ -544,7 +544,10 @@ fn ctrl_c_during_a_hook_interrupts_the_deploy_and_ends_the_hooks_whole_group() {
         stderr(&out)
     );
     std::thread::sleep(Duration::from_millis(500));
-    assert!(!runs("sleep 30.132"), "pre-connect's child outlived the run");
+    assert!(
+        !runs("sleep 30.132"),
+        "pre-connect's child outlived the run"
+    );
     assert_eq!(app.get("/").unwrap().1.trim(), "v1");
     std::fs::remove_file(app.dir.join(".kamal/hooks/pre-connect")).unwrap();
 

@@ -133,9 +133,14 @@ pub fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<Exit> {
                         None => out.push_str("    caddy: no route for this service\n"),
                     }
                     if let Some(page) = &s.maintenance {
+                        // One line per host, however long the message (`--json` has it all).
+                        let mut message: String = page.message.chars().take(80).collect();
+                        if message.len() < page.message.len() {
+                            message.push('…');
+                        }
                         out.push_str(&format!(
-                            "    MAINTENANCE: Caddy answers 503 (Retry-After {}s): {:?}; `odysseus app live` ends it\n",
-                            page.retry_after_s, page.message
+                            "    MAINTENANCE: Caddy answers 503 (Retry-After {}s): {message:?}; `odysseus app live` ends it\n",
+                            page.retry_after_s
                         ));
                     }
                     if let Some(path) = &s.route_health_path {

@@ -91,7 +91,7 @@ pub(super) fn refuse(
         Refusal::OperationNotUndone { id, purpose } => {
             let why = match purpose {
                 Purpose::Cleanup => "what it removed cannot be brought back, so it is not rolled back",
-                _ => "it is not rolled back (maintenance and live are each other's undo: `odysseus app live` or `odysseus app maintenance`)",
+                _ => "it is not rolled back (maintenance and live are each other's undo: once this one is finished or ended, run `odysseus app live` or `odysseus app maintenance`)",
             };
             eprintln!(
                 "odysseus: {id} is a {}: {why}.\nTo finish it: {}\nTo end it where it stands: {}{}",
