@@ -50,6 +50,19 @@ fn log(app: &App) -> Vec<String> {
         .collect()
 }
 
+/// Waits (at most a minute) until a hook has written `marker` to `hooks.log`.
+fn wait_for_log(app: &App, marker: &str) {
+    let started = std::time::Instant::now();
+    while !log(app).contains(&marker.to_string()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no {marker} in {:?}",
+            log(app)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn names(lines: &[String]) -> Vec<String> {
     lines
         .iter()
@@ -335,15 +348,7 @@ fn a_hook_killed_with_the_deployer_runs_again_on_resume_and_one_that_passed_does
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let started = std::time::Instant::now();
-    while !log(&app).contains(&"pre-app-boot-start".to_string()) {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{:?}",
-            log(&app)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_log(&app, "pre-app-boot-start");
     let _ = Command::new("kill")
         .args(["-KILL", &child.id().to_string()])
         .status();
@@ -511,15 +516,7 @@ fn ctrl_c_during_a_hook_interrupts_the_deploy_and_ends_the_hooks_whole_group() {
             .stderr(Stdio::piped())
             .process_group(0);
         let child = cmd.spawn().unwrap();
-        let started = std::time::Instant::now();
-        while !log(&app).contains(&marker.to_string()) {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "{:?}",
-                log(&app)
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_log(&app, marker);
         std::thread::sleep(Duration::from_millis(300));
         // As a terminal does: the whole foreground group. Through bash's builtin: procps
         // 4.0.2's `kill -INT -PGID` signals every process on the machine (kill(-1)).
@@ -610,15 +607,7 @@ fn a_recorded_hook_missing_from_the_checkout_fails_unless_hooks_are_skipped() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let started = std::time::Instant::now();
-    while !log(&app).contains(&"pre-app-boot-start".to_string()) {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{:?}",
-            log(&app)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_log(&app, "pre-app-boot-start");
     let _ = Command::new("kill")
         .args(["-KILL", &child.id().to_string()])
         .status();
