@@ -180,7 +180,8 @@ fn a_release_with_another_health_path_updates_the_route_before_traffic_moves() {
     assert_exit(&app.deploy(&["--image", "v1"]), 0, "v1 with /health");
     let before = route(&app);
     assert_eq!(
-        proxy_of(&before)["health_checks"]["active"]["uri"], "/health",
+        proxy_of(&before)["health_checks"]["active"]["uri"],
+        "/health",
         "{before}"
     );
 
@@ -197,7 +198,8 @@ fn a_release_with_another_health_path_updates_the_route_before_traffic_moves() {
     assert_only_reload_losses(&load.finish(), 3, "deploy across a health path change");
     let after = route(&app);
     assert_eq!(
-        proxy_of(&after)["health_checks"]["active"]["uri"], "/cgi-bin/healthz",
+        proxy_of(&after)["health_checks"]["active"]["uri"],
+        "/cgi-bin/healthz",
         "{after}"
     );
     // `status` shows the route as odysseus wrote it.

@@ -254,6 +254,18 @@ ssh:
                 args.extend(ids);
                 server_docker(n, &args);
             }
+            // Its maintenance page, left on the server's Caddy by a run that stopped
+            // half-way (the next run would find the service in maintenance).
+            server_docker(
+                n,
+                &[
+                    "exec",
+                    "odysseus-caddy",
+                    "rm",
+                    "-rf",
+                    &format!("/config/odysseus/maintenance/{}", self.service),
+                ],
+            );
         }
     }
 }

@@ -307,6 +307,14 @@ proxy:
         // This machine's copies of the service's journal, from earlier runs (a later
         // state dir would read them).
         let _ = std::fs::remove_dir_all(format!("/var/lib/odysseus/journal/{}", self.service));
+        // Its maintenance page, left by a run that stopped half-way.
+        docker(&[
+            "exec",
+            "odysseus-caddy",
+            "rm",
+            "-rf",
+            &format!("/config/odysseus/maintenance/{}", self.service),
+        ]);
     }
 }
 
