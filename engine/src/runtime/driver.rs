@@ -263,7 +263,14 @@ impl<'a, L: EventLog, E: Executor, C: Clock> Runtime<'a, L, E, C> {
             return Ok(());
         }
         for fact in std::mem::take(&mut self.preamble) {
-            if matches!(fact, Fact::Provenance { .. }) && state.provenance.is_none() {
+            // Likewise a maintenance deployment's page: a run that died before it was on
+            // record changed nothing, and the resuming run's page goes up instead.
+            let missing = match &fact {
+                Fact::Provenance { .. } => state.provenance.is_none(),
+                Fact::MaintenancePage(_) => state.maintenance_page.is_none(),
+                _ => false,
+            };
+            if missing {
                 self.record(id, state, fact)?;
             }
         }

@@ -1000,6 +1000,23 @@ async fn drive(
     if let Mode::Maintenance(Some(page)) = &mode {
         preamble.push(Fact::MaintenancePage(page.clone()));
     }
+    // A maintenance run killed before its page was on record changed nothing: its resume
+    // puts up the default page (and says so).
+    if let Mode::Resume(id, _) = &mode {
+        let state = DeploymentState::fold(&journal.load(*id)?)?;
+        let maintenance = state
+            .started()
+            .is_some_and(|s| s.plan.purpose == Purpose::Maintenance);
+        if maintenance && state.maintenance_page.is_none() {
+            eprintln!(
+                "note: deployment {id} has no page on record (it was stopped before): the default page goes up; `odysseus app maintenance --message …` changes it afterwards"
+            );
+            preamble.push(Fact::MaintenancePage(MaintenancePage {
+                message: MaintenancePage::DEFAULT_MESSAGE.to_string(),
+                retry_after_s: 60,
+            }));
+        }
+    }
     hooks.describe(&config.service, &tag, &me.user);
     let hooks: &crate::hooks::Hooks = hooks;
     let progress = RefCell::new(Progress::new());
