@@ -1530,8 +1530,10 @@ fn cleanup_takes_a_service_off_one_server_as_a_journaled_resumable_deployment() 
     assert!(!ours(1, "cleana").trim().is_empty() && !ours(3, "cleana").trim().is_empty());
     let answers =
         |app: &FleetApp| real::http_get_raw(&format!("{host}:80"), "/", &app.host_header());
+    // No container of a answers there: Caddy has no route for its host (and answers a
+    // request no route matches with an empty 200, as documented: caddy#4026).
     assert!(
-        !matches!(answers(&a), Ok((200, _))),
+        !matches!(answers(&a), Ok((200, ref body)) if !body.trim().is_empty()),
         "a still answers on {host}: {:?}",
         answers(&a)
     );
